@@ -1,0 +1,85 @@
+"""Atomic file writes: a crash at any moment leaves either the old or the new file, never half.
+
+Write to a temporary file in the same directory, flush and fsync it, ``os.replace`` it over the
+target (atomic on POSIX and Windows), then fsync the directory so the rename itself survives a
+power cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, suffix: str = ".tmp") -> Iterator[BinaryIO]:
+    """Open a binary file whose content appears at ``path`` only when the block ends cleanly."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_open(path) as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 1) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = ".partial") -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` for libraries that write by name (h5py, pydicom).
+
+    The finished file is fsynced and renamed over ``path``; on error the temporary is removed.
+    Temporary names start with '.' and end with ``suffix`` so they never look complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
