@@ -9,6 +9,7 @@ displays directly without decoding the whole clip.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
+from ..errors import InputError
 
 #: Where a clip's pixel spacing came from, in order of trust.
 SpacingSource = Literal["us_region", "pixel_spacing", "imager_pixel_spacing", "stored", "none"]
@@ -68,6 +71,7 @@ class LazyFrames:
         self.ndim = 3
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_frames = cache_frames
+        self._lock = threading.RLock()
 
     def __len__(self) -> int:
         return self._n
@@ -82,20 +86,23 @@ class LazyFrames:
             index += self._n
         if not 0 <= index < self._n:
             raise IndexError(f"frame {index} out of range for a clip of {self._n} frames")
-        cached = self._cache.get(index)
-        if cached is not None:
-            self._cache.move_to_end(index)
-            return cached
-        img = np.asarray(self._read(index))
-        if self._crop is not None:
-            c = self._crop
-            img = img[c.top : c.bottom, c.left : c.right]
-        img = np.ascontiguousarray(img, dtype=np.uint8)
-        img.flags.writeable = False
-        self._cache[index] = img
-        if len(self._cache) > self._cache_frames:
-            self._cache.popitem(last=False)
-        return img
+        # napari may slice from a worker thread while a widget reads frames on the main thread;
+        # frame sources (a PyAV decoder, an h5py dataset) are not safe to enter twice at once.
+        with self._lock:
+            cached = self._cache.get(index)
+            if cached is not None:
+                self._cache.move_to_end(index)
+                return cached
+            img = np.asarray(self._read(index))
+            if self._crop is not None:
+                c = self._crop
+                img = img[c.top : c.bottom, c.left : c.right]
+            img = np.ascontiguousarray(img, dtype=np.uint8)
+            img.flags.writeable = False
+            self._cache[index] = img
+            if len(self._cache) > self._cache_frames:
+                self._cache.popitem(last=False)
+            return img
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for i in range(self._n):
@@ -207,7 +214,7 @@ class Clip:
             max(0, region.top), max(0, region.left), min(h, region.bottom), min(w, region.right)
         )
         if region.height <= 0 or region.width <= 0:
-            raise ValueError(f"{self.source_path}: imaging region {region} is empty")
+            raise InputError(self.source_path, f"imaging region {region} lies outside the frame")
         frames = self.frames
         parent = frames
 
@@ -237,7 +244,8 @@ class Clip:
             "participant": self.participant,
             "side": self.side,
             "plane": self.plane,
-            **{k: v for k, v in self.extra.items() if k != "_private"},
+            # keys starting with "_" hold live objects (an open HDF5 file), never metadata
+            **{k: v for k, v in self.extra.items() if not str(k).startswith("_")},
         }
 
 

@@ -1,12 +1,20 @@
 """DICOM clips: single- and multi-frame, any photometric interpretation, decoded frame by frame.
 
-pydicom 3 decodes a single frame of a multi-frame dataset on request
-(``pydicom.pixels.pixel_array(ds, index=i)``), which is what makes opening a long compressed cine
-cheap. Compressed transfer syntaxes are decoded by the pylibjpeg plugins and pyjpegls.
+pydicom 3 decodes one frame of a multi-frame dataset on request (``Decoder.as_array(index=i)``),
+which is what makes opening a long compressed cine cheap: :func:`read_dicom_clip` checks the file's
+structure (pixel data present, every frame's bytes or fragments there, a decoder installed) and
+decodes frame 0 only. Compressed transfer syntaxes are decoded by the pylibjpeg plugins, pyjpegls
+and (as a fallback) python-gdcm.
+
+Colour is reduced to gray without a round trip through RGB where the file allows it: YBR_FULL and
+YBR_FULL_422 already carry BT.601 luma in their first channel, so we skip pydicom's YCbCr -> RGB
+conversion (``raw=True``) and take Y. RGB (including JPEG 2000 YBR_ICT/YBR_RCT, which the decoder
+returns as RGB) and PALETTE COLOR are converted with the same BT.601 weights.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +23,8 @@ from ..errors import InputError
 from .clip import Clip, LazyFrames, Region
 
 # SOP classes whose pixel data is an image a person could annotate.
-_IMAGE_SOP_KEYWORDS = ("Image", "Photograph")
+_IMAGE_SOP_KEYWORDS = ("Image", "Photograph", "Volume")
+_Y_FIRST = ("YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420")
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
@@ -25,39 +34,96 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.round(y), 0, 255).astype(np.uint8)
 
 
-def _to_gray_uint8(frame: np.ndarray, ds) -> np.ndarray:
-    """Convert one decoded frame to (H, W) uint8 following the photometric interpretation."""
-    from pydicom.pixels import apply_color_lut
+def _mono_to_uint8(frame: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
+    """Keep the top 8 of ``bits_stored`` bits. A fixed mapping, never per-frame min-max, so a
+    clip's brightness does not flicker from frame to frame."""
+    if frame.dtype == np.uint8 and bits_stored <= 8 and not signed:
+        return frame
+    values = frame.astype(np.int64)
+    if signed:
+        values = values + (1 << (bits_stored - 1))
+    shift = max(0, bits_stored - 8)
+    return np.clip(values >> shift, 0, 255).astype(np.uint8)
 
-    from .clip import to_uint8
 
-    pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+def to_gray_uint8(frame: np.ndarray, photometric: str, ds) -> np.ndarray:
+    """One decoded frame as (H, W) uint8, given the photometric interpretation of ``frame``
+    (which the decoder may have changed, e.g. JPEG 2000 YBR_ICT comes back as RGB)."""
+    pi = photometric.upper()
     if pi == "PALETTE COLOR":
-        frame = apply_color_lut(frame, ds)
-        if frame.dtype != np.uint8:  # 16-bit tables: keep the top 8 bits
-            frame = (frame >> 8).astype(np.uint8) if frame.max() > 255 else frame.astype(np.uint8)
-        return _luminance(frame)
-    if frame.ndim == 3 and frame.shape[-1] == 3:
-        return _luminance(frame)
-    if frame.ndim == 3 and frame.shape[-1] == 1:
+        from pydicom.pixels import apply_color_lut
+
+        rgb = apply_color_lut(frame, ds)
+        if rgb.dtype != np.uint8:
+            descriptor = ds.get("RedPaletteColorLookupTableDescriptor") or [0, 0, 16]
+            # 16-bit entries: keep the top 8 bits; 8-bit entries stored one per word: as they are
+            rgb = (rgb >> 8 if int(descriptor[2]) == 16 else np.minimum(rgb, 255)).astype(np.uint8)
+        return _luminance(rgb)
+    if frame.ndim == 3 and frame.shape[-1] >= 3:
+        if pi in _Y_FIRST:
+            return np.ascontiguousarray(frame[..., 0]).astype(np.uint8, copy=False)
+        return _luminance(frame[..., :3])
+    if frame.ndim == 3:
         frame = frame[..., 0]
-    bits = int(ds.get("BitsStored", 8))
-    if frame.dtype != np.uint8:
-        if frame.dtype.kind in "ui" and bits <= 8:
-            frame = np.clip(frame, 0, 255).astype(np.uint8)
-        else:
-            lo, hi = (0, (1 << bits) - 1) if frame.dtype.kind == "u" else (frame.min(), frame.max())
-            frame = to_uint8(np.clip(frame.astype(np.float32), lo, hi) if hi > lo else frame)
-    if pi == "MONOCHROME1":
-        frame = 255 - frame
-    return frame
+    bits = int(ds.get("BitsStored", 8) or 8)
+    gray = _mono_to_uint8(frame, bits, int(ds.get("PixelRepresentation", 0) or 0) == 1)
+    return 255 - gray if pi == "MONOCHROME1" else gray
+
+
+# Fastest first, measured on 480x640 frames (benchmarks/bench_clip_io.py): Pillow's
+# libjpeg-turbo decodes JPEG baseline 3-4x faster than GDCM or pylibjpeg-libjpeg, which pydicom
+# would otherwise pick first (it tries plugins in alphabetical order).
+_PLUGIN_PREFERENCE = {
+    "1.2.840.10008.1.2.4.50": ("pillow", "gdcm", "pylibjpeg"),  # JPEG baseline
+    "1.2.840.10008.1.2.4.51": ("pillow", "gdcm", "pylibjpeg"),  # JPEG extended
+    "1.2.840.10008.1.2.4.57": ("gdcm", "pylibjpeg"),  # JPEG lossless
+    "1.2.840.10008.1.2.4.70": ("gdcm", "pylibjpeg"),  # JPEG lossless SV1
+    "1.2.840.10008.1.2.4.80": ("pyjpegls", "gdcm", "pylibjpeg"),  # JPEG-LS lossless
+    "1.2.840.10008.1.2.4.81": ("pyjpegls", "gdcm", "pylibjpeg"),  # JPEG-LS near-lossless
+    "1.2.840.10008.1.2.5": ("pylibjpeg", "pydicom", "gdcm"),  # RLE
+}
+
+
+class _Codec:
+    """A pydicom decoder and the plugins to try, in order; a plugin that fails once (e.g. Pillow
+    on 12-bit JPEG) is dropped, and pydicom's own choice ("" = any plugin) is the last resort."""
+
+    def __init__(self, decoder):
+        self.decoder = decoder
+        available = set(getattr(decoder, "available_plugins", ()))
+        preferred = _PLUGIN_PREFERENCE.get(str(decoder.UID), ())
+        self.plugins = [p for p in preferred if p in available]
+
+    def as_array(self, ds, index: int | None):
+        while True:
+            plugin = self.plugins[0] if self.plugins else ""
+            try:
+                return self.decoder.as_array(
+                    ds, index=index, raw=True, validate=False, decoding_plugin=plugin
+                )
+            except Exception:
+                if not plugin:
+                    raise
+                self.plugins.pop(0)
+
+
+def _decode_frame(ds, codec: _Codec, index: int, n_frames: int) -> tuple[np.ndarray, str]:
+    """Decode frame ``index`` with pydicom; returns (array, its photometric interpretation).
+
+    ``raw=True`` skips pydicom's YCbCr -> RGB conversion; see :func:`to_gray_uint8`. A
+    module-level function so tests can count how many frames opening a clip decodes.
+    """
+    arr, props = codec.as_array(ds, index if n_frames > 1 else None)
+    pi = str(props.get("photometric_interpretation", ds.get("PhotometricInterpretation", "")))
+    return arr, pi
 
 
 def us_region_calibration(ds) -> tuple[tuple[float, float] | None, Region | None]:
     """Spacing (row_mm, col_mm) and region of the 2D tissue region in SequenceOfUltrasoundRegions.
 
-    Picks the largest region with RegionSpatialFormat 1 (2D) and physical units in cm (code 3);
-    PhysicalDelta is in cm per pixel, converted to mm.
+    Among regions with RegionSpatialFormat 1 (2D) prefers RegionDataType 1 (tissue), then the
+    largest. PhysicalDelta is in cm per pixel when PhysicalUnits is 3 (cm), converted to mm; other
+    units leave the spacing unknown (the region is still returned, for cropping).
     """
     best = None
     for item in ds.get("SequenceOfUltrasoundRegions", []) or []:
@@ -71,33 +137,35 @@ def us_region_calibration(ds) -> tuple[tuple[float, float] | None, Region | None
             )
         except (AttributeError, TypeError, ValueError):
             continue
-        if fmt != 1:
+        if fmt != 1 or region.height <= 0 or region.width <= 0:
             continue
         spacing = None
-        if int(item.get("PhysicalUnitsXDirection", 0)) == 3 and int(
-            item.get("PhysicalUnitsYDirection", 0)
-        ) == 3:
+        units = (int(item.get("PhysicalUnitsXDirection", 0) or 0),
+                 int(item.get("PhysicalUnitsYDirection", 0) or 0))
+        if units == (3, 3):
             dx = abs(float(item.get("PhysicalDeltaX", 0) or 0)) * 10.0
             dy = abs(float(item.get("PhysicalDeltaY", 0) or 0)) * 10.0
             if dx > 0 and dy > 0:
                 spacing = (dy, dx)
-        area = region.height * region.width
-        if best is None or area > best[0]:
-            best = (area, spacing, region)
+        is_tissue = int(item.get("RegionDataType", 0) or 0) == 1
+        rank = (is_tissue, region.height * region.width)
+        if best is None or rank > best[0]:
+            best = (rank, spacing, region)
     if best is None:
         return None, None
     return best[1], best[2]
 
 
 def frame_time_ms(ds) -> float | None:
-    """Frame time from FrameTime, else the median of FrameTimeVector, else CineRate/RecommendedDisplayFrameRate."""
+    """FrameTime, else the median of FrameTimeVector (its leading 0 dropped), else CineRate or
+    RecommendedDisplayFrameRate (frames/s). ``None`` when the file does not say."""
     if ds.get("FrameTime") not in (None, ""):
         ft = float(ds.FrameTime)
         if ft > 0:
             return ft
     vec = ds.get("FrameTimeVector")
     if vec:
-        vals = np.asarray([float(v) for v in vec], dtype=float)
+        vals = np.asarray([float(v) for v in np.atleast_1d(vec)], dtype=float)
         vals = vals[1:] if len(vals) > 1 and vals[0] == 0 else vals
         if len(vals) and np.median(vals) > 0:
             return float(np.median(vals))
@@ -109,51 +177,133 @@ def frame_time_ms(ds) -> float | None:
     return None
 
 
-def read_dicom_clip(path: str | Path, **_ignored) -> Clip:
-    """Open a DICOM file as a lazy :class:`Clip`; raise :class:`InputError` for anything unreadable."""
+def _read_dataset(path: Path):
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import pixel_array
 
-    path = Path(path)
-    try:
-        ds = pydicom.dcmread(path)
-    except InvalidDicomError as exc:
-        raise InputError(path, f"is not a DICOM file ({exc})") from None
-    except Exception as exc:  # truncated or corrupt headers surface as many exception types
-        raise InputError(path, f"DICOM file is corrupt or truncated ({type(exc).__name__}: {exc})") from None
-    if "PixelData" not in ds:
-        sop = ds.get("SOPClassUID")
-        name = getattr(sop, "name", str(sop)) if sop else "unknown SOP class"
-        if sop is not None and not any(k in name for k in _IMAGE_SOP_KEYWORDS):
-            raise InputError(path, f"is a non-image DICOM object ({name}); no frames to show")
-        raise InputError(path, "DICOM file has no pixel data")
-    tsuid = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if tsuid is not None:
-        from pydicom.pixels.decoders.base import get_decoder
-
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
-            decoder = get_decoder(tsuid)
-        except NotImplementedError:
-            decoder = None
-        if decoder is None or not decoder.is_available:
+            ds = pydicom.dcmread(path)
+        except InvalidDicomError as exc:
+            raise InputError(path, f"is not a DICOM file ({exc})") from None
+        except Exception as exc:  # truncated or corrupt headers surface as many exception types
+            raise InputError(
+                path, f"DICOM file is corrupt or truncated ({type(exc).__name__}: {exc})"
+            ) from None
+    for w in caught:
+        # pydicom drops an element cut off by the end of the file and only warns
+        if "end of file" in str(w.message).lower():
+            raise InputError(path, "DICOM file is truncated (it ends inside the pixel data)")
+    return ds
+
+
+def _check_image(path: Path, ds) -> None:
+    sop = ds.get("SOPClassUID") or getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID")
+    name = getattr(sop, "name", str(sop)) if sop else ""
+    if "PixelData" not in ds:
+        if sop and not any(k in name for k in _IMAGE_SOP_KEYWORDS):
+            raise InputError(path, f"is a non-image DICOM object ({name}); it has no frames")
+        raise InputError(path, "DICOM file has no pixel data")
+    if sop and name != str(sop) and not any(k in name for k in _IMAGE_SOP_KEYWORDS):
+        raise InputError(path, f"is a non-image DICOM object ({name}); it has no frames")
+    for key in ("Rows", "Columns"):
+        if not ds.get(key):
+            raise InputError(path, f"DICOM file has pixel data but no {key}")
+
+
+def _get_decoder(path: Path, ds):
+    from pydicom.pixels.decoders.base import get_decoder
+    from pydicom.uid import UID
+
+    tsuid = UID(getattr(ds, "file_meta", {}).get("TransferSyntaxUID") or "1.2.840.10008.1.2")
+    name = tsuid.name if tsuid.is_valid and tsuid.name != str(tsuid) else "unknown"
+    try:
+        decoder = get_decoder(tsuid)
+    except NotImplementedError:
+        decoder = None
+    if decoder is None or not decoder.is_available:
+        raise InputError(
+            path,
+            f"transfer syntax {name} ({tsuid}) is not supported: no decoder is installed for it",
+        )
+    return decoder
+
+
+def _check_complete(path: Path, ds, decoder, n_frames: int) -> None:
+    """Fail at open, not mid-annotation, when the file lacks some frames' bytes."""
+    from pydicom.pixels.decoders.base import DecodeRunner
+
+    data = ds.PixelData
+    if decoder.is_native:
+        runner = DecodeRunner(decoder.UID)
+        try:
+            runner.set_source(ds)
+            expected = int(np.ceil(runner.frame_length(unit="bytes") * n_frames))
+        except (AttributeError, ValueError, TypeError) as exc:
+            raise InputError(path, f"DICOM image description is inconsistent ({exc})") from None
+        if len(data) < expected:
             raise InputError(
                 path,
-                f"transfer syntax {getattr(tsuid, 'name', tsuid)} ({tsuid}) is not supported: "
-                "no decoder is installed for it",
+                f"DICOM file is truncated: pixel data holds {len(data)} of the {expected} bytes "
+                f"that {n_frames} frame(s) need",
             )
+        return
+    import io
+
+    from pydicom.encaps import parse_basic_offsets, parse_fragments
+
+    fp = io.BytesIO(data)
     try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-    except AttributeError:
-        raise InputError(path, "DICOM file has pixel data but no Rows/Columns") from None
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+        offsets = parse_basic_offsets(fp)  # leaves fp at the first fragment
+        first_fragment = fp.tell()
+        n_fragments, _ = parse_fragments(fp)
+    except (ValueError, EOFError) as exc:
+        raise InputError(
+            path, f"DICOM file is truncated or its pixel data is corrupt ({exc})"
+        ) from None
+    frames_found = n_fragments
+    if offsets:
+        # the offset table survives truncation; a frame counts only if its fragment start exists
+        frames_found = min(len(offsets), sum(o < len(data) - first_fragment for o in offsets))
+    if frames_found < n_frames:
+        raise InputError(
+            path,
+            f"DICOM file is truncated: pixel data holds {frames_found} compressed frame(s) "
+            f"of {n_frames}",
+        )
+
+
+def read_dicom_clip(path: str | Path, **_ignored) -> Clip:
+    """Open a DICOM file as a lazy :class:`Clip`; raise :class:`InputError` for anything unreadable.
+
+    Decodes frame 0 only (kept in the frame cache, so showing it is free).
+    """
+    path = Path(path)
+    ds = _read_dataset(path)
+    _check_image(path, ds)
+    decoder = _get_decoder(path, ds)
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    try:
+        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        raise InputError(path, f"NumberOfFrames is not a number ({ds.NumberOfFrames!r})") from None
+    if n_frames < 1:
+        raise InputError(path, "DICOM file says it has 0 frames")
+    _check_complete(path, ds, decoder, n_frames)
+    codec = _Codec(decoder)
 
     def read(i: int) -> np.ndarray:
         try:
-            frame = pixel_array(ds, index=i if n_frames > 1 else None)
+            frame, pi = _decode_frame(ds, codec, i, n_frames)
+            gray = to_gray_uint8(frame, pi, ds)
         except Exception as exc:  # decoder errors come in many types; name the file and frame
-            raise InputError(path, f"frame {i} cannot be decoded ({type(exc).__name__}: {exc})") from None
-        return _to_gray_uint8(frame, ds)
+            raise InputError(
+                path, f"frame {i} cannot be decoded ({type(exc).__name__}: {exc})"
+            ) from None
+        if gray.shape != (rows, cols):
+            raise InputError(path, f"frame {i} decodes to {gray.shape}, not ({rows}, {cols})")
+        return gray
 
     spacing, region = us_region_calibration(ds)
     source = "us_region" if spacing is not None else "none"
@@ -162,9 +312,9 @@ def read_dicom_clip(path: str | Path, **_ignored) -> Clip:
     elif spacing is None and ds.get("ImagerPixelSpacing"):
         spacing, source = tuple(float(v) for v in ds.ImagerPixelSpacing), "imager_pixel_spacing"
 
-    # Probe one frame now so a truncated pixel stream fails at open, not during annotation.
-    read(n_frames - 1)
     lazy = LazyFrames(read, n_frames, (rows, cols))
+    lazy.frame(0)  # proves the codec works on this file now, and is the frame napari shows first
+    tsuid = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     return Clip(
         frames=lazy,
         source_path=path,
@@ -175,7 +325,11 @@ def read_dicom_clip(path: str | Path, **_ignored) -> Clip:
         manufacturer=str(ds.get("Manufacturer", "")) or None,
         device_model=str(ds.get("ManufacturerModelName", "")) or None,
         side=_laterality(ds),
-        extra={"sop_instance_uid": str(ds.get("SOPInstanceUID", "")) or None},
+        extra={
+            "sop_instance_uid": str(ds.get("SOPInstanceUID", "")) or None,
+            "transfer_syntax": str(tsuid) if tsuid else None,
+            "photometric_interpretation": str(ds.get("PhotometricInterpretation", "")) or None,
+        },
     )
 
 

@@ -25,15 +25,26 @@ _SKIP = {"source_path", "n_frames", "frame_shape", "spacing_mm", "spacing_source
          "imaging_region", "manufacturer", "device_model", "participant", "side", "plane"}
 
 
-def write_clip_group(group, frames: np.ndarray, clip_meta: dict, compression: str = "gzip") -> None:
-    """Write frames and metadata attributes into an open h5py group."""
-    frames = np.asarray(frames, dtype=np.uint8)
-    if frames.ndim != 3:
-        raise ValueError(f"frames must be (T, H, W), got {frames.shape}")
+def write_clip_group(group, frames, clip_meta: dict, compression: str | None = "gzip") -> None:
+    """Write frames and metadata attributes into an open h5py group.
+
+    ``frames`` is a ``(T, H, W)`` array, or any array-like with ``shape`` and per-frame indexing
+    (``Clip.frames``), which is written one frame at a time so a long lazy clip never has to be
+    decoded into memory at once.
+    """
+    shape = tuple(getattr(frames, "shape", np.shape(frames)))
+    if len(shape) != 3 or 0 in shape:
+        raise ValueError(f"frames must be a non-empty (T, H, W) array, got shape {shape}")
     opts = {"compression_opts": 1} if compression == "gzip" else {}
-    group.create_dataset(
-        "frames", data=frames, chunks=(1, *frames.shape[1:]), compression=compression, **opts
-    )
+    chunks = (1, *shape[1:])
+    if isinstance(frames, np.ndarray):
+        group.create_dataset("frames", data=np.asarray(frames, dtype=np.uint8), chunks=chunks,
+                             compression=compression, **opts)
+    else:
+        ds = group.create_dataset("frames", shape=shape, dtype=np.uint8, chunks=chunks,
+                                  compression=compression, **opts)
+        for t in range(shape[0]):
+            ds[t] = np.asarray(frames[t], dtype=np.uint8)
     attrs = group.attrs
     attrs["format"] = FORMAT
     attrs["format_version"] = 1
@@ -45,7 +56,8 @@ def write_clip_group(group, frames: np.ndarray, clip_meta: dict, compression: st
         attrs["spacing_mm"] = np.asarray(clip_meta["spacing_mm"], dtype=np.float64)
     if clip_meta.get("frame_time_ms") is not None:
         attrs["frame_time_ms"] = float(clip_meta["frame_time_ms"])
-    extra = {k: v for k, v in clip_meta.items() if k not in _SKIP and k not in attrs}
+    extra = {k: v for k, v in clip_meta.items()
+             if k not in _SKIP and k not in attrs and not str(k).startswith("_")}
     attrs["metadata_json"] = json.dumps(extra, default=str)
 
 
@@ -58,22 +70,37 @@ def write_hdf5_clip(path: str | Path, frames: np.ndarray, clip_meta: dict) -> No
 
 
 def clip_from_group(path: Path, group, keep_open) -> Clip:
-    if "frames" not in group:
-        raise InputError(path, f"HDF5 group '{group.name}' has no 'frames' dataset")
-    ds = group["frames"]
-    if ds.ndim != 3 or ds.dtype != np.uint8:
-        raise InputError(path, f"'frames' must be (T, H, W) uint8, got {ds.shape} {ds.dtype}")
+    """A lazy :class:`Clip` over one clip group; ``keep_open`` (the h5py File) lives as long as
+    the clip, in ``clip.extra["_h5"]``."""
     a = group.attrs
 
     def get(key):
         v = a.get(key)
         return v.decode() if isinstance(v, bytes) else (None if v is None else v)
 
-    spacing = a.get("spacing_mm")
-    extra = json.loads(get("metadata_json") or "{}")
+    if get("format") != FORMAT:
+        where = "file" if group.name == "/" else f"group '{group.name}'"
+        raise InputError(path, f"HDF5 {where} is not an UltraMN clip (no format='{FORMAT}' attribute)")
+    if "frames" not in group:
+        raise InputError(path, f"HDF5 group '{group.name}' has no 'frames' dataset")
+    ds = group["frames"]
+    if ds.ndim != 3 or ds.dtype != np.uint8 or 0 in ds.shape:
+        raise InputError(path, f"'frames' must be non-empty (T, H, W) uint8, got {ds.shape} {ds.dtype}")
+    try:
+        extra = json.loads(get("metadata_json") or "{}")
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"clip metadata_json is not valid JSON ({exc})") from None
     extra.update({"clip_id": get("clip_id"), "source_sha256": get("source_sha256"), "_h5": keep_open})
-    clip = Clip(
-        frames=LazyFrames(lambda i: ds[i], ds.shape[0], ds.shape[1:]),
+    spacing = a.get("spacing_mm")
+
+    def read(i: int) -> np.ndarray:
+        try:
+            return ds[i]
+        except (OSError, ValueError, KeyError) as exc:  # damaged chunk, or the file was closed
+            raise InputError(path, f"frame {i} cannot be read ({exc})") from None
+
+    return Clip(
+        frames=LazyFrames(read, ds.shape[0], ds.shape[1:]),
         source_path=path,
         spacing_mm=None if spacing is None else (float(spacing[0]), float(spacing[1])),
         spacing_source=get("spacing_source") or ("stored" if spacing is not None else "none"),
@@ -86,13 +113,14 @@ def clip_from_group(path: Path, group, keep_open) -> Clip:
         plane=get("plane"),
         extra=extra,
     )
-    if get("source_sha256"):
-        clip._sha256 = None  # sha256 of *this* file is computed on demand; source's is in extra
-    return clip
 
 
 def read_hdf5_clip(path: str | Path, clip_id: str | None = None, **_ignored) -> Clip:
-    """Open a clip from a single-clip file, or ``clip_id`` (default: the first) from a dataset."""
+    """Open a clip from a single-clip file, or ``clip_id`` (default: the first) from a dataset.
+
+    ``clip.sha256`` is the sha256 of this HDF5 file; the original source's is
+    ``clip.extra["source_sha256"]``.
+    """
     import h5py
 
     path = Path(path)
@@ -100,11 +128,17 @@ def read_hdf5_clip(path: str | Path, clip_id: str | None = None, **_ignored) -> 
         fh = h5py.File(path, "r")
     except OSError as exc:
         raise InputError(path, f"is not a readable HDF5 file ({exc})") from None
-    if "frames" in fh:
-        return clip_from_group(path, fh, fh)
-    if "clips" in fh and len(fh["clips"]):
-        key = clip_id or sorted(fh["clips"].keys())[0]
-        if key not in fh["clips"]:
-            raise InputError(path, f"has no clip '{key}'")
-        return clip_from_group(path, fh["clips"][key], fh)
-    raise InputError(path, "HDF5 file holds no UltraMN clip ('frames' or '/clips/<id>/frames')")
+    try:
+        if "frames" in fh or fh.attrs.get("format") is not None:
+            return clip_from_group(path, fh, fh)
+        if "clips" in fh and isinstance(fh["clips"], h5py.Group) and len(fh["clips"]):
+            key = clip_id or sorted(fh["clips"].keys())[0]
+            if key not in fh["clips"]:
+                raise InputError(path, f"has no clip '{key}'")
+            return clip_from_group(path, fh["clips"][key], fh)
+        raise InputError(
+            path, "HDF5 file holds no UltraMN clip (no 'frames' or '/clips/<id>/frames')"
+        )
+    except BaseException:
+        fh.close()
+        raise

@@ -16,7 +16,10 @@ def clip_kind(path: str | Path) -> str | None:
     """'dicom', 'video', 'hdf5', 'frames' or None, judged from the name and (for DICOM) magic."""
     path = Path(path)
     if path.is_dir():
-        return "frames" if any(p.suffix.lower() in FRAME_SUFFIXES for p in path.iterdir()) else None
+        try:
+            return "frames" if any(p.suffix.lower() in FRAME_SUFFIXES for p in path.iterdir()) else None
+        except OSError:
+            return None
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         return "video"
@@ -35,12 +38,16 @@ def clip_kind(path: str | Path) -> str | None:
 def open_clip(path: str | Path, *, crop_to_region: bool = False, **kwargs) -> Clip:
     """Open a clip lazily. ``crop_to_region`` crops to the ultrasound imaging region.
 
+    DICOM (by suffix or the DICM magic), mp4/avi/mov/... video, an UltraMN ``.h5`` clip, or a
+    folder of PNG/TIFF frames. Opening decodes at most frame 0 (HDF5: none); later frames are
+    decoded when indexed. ``kwargs`` go to the format's reader (e.g. ``clip_id`` for a dataset).
     Raises :class:`InputError` naming the file for anything unreadable.
     """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
-    kind = clip_kind(path)
+    # any folder is read as frames, so an empty one gets "holds no PNG or TIFF frames"
+    kind = "frames" if path.is_dir() else clip_kind(path)
     if kind == "dicom":
         from .dicom import read_dicom_clip
 
