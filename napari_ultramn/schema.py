@@ -37,6 +37,13 @@ def validate(obj: Any, schema_name: str, path: str | Path | None = None) -> None
 
 def read_json(path: str | Path, schema_name: str) -> Any:
     """Read and validate a JSON file; any problem becomes one :class:`InputError`."""
+    obj = load_json(path)
+    validate(obj, schema_name, path)
+    return obj
+
+
+def load_json(path: str | Path) -> Any:
+    """Parse a JSON file without validating it; any problem becomes one :class:`InputError`."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -48,7 +55,6 @@ def read_json(path: str | Path, schema_name: str) -> Any:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(path, f"is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    validate(obj, schema_name, path)
     return obj
 
 

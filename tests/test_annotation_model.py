@@ -94,3 +94,18 @@ def test_project_vocabulary_and_reopen(tmp_path):
     assert Project.open(tmp_path / "p").planes == ["a", "b"]
     with pytest.raises(InputError, match="is not an UltraMN project"):
         Project.open(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "bad_rle, where",
+    [([1, -2, 3], "frames/0/rle"), ([1.5, 2], "frames/0/rle"), ([[1, 2]], "frames/0/rle"), ([True, 3], "frames/0/rle")],
+)
+def test_bad_run_lengths_are_schema_errors_naming_the_frame(tmp_path, bad_rle, where):
+    store = AnnotationStore(tmp_path)
+    obj = _annotation().to_json()
+    obj["frames"]["0"]["rle"] = bad_rle
+    path = store.path("clip1", "r1")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(obj))
+    with pytest.raises(SchemaError, match=f"r1.json: does not match schema 'annotation' at {where}"):
+        store.load("clip1", "r1")

@@ -1,0 +1,360 @@
+"""The radiologist's dock widget: a queue of clips, plane labels, nerve tracing, measurement.
+
+A thin layer over the plain-Python core: :class:`AnnotationSession` (lock, history, autosave,
+blind/review mode), :class:`ClipQueue`, interpolation, propagation and measurement. The widget
+only moves data between those and the napari layers, and shows what happened. Keyboard bindings
+are in :mod:`.annotator_keys`, layer handling in :mod:`.annotator_layers`, the controls in
+:mod:`.annotator_panels`, measurement display in :mod:`.annotator_measure`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import os
+from typing import TYPE_CHECKING
+
+from qtpy.QtCore import QEvent
+from qtpy.QtWidgets import QFileDialog, QListWidgetItem, QWidget
+
+from .. import DEFAULT_PLANES, NON_STANDARD
+from ..annotation.queue import QUEUE_STATUSES, ClipQueue
+from ..annotation.session import ADJUDICATED, AnnotationSession, CorruptAnnotationError
+from ..annotation.store import check_id
+from ..errors import UltramnError
+from ..project import Project
+from . import annotator_keys as keys
+from . import annotator_layers as L
+from .annotator_actions import KeyActionsMixin
+from .annotator_measure import MeasurementView
+from .annotator_panels import build_panels, track_pixmap
+from .annotator_work import LongWorkMixin
+
+if TYPE_CHECKING:
+    import napari
+
+_ALL = {"plane": "all planes", "participant": "all participants", "status": "any status"}
+
+
+class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
+    """Dock widget 'Annotator' (``napari-ultramn.annotator``)."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = viewer
+        self.project: Project | None = None
+        self.queue: ClipQueue | None = None
+        self.session: AnnotationSession | None = None
+        self.layers: dict = {}
+        self.pending = None  # a finished propagation waiting for "accept up to here"
+        self._worker = None
+        self._range_start: int | None = None
+        self._corrupt_clip: str | None = None
+        self._updating = False
+        self._bound: list = []
+        build_panels(self)
+        self.measurement = MeasurementView(self)
+        self.rater_edit.setText(os.environ.get("ULTRAMN_RATER", ""))
+        self._connect()
+        self.keys_label.setText(keys.help_html(self.plane_labels))
+        viewer.dims.events.current_step.connect(self._on_frame)
+        # When napari deletes the widget (viewer closed) Python methods can no longer run, so the
+        # lock is released through a holder that outlives the widget.
+        self._holder: dict = {}
+        self.destroyed.connect(functools.partial(_release_holder, self._holder))
+
+    def event(self, ev) -> bool:
+        # Closing the dock ('x') only unparents this widget: release the clip and the keys then,
+        # or reopening the annotator in this window would find its own lock and refuse.
+        if ev.type() == QEvent.Type.ParentChange and self.parent() is None and self.session is not None:
+            self.close_session()
+            keys.unbind_all(self._bound)
+            self._bound = []
+        return super().event(ev)
+
+    # -- wiring --------------------------------------------------------------------------
+    def _connect(self) -> None:
+        self.browse_button.clicked.connect(self._browse)
+        self.open_project_button.clicked.connect(lambda: self.open_project())
+        for combo in (self.plane_filter, self.participant_filter, self.status_filter):
+            combo.currentIndexChanged.connect(self._refresh_queue)
+        self.queue_list.itemActivated.connect(lambda item: self.open_clip(item.data(0x0100)))
+        self.next_clip_button.clicked.connect(self.key_next_clip)
+        self.prev_clip_button.clicked.connect(self.key_previous_clip)
+        self.plane_combo.currentIndexChanged.connect(self._on_plane_combo)
+        self.range_button.clicked.connect(self._on_range_button)
+        self.clear_ranges_button.clicked.connect(lambda: self._do(lambda s: s.clear_plane_ranges()))
+        self.flag_button.clicked.connect(self._on_flag_button)
+        self.done_button.clicked.connect(self.key_done)
+        self.set_aside_button.clicked.connect(self._on_set_aside)
+        self.interpolate_button.clicked.connect(self.key_interpolate)
+        self.propagate_button.clicked.connect(self.key_propagate_forward)
+        self.propagate_back_button.clicked.connect(self.key_propagate_backward)
+        self.accept_button.clicked.connect(self.key_accept)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.undo_button.clicked.connect(self.undo)
+        self.redo_button.clicked.connect(self.redo)
+        self.warnings_list.itemClicked.connect(lambda item: self.go_to_frame(item.data(0x0100)))
+        self.model_edit.textChanged.connect(self._refresh_preannotate)
+        self.preannotate_button.clicked.connect(self.preannotate)
+        self.pick_clip_button.clicked.connect(lambda: self._do(lambda s: s.pick(self.pick_combo.currentText())))
+        self.pick_frame_button.clicked.connect(
+            lambda: self._do(lambda s: s.pick(self.pick_combo.currentText(), [self.current_frame])))
+
+    @property
+    def plane_labels(self) -> list[str]:
+        return self.project.plane_labels if self.project else [*DEFAULT_PLANES, NON_STANDARD]
+
+    @property
+    def current_frame(self) -> int:
+        return int(self.viewer.dims.current_step[0]) if self.session else 0
+
+    def go_to_frame(self, t: int) -> None:
+        if self.session is not None and t is not None:
+            self.viewer.dims.set_current_step(0, int(t))
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Annotation project folder")
+        if folder:
+            self.project_edit.setText(folder)
+
+    # -- messages ------------------------------------------------------------------------
+    def error(self, exc) -> None:
+        self.message_label.setStyleSheet("color: #ff6b6b")
+        self.message_label.setText(str(exc))
+
+    def info(self, text: str) -> None:
+        self.message_label.setStyleSheet("")
+        self.message_label.setText(text)
+
+    def _do(self, fn) -> bool:
+        """Run ``fn(session)``; show any problem as a message instead of a traceback."""
+        if self.session is None:
+            self.error("Open a clip first.")
+            return False
+        before = dict(self.session.annotation.frames)
+        try:
+            fn(self.session)
+        except (UltramnError, ValueError, IndexError) as exc:
+            self.error(exc)
+            return False
+        ann = self.session.annotation
+        changed = [t for t in set(before) | set(ann.frames) if before.get(t) is not ann.frames.get(t)]
+        self.refresh_clip_view(changed)
+        return True
+
+    # -- project and queue -----------------------------------------------------------------
+    def open_project(self, path=None, rater: str | None = None, review: bool | None = None) -> bool:
+        if path is not None:
+            self.project_edit.setText(str(path))
+        if rater is not None:
+            self.rater_edit.setText(rater)
+        if review is not None:
+            self.review_check.setChecked(review)
+        self.close_session()
+        try:
+            check_id("rater", self.rater_edit.text().strip())
+            self.project = Project.open(self.project_edit.text().strip())
+        except (UltramnError, ValueError) as exc:
+            self.error(exc)
+            return False
+        # In review mode the work being done is the 'adjudicated' annotation: queue that.
+        owner = ADJUDICATED if self.review_check.isChecked() else self.rater_edit.text().strip()
+        self.queue = ClipQueue(self.project, owner)
+        self._updating = True
+        for combo, key, values in ((self.plane_filter, "plane", self.queue.planes()),
+                                   (self.participant_filter, "participant", self.queue.participants()),
+                                   (self.status_filter, "status", list(QUEUE_STATUSES))):
+            combo.clear()
+            combo.addItems([_ALL[key], *values])
+        self.plane_combo.clear()
+        self.plane_combo.addItems(["— plane not set —", *self.plane_labels])
+        self.range_plane.clear()
+        self.range_plane.addItems(self.plane_labels)
+        self.range_plane.setCurrentText(self.plane_labels[-1])
+        self._updating = False
+        keys.unbind_all(self._bound)
+        self._bound = keys.bind_all(self, self.viewer)
+        self.keys_label.setText(keys.help_html(self.plane_labels))
+        self._refresh_queue()
+        self.info(f"Project '{self.project.name}': {len(self.project.clips())} clips.")
+        return True
+
+    def filters(self) -> dict:
+        out = {}
+        for combo, key in ((self.plane_filter, "plane"), (self.participant_filter, "participant"),
+                           (self.status_filter, "status")):
+            if combo.currentIndex() > 0:
+                out[key] = combo.currentText()
+        return out
+
+    def _refresh_queue(self, *_args) -> None:
+        if self.queue is None or self._updating:
+            return
+        self.queue.refresh()
+        self.queue_list.clear()
+        current = self.session.clip_id if self.session else None
+        for e in self.queue.entries(**self.filters()):
+            item = QListWidgetItem(f"{e.clip_id}   {e.participant or '?'}   {e.plane or '—'}   "
+                                   f"[{e.display_status.replace('_', ' ')}]")
+            item.setData(0x0100, e.clip_id)
+            self.queue_list.addItem(item)
+            if e.clip_id == current:
+                self.queue_list.setCurrentItem(item)
+        self.progress_label.setText(self.queue.progress_text(**self.filters()))
+
+    # -- clips -----------------------------------------------------------------------------
+    def open_clip(self, clip_id: str, set_aside_corrupt: bool = False) -> bool:
+        """Lock and show ``clip_id`` for the current rater; a problem is shown, never raised."""
+        if self.project is None and not self.open_project():
+            return False
+        self.close_session()
+        self.set_aside_button.setVisible(False)
+        try:
+            self.session = AnnotationSession.open(
+                self.project, clip_id, self.rater_edit.text().strip(),
+                review=self.review_check.isChecked(), set_aside_corrupt=set_aside_corrupt)
+        except CorruptAnnotationError as exc:
+            self._corrupt_clip = clip_id
+            self.set_aside_button.setVisible(True)
+            self.error(exc)
+            return False
+        except UltramnError as exc:
+            self.error(exc)
+            return False
+        s = self._holder["session"] = self.session
+        self.measurement.reset(s)  # before adding layers: adding them moves the frame slider
+        self.layers = L.add_clip_layers(self.viewer, s, self._layer_metadata())
+        self.layers["nerve"].events.paint.connect(self._on_paint)
+        self.layers["outline"].events.data.connect(self._on_shapes)
+        self._bound += keys.bind_all(self, self.viewer, self.layers["nerve"])
+        n = s.annotation.n_frames
+        for spin in (self.range_start, self.range_stop):
+            spin.setRange(0, n - 1)
+        self.range_stop.setValue(n - 1)
+        self.review_box.setVisible(s.review)
+        self.pick_combo.clear()
+        self.pick_combo.addItems([lay.metadata["rater"] for lay in self.layers["raters"]])
+        self.viewer.dims.set_current_step(0, (s.annotation.keyframes() or [0])[0])
+        self.refresh_clip_view([])
+        self._refresh_queue()
+        note = f" Set aside the unreadable file as {s.set_aside_path.name}." if s.set_aside_path else ""
+        mode = "review: final annotation saved as 'adjudicated'" if s.review else "blind mode"
+        self.info(f"Opened {clip_id} for {s.user} ({mode}).{note}")
+        return True
+
+    def close_session(self) -> None:
+        """Cancel running work, release the lock, remove the clip's layers."""
+        self.cancel()
+        self._drop_pending()
+        if self.layers:
+            L.remove_layers(self.viewer, self.layers)
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+            self._holder.clear()
+        self._range_start = None
+
+    def _on_set_aside(self) -> None:
+        if self._corrupt_clip:
+            self.open_clip(self._corrupt_clip, set_aside_corrupt=True)
+
+    def _layer_metadata(self) -> dict:
+        s = self.session
+        return {"clip_id": s.clip_id, "rater": s.annotation.rater, "clip_plane": s.annotation.clip_plane,
+                "provenance": L.provenance_codes_to_list(s.annotation),
+                "spacing_mm": list(s.clip.spacing_mm) if s.clip.spacing_mm else None}
+
+    # -- keeping the view in step with the annotation ------------------------------------------
+    def refresh_clip_view(self, frames) -> None:
+        s = self.session
+        if s is None:
+            return
+        nerve = self.layers["nerve"]
+        if frames:
+            L.write_frames(nerve, s.annotation, frames)
+        nerve.metadata.update(self._layer_metadata())
+        ann = s.annotation
+        self._updating = True
+        self.plane_combo.setCurrentIndex(
+            self.plane_labels.index(ann.clip_plane) + 1 if ann.clip_plane in self.plane_labels else 0)
+        self.quality_combo.setCurrentText(ann.quality)
+        self.comment_edit.setText(ann.comment)
+        self._updating = False
+        self.ranges_label.setText("; ".join(f"{r.start}–{r.stop - 1} {r.plane}" for r in ann.plane_ranges)
+                                  or "no frame ranges")
+        rec = s.project.clip_record(s.clip_id)
+        self.clip_label.setText(f"<b>{s.clip_id}</b> · participant {rec.get('participant')} · "
+                                f"{rec.get('side') or '?'} · {ann.n_frames} frames · status "
+                                f"{ann.status.replace('_', ' ')}" + ("" if ann.quality == "ok" else f" · <b>{ann.quality}</b>"))
+        self.undo_button.setEnabled(s.history.can_undo)
+        self.redo_button.setEnabled(s.history.can_redo)
+        if s.saves:
+            rel = s.path.relative_to(s.project.root)
+            self.save_label.setText(f"Autosaved {_dt.datetime.now():%H:%M:%S} → {rel} ({s.saves} saves)")
+        self.measurement.update(s)
+        self._on_frame()
+        if self.queue is not None:  # the first change of a clip makes it 'in progress'
+            e = next((e for e in self.queue.entries() if e.clip_id == s.clip_id), None)
+            if e is None or (e.status, e.quality) != (ann.status, ann.quality):
+                self._refresh_queue()
+        self._refresh_preannotate()
+
+    def _on_frame(self, *_args) -> None:
+        s = self.session
+        if s is None:
+            return
+        t = self.current_frame
+        ann = s.annotation
+        fm = ann.frames.get(t)
+        what = "unannotated" if fm is None else fm.provenance.replace("_", " ")
+        if fm is not None and fm.confidence is not None:
+            what += f" (confidence {fm.confidence:.2f})"
+        keyframes = ann.keyframes()
+        self.frame_label.setText(f"Frame {t + 1} / {ann.n_frames} · {what} · plane "
+                                 f"{ann.frame_plane(t) or 'not set'} · {len(keyframes)} keyframes")
+        planes = ann.frame_planes()
+        non_standard = [p == self.plane_labels[-1] for p in planes]
+        self.track_label.setPixmap(track_pixmap(ann.provenance_codes(), non_standard, t,
+                                                max(200, self.track_label.width())))
+        self.measurement.show_frame(s, t)
+
+    def _on_paint(self, event) -> None:
+        s = self.session
+        if s is None:
+            return
+        masks = L.painted_masks(self.layers["nerve"].data, event.value, self.current_frame)
+        self._do(lambda s: [s.set_mask(t, m) for t, m in masks.items()])
+
+    def _on_shapes(self, event) -> None:
+        if self.session is None or self._updating or str(getattr(event, "action", "added")) not in (
+                "added", "ActionType.ADDED"):
+            return
+        outline = self.layers["outline"]
+        masks = L.polygons_to_masks(outline, self.session.annotation.frame_shape, self.current_frame)
+        if not masks:
+            return
+        self._do(lambda s: [s.set_mask(t, m, label="polygon") for t, m in masks.items()])
+        self._updating = True
+        try:
+            outline.data = []
+        finally:
+            self._updating = False
+
+    def _on_plane_combo(self, index: int) -> None:
+        if not self._updating and self.session is not None:
+            self._do(lambda s: s.set_clip_plane(self.plane_labels[index - 1] if index > 0 else None))
+
+    def _on_range_button(self) -> None:
+        a, b = sorted((self.range_start.value(), self.range_stop.value()))
+        self._do(lambda s: s.set_plane_range(a, b + 1, self.range_plane.currentText()))
+
+    def _on_flag_button(self) -> None:
+        self._do(lambda s: s.set_flag(self.quality_combo.currentText(), self.comment_edit.text()))
+        self._refresh_queue()
+
+
+def _release_holder(holder: dict, *_args) -> None:
+    session = holder.pop("session", None)
+    if session is not None:
+        session.close()

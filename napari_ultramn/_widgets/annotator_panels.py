@@ -1,0 +1,230 @@
+"""The annotator's sub-widgets, built here so ``annotator.py`` only wires them to the core.
+
+Every control is an attribute of the widget (tests drive them as a person would).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QImage, QPixmap
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..annotation.model import PROVENANCES
+
+#: Frame-track colours (RGB) by provenance code; index -1 (unannotated) is the last entry.
+TRACK_COLOURS = np.array(
+    [
+        (250, 210, 40),  # drawn: yellow, like the nerve layer's keyframes
+        (60, 200, 230),  # interpolated: cyan
+        (90, 210, 110),  # propagated: green
+        (220, 90, 220),  # model: magenta
+        (245, 140, 40),  # model_edited: orange (a human keyframe)
+        (55, 55, 60),  # unannotated
+    ],
+    dtype=np.uint8,
+)
+NON_STANDARD_COLOUR = (210, 60, 60)
+
+
+def _row(*widgets) -> QWidget:
+    box = QWidget()
+    lay = QHBoxLayout(box)
+    lay.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        lay.addWidget(w)
+    return box
+
+
+def _button(text: str, tip: str = "") -> QPushButton:
+    b = QPushButton(text)
+    b.setToolTip(tip)
+    return b
+
+
+def build_panels(w) -> None:
+    """Create every control as an attribute of ``w`` and lay them out in group boxes."""
+    layout = QVBoxLayout(w)
+    layout.setContentsMargins(4, 4, 4, 4)
+    w.setMaximumWidth(560)  # leave the canvas most of the window
+
+    # -- who and where ------------------------------------------------------------------
+    box = QGroupBox("Project")
+    form = QFormLayout(box)
+    w.project_edit = QLineEdit()
+    w.project_edit.setPlaceholderText("annotation project folder")
+    w.browse_button = _button("…", "choose the project folder")
+    w.rater_edit = QLineEdit()
+    w.rater_edit.setPlaceholderText("your rater id, e.g. r1")
+    w.review_check = QCheckBox("Review (adjudicate)")
+    w.review_check.setToolTip("see every rater's masks and build the final 'adjudicated' one")
+    w.open_project_button = _button("Open project")
+    form.addRow("Folder", _row(w.project_edit, w.browse_button))
+    form.addRow("Rater", _row(w.rater_edit, w.review_check))
+    form.addRow(w.open_project_button)
+    layout.addWidget(box)
+
+    # -- queue --------------------------------------------------------------------------
+    box = QGroupBox("Clips")
+    v = QVBoxLayout(box)
+    w.plane_filter = QComboBox()
+    w.participant_filter = QComboBox()
+    w.status_filter = QComboBox()
+    v.addWidget(_row(w.plane_filter, w.participant_filter, w.status_filter))
+    w.queue_list = QListWidget()
+    w.queue_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    w.queue_list.setMaximumHeight(120)
+    v.addWidget(w.queue_list)
+    w.progress_label = QLabel("no project open")
+    w.progress_label.setStyleSheet("font-weight: bold")
+    w.prev_clip_button = _button("◀ Previous", "previous unlabelled clip (Shift-N)")
+    w.next_clip_button = _button("Next ▶", "next unlabelled clip (N)")
+    v.addWidget(_row(w.progress_label, w.prev_clip_button, w.next_clip_button))
+    layout.addWidget(box)
+
+    # -- clip: plane, ranges, flag --------------------------------------------------------
+    box = QGroupBox("Clip")
+    form = QFormLayout(box)
+    w.clip_label = QLabel("—")
+    w.clip_label.setWordWrap(True)
+    form.addRow(w.clip_label)
+    w.plane_combo = QComboBox()
+    form.addRow("Plane", w.plane_combo)
+    w.range_start = QSpinBox()
+    w.range_stop = QSpinBox()
+    w.range_plane = QComboBox()
+    w.range_button = _button("Label frames", "label frames start..stop (inclusive) with this plane")
+    form.addRow("Frames", _row(w.range_start, QLabel("to"), w.range_stop, w.range_plane, w.range_button))
+    w.ranges_label = QLabel("")
+    w.clear_ranges_button = _button("Clear ranges")
+    form.addRow(_row(w.ranges_label, w.clear_ranges_button))
+    w.quality_combo = QComboBox()
+    w.quality_combo.addItems(["ok", "poor", "unusable"])
+    w.comment_edit = QLineEdit()
+    w.comment_edit.setPlaceholderText("comment (why poor / unusable)")
+    w.flag_button = _button("Flag", "save quality and comment (Shift-F cycles the quality)")
+    form.addRow("Quality", _row(w.quality_combo, w.comment_edit, w.flag_button))
+    w.done_button = _button("Mark clip done", "Shift-D")
+    w.set_aside_button = _button("Set corrupt file aside and start again")
+    w.set_aside_button.setVisible(False)
+    form.addRow(_row(w.done_button, w.set_aside_button))
+    layout.addWidget(box)
+
+    # -- tracing tools --------------------------------------------------------------------
+    box = QGroupBox("Nerve")
+    v = QVBoxLayout(box)
+    w.frame_label = QLabel("")
+    w.track_label = QLabel()
+    w.track_label.setMinimumHeight(18)
+    w.track_label.setToolTip("top: yellow/orange = human keyframes, cyan = interpolated, "
+                             "green = propagated, magenta = model; bottom red = non-standard plane")
+    v.addWidget(w.frame_label)
+    v.addWidget(w.track_label)
+    legend = QLabel(" ".join(
+        f'<span style="color: rgb{tuple(int(c) for c in TRACK_COLOURS[i])}">■</span> {p}'
+        for i, p in enumerate(PROVENANCES)
+    ))
+    legend.setTextFormat(Qt.TextFormat.RichText)
+    v.addWidget(legend)
+    w.interpolate_button = _button("Interpolate", "fill frames between keyframes (I)")
+    w.propagate_back_button = _button("◀ Propagate", "Alt-P")
+    w.propagate_button = _button("Propagate ▶", "Shift-P")
+    v.addWidget(_row(w.interpolate_button, w.propagate_back_button, w.propagate_button))
+    w.accept_button = _button("Accept up to here", "A")
+    w.cancel_button = _button("Cancel")
+    w.accept_button.setEnabled(False)
+    w.cancel_button.setEnabled(False)
+    w.undo_button = _button("Undo", "Ctrl-Z")
+    w.redo_button = _button("Redo", "Ctrl-Shift-Z")
+    v.addWidget(_row(w.accept_button, w.cancel_button, w.undo_button, w.redo_button))
+    w.progress_bar = QProgressBar()
+    w.progress_bar.setVisible(False)
+    v.addWidget(w.progress_bar)
+    w.warnings_list = QListWidget()
+    w.warnings_list.setMaximumHeight(70)
+    w.warnings_list.setToolTip("propagation warnings; click one to go to its frame")
+    w.warnings_list.setVisible(False)
+    v.addWidget(w.warnings_list)
+    w.model_edit = QLineEdit()
+    w.model_edit.setPlaceholderText("model run folder (optional)")
+    w.preannotate_button = _button("Pre-annotate", "fill untouched frames and the plane from a model")
+    w.preannotate_button.setEnabled(False)
+    v.addWidget(_row(w.model_edit, w.preannotate_button))
+    layout.addWidget(box)
+
+    # -- review -----------------------------------------------------------------------------
+    w.review_box = QGroupBox("Review: other raters")
+    h = QHBoxLayout(w.review_box)
+    w.pick_combo = QComboBox()
+    w.pick_clip_button = _button("Use all", "take this rater's masks and planes as the final ones")
+    w.pick_frame_button = _button("Use frame", "take this rater's mask of the current frame")
+    for x in (w.pick_combo, w.pick_clip_button, w.pick_frame_button):
+        h.addWidget(x)
+    w.review_box.setVisible(False)
+    layout.addWidget(w.review_box)
+
+    # -- measurement ------------------------------------------------------------------------
+    box = QGroupBox("Measurement")
+    v = QVBoxLayout(box)
+    w.unit_label = QLabel("")
+    w.measure_label = QLabel("")
+    w.measure_label.setWordWrap(True)
+    w.excursion_label = QLabel("")
+    w.measure_table = QTableWidget(0, 6)
+    w.measure_table.setMinimumHeight(110)
+    w.measure_table.setMaximumHeight(160)
+    w.measure_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    w.measure_table.verticalHeader().setVisible(False)
+    w.measure_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    for x in (w.unit_label, w.measure_label, w.excursion_label, w.measure_table):
+        v.addWidget(x)
+    layout.addWidget(box)
+
+    # -- keys and messages --------------------------------------------------------------------
+    w.keys_label = QLabel("")
+    w.keys_label.setTextFormat(Qt.TextFormat.RichText)
+    w.keys_label.setStyleSheet("font-size: 10px")
+    keys_box = QGroupBox("Keys")
+    QVBoxLayout(keys_box).addWidget(w.keys_label)
+    layout.addWidget(keys_box)
+    w.save_label = QLabel("")
+    w.save_label.setWordWrap(True)
+    w.message_label = QLabel("")
+    w.message_label.setWordWrap(True)
+    w.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    layout.addWidget(w.save_label)
+    layout.addWidget(w.message_label)
+    layout.addStretch(1)
+
+
+def track_pixmap(codes: np.ndarray, non_standard: np.ndarray, current: int, width: int = 320) -> QPixmap:
+    """Two-row strip: provenance per frame on top, non-standard frames below, a tick at ``current``."""
+    n = max(len(codes), 1)
+    top = TRACK_COLOURS[np.asarray(codes, dtype=int)]  # -1 indexes the last (unannotated) colour
+    bottom = np.where(np.asarray(non_standard, bool)[:, None], NON_STANDARD_COLOUR, (35, 35, 40))
+    strip = np.concatenate([np.repeat(top[None], 10, 0), np.repeat(bottom[None], 4, 0)]).astype(np.uint8)
+    cols = np.minimum((np.arange(width) * n) // width, n - 1)
+    img = np.ascontiguousarray(strip[:, cols])
+    if 0 <= current < n:
+        lo, hi = (current * width) // n, max((current * width) // n + 1, ((current + 1) * width) // n)
+        img[:, lo:hi] = (255, 255, 255)
+        img[3:11, lo:hi] = 0
+    qimg = QImage(img.data, img.shape[1], img.shape[0], img.strides[0], QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(qimg.copy())

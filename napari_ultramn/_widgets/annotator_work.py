@@ -1,0 +1,124 @@
+"""The annotator's long work: propagation (with preview, warnings, "accept up to here") and
+model pre-annotation, run through :func:`.annotator_workers.start` with progress and Cancel.
+
+A mixin of :class:`.annotator.AnnotatorWidget`; it uses the widget's session, layers and controls.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from qtpy.QtWidgets import QListWidgetItem
+
+from ..errors import UltramnError
+from . import annotator_layers as L
+from .annotator_workers import start
+
+
+class LongWorkMixin:
+    # -- long work: propagation and pre-annotation ------------------------------------------------
+    def key_propagate_forward(self) -> None:
+        self.propagate(1)
+
+    def key_propagate_backward(self) -> None:
+        self.propagate(-1)
+
+    def propagate(self, direction: int) -> None:
+        if self.session is None or self._worker is not None:
+            return
+        try:
+            gen = self.session.propagation(self.current_frame, direction)
+        except UltramnError as exc:
+            self.error(exc)
+            return
+        self._drop_pending()
+        self._start(gen, self._propagation_done)
+
+    def _propagation_done(self, result) -> None:
+        self.pending = result
+        L.show_preview(self.viewer, self.layers, result, self.layers["nerve"].data.shape,
+                       self.layers["nerve"].scale)
+        self.warnings_list.clear()
+        self.warnings_list.setVisible(bool(result.warnings))
+        for t in sorted(result.warnings):
+            item = QListWidgetItem(f"frame {t + 1}: {result.warnings[t]}")
+            item.setData(0x0100, t)
+            self.warnings_list.addItem(item)
+        self.accept_button.setEnabled(True)
+        frames = result.frames()
+        span = f"frames {frames[0] + 1}–{frames[-1] + 1}" if frames else "no frames"
+        self.info(f"Propagated {span} ({len(result.warnings)} warnings). Go to the last good frame "
+                  "and press A to accept up to it.")
+
+    def key_accept(self) -> None:
+        r = self.pending
+        if r is None or self.session is None:
+            return
+        t = self.current_frame
+        up_to = t if (t - r.anchor) * r.direction > 0 else None  # at the anchor: accept everything
+        if self._do(lambda s: s.accept_propagation(r, up_to)):
+            self._drop_pending()
+
+    def _drop_pending(self) -> None:
+        self.pending = None
+        self.accept_button.setEnabled(False)
+        self.warnings_list.clear()
+        self.warnings_list.setVisible(False)
+        L.drop_preview(self.viewer, self.layers)
+
+    def preannotate_available(self) -> bool:
+        run = self.model_edit.text().strip()
+        return (self.session is not None and bool(run) and Path(run).exists()
+                and importlib.util.find_spec("napari_ultramn.model.preannotate") is not None)
+
+    def _refresh_preannotate(self, *_args) -> None:
+        self.preannotate_button.setEnabled(self.preannotate_available() and self._worker is None)
+
+    def preannotate(self) -> None:
+        if not self.preannotate_available():
+            return
+        from ..model.preannotate import preannotate_clip
+
+        self._start(preannotate_clip(self.model_edit.text().strip(), self.session.clip), self._proposal_done)
+
+    def _proposal_done(self, proposal) -> None:
+        masks = {t: proposal.masks[t] for t in range(len(proposal.masks))}
+        conf = {t: float(proposal.confidence[t]) for t in masks}
+        if self._do(lambda s: s.apply_proposals(masks, conf, proposal.frame_planes)):
+            self.info(f"Model proposal applied (plane {proposal.clip_plane}); your own frames were kept.")
+
+    def _start(self, gen, on_done) -> None:
+        session = self.session
+
+        def done(result):
+            # A result for a clip that is no longer open (the rater moved on) is dropped.
+            if self.session is session and session is not None:
+                on_done(result)
+
+        self.progress_bar.setVisible(True)
+        self.progress_bar.setValue(0)
+        self.cancel_button.setEnabled(True)
+        self.preannotate_button.setEnabled(False)
+
+        def on_yield(p):
+            self.progress_bar.setMaximum(max(p.total, 1))
+            self.progress_bar.setValue(p.done)
+            self.progress_bar.setFormat(f"{p.message} %p%")
+
+        self._worker = True  # "running", until _work_finished (also in synchronous test mode)
+        worker = start(gen, on_yield, done, self.error, self._work_finished)
+        if worker is not None and self._worker is True:
+            self._worker = worker  # threaded: keep it so Cancel can stop it at its next yield
+
+    def _work_finished(self) -> None:
+        self._worker = None
+        self.progress_bar.setVisible(False)
+        self.cancel_button.setEnabled(False)
+        self._refresh_preannotate()
+
+    def cancel(self) -> None:
+        worker = self._worker
+        if worker is not None and worker is not True:
+            worker.quit()
+            self.info("Cancelled.")

@@ -1,0 +1,45 @@
+"""Run a core progress generator from a widget: in a napari thread worker, or synchronously in tests.
+
+Handlers run on the main thread (napari's worker signals are queued to it), so they may touch
+layers; the generator itself never does. ``ULTRAMN_SYNC_WORKERS=1`` runs the very same generator
+in the calling thread, which makes GUI tests deterministic without waiting on signals.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+
+def sync_workers() -> bool:
+    return os.environ.get("ULTRAMN_SYNC_WORKERS", "") not in ("", "0")
+
+
+def _passthrough(gen):
+    return (yield from gen)
+
+
+def start(gen, on_yield: Callable, on_return: Callable, on_error: Callable, on_finish: Callable):
+    """Start ``gen``; returns the napari worker (``.quit()`` cancels at the next yield) or None."""
+    if sync_workers():
+        try:
+            while True:
+                try:
+                    on_yield(next(gen))
+                except StopIteration as stop:
+                    on_return(stop.value)
+                    break
+        except Exception as exc:  # shown to the user, as the threaded path does
+            on_error(exc)
+        finally:
+            on_finish()
+        return None
+    from napari.qt.threading import create_worker
+
+    worker = create_worker(_passthrough, gen, _start_thread=False)
+    worker.yielded.connect(on_yield)
+    worker.returned.connect(on_return)
+    worker.errored.connect(on_error)
+    worker.finished.connect(on_finish)
+    worker.start()
+    return worker
