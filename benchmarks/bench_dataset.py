@@ -1,0 +1,203 @@
+"""Dataset figures (issue 5). Prints; asserts nothing.
+
+    nice python3 benchmarks/bench_dataset.py [--participants 6] [--frames 64] [--size 256 256]
+                                             [--epochs 2] [--workers 2] [--stride 4]
+
+(1) Build throughput: ``build_dataset`` (labels from one rater, native size) against writing the
+    same arrays (frames, masks, per-frame labels) with ``numpy.save`` in the same run; goal >= 0.5x.
+    Printed per frame compression (gzip, the default; lzf; none) with the file size against the
+    raw arrays. The build time includes reading the project clips and decoding the annotations;
+    the numpy.save time is the write alone, from arrays already in memory.
+    Also printed: the HDF5 write alone (the same in-memory arrays through ``write_clip``).
+(2) Training-loader throughput: ``ClipWindowDataset`` (16-frame windows at 256 x 256, ``Augment()``
+    on) through ``DataLoader(num_workers=2, batch_size=4, shuffle=True, persistent_workers=True)``
+    (as the trainer uses it), frames per second after
+    the first batch; goal >= 2000 frames/s on 2 cores. Printed for each build, as wall-clock
+    throughput and as frames per CPU-second (workers included) - on a shared machine the wall
+    figure measures the other users, the CPU figure x 2 is what two free cores would give. Each
+    is printed for float32 items (the default) and for ``as_uint8=True`` items (a quarter of the
+    bytes through shared memory; converted on the training device by ``batch_to_float``).
+
+The synthetic project (tests/project_factory.py) has spatially correlated speckle, which is about
+as compressible as real B-mode; timings on a shared machine vary, so run it more than once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _dir_bytes(folder: Path, suffix: str) -> int:
+    return sum(p.stat().st_size for p in folder.glob(f"*{suffix}"))
+
+
+def bench_build(project, work: Path, compression):
+    from dataset_tools.build import build_dataset
+    from napari_ultramn.progress import run_to_end
+
+    out = work / f"ds_{compression or 'none'}"
+    t0 = time.perf_counter()
+    run_to_end(build_dataset(project, out, rater="r1", min_frames=16, compression=compression))
+    t_build = time.perf_counter() - t0
+
+    # the same arrays, in memory, then written with numpy.save
+    import h5py
+
+    arrays = []
+    for s in ("train", "validation", "test"):
+        with h5py.File(out / f"{s}.h5", "r") as fh:
+            for g in fh["clips"].values():
+                arrays.append({k: g[k][()] for k in ("frames", "masks", "plane_labels", "provenance",
+                                                     "annotated")})
+    raw_bytes = sum(a.nbytes for d in arrays for a in d.values())
+    npy = work / f"npy_{compression or 'none'}"
+    npy.mkdir()
+    t0 = time.perf_counter()
+    for i, d in enumerate(arrays):
+        for k, a in d.items():
+            np.save(npy / f"{i}_{k}.npy", a)
+    t_save = time.perf_counter() - t0
+    # the HDF5 write alone (same arrays, same layout and compression), without labels and reads
+    t_write = _write_only(arrays, work / f"write_{compression or 'none'}.h5", compression)
+    frames = sum(d["frames"].shape[0] for d in arrays)
+    h5_bytes = _dir_bytes(out, ".h5")
+    print(f"build  compression={compression or 'none':5s} {frames} frames: build {t_build:6.2f} s "
+          f"({raw_bytes / t_build / 1e6:6.1f} MB/s, {frames / t_build:5.0f} frames/s); HDF5 write "
+          f"alone {t_write:5.2f} s; numpy.save {t_save:5.2f} s ({raw_bytes / t_save / 1e6:6.1f} MB/s)"
+          f" -> ratio build {t_save / t_build:.2f}x, write alone {t_save / t_write:.2f}x "
+          f"(goal >= 0.5x); size {h5_bytes / 1e6:.1f} MB = {h5_bytes / raw_bytes:.2f}x raw "
+          f"({raw_bytes / 1e6:.1f} MB)")
+    shutil.rmtree(npy)
+    return out
+
+
+def _write_only(arrays, path: Path, compression) -> float:
+    import h5py
+
+    from dataset_tools.build import write_clip
+    from dataset_tools.labels import ClipLabels
+
+    t0 = time.perf_counter()
+    with h5py.File(path, "w") as fh:
+        for i, d in enumerate(arrays):
+            n = d["frames"].shape[0]
+            labels = ClipLabels(d["masks"].astype(bool), d["annotated"], [None] * n, None, "ok",
+                                d["provenance"], 1)
+            write_clip(fh, {"clip_id": f"c{i}", "participant": "P"}, d["frames"], labels,
+                       vocabulary=["a"], spacing=None, label_source="bench", compression=compression)
+    dt = time.perf_counter() - t0
+    path.unlink()
+    return dt
+
+
+def bench_loader(folder: Path, workers: int, epochs: int, stride: int, window: int = 16, batch: int = 4,
+                 as_uint8: bool = False):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from dataset_tools.augment import Augment
+    from dataset_tools.torch_dataset import ClipWindowDataset
+
+    ds = ClipWindowDataset(folder / "train.h5", window=window, stride=stride, augment=Augment(),
+                           as_uint8=as_uint8)
+    name = f"{folder.name}{' as_uint8' if as_uint8 else ''}"
+    _per_window_cpu(ds, name)
+    n_frames, n_batches, t_start = 0, 0, None
+    cpu0 = _cpu_seconds()
+    # as the trainer does: persistent workers, set_epoch before each epoch
+    loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
+                        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
+    for epoch in range(epochs):
+        ds.set_epoch(epoch)
+        for b in loader:
+            n_batches += 1
+            if t_start is None:  # after the first batch: worker start-up is not throughput
+                t_start = time.perf_counter()
+                continue
+            n_frames += b["frames"].shape[0] * b["frames"].shape[2]
+    dt = time.perf_counter() - t_start
+    del b, loader  # shuts the persistent workers down, so their CPU time is counted
+    gc.collect()
+    cpu = _cpu_seconds() - cpu0
+    total = n_frames + batch * window  # the first batch was not timed but its CPU was spent
+    shape = tuple(ds[0]["frames"].shape)
+    print(f"loader {name}: {len(ds)} windows {shape}, {workers} workers, {n_batches} batches: "
+          f"{n_frames / dt:7.0f} frames/s wall (goal >= 2000); {total / cpu:6.0f} frames per CPU-second "
+          f"= {2 * total / cpu:6.0f} frames/s if 2 cores were free for it")
+
+
+def _per_window_cpu(ds, name: str, n: int = 24) -> None:
+    """CPU cost of one window in this process (1 thread): the read, then read + augmentation."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a DataLoader worker
+    n = min(n, len(ds))
+    ds[0]
+    t0 = time.process_time()
+    for i in range(n):
+        ds.read_window(*ds.windows[i])
+    t_read = (time.process_time() - t0) / n
+    t0 = time.process_time()
+    for i in range(n):
+        ds[i]
+    t_item = (time.process_time() - t0) / n
+    torch.set_num_threads(threads)
+    ds.close()
+    print(f"window {name}: CPU per 16-frame window {t_read * 1e3:5.1f} ms read + "
+          f"{(t_item - t_read) * 1e3:5.1f} ms augment/convert = {t_item * 1e3:5.1f} ms -> "
+          f"{2 * ds.window / t_item:6.0f} frames/s on 2 free cores")
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--participants", type=int, default=6)
+    parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--size", type=int, nargs=2, default=(256, 256))
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--stride", type=int, default=4, help="loader window stride (default 4)")
+    parser.add_argument("--keep", help="keep the work folder here")
+    args = parser.parse_args(argv)
+
+    from tests.project_factory import make_project
+
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_dataset_"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        t0 = time.perf_counter()
+        project = make_project(work / "project", n_participants=args.participants,
+                               n_frames=args.frames, frame_shape=tuple(args.size), raters=("r1",))
+        print(f"project: {len(project.clips())} clips of {args.frames} frames at "
+              f"{args.size[0]}x{args.size[1]} ({time.perf_counter() - t0:.1f} s to make); "
+              f"{os.cpu_count()} CPUs visible")
+        built = {c: bench_build(project, work, c) for c in ("gzip", "lzf", None)}
+        for c in ("gzip", "lzf", None):
+            for as_uint8 in (False, True):
+                bench_loader(built[c], args.workers, args.epochs, args.stride, as_uint8=as_uint8)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

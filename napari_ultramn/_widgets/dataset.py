@@ -1,0 +1,301 @@
+"""Dataset dock widget: build a participant-split dataset from a project, then look at its clips.
+
+Only translates between the viewer and the core (:mod:`dataset_tools.build`,
+:mod:`dataset_tools.inspect`): the build runs as a progress generator in a worker
+(``annotator_workers.start``; synchronous under ``ULTRAMN_SYNC_WORKERS=1``), the counts table is
+the manifest's, and a dataset clip opens as an Image layer with its masks as a Labels layer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .annotator_workers import start
+
+if TYPE_CHECKING:
+    import napari
+
+SPLITS = ("train", "validation", "test")
+COUNT_COLUMNS = ("split", "plane", "side", "participants", "clips", "frames", "annotated_frames")
+
+
+def _path_row(edit: QLineEdit, button: QPushButton) -> QWidget:
+    row = QWidget()
+    lay = QHBoxLayout(row)
+    lay.setContentsMargins(0, 0, 0, 0)
+    lay.addWidget(edit)
+    lay.addWidget(button)
+    return row
+
+
+class DatasetWidget(QWidget):
+    """Build options, a progress bar and the counts table; then open a clip with its masks."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = viewer
+        self.worker = None
+        self._gen = None
+        self.manifest: dict | None = None
+
+        # -- build -----------------------------------------------------------------------
+        self.project_edit = QLineEdit()
+        self.project_edit.setPlaceholderText("annotation project folder")
+        self.project_button = QPushButton("Browse...")
+        self.out_edit = QLineEdit()
+        self.out_edit.setPlaceholderText("new dataset folder")
+        self.out_button = QPushButton("Browse...")
+        self.labels_combo = QComboBox()
+        self.labels_combo.addItems(["consensus: majority", "consensus: staple", "one rater"])
+        self.rater_combo = QComboBox()
+        self.rater_combo.setEditable(True)
+        self.resize_check = QCheckBox("resize to")
+        self.height_spin, self.width_spin = QSpinBox(), QSpinBox()
+        for spin in (self.height_spin, self.width_spin):
+            spin.setRange(8, 2048)
+            spin.setValue(256)
+        self.spacing_spin = QDoubleSpinBox()
+        self.spacing_spin.setRange(0.0, 5.0)
+        self.spacing_spin.setDecimals(3)
+        self.spacing_spin.setSingleStep(0.01)
+        self.spacing_spin.setSpecialValueText("native")
+        self.ratio_spins = [QDoubleSpinBox() for _ in SPLITS]
+        for spin, value in zip(self.ratio_spins, (0.7, 0.15, 0.15)):
+            spin.setRange(0.0, 1.0)
+            spin.setSingleStep(0.05)
+            spin.setValue(value)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.min_frames_spin = QSpinBox()
+        self.min_frames_spin.setRange(1, 10000)
+        self.min_frames_spin.setValue(16)
+        self.overwrite_check = QCheckBox("replace an existing dataset")
+        self.build_button = QPushButton("Build dataset")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.counts_table = QTableWidget(0, len(COUNT_COLUMNS))
+        self.counts_table.setHorizontalHeaderLabels(list(COUNT_COLUMNS))
+
+        # -- view ------------------------------------------------------------------------
+        self.dataset_edit = QLineEdit()
+        self.dataset_edit.setPlaceholderText("dataset folder")
+        self.dataset_button = QPushButton("Browse...")
+        self.clip_combo = QComboBox()
+        self.open_button = QPushButton("Open clip")
+
+        self._layout()
+        self.project_button.clicked.connect(lambda: self._browse(self.project_edit))
+        self.out_button.clicked.connect(lambda: self._browse(self.out_edit))
+        self.dataset_button.clicked.connect(lambda: self._browse(self.dataset_edit))
+        self.project_edit.editingFinished.connect(self.refresh_raters)
+        self.dataset_edit.editingFinished.connect(self.refresh_clips)
+        self.labels_combo.currentIndexChanged.connect(self._labels_changed)
+        self.build_button.clicked.connect(self.build)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.open_button.clicked.connect(self.open_selected_clip)
+        self._labels_changed()
+
+    def _layout(self) -> None:
+        build = QGroupBox("Build")
+        form = QFormLayout(build)
+        form.addRow("Project", _path_row(self.project_edit, self.project_button))
+        form.addRow("Output", _path_row(self.out_edit, self.out_button))
+        form.addRow("Labels", self.labels_combo)
+        form.addRow("Rater", self.rater_combo)
+        size = QWidget()
+        lay = QHBoxLayout(size)
+        lay.setContentsMargins(0, 0, 0, 0)
+        for w in (self.resize_check, self.height_spin, QLabel("x"), self.width_spin):
+            lay.addWidget(w)
+        form.addRow("Size (H x W)", size)
+        form.addRow("Spacing (mm/px)", self.spacing_spin)
+        ratios = QWidget()
+        lay = QHBoxLayout(ratios)
+        lay.setContentsMargins(0, 0, 0, 0)
+        for spin in self.ratio_spins:
+            lay.addWidget(spin)
+        form.addRow("Train / val / test", ratios)
+        form.addRow("Split seed", self.seed_spin)
+        form.addRow("Min. frames", self.min_frames_spin)
+        form.addRow(self.overwrite_check)
+        buttons = QWidget()
+        lay = QHBoxLayout(buttons)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.build_button)
+        lay.addWidget(self.cancel_button)
+        form.addRow(buttons)
+        form.addRow(self.progress)
+        form.addRow(self.status)
+        view = QGroupBox("Look at a dataset")
+        vform = QFormLayout(view)
+        vform.addRow("Dataset", _path_row(self.dataset_edit, self.dataset_button))
+        vform.addRow("Clip", self.clip_combo)
+        vform.addRow(self.open_button)
+        outer = QVBoxLayout(self)
+        outer.addWidget(build)
+        outer.addWidget(self.counts_table)
+        outer.addWidget(view)
+
+    def _browse(self, edit: QLineEdit) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a folder", edit.text() or str(Path.home()))
+        if folder:
+            edit.setText(folder)
+            edit.editingFinished.emit()
+
+    def _labels_changed(self) -> None:
+        self.rater_combo.setEnabled(self.labels_combo.currentIndex() == 2)
+
+    def refresh_raters(self) -> None:
+        """Offer the raters found in the project's annotations."""
+        from napari_ultramn.annotation import AnnotationStore
+
+        store = AnnotationStore(self.project_edit.text())
+        raters = sorted({r for c in store.clip_ids() for r in store.raters(c)})
+        current = self.rater_combo.currentText()
+        self.rater_combo.clear()
+        self.rater_combo.addItems(raters)
+        if current:
+            self.rater_combo.setCurrentText(current)
+
+    # -- building --------------------------------------------------------------------------
+    def build_options(self) -> dict:
+        """The keyword arguments for :func:`dataset_tools.build.build_dataset`."""
+        index = self.labels_combo.currentIndex()
+        return {
+            "consensus": ("majority", "staple", None)[index],
+            "rater": self.rater_combo.currentText().strip() or None if index == 2 else None,
+            "size": (self.height_spin.value(), self.width_spin.value()) if self.resize_check.isChecked() else None,
+            "spacing_mm": self.spacing_spin.value() or None,
+            "ratios": tuple(s.value() for s in self.ratio_spins),
+            "seed": self.seed_spin.value(),
+            "min_frames": self.min_frames_spin.value(),
+            "overwrite": self.overwrite_check.isChecked(),
+        }
+
+    def build(self) -> None:
+        from dataset_tools.build import build_dataset
+
+        project, out = self.project_edit.text().strip(), self.out_edit.text().strip()
+        if not project or not out:
+            self.status.setText("Choose a project and an output folder first.")
+            return
+        opts = self.build_options()
+        if self.labels_combo.currentIndex() == 2 and not opts["rater"]:
+            self.status.setText("Choose the rater whose labels to use.")
+            return
+        try:
+            gen = build_dataset(project, out, **opts)
+        except ValueError as exc:
+            self.status.setText(f"Cannot build: {exc}")
+            return
+        self.build_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText("Building...")
+        self._gen = gen
+        self.worker = start(gen, self._on_progress, self._on_built, self._on_error, self._on_finished)
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()
+            self.status.setText("Cancelling (nothing is kept)...")
+
+    def _on_progress(self, p) -> None:
+        self.progress.setMaximum(max(p.total, 1))
+        self.progress.setValue(p.done)
+        self.progress.setFormat(f"%p%  {p.message}")
+
+    def _on_built(self, manifest: dict) -> None:
+        from dataset_tools.inspect import manifest_summary
+
+        self.manifest = manifest
+        s = manifest_summary(manifest)
+        self.status.setText(
+            f"Built: {s.get('train_clips', 0)} / {s.get('validation_clips', 0)} / "
+            f"{s.get('test_clips', 0)} clips (train / validation / test), {s['frames']} frames, "
+            f"labels {s['labels']}; {s['excluded']} clip(s) excluded."
+        )
+        self.show_counts(manifest["counts"])
+        self.dataset_edit.setText(self.out_edit.text())
+        self.refresh_clips()
+
+    def _on_error(self, exc: Exception) -> None:
+        self.status.setText(f"Build failed: {exc}")
+
+    def _on_finished(self) -> None:
+        if self._gen is not None:  # after a cancel: GeneratorExit makes the builder delete its temp
+            self._gen.close()
+            self._gen = None
+        self.build_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.worker = None
+
+    def show_counts(self, rows: list[dict]) -> None:
+        self.counts_table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, key in enumerate(COUNT_COLUMNS):
+                self.counts_table.setItem(r, c, QTableWidgetItem(str(row[key])))
+        self.counts_table.resizeColumnsToContents()
+
+    # -- viewing ---------------------------------------------------------------------------
+    def refresh_clips(self) -> None:
+        """List ``split/clip_id`` of the dataset in the clip chooser."""
+        import h5py
+
+        self.clip_combo.clear()
+        folder = Path(self.dataset_edit.text())
+        for s in SPLITS:
+            path = folder / f"{s}.h5"
+            if path.is_file():
+                with h5py.File(path, "r") as fh:
+                    self.clip_combo.addItems([f"{s}/{c}" for c in fh.get("clips", {})])
+
+    def open_selected_clip(self) -> None:
+        text = self.clip_combo.currentText()
+        if "/" not in text:
+            self.status.setText("Choose a dataset clip first.")
+            return
+        split, clip_id = text.split("/", 1)
+        self.open_clip(Path(self.dataset_edit.text()) / f"{split}.h5", clip_id)
+
+    def open_clip(self, path: Path, clip_id: str):
+        """Add the clip's frames (Image) and nerve masks (Labels), scaled to mm when calibrated."""
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            g = fh["clips"][clip_id]
+            frames, masks = g["frames"][()], g["masks"][()]
+            planes = g["plane_labels"][()]
+            vocabulary = json.loads(fh.attrs.get("vocabulary", "[]"))
+            spacing = g.attrs.get("spacing_mm")
+        scale = (1.0, *map(float, spacing)) if spacing is not None else (1.0, 1.0, 1.0)
+        meta = {"clip_id": clip_id, "dataset_file": str(path),
+                "frame_planes": [vocabulary[c] if 0 <= c < len(vocabulary) else None for c in planes]}
+        image = self.viewer.add_image(frames, name=f"{clip_id} frames", scale=scale, metadata=meta)
+        labels = self.viewer.add_labels(masks.astype(np.uint8), name=f"{clip_id} nerve", scale=scale,
+                                        metadata=meta)
+        return image, labels

@@ -1,0 +1,291 @@
+"""Building participant-split HDF5 datasets: layout, labels, exclusions, resampling, atomicity."""
+
+import json
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from dataset_tools import build as build_mod
+from dataset_tools.build import build_dataset, sha256_file
+from dataset_tools.consensus import clip_consensus
+from dataset_tools.labels import target_geometry
+from napari_ultramn.cli import main
+from napari_ultramn.errors import InputError
+from napari_ultramn.io.hdf5clip import read_hdf5_clip
+from napari_ultramn.progress import run_to_end
+from napari_ultramn.schema import read_json
+from tests.project_factory import make_project
+
+SPLIT_FILES = ("train.h5", "validation.h5", "test.h5")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("build") / "proj"
+    return make_project(root, n_participants=6, unusable=("p1_c0",), short={"p2_c1": 5},
+                        unannotated=("p3_c1",), seed=1)
+
+
+@pytest.fixture(scope="module")
+def built(project, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds") / "dataset"
+    manifest = run_to_end(build_dataset(project, out, consensus="majority", min_frames=8))
+    return out, manifest
+
+
+def attrs_split(manifest, clip_id):
+    return next(c["split"] for c in manifest["clips"] if c["clip_id"] == clip_id)
+
+
+def _groups(folder):
+    out = {}
+    for name in SPLIT_FILES:
+        with h5py.File(folder / name, "r") as fh:
+            for cid, g in fh["clips"].items():
+                out[cid] = (fh.attrs["split"], dict(g.attrs), {k: g[k][()] for k in g})
+    return out
+
+
+def test_layout_and_manifest(built, project):
+    out, manifest = built
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*SPLIT_FILES, "split.json", "manifest.json", "README.md"])
+    assert read_json(out / "manifest.json", "dataset_manifest") == manifest
+    for f in manifest["files"]:
+        assert sha256_file(out / f["file"]) == f["sha256"]
+    assert manifest["vocabulary"] == project.plane_labels
+    assert manifest["label_source"]["consensus"] == "majority"
+    assert manifest["split"]["seed"] == 0
+    with h5py.File(out / "train.h5", "r") as fh:
+        assert fh.attrs["dataset_format"] == "ultramn-dataset" and fh.attrs["split"] == "train"
+        assert json.loads(fh.attrs["vocabulary"]) == project.plane_labels
+        g = fh["clips"][sorted(fh["clips"])[0]]
+        t, h, w = g["frames"].shape
+        assert g["frames"].dtype == np.uint8 and g["frames"].chunks == (1, h, w)
+        assert g["masks"].shape == (t, h, w) and g["masks"].dtype == np.uint8
+        assert g["masks"].compression == "gzip" and g["frames"].compression == "lzf"
+        assert g["plane_labels"].dtype == np.int16 and g["plane_labels"].shape == (t,)
+        assert g["provenance"].dtype == np.int8 and g["annotated"].dtype == bool
+        assert g.attrs["participant"].startswith("P") and g.attrs["side"] in ("left", "right")
+        assert len(g.attrs["source_sha256"]) == 64
+    card = (out / "README.md").read_text()
+    assert "Dataset card" in card and "by participant" in card.lower()
+
+
+def test_exclusions_listed_with_reasons(built):
+    _, manifest = built
+    reasons = {e["clip_id"]: e["reason"] for e in manifest["excluded"]}
+    assert reasons == {
+        "p1_c0": "flagged unusable by the majority of raters",
+        "p2_c1": "too short for the window: 5 frames < 8",
+        "p3_c1": "no consensus: 0 rater(s), need 2",
+    }
+    included = {c["clip_id"] for c in manifest["clips"]}
+    assert not included & set(reasons) and len(included) == 12 - 3
+
+
+def test_consensus_labels_match_clip_consensus(built, project):
+    out, _ = built
+    groups = _groups(out)
+    cid = "p0_c1"
+    _, attrs, data = groups[cid]
+    expected = clip_consensus(project.annotations.load_all(cid), method="majority")
+    np.testing.assert_array_equal(data["masks"].astype(bool), expected.masks)
+    np.testing.assert_array_equal(data["annotated"], expected.annotated)
+    np.testing.assert_array_equal(data["provenance"], expected.provenance)
+    vocab = project.plane_labels
+    codes = [vocab.index(p) if p else -1 for p in expected.frame_planes]
+    np.testing.assert_array_equal(data["plane_labels"], codes)
+    assert data["plane_labels"][-1] == vocab.index("non_standard")  # the odd clips' tail
+    assert attrs["clip_plane_code"] == vocab.index(project.clip_record(cid)["plane"])
+    np.testing.assert_array_equal(data["frames"], project.open_clip(cid).to_array())
+
+
+def test_participants_never_split(built):
+    _, manifest = built
+    seen = {}
+    for c in manifest["clips"]:
+        assert seen.setdefault(c["participant"], c["split"]) == c["split"]
+    assert {f["split"] for f in manifest["files"] if f["clips"]} == {"train", "validation", "test"}
+
+
+def test_dataset_clip_opens_with_read_hdf5_clip(built):
+    out, manifest = built
+    entry = manifest["clips"][0]
+    clip = read_hdf5_clip(out / f"{entry['split']}.h5", entry["clip_id"])
+    assert clip.frames.shape == (entry["n_frames"], *entry["frame_shape"])
+    assert clip.spacing_mm == (0.1, 0.1) and clip.participant == entry["participant"]
+
+
+def test_rater_labels_and_resize(project, tmp_path):
+    manifest = run_to_end(build_dataset(project, tmp_path / "ds", rater="r2", size=(16, 20),
+                                        min_frames=8, compression="gzip"))
+    assert manifest["label_source"] == {"method": "rater", "consensus": None, "rater": "r2",
+                                        "min_raters": 2, "description": "rater:r2"}
+    assert "p3_c1" in {e["clip_id"] for e in manifest["excluded"]}
+    _, attrs, data = _groups(tmp_path / "ds")["p0_c0"]
+    with h5py.File(tmp_path / "ds" / f"{attrs_split(manifest, 'p0_c0')}.h5", "r") as fh:
+        assert fh["clips/p0_c0/frames"].compression == "gzip"
+    assert data["frames"].shape == data["masks"].shape == (12, 16, 20)
+    np.testing.assert_allclose(attrs["spacing_mm"], [0.2, 0.2])
+    np.testing.assert_array_equal(attrs["original_frame_shape"], [32, 40])
+    truth = project.annotations.load("p0_c0", "r2").mask_stack()[0]
+    # nearest/threshold masks keep roughly the same area fraction
+    assert abs(data["masks"].mean() - truth.mean()) < 0.02
+
+
+@pytest.mark.parametrize("shape, spacing, size, spacing_mm, expected", [
+    ((32, 40), (0.1, 0.1), None, None, ((32, 40), (32, 40), (0.1, 0.1))),
+    ((32, 40), (0.1, 0.1), (16, 20), None, ((16, 20), (16, 20), (0.2, 0.2))),
+    ((32, 40), (0.1, 0.2), None, 0.2, ((16, 40), (16, 40), (0.2, 0.2))),
+    ((32, 40), (0.1, 0.1), (20, 30), 0.2, ((16, 20), (20, 30), (0.2, 0.2))),
+    ((32, 40), None, (16, 20), None, ((16, 20), (16, 20), None)),
+])
+def test_target_geometry(shape, spacing, size, spacing_mm, expected):
+    assert target_geometry(shape, spacing, size, spacing_mm) == expected
+
+
+def test_spacing_with_size_crops_and_pads(project, tmp_path):
+    run_to_end(build_dataset(project, tmp_path / "ds", rater="r1", spacing_mm=0.2, size=(20, 16),
+                             min_frames=8))
+    _, attrs, data = _groups(tmp_path / "ds")["p0_c0"]
+    assert data["frames"].shape == (12, 20, 16)
+    assert not data["frames"][:, 16:].any()  # 16 rows of depth, padded below (rows from the top)
+    np.testing.assert_allclose(attrs["spacing_mm"], [0.2, 0.2])
+
+
+def test_uncalibrated_excluded_when_resampling_to_spacing(tmp_path):
+    project = make_project(tmp_path / "p", n_participants=3, raters=("r1",), spacing_mm=None)
+    with pytest.raises(InputError, match="no clip can be used: uncalibrated"):
+        run_to_end(build_dataset(project, tmp_path / "ds", rater="r1", spacing_mm=0.2, min_frames=4))
+
+
+def test_split_file_rebuilds_exactly(project, built, tmp_path):
+    out, manifest = built
+    again = run_to_end(build_dataset(project, tmp_path / "re", consensus="majority", min_frames=8,
+                                     seed=99, split_file=out / "split.json"))
+    assert again["clips"] == manifest["clips"] and again["split"]["seed"] == 0
+    assert (tmp_path / "re" / "split.json").read_text() == (out / "split.json").read_text()
+
+
+def test_broken_files_exclude_their_clip(tmp_path):
+    project = make_project(tmp_path / "p", n_participants=3, raters=("r1",))
+    project.annotations.path("p0_c0", "r1").write_text("{ not json")
+    project.clip_path("p1_c1").write_bytes(b"not hdf5")
+    manifest = run_to_end(build_dataset(project, tmp_path / "ds", rater="r1", min_frames=4))
+    reasons = {e["clip_id"]: e["reason"] for e in manifest["excluded"]}
+    assert reasons["p0_c0"].startswith("labels unusable: ") and "r1.json: is not valid JSON" in reasons["p0_c0"]
+    assert reasons["p1_c1"].startswith("frames unreadable: ") and "p1_c1.h5" in reasons["p1_c1"]
+
+
+def test_single_rater_project_has_no_consensus(tmp_path):
+    project = make_project(tmp_path / "p", n_participants=3, raters=("solo",))
+    with pytest.raises(InputError, match="no clip can be used: no consensus: 1 rater"):
+        run_to_end(build_dataset(project, tmp_path / "ds", consensus="staple", min_frames=4))
+
+
+def test_interrupted_build_leaves_nothing(project, tmp_path, monkeypatch):
+    real, calls = build_mod._build_one, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build_mod, "_build_one", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_to_end(build_dataset(project, tmp_path / "ds", rater="r1", min_frames=8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancelled_build_leaves_nothing(project, tmp_path):
+    gen = build_dataset(project, tmp_path / "ds", rater="r1", min_frames=8)
+    for p in gen:
+        if p.message.startswith("writing") and p.done == 2:
+            break
+    assert any(p.name.startswith(".ds.building-") for p in tmp_path.iterdir())
+    gen.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_folder_refused(project, built, tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="already exists and is not empty"):
+        run_to_end(build_dataset(project, tmp_path / "x", rater="r1"))
+    with pytest.raises(InputError, match=r"is not an UltraMN dataset \(no manifest.json\); refusing"):
+        run_to_end(build_dataset(project, tmp_path / "x", rater="r1", overwrite=True))
+    assert (tmp_path / "x" / "notes.txt").read_text() == "mine"
+
+
+def test_overwrite_replaces_a_dataset(project, tmp_path):
+    run_to_end(build_dataset(project, tmp_path / "ds", rater="r1", min_frames=8))
+    m = run_to_end(build_dataset(project, tmp_path / "ds", rater="r3", min_frames=8, overwrite=True))
+    assert m["label_source"]["rater"] == "r3"
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+
+
+def test_cli_build(project, tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["build-dataset", str(project.root), str(out), "--rater", "r1", "--min-frames", "8",
+                 "--size", "16", "20", "--seed", "4", "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "excluded p1_c0: flagged unusable by rater 'r1'" in text
+    assert json.loads((out / "manifest.json").read_text())["build"]["size"] == [16, 20]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--ratios", "0", "0.5", "0.5"], "ratios must be three non-negative numbers"),
+    (["--size", "0", "8"], "size must be two positive integers"),
+    (["--split-file", "nope.json"], "nope.json: file not found"),
+])
+def test_cli_bad_options(project, tmp_path, capsys, argv, message):
+    code = main(["build-dataset", str(project.root), str(tmp_path / "o"), "-q", *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_importing_dataset_tools_does_not_import_torch():
+    code = ("import sys, dataset_tools, dataset_tools.build, dataset_tools.splits, "
+            "dataset_tools.validate, dataset_tools.inspect, dataset_tools.augment, "
+            "dataset_tools.dataset_demo; assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_demo_stage_builds_and_reports(project, tmp_path):
+    from dataset_tools.dataset_demo import choose_labels, demo_stage
+    from napari_ultramn.demo_context import DemoContext
+
+    assert choose_labels(project) == ("majority", None)
+    ctx = DemoContext(out_dir=tmp_path, quick=True, paths={"project": project.root})
+    section = run_to_end(demo_stage(ctx))
+    assert ctx.paths["dataset"] == tmp_path / "dataset"
+    assert section.title == "Participant-split dataset"
+    assert "validate-dataset: no problems" in section.html and "<table" in section.html
+    clip = ctx.results["dataset_manifest"]["clips"][0]
+    assert clip["frame_shape"] == [64, 64]
+
+
+def test_demo_stage_falls_back_to_one_rater(tmp_path):
+    from dataset_tools.dataset_demo import choose_labels, demo_stage
+    from napari_ultramn.demo_context import DemoContext
+
+    project = make_project(tmp_path / "p", n_participants=3, raters=("solo",))
+    assert choose_labels(project) == (None, "solo")
+    ctx = DemoContext(out_dir=tmp_path / "demo", quick=True, paths={"project": project.root})
+    run_to_end(demo_stage(ctx))
+    assert ctx.results["dataset_manifest"]["label_source"]["rater"] == "solo"
+
+
+def test_nothing_written_is_an_error_and_leaves_nothing(tmp_path):
+    project = make_project(tmp_path / "p", n_participants=1, raters=("r1",))
+    for cid in project.clip_ids():
+        project.annotations.path(cid, "r1").write_text("[]")
+    with pytest.raises(InputError, match="no clip could be written: labels unusable: "):
+        run_to_end(build_dataset(project, tmp_path / "ds", rater="r1", min_frames=4))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
