@@ -24,7 +24,7 @@ def clip_summary(project) -> pd.DataFrame:
             "frames": rec["n_frames"],
             "size (px)": "x".join(str(s) for s in rec["frame_shape"]),
             "spacing (mm)": "uncalibrated" if not spacing else f"{spacing[0]:.3f} x {spacing[1]:.3f}",
-            "fps": round(1000.0 / rec["frame_time_ms"], 1) if rec.get("frame_time_ms") else None,
+            "fps": f"{1000.0 / rec['frame_time_ms']:.0f}" if rec.get("frame_time_ms") else "?",
             "device": " ".join(filter(None, (rec.get("manufacturer"), rec.get("device_model")))) or "?",
             "sex": rec.get("sex") or "?",
             "age band": rec.get("age_band") or "?",
@@ -41,7 +41,8 @@ def demo_stage(ctx: DemoContext) -> ProgressGen[ReportSection]:
     ctx.paths["project"] = project_dir
     df = clip_summary(project)
     yield Progress(1, 1, f"project has {len(df)} clips")
-    counts = df.groupby(["plane", "side"]).size().unstack(fill_value=0).reset_index()
+    counts = pd.crosstab(df["plane"], df["side"]).reset_index()
+    counts.columns.name = None  # else the pivot's "side" label shows as a stray header cell
     html = (
         f"<p>Ingested <code>{escape(ctx.paths['study'] / 'dicom')}</code> into "
         f"<code>{escape(project_dir)}</code>: {escape(summary.line())}. Participants are keyed-hash "

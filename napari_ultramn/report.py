@@ -68,7 +68,7 @@ h1{border-bottom:2px solid #2b6cb0;padding-bottom:.3em} h2{color:#2b6cb0;margin-
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em} th,td{padding:.25em .7em;
 border-bottom:1px solid #dde3ea;text-align:right} th{background:#eef3f8} td:first-child,
 th:first-child{text-align:left} figure{display:inline-block;margin:.5em 1em .5em 0}
-figcaption{font-size:.85em;color:#555} .note{color:#666;font-size:.9em} code{background:#f2f4f7;padding:0 .2em}
+figcaption{font-size:.85em;color:#555} img{max-width:100%;height:auto} .note{color:#666;font-size:.9em} code{background:#f2f4f7;padding:0 .2em}
 .bad{color:#b42318} .good{color:#067647}
 """
 
