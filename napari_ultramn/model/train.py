@@ -1,0 +1,381 @@
+"""Train UltraMN (or a baseline) on a dataset folder; CPU for small runs, CUDA with AMP, DDP via torchrun.
+
+The main loop in :func:`train_run` is short and calls named steps of :class:`Trainer`
+(``train_step``, ``validation_step``, ``save_checkpoint``). Design choices:
+
+- AdamW with linear warm-up then cosine decay, stepped per optimizer step. The schedule's
+  position is the larger of (steps done / steps planned for ``epochs``) and (share of
+  ``max_minutes`` used), so a time-limited run still anneals to a low learning rate before it
+  stops; without ``max_minutes`` the schedule is purely step-based and runs repeat exactly.
+- Early stopping on the validation score = mean(nerve Dice, plane accuracy), with ``patience``
+  epochs; ``best.pt`` holds the best score, ``last.pt`` the newest epoch (resume point).
+- Resume is at epoch granularity: a killed run loses at most the epoch in progress. The loader's
+  shuffle is reseeded from (seed, epoch) and the RNG states are restored, so a resumed run ends
+  with the same weights as an unbroken one (tested). ``max_minutes`` counts the run's whole
+  training time, earlier sessions included; ``max_steps`` counts this call's steps.
+- DDP: under ``torchrun`` (``WORLD_SIZE`` > 1) each rank gets a DistributedSampler shard; rank 0
+  alone validates, logs and writes checkpoints; stop decisions and the time-budget position are
+  agreed with an all-reduce every step so no rank waits forever in a collective and all use the
+  same learning rate.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_write_json
+from ..errors import InputError
+from ..progress import Progress, ProgressGen
+from . import data
+from .checkpoint import load_checkpoint, save_checkpoint
+from .runlog import RUN_FILE, RunLog
+
+MODELS = ("ultramn", "unet2d", "ultramn_notemporal")
+
+
+def pick_device(device: str = "auto"):
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(None, "--device cuda asked for, but torch sees no CUDA device")
+    if device.startswith("cuda") and device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    # the legacy global numpy RNG on purpose: third-party augmentations may draw from it
+    np.random.seed(seed)  # noqa: NPY002
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    import torch
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),  # noqa: NPY002
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def warmup_cosine(position: float, warmup: float = 0.05, floor: float = 0.02) -> float:
+    """LR factor at ``position`` in [0, 1] of the training: linear warm-up, then cosine to ``floor``."""
+    if position < warmup:
+        return max(position / warmup, 0.01)
+    t = min(1.0, (position - warmup) / (1.0 - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+class Budget:
+    """Time and step limits. Time counts the run's whole training (earlier sessions included, so a
+    resumed run gets what is left of ``max_minutes``); steps count this call only."""
+
+    def __init__(self, max_minutes: float | None, max_steps: int | None, first_step: int, elapsed_before: float):
+        self.max_s = None if max_minutes is None else max_minutes * 60.0
+        self.max_minutes, self.max_steps, self.first_step = max_minutes, max_steps, first_step
+        self.t0, self.before = time.monotonic(), elapsed_before
+
+    def restart(self) -> Budget:
+        """Start the clock now (after loading data and model), keeping the limits."""
+        self.t0 = time.monotonic()
+        return self
+
+    def elapsed(self) -> float:
+        return self.before + time.monotonic() - self.t0
+
+    def fraction_used(self) -> float:
+        """Share of the time budget used so far (0 without one)."""
+        return 0.0 if not self.max_s else min(1.0, self.elapsed() / self.max_s)
+
+    def exceeded(self, step: int) -> str | None:
+        if self.max_s is not None and self.elapsed() > self.max_s:
+            return f"time budget of {self.max_minutes} min reached"
+        if self.max_steps is not None and step - self.first_step >= self.max_steps:
+            return f"step limit of {self.max_steps} reached"
+        return None
+
+
+class Trainer:
+    """Model, optimizer, loaders and run state of one training run (one per DDP rank)."""
+
+    def __init__(self, dataset_dir, run_dir, *, model, epochs, batch_size, window, lr, device, resume,
+                 seed, model_kwargs, loss_kwargs, patience, workers, weight_decay, max_minutes=None,
+                 max_steps=None):
+        import torch
+
+        from . import losses, network
+
+        self.run_dir = Path(run_dir)
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.is_main = self.rank == 0
+        self.device = pick_device(device)
+        if self.world > 1 and not torch.distributed.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if model not in MODELS:
+            raise InputError(None, f"unknown model '{model}'; expected one of {', '.join(MODELS)}")
+        manifest = data.read_manifest(dataset_dir)
+        self.plane_labels = data.plane_labels(manifest)
+        train_h5 = data.split_path(dataset_dir, "train")
+        val_h5 = data.split_path(dataset_dir, "validation")
+        self.input_size = data.frame_size(train_h5)
+        self.epochs, self.window, self.patience, self.seed = epochs, window, patience, seed
+        self.args = {"dataset_dir": str(Path(dataset_dir).resolve()), "model": model, "epochs": epochs,
+                     "batch_size": batch_size, "window": window, "lr": lr, "seed": seed, "patience": patience,
+                     "model_kwargs": dict(model_kwargs or {}), "loss_kwargs": dict(loss_kwargs or {}),
+                     "weight_decay": weight_decay, "max_minutes": max_minutes, "world_size": self.world}
+
+        seed_everything(seed + self.rank)
+        self.model = network.build_model(model, len(self.plane_labels), **(model_kwargs or {})).to(self.device)
+        multiple = 2 ** getattr(self.model, "depth", 0)
+        if any(s % multiple for s in self.input_size):
+            raise InputError(train_h5, f"frames of {self.input_size[0]}x{self.input_size[1]} px are not divisible by "
+                             f"2**depth = {multiple}; rebuild the dataset at such a size or lower the model's depth")
+        self.net = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.loss_fn = losses.MultitaskLoss(**(loss_kwargs or {}))
+        if workers is None:
+            workers = min(4, max(0, (os.cpu_count() or 1) - 1)) if self.device.type == "cuda" else 0
+        train_set = data.make_window_dataset(train_h5, window, train=True, seed=seed)
+        if len(train_set) == 0:
+            raise InputError(train_h5, f"yields no training windows of {window} frames (clips too short?)")
+        self.train_loader = data.make_loader(train_set, batch_size=batch_size, shuffle=True, seed=seed,
+                                             workers=workers, distributed=self.world > 1)
+        self.val_loader = data.make_loader(
+            data.make_window_dataset(val_h5, window, train=False, seed=seed), batch_size=batch_size,
+            shuffle=False, seed=seed, workers=workers)
+        self.total_steps = max(1, epochs * len(self.train_loader))
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.budget = Budget(max_minutes, max_steps, 0, 0.0)
+        self.time_fraction = 0.0  # share of the time budget used, agreed between DDP ranks
+        # the schedule runs to the planned epochs or, with a time budget, to whichever ends first,
+        # so "train for N minutes" still anneals the learning rate before it stops
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: warmup_cosine(max(step / self.total_steps, self.time_fraction)))
+        self.use_amp = self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.epoch, self.step, self.best_score, self.best_epoch, self.stale = 0, 0, -1.0, -1, 0
+        self.elapsed_before = 0.0
+        if resume and not (self.run_dir / "last.pt").is_file():
+            raise InputError(self.run_dir, "has nothing to resume (no last.pt); start it without --resume")
+        if resume:
+            self.restore(load_checkpoint(self.run_dir, "last"))
+        elif (self.run_dir / "last.pt").exists():
+            raise InputError(self.run_dir, "already holds a run; pass --resume to continue it or choose another --out")
+
+    # -- state ---------------------------------------------------------------------------
+    def state(self, metrics: dict, elapsed: float) -> dict:
+        return {
+            "model_config": dict(self.model.config), "model_state": self.model.state_dict(),
+            "plane_labels": self.plane_labels, "input_size": list(self.input_size), "window": self.window,
+            "epoch": self.epoch, "step": self.step, "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state(),
+            "metrics": metrics, "best_score": self.best_score, "best_epoch": self.best_epoch,
+            "stale": self.stale, "elapsed_s": elapsed, "args": self.args,
+        }
+
+    def restore(self, ckpt: dict) -> None:
+        if ckpt["plane_labels"] != self.plane_labels:
+            raise InputError(ckpt["path"], f"vocabulary {ckpt['plane_labels']} differs from the dataset's {self.plane_labels}")
+        self.model.load_state_dict(ckpt["model_state"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        self.epoch, self.step = ckpt["epoch"] + 1, ckpt["step"]
+        self.best_score, self.best_epoch = ckpt["best_score"], ckpt["best_epoch"]
+        self.stale, self.elapsed_before = ckpt.get("stale", 0), ckpt.get("elapsed_s", 0.0)
+        self.budget = Budget(self.budget.max_minutes, self.budget.max_steps, self.step, self.elapsed_before)
+        self.time_fraction = self.budget.fraction_used()
+
+    def to_device(self, batch: dict) -> dict:
+        import torch
+
+        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    # -- named steps ---------------------------------------------------------------------
+    def train_step(self, batch: dict) -> dict:
+        """One optimizer step; returns the loss parts as floats."""
+        import torch
+
+        self.net.train()
+        batch = self.to_device(batch)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            outputs = self.net(batch["frames"])
+            total, parts = self.loss_fn(outputs, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)  # early-epoch Dice spikes
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        return {"loss": float(total.detach()), **{k: float(v) for k, v in parts.items()}}
+
+    def train_epoch(self, log: RunLog, budget: Budget, log_every: int):
+        """One pass over the training windows (stops early at a budget limit).
+
+        Yields step progress; returns ``(last losses, limit message or None)``.
+        """
+        self.set_epoch(self.epoch)
+        losses, limit = {}, None
+        for batch in self.train_loader:
+            losses = self.train_step(batch)
+            if self.step % log_every == 0:
+                lr = self.scheduler.get_last_lr()[0]
+                log.write("step", epoch=self.epoch, step=self.step, losses=losses, lr=lr, elapsed_s=budget.elapsed())
+                yield Progress(self.step, self.total_steps, f"epoch {self.epoch + 1}/{self.epochs} loss {losses['loss']:.3f}",
+                               {"losses": losses})
+            limit = budget.exceeded(self.step)
+            # under DDP every rank must leave the loop at the same step (or a collective hangs) and
+            # use the same learning rate (or the replicas drift apart): agree on both
+            stop, self.time_fraction = self.agree(float(limit is not None), budget.fraction_used())
+            if stop:
+                return losses, limit or "time budget reached on another rank"
+        return losses, None
+
+    def validation_step(self) -> dict:
+        """Validation loss, per-frame nerve Dice (annotated frames) and plane accuracy."""
+        import torch
+
+        self.model.eval()
+        loss_sum, n_batches, dice_sum, n_dice, correct, n_plane = 0.0, 0, 0.0, 0, 0, 0
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            for batch in self.val_loader:
+                batch = self.to_device(batch)
+                out = self.model(batch["frames"])
+                total, _ = self.loss_fn(out, batch)
+                loss_sum, n_batches = loss_sum + float(total), n_batches + 1
+                pred = (out["seg"].float() > 0)[:, 0] & (out["presence"].float() > 0)[..., None, None]
+                gt = batch["masks"][:, 0] > 0.5
+                inter = (pred & gt).flatten(2).sum(-1).float()
+                size = pred.flatten(2).sum(-1).float() + gt.flatten(2).sum(-1).float()
+                dice = torch.where(size > 0, 2 * inter / size.clamp(min=1), torch.ones_like(size))
+                ann = batch["annotated"].bool()
+                dice_sum, n_dice = dice_sum + float(dice[ann].sum()), n_dice + int(ann.sum())
+                known = batch["plane"] >= 0
+                hits = out["plane_frame"].argmax(-1) == batch["plane"]
+                correct, n_plane = correct + int((hits & known).sum()), n_plane + int(known.sum())
+        dice = dice_sum / n_dice if n_dice else float("nan")
+        acc = correct / n_plane if n_plane else float("nan")
+        score = float(np.nanmean([dice, acc])) if n_dice or n_plane else 0.0
+        return {"val_loss": loss_sum / max(1, n_batches), "val_dice": dice, "val_plane_acc": acc, "score": score}
+
+    def save_checkpoint(self, metrics: dict, elapsed: float, improved: bool) -> None:
+        state = self.state(metrics, elapsed)
+        save_checkpoint(self.run_dir / "last.pt", state)
+        if improved:
+            save_checkpoint(self.run_dir / "best.pt", state)
+
+    def update_best(self, metrics: dict) -> bool:
+        improved = metrics["score"] > self.best_score + 1e-4
+        if improved:
+            self.best_score, self.best_epoch, self.stale = metrics["score"], self.epoch, 0
+        else:
+            self.stale += 1
+        return improved
+
+    def agree(self, *values: float) -> list[float]:
+        """Under DDP, the maximum of each value over all ranks (so all ranks decide alike)."""
+        if self.world == 1:
+            return [float(v) for v in values]
+        import torch
+
+        t = torch.tensor([float(v) for v in values], device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return t.tolist()
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.train_loader.dataset, "set_epoch"):
+            self.train_loader.dataset.set_epoch(epoch)  # a new augmentation stream each epoch
+        sampler = self.train_loader.sampler
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        if self.train_loader.generator is not None:
+            self.train_loader.generator.manual_seed(self.seed * 100_003 + epoch)
+
+    def close(self) -> None:
+        import torch
+
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def train_run(dataset_dir, run_dir, *, model: str = "ultramn", epochs: int = 20, batch_size: int = 4,
+              window: int = 16, lr: float = 2e-3, max_minutes: float | None = None, device: str = "auto",
+              resume: bool = False, seed: int = 0, model_kwargs: dict | None = None,
+              loss_kwargs: dict | None = None, patience: int = 5, log_every: int = 10,
+              workers: int | None = None, weight_decay: float = 1e-4,
+              max_steps: int | None = None) -> ProgressGen[dict]:
+    """Train on ``dataset_dir`` into ``run_dir``; yields Progress, returns a summary dict.
+
+    Summary keys: run_dir, best_score, best_epoch, epochs_done, steps, stop_reason, elapsed_s, metrics
+    (the last validation metrics). ``max_steps`` caps the optimizer steps of this call (quick demos,
+    smoke tests), like ``max_minutes`` caps its time. Closing the generator (Cancel) leaves ``last.pt`` of the last
+    finished epoch, so ``resume=True`` continues.
+    """
+    tr = Trainer(dataset_dir, run_dir, model=model, epochs=epochs, batch_size=batch_size, window=window,
+                 lr=lr, device=device, resume=resume, seed=seed, model_kwargs=model_kwargs,
+                 loss_kwargs=loss_kwargs, patience=patience, workers=workers, weight_decay=weight_decay,
+                 max_minutes=max_minutes, max_steps=max_steps)
+    log = RunLog(run_dir, enabled=tr.is_main)
+    if tr.is_main:
+        atomic_write_json(tr.run_dir / RUN_FILE, {"args": tr.args, "plane_labels": tr.plane_labels,
+                                                  "input_size": list(tr.input_size), "model_config": tr.model.config,
+                                                  "device": str(tr.device)})
+    log.write("start", epoch=tr.epoch, step=tr.step, total_steps=tr.total_steps, resumed=resume, device=str(tr.device))
+    budget = tr.budget.restart()
+    reason, metrics = "epochs done", {}
+    try:
+        while tr.epoch < epochs:
+            losses, limit = yield from tr.train_epoch(log, budget, log_every)
+            metrics = tr.validation_step() if tr.is_main else {"score": 0.0}
+            improved = tr.update_best(metrics) if tr.is_main else False
+            if tr.is_main:
+                tr.save_checkpoint(metrics, budget.elapsed(), improved)
+            log.write("epoch", epoch=tr.epoch, step=tr.step, losses=losses, metrics=metrics, best=improved, elapsed_s=budget.elapsed())
+            yield Progress(tr.step, tr.total_steps, f"epoch {tr.epoch + 1}/{epochs} val Dice {metrics.get('val_dice', float('nan')):.3f}",
+                           {"epoch": tr.epoch, "losses": losses, **metrics})
+            tr.epoch += 1
+            if tr.agree(tr.is_main and tr.stale >= patience)[0]:
+                reason = f"early stop (no better validation score for {patience} epochs)"
+            elif limit:
+                reason = limit
+            if reason != "epochs done":
+                break
+        log.write("end", reason=reason, epoch=tr.epoch - 1, step=tr.step, best_score=tr.best_score,
+                  best_epoch=tr.best_epoch, elapsed_s=budget.elapsed())
+    finally:
+        log.close()
+        tr.close()
+    return {"run_dir": str(tr.run_dir), "best_score": tr.best_score, "best_epoch": tr.best_epoch,
+            "epochs_done": tr.epoch, "steps": tr.step, "stop_reason": reason, "elapsed_s": budget.elapsed(),
+            "metrics": metrics}

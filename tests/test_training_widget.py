@@ -1,0 +1,93 @@
+"""Training widget: follows a progress log, starts/cancels a process, lists runs, pre-annotates."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from tests.test_train import shared_run
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget("napari-ultramn", "Training")
+    yield w
+    if w.process is not None and w.process.poll() is None:
+        w.process.kill()
+        w.process.wait()
+
+
+def _log(path, records):
+    with open(path, "a") as fh:
+        for r in records:
+            fh.write(json.dumps(r) + "\n")
+
+
+def test_follows_progress_log_with_curves(widget, tmp_path):
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    _log(run / "progress.jsonl", [
+        {"event": "start", "epoch": 0, "step": 0, "total_steps": 10},
+        {"event": "step", "epoch": 0, "step": 5, "losses": {"loss": 1.2}},
+        {"event": "epoch", "epoch": 0, "step": 5, "metrics": {"val_loss": 1.0, "val_dice": 0.5, "val_plane_acc": 0.7, "score": 0.6}},
+    ])
+    widget.follow(run)
+    assert widget.progress_bar.maximum() == 10 and widget.progress_bar.value() == 5
+    assert "val Dice 0.500" in widget.status_label.text()
+    assert len(widget.loss_ax.lines) == 2 and len(widget.metric_ax.lines) == 2
+    _log(run / "progress.jsonl", [{"event": "end", "reason": "epochs done", "step": 10}])
+    widget.poll()
+    assert widget.status_label.text() == "Finished: epochs done" and not widget.timer.isActive()
+    assert widget.runs_table.rowCount() == 1 and widget.runs_table.item(0, 0).text() == "r1"
+
+
+def test_start_then_cancel_a_training_process(widget, tmp_path, qtbot, monkeypatch):
+    run = tmp_path / "run"
+    script = ("import json,sys,time;f=open(sys.argv[1]+'/progress.jsonl','a');"
+              "f.write(json.dumps({'event':'start','step':0,'total_steps':4})+'\\n');f.flush();time.sleep(60)")
+    monkeypatch.setattr(widget, "command", lambda resume: [sys.executable, "-c", script, str(run)])
+    widget.dataset_edit.setText(str(tmp_path / "ds"))
+    widget.run_edit.setText(str(run))
+    widget.start_button.click()
+    assert widget.process is not None and not widget.start_button.isEnabled()
+    qtbot.waitUntil(lambda: bool(widget.follower.poll() or widget.follower.records), timeout=20_000)
+    widget.cancel_button.click()
+    assert widget.process.poll() is not None
+    assert widget.start_button.isEnabled() and widget.resume_button.isEnabled()
+    assert "Resume" in widget.status_label.text()
+
+
+def test_runs_table_and_preannotate_open_clip(widget, tmp_path_factory):
+    _, run = shared_run(tmp_path_factory)
+    widget.runs_edit.setText(str(run.parent))
+    widget.refresh_button.click()
+    assert widget.runs_table.rowCount() == 1
+    widget.runs_table.selectRow(0)
+    assert widget.preannotate_run_edit.text().endswith("tiny") and widget.run_edit.text().endswith("tiny")
+    cmd = widget.command(resume=True)  # resuming a listed run finds its dataset in run.json
+    assert cmd[cmd.index("train") + 1].endswith("ds") and cmd[-1] == "--resume"
+    clip = np.random.default_rng(0).integers(0, 255, (10, 32, 40), dtype=np.uint8)
+    widget.viewer.add_image(clip, name="clip")
+    widget.preannotate_button.click()  # ULTRAMN_SYNC_WORKERS=1: runs to the end here
+    layer = widget.viewer.layers["clip proposal"]
+    assert layer.data.shape == (10, 32, 40) and layer.metadata["provenance"] == "model"
+    assert len(layer.metadata["confidence"]) == 10 and widget.preannotate_button.isEnabled()
+    assert "Accept or edit" in widget.status_label.text()
+
+
+def test_a_failing_process_shows_its_error(widget, tmp_path, qtbot, monkeypatch):
+    script = "import sys; print('ultramn train: error: something is wrong'); sys.exit(2)"
+    monkeypatch.setattr(widget, "command", lambda resume: [sys.executable, "-c", script])
+    widget.dataset_edit.setText(str(tmp_path / "ds"))
+    widget.run_edit.setText(str(tmp_path / "run"))
+    widget.start_button.click()
+    widget.process.wait(timeout=30)
+    widget.poll()
+    assert "exit 2" in widget.status_label.text() and "something is wrong" in widget.status_label.text()
+    assert widget.start_button.isEnabled()
