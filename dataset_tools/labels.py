@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_ultramn.annotation.store import load_annotation_file
+from napari_ultramn.annotation.store import ADJUDICATED, MODEL_RATER, load_annotation_file
 from napari_ultramn.errors import InputError
 
 
@@ -32,6 +32,8 @@ def _quality_flags(project, clip_id: str) -> dict[str, str]:
     """Rater -> quality, read from the JSON headers without decoding masks (cheap first pass)."""
     out = {}
     for rater in project.annotations.raters(clip_id):
+        if rater == MODEL_RATER:  # proposals are not labels
+            continue
         try:
             obj = json.loads(project.annotations.path(clip_id, rater).read_text(encoding="utf-8"))
             out[rater] = obj.get("quality", "ok") if isinstance(obj, dict) else "ok"
@@ -43,6 +45,8 @@ def _quality_flags(project, clip_id: str) -> dict[str, str]:
 def eligibility(project, rec: dict, *, rater, min_raters, min_frames, spacing_mm) -> str | None:
     """Why the clip cannot be used (the reason recorded in the manifest), or None."""
     flags = _quality_flags(project, rec["clip_id"])
+    if rater is None and ADJUDICATED in flags:  # an adjudicator's decision settles the clip
+        rater = ADJUDICATED
     if rater is not None:
         if rater not in flags:
             return f"no annotation by rater '{rater}'"
@@ -62,7 +66,13 @@ def eligibility(project, rec: dict, *, rater, min_raters, min_frames, spacing_mm
 
 def clip_labels(project, clip_id: str, *, method: str | None, rater: str | None,
                 min_raters: int = 2) -> ClipLabels:
-    """Labels of one clip; raises ValueError (with the reason) when there are none."""
+    """Labels of one clip; raises ValueError (with the reason) when there are none.
+
+    With a consensus method, an adjudicated annotation (review mode) is the clip's label when it
+    exists; otherwise the human raters vote (model proposals never do).
+    """
+    if rater is None and project.annotations.exists(clip_id, ADJUDICATED):
+        rater = ADJUDICATED
     if rater is not None:
         if not project.annotations.exists(clip_id, rater):
             raise ValueError(f"no annotation by rater '{rater}'")
@@ -72,7 +82,7 @@ def clip_labels(project, clip_id: str, *, method: str | None, rater: str | None,
                           ann.provenance_codes(), 1)
     clip_consensus = consensus_function()
     annotations = {r: load_annotation_file(project.annotations.path(clip_id, r))
-                   for r in project.annotations.raters(clip_id)}
+                   for r in project.annotations.human_raters(clip_id)}
     result = clip_consensus(annotations, method=method, min_raters=min_raters)
     if result is None:
         raise ValueError(f"no consensus: {len(annotations)} rater(s), need {min_raters}")

@@ -126,7 +126,7 @@ def worst_thumbnails(result, project, n: int) -> str:
             parts.append(f"<p class='note'>{row['clip_id']} frame {row['frame']}: cannot show ({exc})</p>")
             continue
         rec = project.clip_record(row["clip_id"])
-        anns = load_clip(project, rec, project.annotations.raters(row["clip_id"]))
+        anns = load_clip(project, rec, project.annotations.human_raters(row["clip_id"]))
         masks = {r: a.frames[int(row["frame"])].mask for r, a in anns.items() if int(row["frame"]) in a.frames}
         parts.append(image_html(outline_thumbnail(image, masks, raters),
                                 f"{row['clip_id']} frame {row['frame']}: Dice {row['dice']:.2f} ({row['pair']})",

@@ -99,7 +99,7 @@ def build_tables(project, tolerance_mm: float = 0.5, tolerance_px: float = 2.0) 
 
     Clips are read one at a time and dropped once measured, so memory stays at one clip's masks.
     """
-    who = {cid: project.annotations.raters(cid) for cid in project.clip_ids()}
+    who = {cid: project.annotations.human_raters(cid) for cid in project.clip_ids()}
     annotations = {cid: r for cid, r in who.items() if r}
     raters = check_raters(project, annotations)
     notes: list[str] = []

@@ -24,9 +24,10 @@ from ..errors import ConflictError, InputError
 from .history import History, diff, snapshot
 from .lock import AnnotationLock
 from .model import QUALITIES, STATUSES, ClipAnnotation, FrameMask, PlaneRange, now_iso
+from .store import ADJUDICATED as _ADJUDICATED
 
 #: Rater id of the adjudicated (final) annotation written in review mode.
-ADJUDICATED = "adjudicated"
+ADJUDICATED = _ADJUDICATED
 
 
 class CorruptAnnotationError(InputError):

@@ -16,6 +16,13 @@ from ..errors import InputError, SchemaError
 from ..schema import load_json, validate
 from .model import ClipAnnotation
 
+#: Rater id of model pre-annotation proposals (napari_ultramn.model.preannotate).
+MODEL_RATER = "model"
+#: Rater id of the final annotation an adjudicator makes in review mode.
+ADJUDICATED = "adjudicated"
+#: Ids that are not raters: agreement and consensus never count them.
+RESERVED_RATERS = (MODEL_RATER, ADJUDICATED)
+
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -62,6 +69,10 @@ class AnnotationStore:
     def raters(self, clip_id: str) -> list[str]:
         folder = self.root / clip_id
         return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+    def human_raters(self, clip_id: str) -> list[str]:
+        """Raters of a clip without the reserved ids: who counts for agreement and consensus."""
+        return [r for r in self.raters(clip_id) if r not in RESERVED_RATERS]
 
     def clip_ids(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []

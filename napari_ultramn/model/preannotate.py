@@ -28,9 +28,10 @@ import numpy as np
 
 from .. import NON_STANDARD
 from ..annotation import ClipAnnotation, PlaneRange
+from ..annotation.store import MODEL_RATER as _MODEL_RATER
 from ..progress import Progress, ProgressGen, run_to_end
 
-MODEL_RATER = "model"
+MODEL_RATER = _MODEL_RATER
 
 
 @dataclass
