@@ -125,3 +125,22 @@ def test_cli_export_model_agrees_with_eager(trained, tmp_path, capsys, fmt):
     assert main(["export-model", str(run), "--format", fmt, "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert out.is_file() and "max abs diff" in text and "plane_clip" in text
+
+
+def test_cli_export_onnx_stream_runs_frame_by_frame_like_the_stream(trained, tmp_path, capsys):
+    import numpy as np
+    import onnxruntime as ort
+
+    from napari_ultramn.cli import main
+
+    _, run = trained
+    out = tmp_path / "stream.onnx"
+    assert main(["export-model", str(run), "--format", "onnx-stream", "--out", str(out)]) == 0
+    assert "matches StreamingUltraMN frame by frame" in capsys.readouterr().out
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    feeds = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+             for i in session.get_inputs()}
+    names = [o.name for o in session.get_outputs()]
+    result = dict(zip(names, session.run(None, feeds)))
+    mask = result["mask_prob"]
+    assert mask.ndim == 2 and np.all((mask >= 0) & (mask <= 1))

@@ -1,4 +1,8 @@
-"""``ultramn export-model RUN_DIR --format torchscript|onnx --out PATH``: deployable model + agreement check."""
+"""``ultramn export-model RUN_DIR --format torchscript|onnx|onnx-stream --out PATH``: deployable model + check.
+
+``onnx-stream`` exports the one-frame step with its temporal state as explicit inputs and outputs,
+for live inference beside a scanner (one frame's work per frame, no window of latency).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "exceeds --tolerance).",
     )
     p.add_argument("run_dir", help="run folder (uses best.pt) or a checkpoint file")
-    p.add_argument("--format", required=True, choices=("torchscript", "onnx"))
+    p.add_argument("--format", required=True, choices=("torchscript", "onnx", "onnx-stream"),
+                   help="onnx-stream: the one-frame streaming step with explicit state (live use)")
     p.add_argument("--out", required=True, help="output file (.pt / .onnx)")
     p.add_argument("--window", type=int, default=None, help="frames per window (default: the training window)")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest accepted |exported - eager| of any logit")
@@ -33,6 +38,16 @@ def run(args) -> int:
     model, ckpt = model_from_checkpoint(args.run_dir)
     window = args.window or int(ckpt["window"])
     h, w = (int(s) for s in ckpt["input_size"])
+    if args.format == "onnx-stream":
+        # export_onnx_stream itself runs the file against StreamingUltraMN over several frames
+        # and raises (nothing written) if any output disagrees.
+        try:
+            export.export_onnx_stream(model, args.out, size=(h, w), plane_labels=ckpt["plane_labels"])
+        except RuntimeError as exc:
+            print(f"export failed its check: {exc}")
+            return 1
+        print(f"exported onnx-stream to {args.out} ({h}x{w}); matches StreamingUltraMN frame by frame")
+        return 0
     if args.format == "torchscript":
         export.export_torchscript(model, args.out, window=window, size=(h, w), plane_labels=ckpt["plane_labels"])
         with warnings.catch_warnings():
