@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -24,33 +23,15 @@ from qtpy.QtWidgets import (
     QPushButton,
     QSpinBox,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from .annotator_workers import start
+from .tables import fill_table
+from .workers import start
 
 if TYPE_CHECKING:
     import napari
-    import pandas as pd
-
-
-def _fill(table: QTableWidget, df: pd.DataFrame, float_format: str = "{:.3f}") -> None:
-    table.clear()
-    table.setRowCount(len(df))
-    table.setColumnCount(len(df.columns))
-    table.setHorizontalHeaderLabels([str(c) for c in df.columns])
-    for i, row in enumerate(df.itertuples(index=False)):
-        for j, value in enumerate(row):
-            if isinstance(value, float):
-                text = "-" if not np.isfinite(value) else float_format.format(value)
-            else:
-                text = "" if value is None else str(value)
-            item = QTableWidgetItem(text)
-            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
-            table.setItem(i, j, item)
-    table.resizeColumnsToContents()
 
 
 class AgreementWidget(QWidget):
@@ -150,9 +131,9 @@ class AgreementWidget(QWidget):
 
     def _on_result(self, result) -> None:
         self.result = result
-        _fill(self.summary_table, result.summary())
+        fill_table(self.summary_table, result.summary())
         worst = result.worst_frames(50)
-        _fill(self.worst_table, worst[["clip_id", "frame", "dice", "pair", "area_diff", "area_unit"]])
+        fill_table(self.worst_table, worst[["clip_id", "frame", "dice", "pair", "area_diff", "area_unit"]])
         notes = " ".join(result.notes)
         self.status.setText(f"Report: {result.report_path}" + (f"\n{notes}" if notes else ""))
 

@@ -1,5 +1,5 @@
 """The annotator's long work: propagation (with preview, warnings, "accept up to here") and
-model pre-annotation, run through :func:`.annotator_workers.start` with progress and Cancel.
+model pre-annotation, run through :func:`.workers.start` with progress and Cancel.
 
 A mixin of :class:`.annotator.AnnotatorWidget`; it uses the widget's session, layers and controls.
 """
@@ -13,7 +13,7 @@ from qtpy.QtWidgets import QListWidgetItem
 
 from ..errors import UltramnError
 from . import annotator_layers as L
-from .annotator_workers import start
+from .workers import start
 
 
 class LongWorkMixin:

@@ -2,7 +2,7 @@
 
 Only translates between the viewer and the core (:mod:`dataset_tools.build`,
 :mod:`dataset_tools.inspect`): the build runs as a progress generator in a worker
-(``annotator_workers.start``; synchronous under ``ULTRAMN_SYNC_WORKERS=1``), the counts table is
+(``workers.start``; synchronous under ``ULTRAMN_SYNC_WORKERS=1``), the counts table is
 the manifest's, and a dataset clip opens as an Image layer with its masks as a Labels layer.
 """
 
@@ -27,12 +27,12 @@ from qtpy.QtWidgets import (
     QPushButton,
     QSpinBox,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from .annotator_workers import start
+from .tables import fill_table
+from .workers import start
 
 if TYPE_CHECKING:
     import napari
@@ -255,11 +255,7 @@ class DatasetWidget(QWidget):
         self.worker = None
 
     def show_counts(self, rows: list[dict]) -> None:
-        self.counts_table.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            for c, key in enumerate(COUNT_COLUMNS):
-                self.counts_table.setItem(r, c, QTableWidgetItem(str(row[key])))
-        self.counts_table.resizeColumnsToContents()
+        fill_table(self.counts_table, rows, COUNT_COLUMNS)
 
     # -- viewing ---------------------------------------------------------------------------
     def refresh_clips(self) -> None:

@@ -33,12 +33,12 @@ from qtpy.QtWidgets import (
     QPushButton,
     QSpinBox,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from .annotator_workers import start
+from .tables import cell_text, fill_table
+from .workers import start
 
 if TYPE_CHECKING:
     import napari
@@ -53,10 +53,6 @@ def _path_row(edit: QLineEdit, button: QPushButton) -> QWidget:
     lay.addWidget(edit)
     lay.addWidget(button)
     return row
-
-
-def _fmt(value) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else ("" if value is None else str(value))
 
 
 class TrainingWidget(QWidget):
@@ -261,8 +257,8 @@ class TrainingWidget(QWidget):
             last = new[-1]
             if last.get("event") == "epoch":
                 m = last.get("metrics") or {}
-                self.status_label.setText(f"epoch {last['epoch'] + 1}: val Dice {_fmt(m.get('val_dice'))}, "
-                                          f"plane accuracy {_fmt(m.get('val_plane_acc'))}")
+                self.status_label.setText(f"epoch {last['epoch'] + 1}: val Dice {cell_text(m.get('val_dice'))}, "
+                                          f"plane accuracy {cell_text(m.get('val_plane_acc'))}")
         ended = any(r.get("event") == "end" for r in new)
         exited = self.process is not None and self.process.poll() is not None
         if ended or exited:
@@ -313,11 +309,7 @@ class TrainingWidget(QWidget):
         folder = self.runs_edit.text() or (str(Path(self.run_edit.text()).parent) if self.run_edit.text() else "")
         runs = list_runs(folder) if folder else []
         self.run_paths = [r["path"] for r in runs]
-        self.runs_table.setRowCount(len(runs))
-        for i, r in enumerate(runs):
-            for j, col in enumerate(RUN_COLUMNS):
-                self.runs_table.setItem(i, j, QTableWidgetItem(_fmt(r.get(col))))
-        self.runs_table.resizeColumnsToContents()
+        fill_table(self.runs_table, runs, RUN_COLUMNS)
 
     def _run_selected(self) -> None:
         rows = {i.row() for i in self.runs_table.selectedItems()}
