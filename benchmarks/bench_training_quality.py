@@ -129,6 +129,10 @@ def main(argv=None) -> int:
         train[name]["wall_s"] = time.perf_counter() - t
         print(f"{name}: {train[name]['stop_reason']}; {train[name]['epochs_done']} epochs, {train[name]['steps']} steps, "
               f"best val score {train[name]['best_score']:.3f} (epoch {train[name]['best_epoch'] + 1})", flush=True)
+        weights = train[name].get("plane_class_weights")
+        print(f"{name}: per-frame plane loss class weights (from the training split): "
+              + ("none" if weights is None else ", ".join(f"{lab} {w:.3f}" for lab, w in zip(PLANE_LABELS, weights))),
+              flush=True)
     results = {}
     for name in budgets:
         r = run_to_end(evaluate_run(out / name, dataset, "test", device="cpu", out_dir=out / "eval" / name))

@@ -151,3 +151,88 @@ def test_half_precision_logits_give_a_float32_loss():
     out = {k: v.half() for k, v in _outputs(seg_value=2.0).items()}
     total, parts = MultitaskLoss()(out, _batch())
     assert total.dtype == torch.float32 and all(math.isfinite(v) for v in parts.values())
+
+
+# -- plane class weights ---------------------------------------------------------------------
+@pytest.mark.parametrize("weights, message", [
+    ([], "plane_class_weights is empty"),
+    (2.0, "plane_class_weights must be a sequence of numbers"),
+    ("1,1,1,1,1", "plane_class_weights must be a sequence of numbers"),
+    ([1.0, 0.0, 1.0, 1.0, 1.0], r"plane_class_weights\[1\] must be finite and > 0; got 0.0"),
+    ([1.0, 1.0, -2.0, 1.0, 1.0], r"plane_class_weights\[2\] must be finite and > 0"),
+    ([1.0, float("inf"), 1.0, 1.0, 1.0], r"plane_class_weights\[1\] must be finite and > 0"),
+    ([1.0, float("nan"), 1.0, 1.0, 1.0], r"plane_class_weights\[1\] must be finite and > 0"),
+    ([1.0, "2", 1.0, 1.0, 1.0], r"plane_class_weights\[1\] must be a number"),
+    ([True, 1.0, 1.0, 1.0, 1.0], r"plane_class_weights\[0\] must be a number"),
+])
+def test_bad_plane_class_weights_are_refused_with_a_message(weights, message):
+    with pytest.raises(ValueError, match=message):
+        MultitaskLoss(plane_class_weights=weights)
+
+
+def test_plane_class_weights_must_match_the_plane_head():
+    with pytest.raises(ValueError, match=r"plane_class_weights has 3 weights but outputs\['plane_frame'\] has 5"):
+        MultitaskLoss(plane_class_weights=[1.0, 1.0, 1.0])(_outputs(), _batch())
+
+
+def _frame_ce(out, batch, weights):
+    """Reference weighted mean cross-entropy over the known frame labels."""
+    logits = out["plane_frame"].reshape(B * T, P)
+    target = batch["plane"].reshape(B * T)
+    keep = target >= 0
+    nll = -torch.log_softmax(logits[keep], -1).gather(1, target[keep, None])[:, 0]
+    w = torch.tensor(weights)[target[keep]]
+    return float((w * nll).sum() / w.sum())
+
+
+def test_plane_class_weights_weight_the_frame_loss_only():
+    out, batch = _outputs(), _batch()
+    _, plain = MultitaskLoss()(out, batch)
+    _, ones = MultitaskLoss(plane_class_weights=[1.0] * P)(out, batch)
+    assert ones == plain  # all-equal weights change nothing (the mean is normalised by them)
+    _, scaled = MultitaskLoss(plane_class_weights=[3.0] * P)(out, batch)
+    assert scaled["plane"] == pytest.approx(plain["plane"], rel=1e-6)
+    weights = [1.0, 1.0, 1.0, 1.0, 4.0]  # the rare label 4 (non_standard) counts 4x
+    _, parts = MultitaskLoss(plane_class_weights=weights)(out, batch)
+    assert parts["plane"] == pytest.approx(_frame_ce(out, batch, weights), rel=1e-5)
+    assert parts["plane"] != pytest.approx(plain["plane"], rel=1e-3)
+    # the clip-plane, segmentation and presence parts are untouched
+    for name in ("clip_plane", "seg_dice", "seg_ce", "presence"):
+        assert parts[name] == plain[name]
+
+
+def test_up_weighted_label_gets_a_larger_gradient():
+    batch = _batch()
+    grads = []
+    for weights in ([1.0] * P, [1.0, 1.0, 1.0, 1.0, 4.0]):
+        out = _outputs(requires_grad=True)
+        total, _ = MultitaskLoss(seg_dice_weight=0, seg_ce_weight=0, presence_weight=0,
+                                 clip_plane_weight=0, plane_class_weights=weights)(out, batch)
+        total.backward()
+        g = out["plane_frame"].grad
+        grads.append((g[1, 0].norm() / g[0, 0].norm()).item())  # frame of label 4 vs of label 0
+    assert grads[1] == pytest.approx(4 * grads[0], rel=1e-5)
+
+
+def test_inverse_frequency_weights():
+    from napari_ultramn.model.losses import inverse_frequency_weights
+
+    # 4 common labels and a rare one 4x rarer: sqrt gives it 2x the weight; mean 1 over classes
+    w = inverse_frequency_weights([400, 400, 400, 400, 100])
+    assert w == pytest.approx([5 / 6, 5 / 6, 5 / 6, 5 / 6, 5 / 3])
+    assert sum(w) / len(w) == pytest.approx(1.0)
+    assert inverse_frequency_weights([10, 10, 10]) == pytest.approx([1.0, 1.0, 1.0])
+    assert inverse_frequency_weights([400, 100], power=1.0) == pytest.approx([0.4, 1.6])
+    # a class 10,000x rarer is capped at max_ratio times the commonest
+    w = inverse_frequency_weights([10_000, 1], max_ratio=10.0)
+    assert w[1] / w[0] == pytest.approx(10.0)
+    # an absent class gets the neutral 1.0 and does not enter the mean; no labels at all: all ones
+    w = inverse_frequency_weights([300, 0, 75])
+    assert w[1] == 1.0 and (w[0] + w[2]) / 2 == pytest.approx(1.0) and w[2] == pytest.approx(2 * w[0])
+    assert inverse_frequency_weights([0, 0]) == [1.0, 1.0]
+    for kwargs, message in (({"counts": []}, "one non-negative count per class"),
+                            ({"counts": [3, -1]}, "one non-negative count per class"),
+                            ({"counts": [1], "power": -1.0}, "power must be finite and >= 0"),
+                            ({"counts": [1], "max_ratio": 0.5}, "max_ratio must be finite and >= 1")):
+        with pytest.raises(ValueError, match=message):
+            inverse_frequency_weights(**kwargs)

@@ -215,3 +215,63 @@ def test_step_limit_and_schedule_shape():
 def test_max_steps_stops_this_call(tiny_dataset, tmp_path):
     s = train_tiny(tiny_dataset, tmp_path / "s", epochs=5, max_steps=3)
     assert s["steps"] == 3 and s["stop_reason"] == "step limit of 3 reached" and s["epochs_done"] == 2
+
+
+def test_plane_class_weights_come_from_the_training_split_and_survive_resume(tiny_dataset, tmp_path):
+    from napari_ultramn.model.checkpoint import load_checkpoint, save_checkpoint
+    from napari_ultramn.model.data import plane_label_counts
+    from napari_ultramn.model.losses import inverse_frequency_weights
+
+    # train split: clips of planes 0..3, the odd ones ending in 2 non-standard frames
+    counts = plane_label_counts(tiny_dataset / "train.h5", len(PLANES))
+    assert counts.tolist() == [12, 10, 12, 10, 4]
+    expected = inverse_frequency_weights(counts.tolist())
+    assert max(expected) == expected[PLANES.index(NON_STANDARD)]
+    s = train_tiny(tiny_dataset, tmp_path / "w", epochs=1, max_steps=1)
+    assert s["plane_class_weights"] == pytest.approx(expected)
+    ckpt = load_checkpoint(tmp_path / "w" / "last.pt")
+    assert ckpt["plane_class_weights"] == pytest.approx(expected)
+    run_json = json.loads((tmp_path / "w" / "run.json").read_text())
+    assert run_json["args"]["plane_class_weights"] == pytest.approx(expected)
+    # a resume uses the checkpoint's weights, not a recomputation (the dataset may have changed)
+    stored = [1.0, 2.0, 3.0, 4.0, 5.0]
+    save_checkpoint(tmp_path / "w" / "last.pt", {**{k: v for k, v in ckpt.items() if k not in ("format", "format_version", "path")},
+                                                 "plane_class_weights": stored})
+    with pytest.raises(InputError, match=r"was trained with plane_class_weights \[1.0, 2.0, 3.0, 4.0, 5.0\], not None"):
+        train_tiny(tiny_dataset, tmp_path / "w", epochs=2, resume=True, plane_class_weights=None)
+    s = train_tiny(tiny_dataset, tmp_path / "w", epochs=2, resume=True, max_steps=1)
+    assert s["plane_class_weights"] == stored
+    assert load_checkpoint(tmp_path / "w" / "last.pt")["plane_class_weights"] == stored
+    # None trains unweighted
+    s = train_tiny(tiny_dataset, tmp_path / "u", epochs=1, max_steps=1, plane_class_weights=None)
+    assert s["plane_class_weights"] is None
+    assert load_checkpoint(tmp_path / "u" / "last.pt")["plane_class_weights"] is None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"plane_class_weights": "balanced"}, "plane_class_weights must be 'auto', None or one weight per plane label"),
+    ({"plane_class_weights": [1.0, 0.0, 1.0, 1.0, 1.0]}, r"plane_class_weights\[1\] must be finite and > 0"),
+    ({"loss_kwargs": {"plane_class_weights": [1.0] * 5}}, "give plane_class_weights to train_run itself"),
+])
+def test_bad_plane_class_weights(tiny_dataset, tmp_path, kwargs, message):
+    with pytest.raises(InputError, match=message):
+        train_tiny(tiny_dataset, tmp_path / "r", **kwargs)
+    assert not (tmp_path / "r" / "last.pt").exists()
+
+
+def test_batches_travel_as_uint8_and_become_float_on_the_device(tiny_dataset, tmp_path):
+    import torch
+
+    from napari_ultramn.model.train import Trainer
+
+    kw = {k: v for k, v in TINY_TRAIN.items() if k != "log_every"}
+    tr = Trainer(tiny_dataset, tmp_path / "r", resume=False, seed=0, loss_kwargs=None, patience=5,
+                 weight_decay=0.0, model="ultramn", **kw)
+    for loader in (tr.train_loader, tr.val_loader):
+        raw = next(iter(loader))
+        assert raw["frames"].dtype == torch.uint8 and raw["masks"].dtype == torch.uint8
+        batch = tr.to_device(raw)
+        assert batch["frames"].dtype == torch.float32 and batch["masks"].dtype == torch.float32
+        assert 0.0 <= float(batch["frames"].min()) and float(batch["frames"].max()) <= 1.0
+        torch.testing.assert_close(batch["frames"], raw["frames"].float() / 255.0)
+    assert tr.validation_step()["val_plane_acc"] >= 0.0

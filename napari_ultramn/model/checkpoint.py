@@ -10,6 +10,8 @@ A checkpoint (``best.pt`` / ``last.pt`` in a run folder) is a dict::
     epoch, step     finished epoch (0-based) and optimizer steps so far
     optimizer, scheduler, scaler, rng     states for an exact resume
     metrics         validation metrics of that epoch; best_score; args (train_run arguments)
+    plane_class_weights   the per-frame plane loss's class weights (one per label) or None; a
+                    resume reuses them (absent in checkpoints from before weighting: unweighted)
 
 Inference (:func:`predict_clip`) lives here rather than in the trainer so evaluation and
 pre-annotation share one definition of "the model's output on a clip".

@@ -125,8 +125,31 @@ def frame_size(h5_path: str | Path) -> tuple[int, int]:
     raise InputError(h5_path, "holds no clips")
 
 
-def make_window_dataset(h5_path: Path, window: int, *, train: bool, seed: int):
-    """Windows of a split: augmented, overlapping by half for training; plain, tiled otherwise."""
+def plane_label_counts(h5_path: str | Path, n_labels: int) -> np.ndarray:
+    """Frames per plane code (``(n_labels,) int64``) over every clip of a split; -1 (unknown) is
+    not counted. A code outside the vocabulary is an error here rather than deep in the loss."""
+    import h5py
+
+    counts = np.zeros(n_labels, np.int64)
+    with h5py.File(h5_path, "r") as fh:
+        for cid in fh["clips"] if "clips" in fh else []:
+            g = fh["clips"][cid]
+            if "plane_labels" not in g:
+                continue
+            codes = g["plane_labels"][()].astype(np.int64).ravel()
+            if codes.size and codes.max() >= n_labels:
+                raise InputError(h5_path, f"clip {cid} has plane code {int(codes.max())}, outside the "
+                                 f"vocabulary of {n_labels} labels")
+            counts += np.bincount(codes[codes >= 0], minlength=n_labels)
+    return counts
+
+
+def make_window_dataset(h5_path: Path, window: int, *, train: bool, seed: int, as_uint8: bool = False):
+    """Windows of a split: augmented, overlapping by half for training; plain, tiled otherwise.
+
+    ``as_uint8``: frames and masks stay uint8 until ``dataset_tools.torch_dataset.batch_to_float``
+    on the training device (a quarter of the bytes through DataLoader workers' shared memory).
+    """
     from dataset_tools.torch_dataset import ClipWindowDataset
 
     augment = None
@@ -135,7 +158,7 @@ def make_window_dataset(h5_path: Path, window: int, *, train: bool, seed: int):
 
         augment = Augment()  # seeded per (seed, epoch, window) by the dataset
     stride = max(1, window // 2) if train else window
-    return ClipWindowDataset(h5_path, window=window, stride=stride, augment=augment, seed=seed)
+    return ClipWindowDataset(h5_path, window=window, stride=stride, augment=augment, seed=seed, as_uint8=as_uint8)
 
 
 def make_loader(dataset, *, batch_size: int, shuffle: bool, seed: int, workers: int = 0, distributed: bool = False):

@@ -10,7 +10,12 @@ gradient is useless. So here:
 - pixel BCE runs over every annotated frame, empty ones included, so false positives on empty
   frames are penalised pixel by pixel;
 - the presence head is taught absence explicitly (BCE on "mask has any pixel", annotated frames);
-- frame and clip plane cross-entropies ignore label -1 (unknown).
+- frame and clip plane cross-entropies ignore label -1 (unknown);
+- ``plane_class_weights`` (optional, one per plane label) weight the *per-frame* plane
+  cross-entropy, so a rare label (``non_standard`` runs are a few percent of frames) is not
+  drowned by the common ones; :func:`inverse_frequency_weights` derives them from label counts.
+  The clip-plane cross-entropy stays unweighted: its labels are clips, not frames, and follow
+  another distribution (a clip's plane is a standard plane; frame frequencies say nothing about it).
 
 A part with no valid target in the batch contributes an exact zero (with a gradient path), never
 NaN. Unannotated frames (``annotated`` False) add nothing to the segmentation and presence parts.
@@ -19,6 +24,8 @@ NaN. Unannotated frames (``annotated`` False) add nothing to the segmentation an
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from numbers import Real
 
 import torch
 import torch.nn.functional as F
@@ -34,12 +41,67 @@ def _zero(like: torch.Tensor) -> torch.Tensor:
     return like.sum() * 0.0
 
 
-def _masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over targets != -1; ``logits (N, P)``, ``target (N,)``; 0 if none."""
+def _masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                          weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean cross-entropy over targets != -1; ``logits (N, P)``, ``target (N,)``; 0 if none.
+
+    With ``weight (P,)`` it is the weighted mean (PyTorch's convention: divided by the summed
+    weights of the targets), so its scale stays that of the unweighted loss.
+    """
     valid = target >= 0
     if not bool(valid.any()):
         return _zero(logits)
-    return F.cross_entropy(logits[valid], target[valid])
+    return F.cross_entropy(logits[valid], target[valid], weight=weight)
+
+
+def inverse_frequency_weights(counts: Sequence[int], power: float = 0.5,
+                              max_ratio: float = 10.0) -> list[float]:
+    """Class weights from per-class counts: ``(n_max / n_c) ** power``, capped, mean 1.
+
+    ``power=0.5`` (square-root inverse frequency) rather than full inverse frequency: full
+    inverse weighting makes every class count equally, which, for a class with a few dozen frames,
+    multiplies the gradient noise of those frames and pushes the decision boundary into the common
+    classes (which hold most frames, so frame accuracy suffers); the square root halves the
+    imbalance in log terms. ``max_ratio`` caps the largest weight relative to the commonest class,
+    so a label seen a handful of times cannot dominate the loss. Weights are normalised to mean 1
+    over the classes present; a class with no frames gets 1.0 (it has no training target, so its
+    weight only affects validation losses). All counts 0 gives all ones (unweighted).
+    """
+    if power < 0 or not math.isfinite(power):
+        raise ValueError(f"power must be finite and >= 0; got {power!r}")
+    if max_ratio < 1 or not math.isfinite(max_ratio):
+        raise ValueError(f"max_ratio must be finite and >= 1; got {max_ratio!r}")
+    counts = [int(c) for c in counts]
+    if not counts or any(c < 0 for c in counts):
+        raise ValueError(f"counts must be one non-negative count per class; got {counts!r}")
+    present = [c for c in counts if c > 0]
+    if not present:
+        return [1.0] * len(counts)
+    n_max = max(present)
+    raw = [min((n_max / c) ** power, max_ratio) if c > 0 else None for c in counts]
+    mean = sum(w for w in raw if w is not None) / len(present)
+    return [1.0 if w is None else w / mean for w in raw]
+
+
+def validate_class_weights(weights) -> tuple[float, ...] | None:
+    """``None`` or a tuple of positive finite floats; a clear ``ValueError`` otherwise."""
+    if weights is None:
+        return None
+    try:
+        if isinstance(weights, (str, bytes, Mapping)):
+            raise TypeError
+        values = list(weights)
+    except TypeError:
+        raise ValueError("plane_class_weights must be a sequence of numbers, one per plane label; "
+                         f"got {weights!r}") from None
+    if not values:
+        raise ValueError("plane_class_weights is empty; give one weight per plane label, or None")
+    for i, w in enumerate(values):
+        if isinstance(w, bool) or not isinstance(w, Real):
+            raise ValueError(f"plane_class_weights[{i}] must be a number; got {w!r}")
+        if not math.isfinite(w) or w <= 0:
+            raise ValueError(f"plane_class_weights[{i}] must be finite and > 0; got {w!r}")
+    return tuple(float(w) for w in values)
 
 
 class MultitaskLoss(nn.Module):
@@ -50,11 +112,16 @@ class MultitaskLoss(nn.Module):
     in {0, 1}, ``plane (B,T)`` long, ``clip_plane (B,)`` long (-1 = unknown, ignored),
     ``annotated (B,T)`` bool. ``parts`` holds the unweighted parts as floats plus ``total``.
     A part whose weight is 0 is not computed and reported as 0.0.
+
+    ``plane_class_weights``: None (every label alike) or one positive weight per plane label
+    (``P`` of them; checked against the logits in ``forward``) for the per-frame plane
+    cross-entropy only (see the module docstring).
     """
 
     def __init__(self, seg_dice_weight: float = 1.0, seg_ce_weight: float = 1.0,
                  presence_weight: float = 0.5, plane_weight: float = 1.0,
-                 clip_plane_weight: float = 0.5):
+                 clip_plane_weight: float = 0.5,
+                 plane_class_weights: Sequence[float] | None = None):
         super().__init__()
         weights = dict(zip(WEIGHT_NAMES, (seg_dice_weight, seg_ce_weight, presence_weight,
                                           plane_weight, clip_plane_weight)))
@@ -67,11 +134,18 @@ class MultitaskLoss(nn.Module):
             raise ValueError("all loss weights are 0: nothing would be learned; set at least "
                              f"one of {', '.join(WEIGHT_NAMES)} > 0")
         self.weights = {name: float(value) for name, value in weights.items()}
+        class_weights = validate_class_weights(plane_class_weights)
+        # a buffer, so loss.to(device) moves it; not persistent: it is a constructor argument
+        self.register_buffer("plane_class_weights", None if class_weights is None
+                             else torch.tensor(class_weights, dtype=torch.float32), persistent=False)
         # per-frame Dice (batch=False): one frame's large nerve cannot hide another's miss
         self.dice = DiceLoss(sigmoid=True, reduction="none", batch=False)
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.weights.items())
+        text = ", ".join(f"{k}={v}" for k, v in self.weights.items())
+        if self.plane_class_weights is not None:
+            text += f", plane_class_weights={[round(w, 4) for w in self.plane_class_weights.tolist()]}"
+        return text
 
     def forward(self, outputs: dict[str, torch.Tensor],
                 batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -107,8 +181,15 @@ class MultitaskLoss(nn.Module):
                 if bool(annotated.any()) else _zero(presence))
         if wt["plane_weight"]:
             logits = outputs["plane_frame"].float()
+            class_weights = self.plane_class_weights
+            if class_weights is not None:
+                if class_weights.numel() != logits.shape[-1]:
+                    raise ValueError(f"plane_class_weights has {class_weights.numel()} weights but "
+                                     f"outputs['plane_frame'] has {logits.shape[-1]} plane labels")
+                class_weights = class_weights.to(logits.device)
             parts["plane"] = _masked_cross_entropy(logits.reshape(b * t, logits.shape[-1]),
-                                                   batch["plane"].reshape(b * t).long())
+                                                   batch["plane"].reshape(b * t).long(),
+                                                   class_weights)
         if wt["clip_plane_weight"]:
             parts["clip_plane"] = _masked_cross_entropy(outputs["plane_clip"].float(),
                                                         batch["clip_plane"].reshape(b).long())

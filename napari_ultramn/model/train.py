@@ -13,6 +13,16 @@ The main loop in :func:`train_run` is short and calls named steps of :class:`Tra
   shuffle is reseeded from (seed, epoch) and the RNG states are restored, so a resumed run ends
   with the same weights as an unbroken one (tested). ``max_minutes`` counts the run's whole
   training time, earlier sessions included; ``max_steps`` counts this call's steps.
+- Class-weighted frame-plane loss (``plane_class_weights="auto"``): the rare labels, above all
+  ``non_standard`` (probe tilted out of plane, a few percent of frames), are what a short run gets
+  wrong. The per-frame plane cross-entropy weights each label by its square-root inverse frequency
+  among the *training* split's labelled frames, capped at 10x the commonest and normalised to mean
+  1 (:func:`~napari_ultramn.model.losses.inverse_frequency_weights`, which says why not full
+  inverse frequency). Computed from the training split only, never validation or test. The weights
+  are stored in the checkpoint (``plane_class_weights``) and in ``args``; a resume uses the stored
+  ones (a checkpoint from before weighting resumes unweighted), so one run has one loss.
+- Batches travel as uint8 (``as_uint8=True``) and become float32 on the device
+  (``batch_to_float``): a quarter of the bytes through DataLoader workers' shared memory.
 - DDP: under ``torchrun`` (``WORLD_SIZE`` > 1) each rank gets a DistributedSampler shard; rank 0
   alone validates, logs and writes checkpoints; stop decisions and the time-budget position are
   agreed with an all-reduce every step so no rank waits forever in a collective and all use the
@@ -25,6 +35,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +48,32 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .runlog import RUN_FILE, RunLog
 
 MODELS = ("ultramn", "unet2d", "ultramn_notemporal")
+AUTO = "auto"
+
+
+def resolve_plane_class_weights(requested, train_h5: Path, n_labels: int, ckpt: dict | None) -> list[float] | None:
+    """The per-frame plane loss's class weights for a run (None = unweighted).
+
+    ``requested``: ``"auto"`` (square-root inverse frequency over the training split's frames),
+    None, or one weight per label. On resume (``ckpt`` given) the checkpoint's weights are used;
+    an explicit request that differs from them is refused rather than silently changing the loss.
+    """
+    from .losses import inverse_frequency_weights, validate_class_weights
+
+    auto = isinstance(requested, str)
+    if auto and requested != AUTO:
+        raise InputError(None, f"plane_class_weights must be '{AUTO}', None or one weight per plane label; got '{requested}'")
+    try:
+        wanted = None if auto or requested is None else list(validate_class_weights(requested))
+    except ValueError as exc:
+        raise InputError(None, str(exc)) from None
+    if ckpt is not None:
+        stored = ckpt.get("plane_class_weights")  # absent: trained before weighting existed
+        if not auto and wanted != stored:
+            raise InputError(ckpt["path"], f"was trained with plane_class_weights {stored}, not {wanted}; "
+                             f"resume with '{AUTO}' (the stored ones) or start a new run")
+        return stored
+    return inverse_frequency_weights(data.plane_label_counts(train_h5, n_labels).tolist()) if auto else wanted
 
 
 def pick_device(device: str = "auto"):
@@ -122,10 +159,10 @@ class Trainer:
 
     def __init__(self, dataset_dir, run_dir, *, model, epochs, batch_size, window, lr, device, resume,
                  seed, model_kwargs, loss_kwargs, patience, workers, weight_decay, max_minutes=None,
-                 max_steps=None):
+                 max_steps=None, plane_class_weights=AUTO):
         import torch
 
-        from . import losses, network
+        from . import network
 
         self.run_dir = Path(run_dir)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -160,17 +197,18 @@ class Trainer:
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.loss_fn = losses.MultitaskLoss(**(loss_kwargs or {}))
+        ckpt = self.resume_point(resume)
+        self.loss_fn = self.build_loss(loss_kwargs, plane_class_weights, train_h5, ckpt)
         if workers is None:
             workers = min(4, max(0, (os.cpu_count() or 1) - 1)) if self.device.type == "cuda" else 0
-        train_set = data.make_window_dataset(train_h5, window, train=True, seed=seed)
+        train_set = data.make_window_dataset(train_h5, window, train=True, seed=seed, as_uint8=True)
         if len(train_set) == 0:
             raise InputError(train_h5, f"yields no training windows of {window} frames (clips too short?)")
         self.train_loader = data.make_loader(train_set, batch_size=batch_size, shuffle=True, seed=seed,
                                              workers=workers, distributed=self.world > 1)
         self.val_loader = data.make_loader(
-            data.make_window_dataset(val_h5, window, train=False, seed=seed), batch_size=batch_size,
-            shuffle=False, seed=seed, workers=workers)
+            data.make_window_dataset(val_h5, window, train=False, seed=seed, as_uint8=True),
+            batch_size=batch_size, shuffle=False, seed=seed, workers=workers)
         self.total_steps = max(1, epochs * len(self.train_loader))
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=weight_decay)
         self.budget = Budget(max_minutes, max_steps, 0, 0.0)
@@ -183,12 +221,28 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.epoch, self.step, self.best_score, self.best_epoch, self.stale = 0, 0, -1.0, -1, 0
         self.elapsed_before = 0.0
+        if ckpt is not None:
+            self.restore(ckpt)
+
+    def resume_point(self, resume: bool) -> dict | None:
+        """``last.pt`` when resuming (None otherwise); refuses to resume nothing or to clobber a run."""
         if resume and not (self.run_dir / "last.pt").is_file():
             raise InputError(self.run_dir, "has nothing to resume (no last.pt); start it without --resume")
-        if resume:
-            self.restore(load_checkpoint(self.run_dir, "last"))
-        elif (self.run_dir / "last.pt").exists():
+        if not resume and (self.run_dir / "last.pt").exists():
             raise InputError(self.run_dir, "already holds a run; pass --resume to continue it or choose another --out")
+        return load_checkpoint(self.run_dir, "last") if resume else None
+
+    def build_loss(self, loss_kwargs: dict | None, plane_class_weights, train_h5: Path, ckpt: dict | None):
+        """The MultitaskLoss of this run, its plane class weights resolved (and recorded in args)."""
+        from .losses import MultitaskLoss
+
+        if "plane_class_weights" in (loss_kwargs or {}):
+            raise InputError(None, "give plane_class_weights to train_run itself, not in loss_kwargs "
+                             "(the trainer stores them in the checkpoint for resume)")
+        self.plane_class_weights = resolve_plane_class_weights(plane_class_weights, train_h5,
+                                                               len(self.plane_labels), ckpt)
+        self.args["plane_class_weights"] = self.plane_class_weights
+        return MultitaskLoss(**(loss_kwargs or {}), plane_class_weights=self.plane_class_weights).to(self.device)
 
     # -- state ---------------------------------------------------------------------------
     def state(self, metrics: dict, elapsed: float) -> dict:
@@ -199,6 +253,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state(),
             "metrics": metrics, "best_score": self.best_score, "best_epoch": self.best_epoch,
             "stale": self.stale, "elapsed_s": elapsed, "args": self.args,
+            "plane_class_weights": self.plane_class_weights,
         }
 
     def restore(self, ckpt: dict) -> None:
@@ -216,9 +271,10 @@ class Trainer:
         self.time_fraction = self.budget.fraction_used()
 
     def to_device(self, batch: dict) -> dict:
-        import torch
+        """Tensors onto the device; uint8 frames and masks become float32 there."""
+        from dataset_tools.torch_dataset import batch_to_float
 
-        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        return batch_to_float(batch, self.device)
 
     # -- named steps ---------------------------------------------------------------------
     def train_step(self, batch: dict) -> dict:
@@ -334,18 +390,20 @@ def train_run(dataset_dir, run_dir, *, model: str = "ultramn", epochs: int = 20,
               resume: bool = False, seed: int = 0, model_kwargs: dict | None = None,
               loss_kwargs: dict | None = None, patience: int = 5, log_every: int = 10,
               workers: int | None = None, weight_decay: float = 1e-4,
-              max_steps: int | None = None) -> ProgressGen[dict]:
+              max_steps: int | None = None,
+              plane_class_weights: str | Sequence[float] | None = AUTO) -> ProgressGen[dict]:
     """Train on ``dataset_dir`` into ``run_dir``; yields Progress, returns a summary dict.
 
     Summary keys: run_dir, best_score, best_epoch, epochs_done, steps, stop_reason, elapsed_s, metrics
-    (the last validation metrics). ``max_steps`` caps the optimizer steps of this call (quick demos,
+    (the last validation metrics), plane_class_weights (those used; see the module docstring for
+    ``plane_class_weights="auto"``; None trains unweighted, a list sets one weight per plane label). ``max_steps`` caps the optimizer steps of this call (quick demos,
     smoke tests), like ``max_minutes`` caps its time. Closing the generator (Cancel) leaves ``last.pt`` of the last
     finished epoch, so ``resume=True`` continues.
     """
     tr = Trainer(dataset_dir, run_dir, model=model, epochs=epochs, batch_size=batch_size, window=window,
                  lr=lr, device=device, resume=resume, seed=seed, model_kwargs=model_kwargs,
                  loss_kwargs=loss_kwargs, patience=patience, workers=workers, weight_decay=weight_decay,
-                 max_minutes=max_minutes, max_steps=max_steps)
+                 max_minutes=max_minutes, max_steps=max_steps, plane_class_weights=plane_class_weights)
     log = RunLog(run_dir, enabled=tr.is_main)
     if tr.is_main:
         atomic_write_json(tr.run_dir / RUN_FILE, {"args": tr.args, "plane_labels": tr.plane_labels,
@@ -378,4 +436,4 @@ def train_run(dataset_dir, run_dir, *, model: str = "ultramn", epochs: int = 20,
         tr.close()
     return {"run_dir": str(tr.run_dir), "best_score": tr.best_score, "best_epoch": tr.best_epoch,
             "epochs_done": tr.epoch, "steps": tr.step, "stop_reason": reason, "elapsed_s": budget.elapsed(),
-            "metrics": metrics}
+            "metrics": metrics, "plane_class_weights": tr.plane_class_weights}
