@@ -8,6 +8,7 @@ import torch
 
 from napari_ultramn.model.baselines import UNet2D
 from napari_ultramn.model.network import UltraMNet, build_model, model_from_config
+from tests.model_helpers import trained_looking
 
 P = 5
 TINY = {"base_channels": 4}
@@ -18,18 +19,6 @@ MODELS = [
     ("ultramn_notemporal", {}),
     ("unet2d", {}),
 ]
-
-
-def _randomise_norms(model):
-    """Eval-mode BatchNorm with non-trivial statistics, as after training."""
-    for m in model.modules():
-        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(0.0, 0.2)
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 2.0)
-    return model
 
 
 @pytest.mark.parametrize("name, kwargs", MODELS)
@@ -51,7 +40,7 @@ def test_output_shapes_and_finite_logits(name, kwargs):
 def test_outputs_are_causal(name, kwargs):
     """Changing frames >= 3 leaves the per-frame outputs of frames 0-2 unchanged (eval mode)."""
     torch.manual_seed(1)
-    model = _randomise_norms(build_model(name, P, **TINY, **kwargs)).eval()
+    model = trained_looking(build_model(name, P, **TINY, **kwargs))
     x = torch.rand(1, 1, 5, 32, 32)
     y = x.clone()
     y[:, :, 3:] = torch.rand(1, 1, 2, 32, 32)
@@ -69,7 +58,7 @@ def test_temporal_context_only_where_asked():
     y = x.clone()
     y[:, :, 0] = torch.rand(32, 32)  # change the past only
     for name, uses_past in [("ultramn", True), ("ultramn_notemporal", False), ("unet2d", False)]:
-        model = _randomise_norms(build_model(name, P, **TINY)).eval()
+        model = trained_looking(build_model(name, P, **TINY))
         with torch.no_grad():
             same = torch.allclose(model(x)["seg"][:, :, 1], model(y)["seg"][:, :, 1])
         assert same != uses_past, name
@@ -80,7 +69,7 @@ def test_temporal_context_only_where_asked():
 @pytest.mark.parametrize("name, kwargs", MODELS)
 def test_config_rebuilds_the_same_model(name, kwargs):
     torch.manual_seed(3)
-    model = _randomise_norms(build_model(name, P, **TINY, **kwargs)).eval()
+    model = trained_looking(build_model(name, P, **TINY, **kwargs))
     cfg = model.config
     assert cfg["name"] == name and cfg["n_planes"] == P
     again = model_from_config(cfg)

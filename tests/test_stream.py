@@ -7,6 +7,7 @@ import torch
 from napari_ultramn.model.blocks import fold_batchnorm
 from napari_ultramn.model.network import build_model
 from napari_ultramn.model.stream import StreamingUltraMN
+from tests.model_helpers import trained_looking
 
 P, T, S = 4, 5, 32
 MODELS = [
@@ -18,18 +19,6 @@ MODELS = [
 ]
 
 
-def _trained_looking(model):
-    """Non-trivial eval-mode norm statistics and scales (the temporal branches start at 0)."""
-    for m in model.modules():
-        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(0.0, 0.2)
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 2.0)
-    return model.eval()
-
-
 @pytest.fixture
 def frames():
     return (np.random.default_rng(7).random((T, S, S)) * 255).astype(np.uint8)
@@ -38,7 +27,7 @@ def frames():
 @pytest.mark.parametrize("name, kwargs", MODELS)
 def test_stream_equals_window_forward(name, kwargs, frames):
     torch.manual_seed(0)
-    model = _trained_looking(build_model(name, P, base_channels=4, **kwargs))
+    model = trained_looking(build_model(name, P, base_channels=4, **kwargs))
     with torch.no_grad():
         ref = model(torch.from_numpy(frames).float().div(255)[None, None])
     stream = StreamingUltraMN(model)
@@ -60,7 +49,7 @@ def test_stream_equals_window_forward(name, kwargs, frames):
 
 def test_reset_starts_a_new_clip_and_tensor_frames_work(frames):
     torch.manual_seed(1)
-    model = _trained_looking(build_model("ultramn", P, base_channels=4))
+    model = trained_looking(build_model("ultramn", P, base_channels=4))
     stream = StreamingUltraMN(model)
     first = stream.step(frames[0])["mask_prob"]
     second = stream.step(frames[0])["mask_prob"]
@@ -73,7 +62,7 @@ def test_reset_starts_a_new_clip_and_tensor_frames_work(frames):
 
 def test_stream_is_a_snapshot_of_the_model(frames):
     torch.manual_seed(2)
-    model = _trained_looking(build_model("ultramn", P, base_channels=4))
+    model = trained_looking(build_model("ultramn", P, base_channels=4))
     stream = StreamingUltraMN(model)
     before = stream.step(frames[0])["mask_prob"]
     model.train()
@@ -86,7 +75,7 @@ def test_stream_is_a_snapshot_of_the_model(frames):
 
 def test_fold_batchnorm_keeps_outputs():
     torch.manual_seed(3)
-    model = _trained_looking(build_model("unet2d", P, base_channels=4))
+    model = trained_looking(build_model("unet2d", P, base_channels=4))
     x = torch.rand(1, 1, 2, S, S)
     with torch.no_grad():
         ref = model(x)
@@ -115,7 +104,7 @@ def test_half_precision_needs_cuda():
 def test_chunks_through_the_cache_equal_the_window():
     """forward_frames with a cache also takes several frames at once (chunks of 2, 1, 2)."""
     torch.manual_seed(4)
-    model = _trained_looking(build_model("ultramn", P, base_channels=4))
+    model = trained_looking(build_model("ultramn", P, base_channels=4))
     x = torch.rand(1, 1, T, S, S)
     with torch.no_grad():
         ref, _ = model.forward_frames(x[0].transpose(0, 1), T)
@@ -129,7 +118,7 @@ def test_chunks_through_the_cache_equal_the_window():
 @pytest.mark.parametrize("name", ["ultramn", "unet2d"])
 def test_process_a_clip_in_chunks_equals_the_window(name, frames):
     torch.manual_seed(5)
-    model = _trained_looking(build_model(name, P, base_channels=4))
+    model = trained_looking(build_model(name, P, base_channels=4))
     with torch.no_grad():
         ref = model(torch.from_numpy(frames).float().div(255)[None, None])
     stream = StreamingUltraMN(model)
