@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import median_time  # benchmarks/timing.py
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,15 +36,6 @@ from napari_ultramn.annotation import AnnotationStore, ClipAnnotation  # noqa: E
 from napari_ultramn.annotation.interpolate import _signed_distance, interpolate_masks  # noqa: E402
 from napari_ultramn.annotation.propagate import propagate_mask  # noqa: E402
 from napari_ultramn.progress import run_to_end  # noqa: E402
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def oval(shape, cy, cx, ry, rx):

@@ -14,13 +14,13 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from timing import median_time  # benchmarks/timing.py
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,15 +40,6 @@ def speckle_frames(n: int, rows: int, cols: int, seed: int = 0) -> np.ndarray:
     for t in range(n):
         out[t] = np.clip(base[:, 2 * t : 2 * t + cols] * depth, 0, 255).astype(np.uint8)
     return out
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:

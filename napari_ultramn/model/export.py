@@ -110,6 +110,26 @@ def export_torchscript(model: nn.Module, path: str | Path, window: int = 4,
     return path
 
 
+def _checked_onnx(buffer, meta: dict[str, Any]) -> tuple[bytes, Any]:
+    """The exported graph with our metadata, passed by onnx's checker, and onnxruntime if installed.
+
+    Callers compare the graph's outputs with the eager model through onnxruntime before writing;
+    without the deployment extra (``export``) that comparison is skipped, the checker still runs.
+    """
+    import onnx
+
+    proto = onnx.load_from_string(buffer.getvalue())
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    onnx.checker.check_model(proto)
+    try:
+        import onnxruntime
+    except ImportError:
+        onnxruntime = None
+    return proto.SerializeToString(), onnxruntime
+
+
 def export_onnx(model: nn.Module, path: str | Path, window: int = 4,
                 size: Sequence[int] | None = None, opset: int = 17,
                 plane_labels: Sequence[str] | None = None) -> Path:
@@ -118,7 +138,6 @@ def export_onnx(model: nn.Module, path: str | Path, window: int = 4,
     Input ``frames (B, C, T, H, W)``; outputs ``seg, presence, plane_frame, plane_clip``
     (logits). Verified with onnxruntime when it is installed. Returns the path.
     """
-    import onnx
 
     path = Path(path)
     export_model, example, check = _prepare(model, window, size)
@@ -135,16 +154,7 @@ def export_onnx(model: nn.Module, path: str | Path, window: int = 4,
                           input_names=["frames"], output_names=list(OUTPUT_NAMES),
                           dynamic_axes=axes, opset_version=opset)
         want = export_model(check)
-    proto = onnx.load_from_string(buffer.getvalue())
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(value)
-    onnx.checker.check_model(proto)
-    data = proto.SerializeToString()
-    try:
-        import onnxruntime
-    except ImportError:  # deployment extra not installed: the checker above still ran
-        onnxruntime = None
+    data, onnxruntime = _checked_onnx(buffer, meta)
     if onnxruntime is not None:
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
         _check_agreement("ONNX", session.run(list(OUTPUT_NAMES), {"frames": check.numpy()}),
@@ -187,7 +197,6 @@ def export_onnx_stream(model: nn.Module, path: str | Path, size: Sequence[int],
     (``*_out``), to feed back with the next frame. Shapes of every input are in the metadata
     (``inputs``). Verified against :class:`StreamingUltraMN` over several frames.
     """
-    import onnx
 
     from napari_ultramn.model.stream import StreamingUltraMN
 
@@ -213,16 +222,7 @@ def export_onnx_stream(model: nn.Module, path: str | Path, size: Sequence[int],
         warnings.simplefilter("ignore")
         torch.onnx.export(step, inputs, buffer, dynamo=False, input_names=in_names,
                           output_names=out_names, opset_version=opset)
-    proto = onnx.load_from_string(buffer.getvalue())
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(value)
-    onnx.checker.check_model(proto)
-    data = proto.SerializeToString()
-    try:
-        import onnxruntime
-    except ImportError:
-        onnxruntime = None
+    data, onnxruntime = _checked_onnx(buffer, meta)
     if onnxruntime is not None:
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
         stream = StreamingUltraMN(export_model, device="cpu")
