@@ -36,7 +36,8 @@ def dataset_files(folder: str | Path) -> dict[str, Path]:
 
 def clip_table(folder: str | Path):
     """One row per clip: split, clip_id, participant, side, plane, frames, annotated_frames, H, W."""
-    import h5py
+    from napari_ultramn.io.h5 import load_h5py
+    h5py = load_h5py()
     import pandas as pd
 
     rows = []
@@ -169,13 +170,20 @@ Frame-level plane labels per split:
 {excluded}
 
 ## Format
-One HDF5 file per split (frames compressed with {b.get('compression') or 'no filter'}, masks
-with gzip, one frame per chunk); `/clips/<clip_id>/` holds `frames (T, H, W) uint8`, `masks (T, H, W)
+One HDF5 file per split (frames compressed with {_filter_name(b.get('compression'))}, masks with
+Blosc-LZ4, one frame per chunk); `/clips/<clip_id>/` holds `frames (T, H, W) uint8`, `masks (T, H, W)
 uint8`, `plane_labels (T,) int16`, `provenance (T,) int8`, `annotated (T,) bool` and the clip's
 de-identified attributes (participant pseudonym, side, plane, source sha256, spacing, device).
 Check it with `ultramn validate-dataset DIR`; train from it with
-`dataset_tools.torch_dataset.ClipWindowDataset`.
+`dataset_tools.torch_dataset.ClipWindowDataset`. Blosc is an HDF5 filter plugin: outside this
+package, `import hdf5plugin` before opening the files with h5py (HDFView and other HDF5 tools need
+the Blosc plugin installed).
 """
+
+
+def _filter_name(compression) -> str:
+    return {"zstd": "Blosc-Zstd", "lz4": "Blosc-LZ4", "gzip": "gzip", "lzf": "lzf"}.get(
+        compression, "no filter")
 
 
 def _has_tabulate() -> bool:

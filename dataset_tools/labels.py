@@ -93,7 +93,8 @@ def clip_labels(project, clip_id: str, *, method: str | None, rater: str | None,
 
 def read_clip_frames(project, clip_id: str) -> np.ndarray:
     """The project clip's frames in one read (the lazy Clip reads frame by frame)."""
-    import h5py
+    from napari_ultramn.io.h5 import load_h5py
+    h5py = load_h5py()
 
     try:
         with h5py.File(project.clip_path(clip_id), "r") as fh:

@@ -73,7 +73,8 @@ class ClipWindowDataset(Dataset):
     def __init__(self, h5_path: str | Path, window: int = 16, stride: int | None = None,
                  augment: Augment | None = None, seed: int = 0, clip_ids: list[str] | None = None,
                  as_uint8: bool = False):
-        import h5py
+        from napari_ultramn.io.h5 import load_h5py
+        h5py = load_h5py()
 
         if int(window) < 1 or (stride is not None and int(stride) < 1):
             raise ValueError(f"window and stride must be >= 1, got window={window}, stride={stride}")
@@ -123,7 +124,8 @@ class ClipWindowDataset(Dataset):
 
     def _file(self):
         if self._fh is None or self._pid != os.getpid():
-            import h5py
+            from napari_ultramn.io.h5 import load_h5py
+            h5py = load_h5py()
 
             # a handle inherited through fork is the parent's: never read through it. Dropping it
             # closes only this process's copy of the descriptor (read-only: nothing to flush).

@@ -54,7 +54,8 @@ def _text(v):
 
 def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressGen[list[str]]:
     """Yield Progress while checking; return the list of problems (empty = valid)."""
-    import h5py
+    from napari_ultramn.io.h5 import load_h5py
+    h5py = load_h5py()
 
     folder = Path(folder)
     if not folder.is_dir():

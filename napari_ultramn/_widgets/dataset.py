@@ -260,7 +260,8 @@ class DatasetWidget(QWidget):
     # -- viewing ---------------------------------------------------------------------------
     def refresh_clips(self) -> None:
         """List ``split/clip_id`` of the dataset in the clip chooser."""
-        import h5py
+        from napari_ultramn.io.h5 import load_h5py
+        h5py = load_h5py()
 
         self.clip_combo.clear()
         folder = Path(self.dataset_edit.text())
@@ -280,7 +281,8 @@ class DatasetWidget(QWidget):
 
     def open_clip(self, path: Path, clip_id: str):
         """Add the clip's frames (Image) and nerve masks (Labels), scaled to mm when calibrated."""
-        import h5py
+        from napari_ultramn.io.h5 import load_h5py
+        h5py = load_h5py()
 
         with h5py.File(path, "r") as fh:
             g = fh["clips"][clip_id]

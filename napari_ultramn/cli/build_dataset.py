@@ -32,9 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split-file", metavar="F", help="reuse a saved split.json exactly")
     p.add_argument("--min-frames", type=int, default=16, metavar="N",
                    help="exclude clips shorter than N frames (the training window; default 16)")
-    p.add_argument("--compression", choices=("lzf", "gzip", "none"), default="lzf",
-                   help="frame compression (default lzf: fast to train from; gzip: smallest and "
-                   "readable by any HDF5 tool; none: fastest, largest). Masks are always gzip.")
+    p.add_argument("--compression", choices=("zstd", "lz4", "gzip", "lzf", "none"), default="zstd",
+                   help="frame compression (default zstd: Blosc-Zstd, small and fast; lz4: fastest; "
+                   "gzip: readable by any HDF5 tool without hdf5plugin; lzf; none). "
+                   "Masks are always Blosc-LZ4.")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in OUT_DIR")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)

@@ -5,7 +5,7 @@ Layout of one clip group (the file root for a project clip, ``/clips/<clip_id>``
     attrs:  format="ultramn-clip", format_version=1, clip_id, participant, side, plane,
             source_sha256, spacing_mm [row, col] (absent = uncalibrated), spacing_source,
             frame_time_ms, manufacturer, device_model, metadata_json (other non-identifying keys)
-    frames  (T, H, W) uint8, chunks (1, H, W), gzip level 1 - one frame reads one chunk
+    frames  (T, H, W) uint8, chunks (1, H, W), Blosc-Zstd (io.h5) - one frame reads one chunk
     masks, plane_labels, provenance, quality ... (datasets only; see dataset_tools.build)
 """
 
@@ -19,13 +19,14 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import InputError
 from .clip import Clip, LazyFrames, Region
+from .h5 import compression_kwargs
 
 FORMAT = "ultramn-clip"
 _SKIP = {"source_path", "n_frames", "frame_shape", "spacing_mm", "spacing_source", "frame_time_ms",
          "imaging_region", "manufacturer", "device_model", "participant", "side", "plane"}
 
 
-def write_clip_group(group, frames, clip_meta: dict, compression: str | None = "gzip") -> None:
+def write_clip_group(group, frames, clip_meta: dict, compression: str | None = "zstd") -> None:
     """Write frames and metadata attributes into an open h5py group.
 
     ``frames`` is a ``(T, H, W)`` array, or any array-like with ``shape`` and per-frame indexing
@@ -35,14 +36,14 @@ def write_clip_group(group, frames, clip_meta: dict, compression: str | None = "
     shape = tuple(getattr(frames, "shape", np.shape(frames)))
     if len(shape) != 3 or 0 in shape:
         raise ValueError(f"frames must be a non-empty (T, H, W) array, got shape {shape}")
-    opts = {"compression_opts": 1} if compression == "gzip" else {}
+    opts = compression_kwargs(compression)
     chunks = (1, *shape[1:])
     if isinstance(frames, np.ndarray):
         group.create_dataset("frames", data=np.asarray(frames, dtype=np.uint8), chunks=chunks,
-                             compression=compression, **opts)
+                             **opts)
     else:
         ds = group.create_dataset("frames", shape=shape, dtype=np.uint8, chunks=chunks,
-                                  compression=compression, **opts)
+                                  **opts)
         for t in range(shape[0]):
             ds[t] = np.asarray(frames[t], dtype=np.uint8)
     attrs = group.attrs
@@ -63,7 +64,8 @@ def write_clip_group(group, frames, clip_meta: dict, compression: str | None = "
 
 def write_hdf5_clip(path: str | Path, frames: np.ndarray, clip_meta: dict) -> None:
     """Write a single-clip HDF5 file atomically."""
-    import h5py
+    from napari_ultramn.io.h5 import load_h5py
+    h5py = load_h5py()
 
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as fh:
         write_clip_group(fh, frames, clip_meta)
@@ -121,7 +123,8 @@ def read_hdf5_clip(path: str | Path, clip_id: str | None = None, **_ignored) -> 
     ``clip.sha256`` is the sha256 of this HDF5 file; the original source's is
     ``clip.extra["source_sha256"]``.
     """
-    import h5py
+    from napari_ultramn.io.h5 import load_h5py
+    h5py = load_h5py()
 
     path = Path(path)
     try:

@@ -63,7 +63,8 @@ def split_path(dataset_dir: str | Path, split: str) -> Path:
 
 
 def clip_ids(h5_path: str | Path) -> list[str]:
-    import h5py
+    from napari_ultramn.io.h5 import load_h5py
+    h5py = load_h5py()
 
     with h5py.File(h5_path, "r") as fh:
         return sorted(fh["clips"].keys()) if "clips" in fh else []
@@ -76,7 +77,8 @@ def _attr(attrs, key, default=None):
 
 def iter_clips(h5_path: str | Path) -> Iterator[dict]:
     """Whole clips of a split file: frames, masks (T, H, W), plane_labels, annotated, metadata."""
-    import h5py
+    from napari_ultramn.io.h5 import load_h5py
+    h5py = load_h5py()
 
     try:
         fh = h5py.File(h5_path, "r")
@@ -117,7 +119,8 @@ def _quality(group) -> str:
 
 def frame_size(h5_path: str | Path) -> tuple[int, int]:
     """(H, W) of the first clip's frames: the input size the model is trained at."""
-    import h5py
+    from napari_ultramn.io.h5 import load_h5py
+    h5py = load_h5py()
 
     with h5py.File(h5_path, "r") as fh:
         for cid in fh["clips"]:
@@ -128,7 +131,8 @@ def frame_size(h5_path: str | Path) -> tuple[int, int]:
 def plane_label_counts(h5_path: str | Path, n_labels: int) -> np.ndarray:
     """Frames per plane code (``(n_labels,) int64``) over every clip of a split; -1 (unknown) is
     not counted. A code outside the vocabulary is an error here rather than deep in the loss."""
-    import h5py
+    from napari_ultramn.io.h5 import load_h5py
+    h5py = load_h5py()
 
     counts = np.zeros(n_labels, np.int64)
     with h5py.File(h5_path, "r") as fh:
