@@ -100,63 +100,52 @@ def resize_stack(stack: np.ndarray, size: tuple[int, int], order: int = 1) -> np
     return (y[:, 0] if squeeze else y).numpy()
 
 
-def window_starts(n_frames: int, window: int) -> list[int]:
-    """Start frames of windows covering ``n_frames``; the last window is aligned to the end."""
-    if n_frames <= window:
-        return [0]
-    starts = list(range(0, n_frames - window + 1, window))
-    if starts[-1] + window < n_frames:
-        starts.append(n_frames - window)
-    return starts
+def predict_clip(model, frames: np.ndarray, *, window: int, input_size=None, device="cpu",
+                 chunk_frames: int = 64):
+    """Run the model causally over a whole clip; probabilities at the clip's own frame size.
 
+    Every output frame sees its full causal past, exactly as a stream
+    (:class:`~napari_ultramn.model.stream.StreamingUltraMN`) would: the clip goes through in
+    chunks of ``max(window, chunk_frames)`` frames, and each chunk after the first is fed
+    ``temporal_receptive_field - 1`` earlier frames of context whose outputs are dropped. (Cutting
+    the clip into independent windows would restart the temporal convolutions at every window
+    start, blinding exactly the frames where a probe tilts out of plane to what came before.)
 
-def predict_clip(model, frames: np.ndarray, *, window: int, input_size=None, device="cpu", batch_windows: int = 4):
-    """Run the model over a whole clip in windows; probabilities at the clip's own frame size.
-
-    ``frames``: ``(T, H, W)`` uint8 (or float in [0, 1]). Clips shorter than ``window`` are padded
-    by repeating the last frame. Returns a dict of numpy arrays:
+    ``frames``: ``(T, H, W)`` uint8 (or float in [0, 1]). Returns a dict of numpy arrays:
     ``nerve_prob (T, H, W) float32``, ``presence_prob (T,)``, ``plane_prob (T, P)`` (softmax of
-    the per-frame head), ``clip_plane_prob (P,)`` (mean of the per-window clip heads).
+    the per-frame head), ``clip_plane_prob (P,)`` (the clip heads of the chunks, weighted by
+    their length).
     """
     import torch
 
     frames = np.asarray(frames)
+    if frames.ndim != 3 or 0 in frames.shape:
+        raise ValueError(f"frames must be a non-empty (T, H, W) array; got shape {frames.shape}")
     scale = 255.0 if frames.dtype == np.uint8 else 1.0
     x = frames.astype(np.float32) / scale
     n, h, w = x.shape
     if input_size is not None:
         x = resize_stack(x, input_size)
-    if n < window:
-        x = np.concatenate([x, np.repeat(x[-1:], window - n, axis=0)])
-    starts = window_starts(len(x), window)
-    seg_sum = np.zeros(x.shape, np.float32)
-    pres_sum = np.zeros(len(x), np.float32)
-    plane_sum = None
-    count = np.zeros(len(x), np.float32)
-    clip_probs = []
+    context = model.temporal_receptive_field - 1
+    step = max(int(window), int(chunk_frames))
+    seg, pres, plane, clip_probs = [], [], [], []
     model = model.to(device).eval()
     with torch.inference_mode():
-        for i in range(0, len(starts), batch_windows):
-            chunk = starts[i : i + batch_windows]
-            batch = torch.from_numpy(np.stack([x[s : s + window] for s in chunk])[:, None]).to(device)
-            out = model(batch)
-            seg = torch.sigmoid(out["seg"].float())[:, 0].cpu().numpy()
-            pres = torch.sigmoid(out["presence"].float()).cpu().numpy()
-            plane = torch.softmax(out["plane_frame"].float(), -1).cpu().numpy()
-            clip_probs.append(torch.softmax(out["plane_clip"].float(), -1).cpu().numpy())
-            if plane_sum is None:
-                plane_sum = np.zeros((len(x), plane.shape[-1]), np.float32)
-            for j, s in enumerate(chunk):
-                seg_sum[s : s + window] += seg[j]
-                pres_sum[s : s + window] += pres[j]
-                plane_sum[s : s + window] += plane[j]
-                count[s : s + window] += 1
-    seg = (seg_sum / count[:, None, None])[:n]
+        for s in range(0, n, step):
+            a = max(0, s - context)
+            out = model(torch.from_numpy(np.ascontiguousarray(x[a : s + step]))[None, None].to(device))
+            keep = slice(s - a, None)  # drop the context frames' outputs
+            seg.append(torch.sigmoid(out["seg"].float())[0, 0, keep].cpu().numpy())
+            pres.append(torch.sigmoid(out["presence"].float())[0, keep].cpu().numpy())
+            plane.append(torch.softmax(out["plane_frame"].float(), -1)[0, keep].cpu().numpy())
+            clip_probs.append((min(s + step, n) - s, torch.softmax(out["plane_clip"].float(), -1)[0].cpu().numpy()))
+    seg = np.concatenate(seg)
     if seg.shape[1:] != (h, w):
         seg = resize_stack(seg, (h, w))
+    weights = np.array([k for k, _ in clip_probs], np.float32)
     return {
         "nerve_prob": np.clip(seg, 0.0, 1.0).astype(np.float32),
-        "presence_prob": (pres_sum / count)[:n],
-        "plane_prob": (plane_sum / count[:, None])[:n],
-        "clip_plane_prob": np.concatenate(clip_probs).mean(0),
+        "presence_prob": np.concatenate(pres),
+        "plane_prob": np.concatenate(plane),
+        "clip_plane_prob": (weights[:, None] * np.stack([p for _, p in clip_probs])).sum(0) / weights.sum(),
     }
