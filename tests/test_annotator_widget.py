@@ -47,6 +47,8 @@ def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot
     nerve.brush_size = 9
     nerve.paint((0, 24, 12), 1)
     assert s.annotation.keyframes() == [0]
+    s.flush()  # the GUI saves on a worker thread; flush waits for it
+    assert project.annotations.load("c0", "r1").keyframes() == [0]
     assert "mm²" in w.measure_label.text() and w.measure_table.rowCount() == 1
     assert w.measure_table.horizontalHeaderItem(2).text() == "area mm²"
     viewer.dims.set_current_step(0, 6)
@@ -78,8 +80,11 @@ def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot
 
     press(viewer, qtbot, Qt.Key.Key_D, SHIFT)
     assert w.progress_label.text() == "1 / 3 clips done"
+    viewer.dims.set_current_step(0, 2)
+    nerve.paint((2, 24, 30), 1)  # the last stroke: switching clips must write it before unlocking
     press(viewer, qtbot, Qt.Key.Key_N)  # next unlabelled clip; c0's lock is released
     assert w.session.clip_id != "c0" and "clip c0" not in [lay.name for lay in viewer.layers]
+    assert project.annotations.load("c0", "r1").frames[2].provenance == "drawn"
     AnnotationSession.open(project, "c0", "r1").close()
     w.close_session()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import os
+import warnings
 from typing import TYPE_CHECKING
 
 from qtpy.QtCore import QEvent
@@ -191,6 +192,11 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
     def _refresh_queue(self, *_args) -> None:
         if self.queue is None or self._updating:
             return
+        if self.session is not None:  # the queue reads the files: let the autosave land first
+            try:
+                self.session.flush()
+            except UltramnError as exc:
+                self.error(exc)
         self.queue.refresh()
         self.queue_list.clear()
         current = self.session.clip_id if self.session else None
@@ -213,7 +219,8 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         try:
             self.session = AnnotationSession.open(
                 self.project, clip_id, self.rater_edit.text().strip(),
-                review=self.review_check.isChecked(), set_aside_corrupt=set_aside_corrupt)
+                review=self.review_check.isChecked(), set_aside_corrupt=set_aside_corrupt,
+                background_save=True)  # a brush stroke never waits for the save
         except CorruptAnnotationError as exc:
             self._corrupt_clip = clip_id
             self.set_aside_button.setVisible(True)
@@ -250,9 +257,12 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         if self.layers:
             L.remove_layers(self.viewer, self.layers)
         if self.session is not None:
-            self.session.close()
-            self.session = None
+            session, self.session = self.session, None
             self._holder.clear()
+            try:
+                session.close()  # writes the pending autosave before releasing the lock
+            except UltramnError as exc:
+                self.error(exc)
         self._range_start = None
 
     def _on_set_aside(self) -> None:
@@ -357,4 +367,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
 def _release_holder(holder: dict, *_args) -> None:
     session = holder.pop("session", None)
     if session is not None:
-        session.close()
+        try:
+            session.close()
+        except UltramnError as exc:  # the viewer is going away: no widget left to show it in
+            warnings.warn(str(exc), stacklevel=2)

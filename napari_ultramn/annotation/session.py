@@ -3,7 +3,9 @@
 Plain Python (no napari, no Qt): the annotator widget and ``ultramn annotate`` drive it, tests drive
 it directly. Every change goes through :meth:`AnnotationSession.change`, which records one undo step
 and saves the whole annotation atomically (``AnnotationStore.save``), so a crash at any moment loses
-at most the change being made.
+at most the change being made. With ``background_save=True`` (the GUI) the save runs on a worker
+thread (:mod:`.autosave`), so a brush stroke never waits for it; :meth:`flush` waits, and
+:meth:`close` writes what is pending before it releases the lock.
 
 * **Blind mode** (default): the session never loads another rater's file of the clip.
 * **Review mode**: an adjudicator sees every rater's annotation of the clip
@@ -21,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConflictError, InputError
+from .autosave import BackgroundSaver, frozen_copy
 from .history import History, diff, snapshot
 from .lock import AnnotationLock
 from .model import QUALITIES, STATUSES, ClipAnnotation, FrameMask, PlaneRange, now_iso
@@ -44,7 +47,8 @@ class AnnotationSession:
     """Open with :meth:`open`; close with :meth:`close` (or use as a context manager)."""
 
     def __init__(self, project, clip, annotation: ClipAnnotation, lock: AnnotationLock, *,
-                 user: str, review: bool = False, set_aside_path=None, history_depth: int = 200):
+                 user: str, review: bool = False, set_aside_path=None, history_depth: int = 200,
+                 background_save: bool = False):
         self.project = project
         self.clip = clip
         self.annotation = annotation
@@ -56,14 +60,18 @@ class AnnotationSession:
         self.saves = 0
         self._proposals: dict[int, np.ndarray] = {}  # model masks, to measure how much a human edits
         self._closed = False
+        self._saver = (BackgroundSaver(self._write, name=f"autosave {annotation.clip_id}")
+                       if background_save else None)
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
     def open(cls, project, clip_id: str, rater: str, *, review: bool = False,
-             set_aside_corrupt: bool = False, history_depth: int = 200) -> AnnotationSession:
+             set_aside_corrupt: bool = False, history_depth: int = 200,
+             background_save: bool = False) -> AnnotationSession:
         """Lock and load ``rater``'s annotation of ``clip_id`` (a new one if there is none).
 
         In review mode the annotation opened is :data:`ADJUDICATED`'s; ``rater`` is the adjudicator.
+        ``background_save``: autosave on a worker thread (see the module docstring).
         Raises :class:`ConflictError` if it is open elsewhere, :class:`CorruptAnnotationError` if
         the file is unreadable (unless ``set_aside_corrupt``), :class:`InputError` for a bad clip.
         """
@@ -99,12 +107,17 @@ class AnnotationSession:
             lock.release()
             raise
         return cls(project, clip, annotation, lock, user=rater, review=review,
-                   set_aside_path=aside, history_depth=history_depth)
+                   set_aside_path=aside, history_depth=history_depth, background_save=background_save)
 
     def close(self) -> None:
+        """Write any pending autosave, then release the lock (raises if that last save failed)."""
         if not self._closed:
             self._closed = True
-            self.lock.release()
+            try:
+                if self._saver is not None:
+                    self._saver.close()
+            finally:
+                self.lock.release()
 
     def __enter__(self) -> AnnotationSession:
         return self
@@ -140,13 +153,32 @@ class AnnotationSession:
         self.save()
 
     def save(self):
-        """Write the annotation atomically; a failure is one :class:`InputError` naming the file."""
+        """Write the annotation atomically; a failure is one :class:`InputError` naming the file.
+
+        In background mode this hands a frozen copy to the autosave thread and returns at once;
+        a failure of an earlier background write is raised here (the copy just handed over
+        retries it).
+        """
+        if self._saver is None:
+            path = self._write(self.annotation)
+            self.saves += 1
+            return path
+        self._saver.submit(frozen_copy(self.annotation))
+        self.saves += 1
+        self._saver.check()
+        return self.path
+
+    def flush(self) -> None:
+        """Wait until every change is on disk (background mode); raises if a write failed."""
+        if self._saver is not None:
+            self._saver.flush()
+            self._saver.check()
+
+    def _write(self, annotation: ClipAnnotation):
         try:
-            path = self.project.annotations.save(self.annotation)
+            return self.project.annotations.save(annotation)
         except OSError as exc:
             raise InputError(self.path, f"could not save ({exc}); your work is still in memory") from None
-        self.saves += 1
-        return path
 
     def undo(self) -> list[int]:
         """Undo the last change; returns the frames it touched."""
