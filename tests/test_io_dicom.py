@@ -231,3 +231,51 @@ def test_not_dicom(tmp_path):
     path = tmp_path / "junk.dcm"
     path.write_bytes(b"not a dicom file at all" * 10)
     assert "not a DICOM file" in _message(path)
+
+
+def _wide_mono(tmp_path, photometric="MONOCHROME2", **attrs):
+    """A 12-bit cine (stored = 16 * gray + 8) with extra header attributes; returns (path, stored)."""
+    gray = gray_frames(2, 16, 24)
+    path = tmp_path / "wide.dcm"
+    write_dicom(path, gray, photometric, uid.ExplicitVRLittleEndian, bits=16)
+    ds = pydicom.dcmread(path)
+    for key, value in attrs.items():
+        setattr(ds, key, value)
+    ds.save_as(path)
+    stored = (255 - gray if photometric == "MONOCHROME1" else gray).astype(np.float64) * 16 + 8
+    return path, stored
+
+
+def _linear_window(x, center, width):  # PS3.3 C.11.2.1.2.1, onto 0..255
+    y = (x - (center - 0.5)) / (width - 1) + 0.5
+    return np.clip(np.round(y * 255), 0, 255).astype(np.uint8)
+
+
+def test_wide_monochrome_is_shown_through_its_window(tmp_path):
+    path, stored = _wide_mono(tmp_path, WindowCenter=[1024, 2048], WindowWidth=[1024, 4096])
+    got = read_dicom_clip(path).to_array()
+    want = _linear_window(stored, 1024, 1024)  # the first window is the default
+    np.testing.assert_array_equal(got, want)
+    assert (got == 255).any() and not np.array_equal(got, (stored.astype(int) >> 4))  # not top bits
+
+
+def test_window_after_rescale_linear_exact_and_monochrome1(tmp_path):
+    path, stored = _wide_mono(tmp_path, "MONOCHROME1", RescaleSlope=2, RescaleIntercept=-100,
+                              WindowCenter=3000, WindowWidth=5000, VOILUTFunction="LINEAR_EXACT")
+    x = stored * 2 - 100
+    want = np.clip(np.round(((x - 3000) / 5000 + 0.5) * 255), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(read_dicom_clip(path).to_array(), 255 - want)
+
+
+def test_voi_lut_sequence_and_no_voi_fall_back_to_top_bits(tmp_path):
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.LUTDescriptor = [4096, 0, 16]
+    item.add_new(0x00283006, "US", [min(65535, v * 32) for v in range(4096)])  # LUT Data: 2x contrast
+    path, stored = _wide_mono(tmp_path, VOILUTSequence=[item])
+    want = np.round(np.minimum(65535, stored * 32) * 255 / 65535).astype(np.uint8)
+    np.testing.assert_array_equal(read_dicom_clip(path).to_array(), want)
+    (tmp_path / "b").mkdir()
+    plain, stored = _wide_mono(tmp_path / "b", WindowWidth=0, WindowCenter=10)  # malformed: ignored
+    np.testing.assert_array_equal(read_dicom_clip(plain).to_array(), (stored.astype(int) >> 4).astype(np.uint8))

@@ -10,11 +10,18 @@ Colour is reduced to gray without a round trip through RGB where the file allows
 YBR_FULL_422 already carry BT.601 luma in their first channel, so we skip pydicom's YCbCr -> RGB
 conversion (``raw=True``) and take Y. RGB (including JPEG 2000 YBR_ICT/YBR_RCT, which the decoder
 returns as RGB) and PALETTE COLOR are converted with the same BT.601 weights.
+
+Monochrome data wider than 8 bits (or signed) goes through the rescale (modality LUT) and the
+file's first VOI transform, as a viewer would show it: a VOI LUT, or a window (LINEAR,
+LINEAR_EXACT or SIGMOID, PS3.3 C.11.2.1.2), top-level or in the shared functional groups. Without
+one, the top 8 stored bits are kept. Both are fixed mappings for the whole clip, never per-frame
+min-max, so brightness does not flicker. 8-bit monochrome is shown as stored.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +53,52 @@ def _mono_to_uint8(frame: np.ndarray, bits_stored: int, signed: bool) -> np.ndar
     return np.clip(values >> shift, 0, 255).astype(np.uint8)
 
 
+def _first(value) -> float:
+    """The first of a possibly multi-valued DICOM number (the default window comes first)."""
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        value = value[0]
+    return float(value)
+
+
+def _window_source(ds):
+    """The dataset (or functional-group item) holding the first VOI transform, or None."""
+    if "VOILUTSequence" in ds or ("WindowCenter" in ds and "WindowWidth" in ds):
+        return ds
+    try:
+        item = ds.SharedFunctionalGroupsSequence[0].FrameVOILUTSequence[0]
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+    return item if "WindowCenter" in item and "WindowWidth" in item else None
+
+
+def _voi_to_uint8(frame: np.ndarray, ds) -> np.ndarray | None:
+    """Rescale, then the first VOI LUT or window, onto 0..255; None if the file has no usable VOI."""
+    source = _window_source(ds)
+    if source is None:
+        return None
+    x = frame.astype(np.float64)
+    if "RescaleSlope" in ds or "RescaleIntercept" in ds:
+        x = x * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+    if "VOILUTSequence" in source:
+        from pydicom.pixels import apply_voi_lut
+
+        item = source.VOILUTSequence[0]
+        out = apply_voi_lut(x.astype(np.int64), source, index=0, prefer_lut=True)
+        top = float(2 ** int(item.LUTDescriptor[2]) - 1)
+        return np.clip(np.round(out.astype(np.float64) * (255.0 / top)), 0, 255).astype(np.uint8)
+    center, width = _first(source.WindowCenter), _first(source.WindowWidth)
+    function = str(source.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
+    if function == "LINEAR_EXACT" and width > 0:
+        y = (x - center) / width + 0.5
+    elif function == "SIGMOID" and width > 0:
+        y = 1.0 / (1.0 + np.exp(-4.0 * (x - center) / width))
+    elif width >= 1:
+        y = (x - (center - 0.5)) / max(width - 1.0, 1e-9) + 0.5
+    else:  # a zero or negative width is malformed: fall back to the stored bits
+        return None
+    return np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
+
+
 def to_gray_uint8(frame: np.ndarray, photometric: str, ds) -> np.ndarray:
     """One decoded frame as (H, W) uint8, given the photometric interpretation of ``frame``
     (which the decoder may have changed, e.g. JPEG 2000 YBR_ICT comes back as RGB)."""
@@ -66,7 +119,10 @@ def to_gray_uint8(frame: np.ndarray, photometric: str, ds) -> np.ndarray:
     if frame.ndim == 3:
         frame = frame[..., 0]
     bits = int(ds.get("BitsStored", 8) or 8)
-    gray = _mono_to_uint8(frame, bits, int(ds.get("PixelRepresentation", 0) or 0) == 1)
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    gray = _voi_to_uint8(frame, ds) if bits > 8 or signed else None
+    if gray is None:
+        gray = _mono_to_uint8(frame, bits, signed)
     return 255 - gray if pi == "MONOCHROME1" else gray
 
 
