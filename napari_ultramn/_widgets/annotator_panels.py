@@ -24,10 +24,10 @@ from qtpy.QtWidgets import (
     QSpinBox,
     QTableWidget,
     QVBoxLayout,
-    QWidget,
 )
 
 from ..annotation.model import PROVENANCES
+from .layout import row
 
 #: Frame-track colours (RGB) by provenance code; index -1 (unannotated) is the last entry.
 TRACK_COLOURS = np.array(
@@ -42,15 +42,6 @@ TRACK_COLOURS = np.array(
     dtype=np.uint8,
 )
 NON_STANDARD_COLOUR = (210, 60, 60)
-
-
-def _row(*widgets) -> QWidget:
-    box = QWidget()
-    lay = QHBoxLayout(box)
-    lay.setContentsMargins(0, 0, 0, 0)
-    for w in widgets:
-        lay.addWidget(w)
-    return box
 
 
 def _button(text: str, tip: str = "") -> QPushButton:
@@ -76,8 +67,8 @@ def build_panels(w) -> None:
     w.review_check = QCheckBox("Review (adjudicate)")
     w.review_check.setToolTip("see every rater's masks and build the final 'adjudicated' one")
     w.open_project_button = _button("Open project")
-    form.addRow("Folder", _row(w.project_edit, w.browse_button))
-    form.addRow("Rater", _row(w.rater_edit, w.review_check))
+    form.addRow("Folder", row(w.project_edit, w.browse_button))
+    form.addRow("Rater", row(w.rater_edit, w.review_check))
     form.addRow(w.open_project_button)
     layout.addWidget(box)
 
@@ -87,7 +78,7 @@ def build_panels(w) -> None:
     w.plane_filter = QComboBox()
     w.participant_filter = QComboBox()
     w.status_filter = QComboBox()
-    v.addWidget(_row(w.plane_filter, w.participant_filter, w.status_filter))
+    v.addWidget(row(w.plane_filter, w.participant_filter, w.status_filter))
     w.queue_list = QListWidget()
     w.queue_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     w.queue_list.setMaximumHeight(120)
@@ -96,7 +87,7 @@ def build_panels(w) -> None:
     w.progress_label.setStyleSheet("font-weight: bold")
     w.prev_clip_button = _button("◀ Previous", "previous unlabelled clip (Shift-N)")
     w.next_clip_button = _button("Next ▶", "next unlabelled clip (N)")
-    v.addWidget(_row(w.progress_label, w.prev_clip_button, w.next_clip_button))
+    v.addWidget(row(w.progress_label, w.prev_clip_button, w.next_clip_button))
     layout.addWidget(box)
 
     # -- clip: plane, ranges, flag --------------------------------------------------------
@@ -111,20 +102,20 @@ def build_panels(w) -> None:
     w.range_stop = QSpinBox()
     w.range_plane = QComboBox()
     w.range_button = _button("Label frames", "label frames start..stop (inclusive) with this plane")
-    form.addRow("Frames", _row(w.range_start, QLabel("to"), w.range_stop, w.range_plane, w.range_button))
+    form.addRow("Frames", row(w.range_start, QLabel("to"), w.range_stop, w.range_plane, w.range_button))
     w.ranges_label = QLabel("")
     w.clear_ranges_button = _button("Clear ranges")
-    form.addRow(_row(w.ranges_label, w.clear_ranges_button))
+    form.addRow(row(w.ranges_label, w.clear_ranges_button))
     w.quality_combo = QComboBox()
     w.quality_combo.addItems(["ok", "poor", "unusable"])
     w.comment_edit = QLineEdit()
     w.comment_edit.setPlaceholderText("comment (why poor / unusable)")
     w.flag_button = _button("Flag", "save quality and comment (Shift-F cycles the quality)")
-    form.addRow("Quality", _row(w.quality_combo, w.comment_edit, w.flag_button))
+    form.addRow("Quality", row(w.quality_combo, w.comment_edit, w.flag_button))
     w.done_button = _button("Mark clip done", "Shift-D")
     w.set_aside_button = _button("Set corrupt file aside and start again")
     w.set_aside_button.setVisible(False)
-    form.addRow(_row(w.done_button, w.set_aside_button))
+    form.addRow(row(w.done_button, w.set_aside_button))
     layout.addWidget(box)
 
     # -- tracing tools --------------------------------------------------------------------
@@ -146,14 +137,14 @@ def build_panels(w) -> None:
     w.interpolate_button = _button("Interpolate", "fill frames between keyframes (I)")
     w.propagate_back_button = _button("◀ Propagate", "Alt-P")
     w.propagate_button = _button("Propagate ▶", "Shift-P")
-    v.addWidget(_row(w.interpolate_button, w.propagate_back_button, w.propagate_button))
+    v.addWidget(row(w.interpolate_button, w.propagate_back_button, w.propagate_button))
     w.accept_button = _button("Accept up to here", "A")
     w.cancel_button = _button("Cancel")
     w.accept_button.setEnabled(False)
     w.cancel_button.setEnabled(False)
     w.undo_button = _button("Undo", "Ctrl-Z")
     w.redo_button = _button("Redo", "Ctrl-Shift-Z")
-    v.addWidget(_row(w.accept_button, w.cancel_button, w.undo_button, w.redo_button))
+    v.addWidget(row(w.accept_button, w.cancel_button, w.undo_button, w.redo_button))
     w.progress_bar = QProgressBar()
     w.progress_bar.setVisible(False)
     v.addWidget(w.progress_bar)
@@ -166,7 +157,7 @@ def build_panels(w) -> None:
     w.model_edit.setPlaceholderText("model run folder (optional)")
     w.preannotate_button = _button("Pre-annotate", "fill untouched frames and the plane from a model")
     w.preannotate_button.setEnabled(False)
-    v.addWidget(_row(w.model_edit, w.preannotate_button))
+    v.addWidget(row(w.model_edit, w.preannotate_button))
     layout.addWidget(box)
 
     # -- review -----------------------------------------------------------------------------

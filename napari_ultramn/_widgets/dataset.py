@@ -20,7 +20,6 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
@@ -31,6 +30,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .layout import row
 from .tables import fill_table
 from .workers import start
 
@@ -39,15 +39,6 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "validation", "test")
 COUNT_COLUMNS = ("split", "plane", "side", "participants", "clips", "frames", "annotated_frames")
-
-
-def _path_row(edit: QLineEdit, button: QPushButton) -> QWidget:
-    row = QWidget()
-    lay = QHBoxLayout(row)
-    lay.setContentsMargins(0, 0, 0, 0)
-    lay.addWidget(edit)
-    lay.addWidget(button)
-    return row
 
 
 class DatasetWidget(QWidget):
@@ -123,37 +114,22 @@ class DatasetWidget(QWidget):
     def _layout(self) -> None:
         build = QGroupBox("Build")
         form = QFormLayout(build)
-        form.addRow("Project", _path_row(self.project_edit, self.project_button))
-        form.addRow("Output", _path_row(self.out_edit, self.out_button))
+        form.addRow("Project", row(self.project_edit, self.project_button))
+        form.addRow("Output", row(self.out_edit, self.out_button))
         form.addRow("Labels", self.labels_combo)
         form.addRow("Rater", self.rater_combo)
-        size = QWidget()
-        lay = QHBoxLayout(size)
-        lay.setContentsMargins(0, 0, 0, 0)
-        for w in (self.resize_check, self.height_spin, QLabel("x"), self.width_spin):
-            lay.addWidget(w)
-        form.addRow("Size (H x W)", size)
+        form.addRow("Size (H x W)", row(self.resize_check, self.height_spin, QLabel("x"), self.width_spin))
         form.addRow("Spacing (mm/px)", self.spacing_spin)
-        ratios = QWidget()
-        lay = QHBoxLayout(ratios)
-        lay.setContentsMargins(0, 0, 0, 0)
-        for spin in self.ratio_spins:
-            lay.addWidget(spin)
-        form.addRow("Train / val / test", ratios)
+        form.addRow("Train / val / test", row(*self.ratio_spins))
         form.addRow("Split seed", self.seed_spin)
         form.addRow("Min. frames", self.min_frames_spin)
         form.addRow(self.overwrite_check)
-        buttons = QWidget()
-        lay = QHBoxLayout(buttons)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.build_button)
-        lay.addWidget(self.cancel_button)
-        form.addRow(buttons)
+        form.addRow(row(self.build_button, self.cancel_button))
         form.addRow(self.progress)
         form.addRow(self.status)
         view = QGroupBox("Look at a dataset")
         vform = QFormLayout(view)
-        vform.addRow("Dataset", _path_row(self.dataset_edit, self.dataset_button))
+        vform.addRow("Dataset", row(self.dataset_edit, self.dataset_button))
         vform.addRow("Clip", self.clip_combo)
         vform.addRow(self.open_button)
         outer = QVBoxLayout(self)

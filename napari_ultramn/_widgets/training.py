@@ -37,6 +37,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .layout import row
 from .tables import cell_text, fill_table
 from .workers import start
 
@@ -44,15 +45,6 @@ if TYPE_CHECKING:
     import napari
 
 RUN_COLUMNS = ("run", "model", "epochs", "state", "val_dice", "val_plane_acc", "test_dice", "test_plane_acc")
-
-
-def _path_row(edit: QLineEdit, button: QPushButton) -> QWidget:
-    row = QWidget()
-    lay = QHBoxLayout(row)
-    lay.setContentsMargins(0, 0, 0, 0)
-    lay.addWidget(edit)
-    lay.addWidget(button)
-    return row
 
 
 class TrainingWidget(QWidget):
@@ -106,8 +98,8 @@ class TrainingWidget(QWidget):
         self.canvas.setMinimumHeight(240)
 
         form = QFormLayout()
-        form.addRow("Dataset", _path_row(self.dataset_edit, self.dataset_button))
-        form.addRow("Run folder", _path_row(self.run_edit, self.run_button))
+        form.addRow("Dataset", row(self.dataset_edit, self.dataset_button))
+        form.addRow("Run folder", row(self.run_edit, self.run_button))
         form.addRow("Model", self.model_combo)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Window (frames)", self.window_spin)
@@ -135,7 +127,7 @@ class TrainingWidget(QWidget):
         self.runs_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         runs_box = QGroupBox("Past runs (test metrics from `ultramn evaluate`)")
         rl = QVBoxLayout(runs_box)
-        rl.addWidget(_path_row(self.runs_edit, self.refresh_button))
+        rl.addWidget(row(self.runs_edit, self.refresh_button))
         rl.addWidget(self.runs_table)
         self.run_paths: list[str] = []
 
