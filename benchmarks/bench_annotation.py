@@ -35,6 +35,7 @@ from napari_ultramn import DEFAULT_PLANES  # noqa: E402
 from napari_ultramn.annotation import AnnotationStore, ClipAnnotation  # noqa: E402
 from napari_ultramn.annotation.interpolate import _signed_distance, interpolate_masks  # noqa: E402
 from napari_ultramn.annotation.propagate import propagate_mask  # noqa: E402
+from napari_ultramn.atomic import fsync_files  # noqa: E402
 from napari_ultramn.progress import run_to_end  # noqa: E402
 
 
@@ -150,8 +151,7 @@ def bench_autosave(repeats: int, n_frames: int = 300) -> None:
 
         def np_save():
             np.save(raw_path, clip.masks)
-            with open(raw_path, "rb+") as fh:  # same durability as the atomic save
-                os.fsync(fh.fileno())
+            fsync_files([raw_path])  # same durability as the atomic save
 
         raw = median_time(np_save, repeats)
         raw_size = raw_path.stat().st_size

@@ -50,6 +50,7 @@ def _dir_bytes(folder: Path, suffix: str) -> int:
 
 def bench_build(project, work: Path, compression):
     from dataset_tools.build import build_dataset
+    from napari_ultramn.atomic import fsync_files
     from napari_ultramn.progress import run_to_end
 
     out = work / f"ds_{compression or 'none'}"
@@ -74,7 +75,7 @@ def bench_build(project, work: Path, compression):
         for k, a in d.items():
             np.save(npy / f"{i}_{k}.npy", a)
     t_save = time.perf_counter() - t0
-    _fsync_all(npy.glob("*.npy"))
+    fsync_files(npy.glob("*.npy"))
     t_durable = time.perf_counter() - t0
     # the HDF5 write alone (same arrays, same layout and compression), without labels and reads
     t_write = _write_only(arrays, work / f"write_{compression or 'none'}.h5", compression)
@@ -95,6 +96,7 @@ def _write_only(arrays, path: Path, compression) -> float:
 
     from dataset_tools.build import write_clip
     from dataset_tools.labels import ClipLabels
+    from napari_ultramn.atomic import fsync_files
 
     t0 = time.perf_counter()
     with h5py.File(path, "w") as fh:
@@ -104,16 +106,10 @@ def _write_only(arrays, path: Path, compression) -> float:
                                 d["provenance"], 1)
             write_clip(fh, {"clip_id": f"c{i}", "participant": "P"}, d["frames"], labels,
                        vocabulary=["a"], spacing=None, label_source="bench", compression=compression)
-    _fsync_all([path])
+    fsync_files([path])
     dt = time.perf_counter() - t0
     path.unlink()
     return dt
-
-
-def _fsync_all(paths) -> None:
-    for path in paths:
-        with open(path, "rb+") as fh:
-            os.fsync(fh.fileno())
 
 
 def bench_loader(folder: Path, workers: int, epochs: int, stride: int, window: int = 16, batch: int = 4,

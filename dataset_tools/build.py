@@ -60,6 +60,7 @@ import numpy as np
 
 from napari_ultramn import __version__
 from napari_ultramn.annotation import PROVENANCES
+from napari_ultramn.atomic import fsync_files
 from napari_ultramn.errors import InputError
 from napari_ultramn.io.h5 import compression_kwargs
 from napari_ultramn.progress import Progress, ProgressGen
@@ -135,12 +136,6 @@ def _prepare_out(out_dir: Path, overwrite: bool) -> None:
             raise InputError(out_dir, "already exists and is not empty; choose another folder or overwrite")
         if not (out_dir / "manifest.json").is_file():
             raise InputError(out_dir, "is not an UltraMN dataset (no manifest.json); refusing to overwrite it")
-
-
-def _fsync_files(folder: Path) -> None:
-    for path in folder.iterdir():
-        with open(path, "rb+") as fh:
-            os.fsync(fh.fileno())
 
 
 def _install(tmp: Path, out_dir: Path) -> None:
@@ -240,7 +235,7 @@ def build_dataset(
                                   spacing_mm=spacing_mm, min_frames=min_frames, min_raters=min_raters,
                                   compression=compression, split_file=str(split_file) if split_file else None))
         (tmp / "README.md").write_text(dataset_card(manifest), encoding="utf-8")
-        _fsync_files(tmp)  # the data must be on disk before the manifest says it is complete
+        fsync_files(tmp.iterdir())  # the data must be on disk before the manifest says it is complete
         write_json(tmp / "manifest.json", manifest, "dataset_manifest")  # last: marks completeness
         _install(tmp, out_dir)
     except BaseException:

@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -38,6 +38,14 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def fsync_files(paths: Iterable[str | Path]) -> None:
+    """Flush files already written (closed) by a library to the disk, e.g. HDF5 files before a
+    manifest says they are complete."""
+    for path in paths:
+        with open(path, "rb+") as fh:
+            os.fsync(fh.fileno())
 
 
 @contextlib.contextmanager
