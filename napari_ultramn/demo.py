@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .demo_context import DemoContext
-from .progress import Progress, ProgressGen
+from .progress import Progress, ProgressGen, relay
 from .report import ReportSection, escape, write_report
 
 #: (stage name, module holding demo_stage), in pipeline order.
@@ -40,14 +40,8 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, seed: int = 0,
         yield Progress(i, len(chosen), f"{name}: starting")
         stage = importlib.import_module(module).demo_stage
         t0 = time.perf_counter()
-        gen = stage(ctx)
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                section = stop.value
-                break
-            yield Progress(i, len(chosen), f"{name}: {p.message}", p.metrics)
+        section = yield from relay(stage(ctx), lambda p, i=i, name=name: Progress(
+            i, len(chosen), f"{name}: {p.message}", p.metrics))
         timings.append((name, time.perf_counter() - t0))
         sections.append(section)
         write_report(report, "UltraMN demo report", sections, _intro(ctx, timings))

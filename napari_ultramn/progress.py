@@ -1,12 +1,14 @@
 """Long work is a generator that yields :class:`Progress`; the GUI and CLI just consume it.
 
 The GUI wraps the generator with ``napari.qt.threading.thread_worker`` (cancel = stop at the next
-yield); the command line with :func:`run_with_progress_bar`; tests with :func:`run_to_end`.
+yield); the command line with :func:`run_with_progress_bar`; tests with :func:`run_to_end` (or
+:func:`run_collecting`, to check the steps too). A stage that runs another stage restates its
+steps with :func:`relay`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -33,6 +35,27 @@ def run_to_end(gen: ProgressGen[T]) -> T:
             next(gen)
         except StopIteration as stop:
             return stop.value
+
+
+def run_collecting(gen: ProgressGen[T]) -> tuple[list[Progress], T]:
+    """Run a progress generator synchronously; returns every step it yielded and its result."""
+    steps: list[Progress] = []
+    while True:
+        try:
+            steps.append(next(gen))
+        except StopIteration as stop:
+            return steps, stop.value
+
+
+def relay(gen: ProgressGen[T], restate: Callable[[Progress], Progress]) -> ProgressGen[T]:
+    """Re-yield a sub-generator's steps through ``restate`` (e.g. scaled into a share of the
+    caller's total) and return its result: ``result = yield from relay(gen, restate)``."""
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield restate(p)
 
 
 def run_with_progress_bar(gen: ProgressGen[T], desc: str = "", quiet: bool = False) -> T:

@@ -9,7 +9,7 @@ import pytest
 from dataset_tools.agreement.project_report import agreement_report
 from dataset_tools.agreement.synthetic import make_synthetic_project
 from napari_ultramn.annotation import ClipAnnotation
-from napari_ultramn.progress import Progress, run_to_end
+from napari_ultramn.progress import Progress, run_collecting, run_to_end
 from napari_ultramn.report import ReportSection
 
 
@@ -18,13 +18,8 @@ def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("agreement")
     project, _ = make_synthetic_project(root, n_participants=4, clips_per_participant=2, n_frames=8,
                                         uncalibrated=(1,), seed=1)
-    gen = agreement_report(project, root / "out", n_boot=30, seed=0)
-    progress = []
-    while True:
-        try:
-            progress.append(next(gen))
-        except StopIteration as stop:
-            return project, stop.value, progress
+    progress, result = run_collecting(agreement_report(project, root / "out", n_boot=30, seed=0))
+    return project, result, progress
 
 
 def test_files_and_rows(report):

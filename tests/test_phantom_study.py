@@ -12,19 +12,14 @@ from napari_ultramn.io.clip import file_sha256
 from napari_ultramn.phantom import write_study
 from napari_ultramn.phantom.dicom_writer import plane_from_description
 from napari_ultramn.phantom.study import STUDY_COLUMNS
-from napari_ultramn.progress import Progress, run_to_end
+from napari_ultramn.progress import Progress, run_collecting, run_to_end
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
-    gen = write_study(out, participants=2, seed=1, n_frames=5, size=(64, 80))
-    steps = []
-    while True:
-        try:
-            steps.append(next(gen))
-        except StopIteration as stop:
-            return out, stop.value, steps
+    steps, table = run_collecting(write_study(out, participants=2, seed=1, n_frames=5, size=(64, 80)))
+    return out, table, steps
 
 
 def test_layout_and_study_csv(study):

@@ -6,7 +6,7 @@ from scipy import ndimage as ndi
 
 from napari_ultramn.annotation import ClipAnnotation
 from napari_ultramn.annotation.propagate import PropagationResult, propagate_mask
-from napari_ultramn.progress import Progress, run_to_end
+from napari_ultramn.progress import Progress, run_collecting, run_to_end
 
 SHAPE = (72, 96)
 
@@ -47,14 +47,7 @@ def clip():
 
 def test_forward_propagation_follows_the_nerve(clip):
     frames, masks = clip
-    gen = propagate_mask(frames, 0, masks[0], 15)
-    steps = []
-    while True:
-        try:
-            steps.append(next(gen))
-        except StopIteration as stop:
-            result = stop.value
-            break
+    steps, result = run_collecting(propagate_mask(frames, 0, masks[0], 15))
     assert all(isinstance(p, Progress) for p in steps)
     assert [p.done for p in steps] == list(range(1, 16)) and steps[-1].total == 15
     assert isinstance(result, PropagationResult)
@@ -95,14 +88,7 @@ def test_two_anchors_blend_both_directions(clip):
     frames, masks = clip
     # the second anchor is deliberately 1 px off: the blend must move toward it near its end
     end_mask = np.roll(masks[15], 1, axis=0)
-    steps = []
-    gen = propagate_mask(frames, 0, masks[0], 15, end_mask)
-    while True:
-        try:
-            steps.append(next(gen))
-        except StopIteration as stop:
-            result = stop.value
-            break
+    steps, result = run_collecting(propagate_mask(frames, 0, masks[0], 15, end_mask))
     assert steps[-1].total == 28 and steps[-1].done == 28
     assert result.frames() == list(range(1, 15))  # both anchors excluded
     for t in range(1, 15):

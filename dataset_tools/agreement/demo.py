@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from napari_ultramn.demo_context import DemoContext
-from napari_ultramn.progress import Progress, ProgressGen
+from napari_ultramn.progress import Progress, ProgressGen, relay
 from napari_ultramn.report import ReportSection
 
 from ..simulate_raters import simulate_raters
@@ -18,21 +18,10 @@ def demo_stage(ctx: DemoContext) -> ProgressGen[ReportSection]:
 
     project = Project.open(ctx.paths["project"])
     sim = simulate_raters(project, ctx.paths["study"], raters=RATERS, seed=ctx.seed)
-    while True:
-        try:
-            p = next(sim)
-        except StopIteration:
-            break
-        yield Progress(p.done, 2 * p.total, p.message)
+    yield from relay(sim, lambda p: Progress(p.done, 2 * p.total, p.message))
     out_dir = ctx.out_dir / "agreement"
     gen = agreement_report(project, out_dir, seed=ctx.seed, n_boot=50 if ctx.quick else 200)
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        yield Progress(100 + p.done, 200, p.message)
+    result = yield from relay(gen, lambda p: Progress(100 + p.done, 200, p.message))
     ctx.paths["agreement"] = out_dir
     ctx.results["agreement"] = result.summary()
     section = result.section()

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from napari_ultramn.atomic import atomic_write_text
-from napari_ultramn.progress import Progress, ProgressGen
+from napari_ultramn.progress import Progress, ProgressGen, relay
 from napari_ultramn.report import ReportSection, escape, table_html, write_report
 
 from . import figures
@@ -188,10 +188,9 @@ def agreement_report(project, out_dir, *, seed: int = 0, n_boot: int = 200, tole
 
 def _scaled(gen, start: int, span: int):
     """Re-yield a sub-generator's progress inside [start, start + span] of 100."""
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            return stop.value
+
+    def restate(p: Progress) -> Progress:
         frac = p.done / p.total if p.total else 0.0
-        yield Progress(start + int(np.floor(span * frac)), 100, p.message, p.metrics)
+        return Progress(start + int(np.floor(span * frac)), 100, p.message, p.metrics)
+
+    return (yield from relay(gen, restate))

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write_json, atomic_write_text
-from ..progress import Progress, ProgressGen
+from ..progress import Progress, ProgressGen, relay
 from ..report import ReportSection, escape, image_html, table_html
 from . import data
 from .checkpoint import load_checkpoint, model_from_checkpoint, predict_clip
@@ -195,12 +195,8 @@ def train_baselines(run_dir, dataset_dir, names=BASELINES, device: str = "auto")
                             lr=args["lr"], max_minutes=args.get("max_minutes"), seed=args["seed"],
                             patience=args.get("patience", 5), device=device, resume=resume,
                             model_kwargs=baseline_kwargs(name, args.get("model_kwargs") or {}))
-            while True:
-                try:
-                    p = next(gen)
-                except StopIteration:
-                    break
-                yield Progress(p.done, p.total, f"baseline {name}: {p.message}", p.metrics)
+            yield from relay(gen, lambda p, name=name: Progress(
+                p.done, p.total, f"baseline {name}: {p.message}", p.metrics))
         out[name] = target
     return out
 
