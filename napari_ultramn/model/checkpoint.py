@@ -104,48 +104,35 @@ def predict_clip(model, frames: np.ndarray, *, window: int, input_size=None, dev
                  chunk_frames: int = 64):
     """Run the model causally over a whole clip; probabilities at the clip's own frame size.
 
-    Every output frame sees its full causal past, exactly as a stream
-    (:class:`~napari_ultramn.model.stream.StreamingUltraMN`) would: the clip goes through in
-    chunks of ``max(window, chunk_frames)`` frames, and each chunk after the first is fed
-    ``temporal_receptive_field - 1`` earlier frames of context whose outputs are dropped. (Cutting
-    the clip into independent windows would restart the temporal convolutions at every window
-    start, blinding exactly the frames where a probe tilts out of plane to what came before.)
+    Every output frame sees its full causal past: the clip goes through
+    :meth:`StreamingUltraMN.process <napari_ultramn.model.stream.StreamingUltraMN.process>` in
+    chunks of ``max(window, chunk_frames)`` frames, exactly as a live stream would see it.
+    (Cutting the clip into independent windows would restart the temporal convolutions at every
+    window start, blinding exactly the frames where a probe tilts out of plane to what came
+    before.)
 
     ``frames``: ``(T, H, W)`` uint8 (or float in [0, 1]). Returns a dict of numpy arrays:
     ``nerve_prob (T, H, W) float32``, ``presence_prob (T,)``, ``plane_prob (T, P)`` (softmax of
-    the per-frame head), ``clip_plane_prob (P,)`` (the clip heads of the chunks, weighted by
-    their length).
+    the per-frame head), ``clip_plane_prob (P,)`` (the clip head on the whole clip).
     """
-    import torch
+    from .stream import StreamingUltraMN
 
     frames = np.asarray(frames)
     if frames.ndim != 3 or 0 in frames.shape:
         raise ValueError(f"frames must be a non-empty (T, H, W) array; got shape {frames.shape}")
     scale = 255.0 if frames.dtype == np.uint8 else 1.0
     x = frames.astype(np.float32) / scale
-    n, h, w = x.shape
+    h, w = x.shape[1:]
     if input_size is not None:
         x = resize_stack(x, input_size)
-    context = model.temporal_receptive_field - 1
-    step = max(int(window), int(chunk_frames))
-    seg, pres, plane, clip_probs = [], [], [], []
-    model = model.to(device).eval()
-    with torch.inference_mode():
-        for s in range(0, n, step):
-            a = max(0, s - context)
-            out = model(torch.from_numpy(np.ascontiguousarray(x[a : s + step]))[None, None].to(device))
-            keep = slice(s - a, None)  # drop the context frames' outputs
-            seg.append(torch.sigmoid(out["seg"].float())[0, 0, keep].cpu().numpy())
-            pres.append(torch.sigmoid(out["presence"].float())[0, keep].cpu().numpy())
-            plane.append(torch.softmax(out["plane_frame"].float(), -1)[0, keep].cpu().numpy())
-            clip_probs.append((min(s + step, n) - s, torch.softmax(out["plane_clip"].float(), -1)[0].cpu().numpy()))
-    seg = np.concatenate(seg)
+    stream = StreamingUltraMN(model.to(device).eval(), device=device)
+    out = stream.process(x, chunk=max(int(window), int(chunk_frames)))
+    seg = out["mask_prob"]
     if seg.shape[1:] != (h, w):
         seg = resize_stack(seg, (h, w))
-    weights = np.array([k for k, _ in clip_probs], np.float32)
     return {
         "nerve_prob": np.clip(seg, 0.0, 1.0).astype(np.float32),
-        "presence_prob": np.concatenate(pres),
-        "plane_prob": np.concatenate(plane),
-        "clip_plane_prob": (weights[:, None] * np.stack([p for _, p in clip_probs])).sum(0) / weights.sum(),
+        "presence_prob": out["presence"],
+        "plane_prob": out["plane_probs"],
+        "clip_plane_prob": out["clip_plane_probs"],
     }
