@@ -154,11 +154,12 @@ def test_ultramn_learns_a_moving_nerve_and_its_plane():
     import numpy as np
 
     from napari_ultramn.model.losses import MultitaskLoss
+    from napari_ultramn.model.train import build_optimizer
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     model = build_model("ultramn", 3)
-    opt = torch.optim.AdamW(model.parameters(), 3e-3)
+    opt = build_optimizer(model.parameters(), lr=3e-3, weight_decay=1e-2)
     loss_fn = MultitaskLoss()
     for _ in range(150):
         batch = _moving_nerve_batch(rng)

@@ -125,6 +125,20 @@ def warmup_cosine(position: float, warmup: float = 0.05, floor: float = 0.02) ->
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
+def build_optimizer(params, *, lr: float, weight_decay: float):
+    """AdamW for ``params``, safe in a process that already holds an OpenGL context.
+
+    Building a torch optimizer imports Triton where it is installed; after Mesa's OpenGL that
+    crashes the process (see :mod:`.triton_guard`), so Triton is kept out first.
+    """
+    import torch
+
+    from .triton_guard import keep_triton_out_after_gl
+
+    keep_triton_out_after_gl()
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
 class Budget:
     """Time and step limits. Time counts the run's whole training (earlier sessions included, so a
     resumed run gets what is left of ``max_minutes``); steps count this call only."""
@@ -210,7 +224,7 @@ class Trainer:
             data.make_window_dataset(val_h5, window, train=False, seed=seed, as_uint8=True),
             batch_size=batch_size, shuffle=False, seed=seed, workers=workers)
         self.total_steps = max(1, epochs * len(self.train_loader))
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.optimizer = build_optimizer(self.model.parameters(), lr=lr, weight_decay=weight_decay)
         self.budget = Budget(max_minutes, max_steps, 0, 0.0)
         self.time_fraction = 0.0  # share of the time budget used, agreed between DDP ranks
         # the schedule runs to the planned epochs or, with a time budget, to whichever ends first,
