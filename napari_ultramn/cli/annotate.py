@@ -47,6 +47,10 @@ def run(args) -> int:
             return 0
     project.clip_record(clip_id)  # a wrong id is one clear error before any window opens
 
+    from .gui_check import gui_problem
+
+    if problem := gui_problem():
+        raise UltramnError(problem)
     import napari
 
     viewer = napari.Viewer(title=f"UltraMN annotator · {project.name} · {args.rater}")

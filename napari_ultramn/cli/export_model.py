@@ -26,9 +26,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def missing_export_packages(fmt: str) -> list[str]:
+    """The packages an ONNX format needs that are not installed (TorchScript needs none)."""
+    import importlib.util
+
+    needed = ("onnx", "onnxruntime") if fmt.startswith("onnx") else ()
+    return [name for name in needed if importlib.util.find_spec(name) is None]
+
+
 def run(args) -> int:
     import warnings
 
+    from napari_ultramn.errors import UltramnError
+
+    if missing := missing_export_packages(args.format):
+        raise UltramnError(f"--format {args.format} needs {' and '.join(missing)}, which the 'export' extra "
+                           "installs: pip install 'napari-ultramn[export]'")
     import numpy as np
     import torch
 
