@@ -18,6 +18,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import InputError
+
+#: paths[...] key -> (folder under the output folder, the stage that makes it)
+STAGE_OUTPUTS = {"study": ("study", "phantom"), "project": ("project", "ingest"),
+                 "agreement": ("agreement", "agreement"), "dataset": ("dataset", "dataset"), "run": ("run", "model")}
+
+
+class StagePaths(dict):
+    """``paths[name]``: set by the stage that made it in this run, else found in the output folder.
+
+    So ``ultramn demo --stages model`` resumes on the folder an earlier demo left; a missing
+    output names the stage to run first.
+    """
+
+    def __init__(self, out_dir: Path):
+        super().__init__()
+        self.out_dir = Path(out_dir)
+
+    def __missing__(self, name: str) -> Path:
+        folder, stage = STAGE_OUTPUTS[name]
+        path = self.out_dir / folder
+        if not path.exists():
+            raise InputError(self.out_dir, f"has no {folder}/ from an earlier demo; run the '{stage}' stage "
+                             f"first (ultramn demo --out {self.out_dir} --stages {stage} ...)")
+        self[name] = path
+        return path
+
 
 @dataclass
 class DemoContext:
@@ -25,5 +52,10 @@ class DemoContext:
     #: small sizes for tests and CI (seconds); the default demo is still a few minutes at most
     quick: bool = False
     seed: int = 0
-    paths: dict[str, Path] = field(default_factory=dict)
+    paths: StagePaths = None  # type: ignore[assignment]  # made from out_dir
     results: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.out_dir = Path(self.out_dir)
+        if self.paths is None:
+            self.paths = StagePaths(self.out_dir)

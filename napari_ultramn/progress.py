@@ -58,17 +58,65 @@ def relay(gen: ProgressGen[T], restate: Callable[[Progress], Progress]) -> Progr
         yield restate(p)
 
 
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class PlainProgress:
+    """Progress as plain lines, for output that is not a terminal (logs, CI, ``| tee``).
+
+    A line when the stage (the message before its first ':') changes, and otherwise at most one
+    every ``every_s`` seconds; the estimate of time left is elapsed time scaled by the share done.
+    """
+
+    def __init__(self, desc: str, stream, every_s: float = 10.0, clock=None):
+        import time
+
+        self.desc, self.stream, self.every_s = desc, stream, every_s
+        self.clock = clock or time.monotonic
+        self.t0 = self.clock()
+        self.last_t, self.last_stage = -1e9, None
+
+    def line(self, p: Progress) -> str | None:
+        now = self.clock()
+        stage = p.message.split(":", 1)[0]
+        if stage == self.last_stage and now - self.last_t < self.every_s:
+            return None
+        self.last_t, self.last_stage = now, stage
+        elapsed = now - self.t0
+        if p.total:
+            share = min(1.0, p.done / p.total)
+            left = f", about {_clock(elapsed / share - elapsed)} left" if 0.02 <= share < 1 else ""
+            head = f"{self.desc} {100 * share:3.0f}%"
+        else:
+            head, left = self.desc, ""
+        return f"{head} [{_clock(elapsed)} elapsed{left}] {p.message}"
+
+    def update(self, p: Progress) -> None:
+        text = self.line(p)
+        if text is not None:
+            print(text, file=self.stream, flush=True)
+
+
 def run_with_progress_bar(gen: ProgressGen[T], desc: str = "", quiet: bool = False) -> T:
-    """Run a progress generator with a tqdm bar on stderr (command line)."""
+    """Run a progress generator on the command line: a tqdm bar on a terminal, plain lines otherwise."""
+    import sys
+
     from tqdm import tqdm
 
-    bar = None if quiet else tqdm(desc=desc, unit="step", leave=False, dynamic_ncols=True)
+    plain = None if quiet or sys.stderr.isatty() else PlainProgress(desc, sys.stderr)
+    # percent and time, not "steps": a step of one stage is not a step of another
+    bar = None if quiet or plain else tqdm(desc=desc, leave=False, dynamic_ncols=True,
+                                           bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}] {postfix}")
     try:
         while True:
             try:
                 p = next(gen)
             except StopIteration as stop:
                 return stop.value
+            if plain is not None:
+                plain.update(p)
             if bar is not None:
                 if p.total and bar.total != p.total:
                     bar.total = p.total

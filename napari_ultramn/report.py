@@ -56,6 +56,8 @@ def table_html(df, float_format: str = "{:.3f}", max_rows: int = 60) -> str:
     """A pandas DataFrame as an HTML table (first ``max_rows`` rows, with a note if cut)."""
     shown = df.head(max_rows)
     out = shown.to_html(index=False, float_format=lambda v: float_format.format(v), border=0, na_rep="-")
+    # wide tables scroll inside their own box instead of pushing the page sideways
+    out = f"<div class='table-box'>{out}</div>"
     if len(df) > max_rows:
         out += f"<p class='note'>First {max_rows} of {len(df)} rows; the CSV has all.</p>"
     return out
@@ -70,6 +72,10 @@ border-bottom:1px solid #dde3ea;text-align:right} th{background:#eef3f8} td:firs
 th:first-child{text-align:left} figure{display:inline-block;margin:.5em 1em .5em 0}
 figcaption{font-size:.85em;color:#555} img{max-width:100%;height:auto} .note{color:#666;font-size:.9em} code{background:#f2f4f7;padding:0 .2em}
 .bad{color:#b42318} .good{color:#067647}
+.table-box{max-width:100%;overflow-x:auto;max-height:32em;overflow-y:auto;margin:.8em 0}
+.table-box table{margin:0} .table-box th{position:sticky;top:0}
+td,code{white-space:nowrap} th{white-space:normal;vertical-align:bottom;min-width:4em}
+.warning{background:#fef3f2;border-left:4px solid #b42318;padding:.5em .8em}
 """
 
 

@@ -24,7 +24,7 @@ def demo_stage(ctx: DemoContext) -> ProgressGen[ReportSection]:
     result = yield from relay(gen, lambda p: Progress(100 + p.done, 200, p.message))
     ctx.paths["agreement"] = out_dir
     ctx.results["agreement"] = result.summary()
-    section = result.section()
+    section = result.section(report_href="agreement/report.html")  # relative to the demo's report.html
     section.html = (
         f"<p>Simulated raters {', '.join(RATERS)} annotated every clip from the phantom's ground truth: "
         "smooth boundary jitter, r2 a slightly larger tracer, r3 hurried (skipped frames, an occasional "

@@ -91,14 +91,16 @@ class AgreementResult:
             return pd.DataFrame(columns=["clip_id", "frame", "dice", "pair"])
         return wf.sort_values(["dice", "area_diff"], ascending=[True, False]).head(k).reset_index(drop=True)
 
-    def section(self) -> ReportSection:
-        """A short section for the demo report, linking the full report."""
+    def section(self, report_href: str | None = None) -> ReportSection:
+        """A short section for the demo report, linking the full report (``report_href``: the
+        link relative to the page the section goes into; default the report's own path)."""
         head = self.summary()
         head = head[head["coefficient"].isin(["gwet_ac1", "krippendorff_alpha", "dice", "hd95", "ICC(2,1)"])]
         html = (
             f"<p>{len(self.tables.raters)} raters ({escape(', '.join(self.tables.raters))}), "
             f"{len(self.tables.clips)} clips, {self.tables.clips['participant'].nunique()} participants. "
-            f"Full report: <code>{escape(self.report_path)}</code>.</p>"
+            f"Full report: <a href='{escape(report_href or self.report_path)}'><code>"
+            f"{escape(report_href or self.report_path)}</code></a>.</p>"
             + table_html(head) + "".join(f"<p class='note'>{escape(n)}</p>" for n in self.notes)
             + self.figures_html.get("bland_altman", "") + self.figures_html.get("dice", "")
         )

@@ -28,8 +28,8 @@ def run(args) -> int:
     from ..demo import run_demo
     from ..progress import run_with_progress_bar
 
-    report = run_with_progress_bar(
+    result = run_with_progress_bar(
         run_demo(args.out, quick=args.quick, seed=args.seed, stages=args.stages), desc="demo", quiet=args.quiet
     )
-    print(f"Demo finished. Open the report: {report}")
+    print("\n".join(result.summary_lines()))
     return 0

@@ -34,5 +34,10 @@ def run(args) -> int:
         desc="evaluate", quiet=args.quiet,
     )
     print(summary_table(result.summary).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    from ..model.evaluate import usability_note
+
+    for summary in result.summary.values():
+        if note := usability_note(summary):
+            print(f"warning: {note}")
     print(f"wrote {result.out_dir}")
     return 0

@@ -62,4 +62,10 @@ def run(args) -> int:
               f"{summary['elapsed_s'] / 60:.1f} min; best epoch {summary['best_epoch'] + 1} "
               f"(score {summary['best_score']:.3f}); last val Dice {m.get('val_dice', float('nan')):.3f}, "
               f"plane accuracy {m.get('val_plane_acc', float('nan')):.3f}")
+        from napari_ultramn.model.evaluate import usability_note
+
+        note = usability_note({"model": f"The model in {args.run_dir}", "dice": m.get("val_dice"),
+                               "plane_accuracy": m.get("val_plane_acc")})
+        if note:
+            print(f"warning: {note} (validation split; it stopped on: {summary['stop_reason']})")
     return 0

@@ -19,7 +19,8 @@ from ..report import ReportSection, escape, image_html, table_html
 
 QUICK = {"epochs": 1, "batch_size": 2, "lr": 3e-3, "max_minutes": 0.5, "max_steps": 4,
          "model_kwargs": {"base_channels": 4, "depth": 2}}
-FULL = {"epochs": 15, "batch_size": 4, "lr": 3e-3, "max_minutes": 3.0, "model_kwargs": {"base_channels": 8, "depth": 3}}
+# bounded by epochs, never by seconds: a slow or busy machine takes longer and ends with the same model
+FULL = {"epochs": 15, "batch_size": 4, "lr": 3e-3, "max_minutes": None, "model_kwargs": {"base_channels": 8, "depth": 3}}
 
 
 def demo_window(manifest: dict, wanted: int) -> int:
@@ -34,6 +35,20 @@ def pick_clip(project) -> str:
 
     ids = project.clip_ids()
     return next((c for c in ids if not human_labelled(project, c)), ids[0])
+
+
+def label_next_html(ranking) -> str:
+    """The clips no human has labelled yet, most uncertain first (or a sentence saying there are none)."""
+    todo = ranking[~ranking["human_labelled"].astype(bool)] if len(ranking) else ranking
+    if not len(todo):
+        return ("<p>Clips to label next: none. Every clip already has a human annotation (the simulated "
+                "raters labelled them all); on a real project this table lists the clips no one has "
+                "labelled yet, most uncertain first.</p>")
+    columns = {"rank": "rank", "clip_id": "clip", "participant": "participant", "predicted_plane": "predicted plane",
+               "plane_probability": "plane probability", "uncertainty": "uncertainty (0-2)"}
+    table = todo[[c for c in columns if c in todo.columns]].rename(columns=columns).head(10)
+    table["rank"] = table["rank"].astype(int)
+    return "<p>Clips to label next, most uncertain first:</p>" + table_html(table)
 
 
 def demo_stage(ctx: DemoContext) -> ProgressGen[ReportSection]:
@@ -70,15 +85,17 @@ def demo_stage(ctx: DemoContext) -> ProgressGen[ReportSection]:
     s = settings
     net = ", ".join(f"{k} {v}" for k, v in s["model_kwargs"].items())
     held_out = "held-out test participants" if split == "test" else "validation participants (the quick study has no test split)"
+    budget = f"at most {s['max_steps']} steps" if s.get("max_steps") else f"{s['epochs']} epochs"
     html = (
-        f"<p>Trained <b>UltraMN</b> ({escape(net)}) on <code>{escape(dataset)}</code>: "
+        f"<p>Trained <b>UltraMN</b> ({escape(net)}) on the <a href='dataset/'><code>dataset/</code></a>: "
         f"{summary['epochs_done']} epoch(s), {summary['steps']} steps, {summary['elapsed_s']:.0f} s on the CPU "
-        f"(budget {s['max_minutes']} min, window {window} frames); stopped: {escape(summary['stop_reason'])}. "
-        f"Best validation score {summary['best_score']:.3f} at epoch {summary['best_epoch'] + 1}. "
-        f"Run folder <code>{escape(run)}</code>. Evaluated on the {held_out}.</p>"
+        f"(planned: {budget}, window {window} frames); stopped: {escape(summary['stop_reason'])}. "
+        f"Best validation score (mean of nerve Dice and plane accuracy) {summary['best_score']:.3f} "
+        f"at epoch {summary['best_epoch'] + 1} (epochs count from 1). Run folder "
+        f"<a href='run/'><code>run/</code></a>; the evaluation alone: <a href='run/eval/{split}/report.html'>"
+        f"<code>run/eval/{split}/report.html</code></a>. Evaluated on the {held_out}.</p>"
         + result.section.html
         + f"<h3>Pre-annotation</h3><p>Proposals for clip <code>{escape(clip_id)}</code> written as rater "
-        f"'model' (never over a human's annotation). Clips to label next, most uncertain first:</p>"
-        + table_html(pre["ranking"].head(10)) + thumb
+        f"'model' (never over a human's annotation).</p>" + label_next_html(pre["ranking"]) + thumb
     )
     return ReportSection("UltraMN model: training, evaluation, pre-annotation", html)

@@ -243,20 +243,60 @@ def evaluate_run(run_dir, dataset_dir, split: str = "test", *, baselines: bool =
     return result
 
 
+#: Below these a model's proposals cost a rater more than they save: the report says so in words.
+USABLE_DICE = 0.7
+USABLE_PLANE_ACCURACY = 0.8
+
+#: Summary keys -> column headers a reader understands without a manual (units in the header).
+SUMMARY_COLUMNS = {
+    "model": "model", "epoch": "best epoch", "n_clips": "clips", "dice": "nerve Dice",
+    "iou": "nerve IoU", "hd95_mm": "HD95 (mm)", "csa_error_mm2": "CSA error (mm²)",
+    "plane_accuracy": "plane accuracy (frames)", "plane_macro_f1": "plane macro-F1",
+    "clip_plane_accuracy": "plane accuracy (clips)",
+}
+
+
+def usability_note(summary: dict) -> str | None:
+    """A sentence saying why a model is not usable yet (None when it is)."""
+    dice, acc = summary.get("dice"), summary.get("plane_accuracy")
+    short = []
+    if dice is None or not np.isfinite(dice) or dice < USABLE_DICE:
+        short.append(f"nerve Dice {_fmt(dice)} is below {USABLE_DICE}")
+    if acc is None or not np.isfinite(acc) or acc < USABLE_PLANE_ACCURACY:
+        short.append(f"plane accuracy {_fmt(acc)} is below {USABLE_PLANE_ACCURACY}")
+    if not short:
+        return None
+    return (f"{summary.get('model', 'This model')} is not usable yet: {' and '.join(short)}. "
+            "Its proposals would cost raters more time than they save; train it for longer "
+            "(ultramn train ... --resume) or on more labelled clips.")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.3f}"
+
+
 def summary_table(summary: dict[str, dict]):
+    """One row per model, headers in words with units; epochs counted from 1 as in the text."""
     import pandas as pd
 
-    cols = ["model", "epoch", "n_clips", "dice", "iou", "hd95_mm", "csa_error_mm2", "plane_accuracy",
-            "plane_macro_f1", "clip_plane_accuracy"]
-    return pd.DataFrame([{c: s.get(c) for c in cols} for s in summary.values()])
+    rows = []
+    for s in summary.values():
+        row = {header: s.get(key) for key, header in SUMMARY_COLUMNS.items()}
+        if row["best epoch"] is not None:
+            row["best epoch"] = int(row["best epoch"]) + 1
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS.values()))
 
 
 def report_section(result: EvalResult, split: str, examples: dict) -> ReportSection:
     """Side-by-side summary, per-participant and per-quality tables, confusion matrix, a thumbnail."""
     primary = next(iter(result.summary))
-    parts = [f"<p>Split <code>{escape(split)}</code>; whole clips, windowed. Dice/IoU: mean over clips of "
+    warnings = [note for s in result.summary.values() if (note := usability_note(s))]
+    parts = [*(f"<p class='warning'><b>Warning:</b> {escape(w)}</p>" for w in warnings),
+             f"<p>Split <code>{escape(split)}</code>; whole clips, windowed. Dice/IoU: mean over clips of "
              "the per-frame mean over annotated frames (both empty = 1); HD95 where both masks are "
-             "non-empty; CSA error is |area<sub>pred</sub> - area<sub>truth</sub>|.</p>",
+             "non-empty; CSA error is |area<sub>pred</sub> - area<sub>truth</sub>|, the nerve's "
+             "cross-sectional area. Epochs count from 1.</p>",
              table_html(summary_table(result.summary))]
     for key, title in (("participants", "per participant"), ("quality", "per image-quality grade"),
                        ("confusion", "plane confusion matrix (rows = truth)")):
