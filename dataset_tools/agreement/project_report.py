@@ -91,6 +91,12 @@ class AgreementResult:
             return pd.DataFrame(columns=["clip_id", "frame", "dice", "pair"])
         return wf.sort_values(["dice", "area_diff"], ascending=[True, False]).head(k).reset_index(drop=True)
 
+    #: what the summary's ``n`` counts, row by row
+    N_NOTE = ("n: the number of things each row is computed over: clips for plane (clip), frames for "
+              "plane (frame), rater-pair frames with both masks drawn for boundary rows, and frames "
+              "measured by every rater for area ICCs. Confidence intervals (ci_low, ci_high) are 95% "
+              "percentile bootstraps over participants.")
+
     def section(self, report_href: str | None = None) -> ReportSection:
         """A short section for the demo report, linking the full report (``report_href``: the
         link relative to the page the section goes into; default the report's own path)."""
@@ -101,7 +107,8 @@ class AgreementResult:
             f"{len(self.tables.clips)} clips, {self.tables.clips['participant'].nunique()} participants. "
             f"Full report: <a href='{escape(report_href or self.report_path)}'><code>"
             f"{escape(report_href or self.report_path)}</code></a>.</p>"
-            + table_html(head) + "".join(f"<p class='note'>{escape(n)}</p>" for n in self.notes)
+            + table_html(head) + f"<p class='note'>{escape(self.N_NOTE)}</p>"
+            + "".join(f"<p class='note'>{escape(n)}</p>" for n in self.notes)
             + self.figures_html.get("bland_altman", "") + self.figures_html.get("dice", "")
         )
         return ReportSection("Inter-rater agreement", html)
@@ -125,7 +132,8 @@ def _sections(result: AgreementResult) -> list[ReportSection]:
     intro = (f"<p>{len(t.raters)} raters: {escape(', '.join(t.raters))}. {len(t.clips)} clips from "
              f"{t.clips['participant'].nunique()} participants; {len(t.frame_pairs)} rater-pair frames. "
              f"Surface Dice tolerance {t.tolerance['mm']} mm ({t.tolerance['px']} px on uncalibrated clips).</p>")
-    sections = [ReportSection("Summary", intro + notes + table_html(result.summary())),
+    sections = [ReportSection("Summary", intro + notes + table_html(result.summary())
+                              + f"<p class='note'>{escape(result.N_NOTE)}</p>"),
                 ReportSection("Methods", METHODS.format(n_boot=result.n_boot, seed=result.seed))]
     plane_html = (table_html(s["plane_overall"]) + "<h3>Rater pairs</h3>" + table_html(s["plane_pairwise"])
                   + "<h3>Per plane</h3>" + table_html(s["plane_per_label"]) + f.get("plane_kappa", "")
