@@ -217,7 +217,8 @@ def test_existing_folder_refused(project, built, tmp_path):
     (tmp_path / "x" / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="already exists and is not empty"):
         run_to_end(build_dataset(project, tmp_path / "x", rater="r1"))
-    with pytest.raises(InputError, match=r"is not an UltraMN dataset \(no manifest.json\); refusing"):
+    with pytest.raises(InputError, match=r"x: holds 1 entry \(notes.txt\) and no manifest.json: not a "
+                       "dataset written by build-dataset, so it is not replaced; nothing was deleted$"):
         run_to_end(build_dataset(project, tmp_path / "x", rater="r1", overwrite=True))
     assert (tmp_path / "x" / "notes.txt").read_text() == "mine"
 
