@@ -127,12 +127,12 @@ def read_holder(path: str | Path) -> dict | None:
 
 def break_lock(path: str | Path, *, force: bool = False) -> tuple[Path, dict | None]:
     """Remove a lock file (``ultramn unlock``): an annotation lock, ``<out>.lock``, or the output
-    folder itself (meaning its ``<out>.lock``). A holder that is alive on this host is refused
-    unless ``force``. Returns the lock's path and what it recorded."""
+    folder ``<out>`` (meaning its ``<out>.lock``: any path not ending in ``.lock``). A holder that is
+    alive on this host is refused unless ``force``. Returns the lock's path and what it recorded."""
     from .errors import ConflictError, InputError
 
     path = Path(path)
-    if path.is_dir():
+    if path.suffix != ".lock":
         path = path.with_name(path.name + ".lock")
     if not path.is_file():
         raise InputError(path, "no lock file here (nothing to unlock)")

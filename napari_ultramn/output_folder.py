@@ -309,11 +309,12 @@ class OutputFolder:
         path ``(path, what it is)``, or a folder containing one of them."""
         import napari_ultramn
 
-        guarded = [(Path.cwd(), "the current folder"),
-                   (Path(napari_ultramn.__file__).parent, "the napari-ultramn installation"),
-                   *((Path(p), what) for p, what in protect)]
+        guarded = []
         with contextlib.suppress(RuntimeError, KeyError):
             guarded.append((Path.home(), "your home folder"))
+        guarded += [(Path.cwd(), "the current folder"),
+                    (Path(napari_ultramn.__file__).parent, "the napari-ultramn installation"),
+                    *((Path(p), what) for p, what in protect)]
         targets = {self.path, self.path.resolve()}
         for target in targets:
             if target.parent == target:

@@ -94,7 +94,7 @@ class AnnotationStore:
         path = self.path(clip_id, rater)
         while True:
             stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S.%f")
-            target = path.with_name(f"{path.name}.corrupt-{stamp}-{uuid.uuid4().hex[:8]}")
+            target = path.with_name(f"{path.name}.corrupt-{stamp}-{_random_suffix()}")
             try:
                 try:
                     os.link(path, target)
@@ -109,6 +109,10 @@ class AnnotationStore:
                 continue
             path.unlink()
             return target
+
+
+def _random_suffix() -> str:
+    return uuid.uuid4().hex[:8]
 
 
 def validate_annotation(obj: dict, path: str | Path | None = None) -> None:
