@@ -240,14 +240,30 @@ class OutputFolder:
         write_json(self.journal_path, {"format": "ultramn-replace-journal", "target": self.path.name,
                                        "building": building.name, "old": old.name, "had_old": had_old},
                    "replace_journal")
-        if had_old:
-            os.replace(self.path, old)
-        os.replace(building, self.path)
+        try:
+            if had_old:
+                os.replace(self.path, old)
+            os.replace(building, self.path)
+        except BaseException as exc:  # still alive (a kill never gets here): undo now
+            self._undo(had_old, old)
+            if isinstance(exc, OSError):
+                kept = "the previous version is kept" if had_old else "nothing was written"
+                raise InputError(self.path, f"could not be put in place ({exc.strerror or exc}); "
+                                 f"{kept}") from None
+            raise
         _fsync_dir(self.parent)
         if had_old:
             _remove(old)
         self.journal_path.unlink()
         _fsync_dir(self.parent)
+
+    def _undo(self, had_old: bool, old: Path) -> None:
+        try:
+            if had_old and _exists(old) and not _exists(self.path):
+                os.replace(old, self.path)
+            self.journal_path.unlink(missing_ok=True)
+        except OSError:  # the journal stays: the next run finishes or rolls back
+            pass
 
     def _recover(self) -> None:
         if not _exists(self.journal_path):

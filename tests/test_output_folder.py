@@ -82,36 +82,39 @@ def test_replace_and_first_install(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
 
 
-class Crash(Exception):
+class Crash(BaseException):
     pass
 
 
 def _crash_at(monkeypatch, step: int) -> None:
-    """Make step ``step`` of a replace fail: 1 journal write, 2 OUT -> old, 3 building -> OUT,
-    4 delete old, 5 delete the journal."""
-    calls = []
-    real_replace, real_unlink = os.replace, Path.unlink
+    """Die at step ``step`` of a replace (1 journal write, 2 OUT -> old, 3 building -> OUT, 4 delete
+    old, 5 delete the journal): that step and every file operation after it fail, as after a kill."""
+    state = {"steps": 0, "dead": False}
+    real_replace, real_remove, real_unlink = os.replace, of._remove, Path.unlink
+
+    def next_step(counts=True):
+        if state["dead"]:
+            raise Crash("dead")
+        state["steps"] += counts
+        if state["steps"] == step:
+            state["dead"] = True
+            raise Crash(f"killed at step {step}")
 
     def replace(src, dst):
-        calls.append(dst)
-        if len(calls) == step:
-            raise Crash(f"crash at step {step}")
+        next_step()
         return real_replace(src, dst)
 
     def remove(path):
-        raise Crash("crash at step 4")
+        next_step()
+        return real_remove(path)
 
     def unlink(self, missing_ok=False):
-        if self.name.endswith(".replace.json"):
-            raise Crash("crash at step 5")
+        next_step(counts=self.name.endswith(".replace.json"))
         return real_unlink(self, missing_ok=missing_ok)
 
-    if step <= 3:
-        monkeypatch.setattr(os, "replace", replace)
-    elif step == 4:
-        monkeypatch.setattr(of, "_remove", remove)
-    else:
-        monkeypatch.setattr(Path, "unlink", unlink)
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(of, "_remove", remove)
+    monkeypatch.setattr(Path, "unlink", unlink)
 
 
 @pytest.mark.parametrize("step, expected, note", [
@@ -152,6 +155,25 @@ def test_interrupted_replace_whose_new_version_vanished_is_rolled_back(tmp_path,
         pass
     assert (out / "data.txt").read_text() == "v1"
     assert notes == [f"{out}: rolled back a replace that was interrupted (the previous version is back)"]
+
+
+def test_a_failed_rename_puts_the_old_version_back_at_once(tmp_path, monkeypatch):
+    out = tmp_path / "ds"
+    _replace(out, "v1")
+    real = os.replace
+
+    def full_disk(src, dst):
+        if Path(src).name.startswith(".ds.building-"):
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", full_disk)
+        with pytest.raises(InputError, match=re.escape(
+                f"{out}: could not be put in place (No space left on device); the previous version is kept")):
+            _replace(out, "v2")
+    assert (out / "data.txt").read_text() == "v1"
+    assert not (tmp_path / ".ds.replace.json").exists()
 
 
 KILLED_BETWEEN_RENAMES = textwrap.dedent("""
