@@ -168,8 +168,9 @@ def replace_refusal(out_dir: Path) -> str | None:
     problem = signature_problem(manifest)
     if problem:
         return f"holds {listing(out_dir)}; its manifest.json {problem}"
-    listed = {"manifest.json", "README.md", str((manifest.get("split") or {}).get("file")),
-              *(str(f.get("file")) for f in manifest.get("files", []) if isinstance(f, dict))}
+    split = manifest.get("split")
+    listed = {"manifest.json", "README.md", str(split.get("file") if isinstance(split, dict) else None),
+              *(str(f.get("file")) for f in manifest.get("files") or [] if isinstance(f, dict))}
     extra = sorted(p.name for p in out_dir.iterdir() if p.name not in listed and not is_temporary(p.name))
     if extra:
         return f"holds {len(extra)} file(s) its manifest does not list ({', '.join(extra[:6])})"

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_ultramn.errors import InputError
-from napari_ultramn.output_folder import signature_problem
+from napari_ultramn.output_folder import finish_interrupted_replace, signature_problem
 from napari_ultramn.progress import Progress, ProgressGen, run_to_end
 from napari_ultramn.schema import read_json
 
@@ -59,6 +59,7 @@ def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressG
     h5py = load_h5py()
 
     folder = Path(folder)
+    finish_interrupted_replace(folder)  # a build killed between its two renames
     if not folder.is_dir():
         raise InputError(folder, "is not a folder")
     problems: list[str] = []

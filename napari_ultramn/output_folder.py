@@ -35,6 +35,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -113,6 +114,19 @@ def _size(path: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, f)).st_size
     return total
+
+
+def finish_interrupted_replace(path: str | Path) -> list[str]:
+    """For commands that read an output: finish (or roll back) a replace of it that a crash
+    interrupted, unless a live run holds it. Cheap when there is nothing to do; returns the reports."""
+    folder = OutputFolder(path)
+    if not _exists(folder.journal_path):
+        return []
+    notes: list[str] = []
+    folder.notify = notes.append
+    with contextlib.suppress(ConflictError), folder:
+        pass
+    return notes
 
 
 class OutputFolder:
@@ -205,6 +219,11 @@ class OutputFolder:
 
     def _conflict_message(self) -> str:
         holder = read_holder(self.lock_path)
+        for _ in range(3):  # the holder may be between taking the lock and writing who it is
+            if holder is not None:
+                break
+            time.sleep(0.05)
+            holder = read_holder(self.lock_path)
         advice = ("wait for it to finish or stop it" if holder_state(holder) == "live"
                   else unlock_hint(self.lock_path))
         return f"{self.path}: another run is writing this folder: {describe_holder(holder)}; {advice}"

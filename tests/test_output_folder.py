@@ -19,7 +19,12 @@ import napari_ultramn
 from napari_ultramn import output_folder as of
 from napari_ultramn.cli import main
 from napari_ultramn.errors import ConflictError, InputError
-from napari_ultramn.output_folder import OutputFolder, sign, signature_problem
+from napari_ultramn.output_folder import (
+    OutputFolder,
+    finish_interrupted_replace,
+    sign,
+    signature_problem,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -201,9 +206,12 @@ def test_kill_9_between_the_two_renames(tmp_path):
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert not out.exists() and list(tmp_path.glob(".ds.old-*")) and (tmp_path / "ds.lock").exists()
-    _replace_notes = []
-    with OutputFolder(out, notify=_replace_notes.append):  # the kernel released the dead run's lock
-        pass
+    with open(tmp_path / "ds.lock") as live:  # a reader never steps in while a writer is alive
+        fcntl.flock(live, fcntl.LOCK_EX)
+        assert finish_interrupted_replace(out) == [] and not out.exists()
+    # the kernel released the dead run's lock: a reader (validate-dataset) or the next run finishes it
+    assert finish_interrupted_replace(out) == [
+        f"{out}: finished a replace that was interrupted (the new version is in place)"]
     assert (out / "data.txt").read_text() == "v2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
