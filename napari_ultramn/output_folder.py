@@ -178,9 +178,10 @@ class OutputFolder:
     def _lock(self) -> None:
         info = holder_info(self.command, output=str(self.path))
         for _attempt in range(10):
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            # 0o666 less the umask: a teammate's later run must be able to open it to lock it
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
             try:
-                free = self._try_flock(fd, info)
+                free = self._try_flock(fd)
                 if not free:
                     raise ConflictError(self._conflict_message())
                 # a holder that released meanwhile unlinked the file we locked: lock the new one
@@ -196,14 +197,15 @@ class OutputFolder:
                 raise
             data = json.dumps(info).encode("utf-8")
             os.ftruncate(fd, 0)
-            os.pwrite(fd, data, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, data)
             os.fsync(fd)
             self._fd, self.info = fd, info
             return
         raise ConflictError(f"{self.path}: could not take the lock {self.lock_path} "
                             "(other processes keep taking it)")
 
-    def _try_flock(self, fd: int, info: dict) -> bool:
+    def _try_flock(self, fd: int) -> bool:
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
