@@ -1,12 +1,15 @@
 """Build a participant-split HDF5 training dataset from an annotation project.
 
 Output folder (written aside as a hidden sibling ``.<name>.building-*`` and renamed into place
-only when complete, so an interrupted build leaves nothing that looks like a dataset)::
+only when complete, so an interrupted build leaves nothing that looks like a dataset; one build at a
+time per folder, an interrupted replace finished by the next run, leftovers of killed runs removed:
+:class:`napari_ultramn.output_folder.OutputFolder`)::
 
     OUT_DIR/
       train.h5  validation.h5  test.h5   one file per split (an empty split still gets a file)
       split.json                         participant -> split (schemas/split.schema.json)
-      manifest.json                      written last (schemas/dataset_manifest.schema.json)
+      manifest.json                      written last (schemas/dataset_manifest.schema.json),
+                                         signed: ``--overwrite`` replaces only such a folder
       README.md                          the dataset card
 
 Why one file per split rather than one file with a split attribute per clip: a training job
@@ -50,10 +53,9 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
-import os
-import secrets
 import shutil
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +65,15 @@ from napari_ultramn.annotation import PROVENANCES
 from napari_ultramn.atomic import fsync_files
 from napari_ultramn.errors import InputError
 from napari_ultramn.io.h5 import compression_kwargs
+from napari_ultramn.output_folder import (
+    OutputFolder,
+    is_temporary,
+    listing,
+    sign,
+    signature_problem,
+)
 from napari_ultramn.progress import Progress, ProgressGen
-from napari_ultramn.schema import write_json
+from napari_ultramn.schema import load_json, write_json
 
 from .labels import (
     ClipLabels,
@@ -130,38 +139,56 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def _prepare_out(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        if not overwrite:
-            raise InputError(out_dir, "already exists and is not empty; choose another folder or overwrite")
-        if not (out_dir / "manifest.json").is_file():
-            raise InputError(out_dir, "is not an UltraMN dataset (no manifest.json); refusing to overwrite it")
+def _prepare_out(folder: OutputFolder, overwrite: bool, project_root: Path) -> None:
+    """Refuse an output we must not replace: not empty without ``overwrite``; with it, anything
+    but a dataset this tool wrote (signed manifest, no file it does not list) or a precious place."""
+    out_dir = folder.path
+    if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
+        return
+    if not overwrite:
+        raise InputError(out_dir, "already exists and is not empty; choose another folder or overwrite")
+    folder.refuse_dangerous([(project_root, "the annotation project")])
+    problem = replace_refusal(out_dir)
+    if problem:
+        raise InputError(out_dir, f"{problem}: not a dataset written by build-dataset, so it is not "
+                         "replaced; nothing was deleted")
 
 
-def _install(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished build into place; an old dataset is moved aside first, then deleted."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{secrets.token_hex(4)}"
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def replace_refusal(out_dir: Path) -> str | None:
+    """Why ``out_dir`` is not a dataset this tool wrote (None if it is one)."""
+    if not out_dir.is_dir():
+        return "is a file"
+    try:
+        manifest = load_json(out_dir / "manifest.json")
+    except InputError as exc:
+        what = "no manifest.json" if exc.problem == "file not found" else f"an unreadable manifest.json ({exc.problem})"
+        return f"holds {listing(out_dir)} and {what}"
+    if not isinstance(manifest, dict) or manifest.get("format") != "ultramn-dataset-manifest":
+        return f"holds {listing(out_dir)}; its manifest.json is not an UltraMN dataset manifest"
+    problem = signature_problem(manifest)
+    if problem:
+        return f"holds {listing(out_dir)}; its manifest.json {problem}"
+    split = manifest.get("split")
+    listed = {"manifest.json", "README.md", str(split.get("file") if isinstance(split, dict) else None),
+              *(str(f.get("file")) for f in manifest.get("files") or [] if isinstance(f, dict))}
+    extra = sorted(p.name for p in out_dir.iterdir() if p.name not in listed and not is_temporary(p.name))
+    if extra:
+        return f"holds {len(extra)} file(s) its manifest does not list ({', '.join(extra[:6])})"
+    return None
 
 
 def build_dataset(
     project_root, out_dir, *, consensus: str | None = "majority", rater: str | None = None,
     size=None, spacing_mm: float | None = None, ratios=DEFAULT_RATIOS, seed: int = 0,
     split_file=None, min_frames: int = 16, min_raters: int = 2, compression: str | None = "zstd",
-    overwrite: bool = False,
+    overwrite: bool = False, notify: Callable[[str], None] | None = None,
 ) -> ProgressGen[dict]:
-    """Build the dataset (see module docstring); yields Progress, returns the manifest dict."""
-    from napari_ultramn.io.h5 import load_h5py
-    h5py = load_h5py()
+    """Build the dataset (see module docstring); yields Progress, returns the manifest dict.
 
+    Raises :class:`ConflictError` if another build writes ``out_dir``; ``notify`` receives one-line
+    reports of what this run cleaned up after interrupted ones (default: the log).
+    """
     from napari_ultramn.project import Project
-
-    from .inspect import dataset_card
 
     project = project_root if isinstance(project_root, Project) else Project.open(project_root)
     out_dir = Path(out_dir)
@@ -177,7 +204,20 @@ def build_dataset(
         raise ValueError(f"spacing_mm must be positive, got {spacing_mm}")
     compression_kwargs(compression)  # a ValueError naming the choices, before any work
     ratios = check_ratios(ratios)
-    _prepare_out(out_dir, overwrite)
+    with OutputFolder(out_dir, notify=notify) as folder:
+        _prepare_out(folder, overwrite, project.root)
+        return (yield from _build(project, folder, consensus, rater, size, spacing_mm, ratios, seed,
+                                  split_file, min_frames, min_raters, compression))
+
+
+def _build(project, folder: OutputFolder, consensus, rater, size, spacing_mm, ratios, seed,
+           split_file, min_frames, min_raters, compression) -> ProgressGen[dict]:
+    """The build proper, with ``folder`` locked; the result is installed only when complete."""
+    from napari_ultramn.io.h5 import load_h5py
+    h5py = load_h5py()
+
+    from .inspect import dataset_card
+
     label_source = f"rater:{rater}" if rater else f"consensus:{consensus}"
     vocabulary = project.plane_labels
 
@@ -201,9 +241,7 @@ def build_dataset(
         split = make_split(eligible, ratios, seed)
         clip_split = apply_split(split, eligible)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.building-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    tmp = folder.new_building_dir()
     try:
         written: list[dict] = []
         with contextlib.ExitStack() as stack:
@@ -236,8 +274,9 @@ def build_dataset(
                                   compression=compression, split_file=str(split_file) if split_file else None))
         (tmp / "README.md").write_text(dataset_card(manifest), encoding="utf-8")
         fsync_files(tmp.iterdir())  # the data must be on disk before the manifest says it is complete
+        manifest["signature"] = sign(manifest)  # marks the folder as ours for a later --overwrite
         write_json(tmp / "manifest.json", manifest, "dataset_manifest")  # last: marks completeness
-        _install(tmp, out_dir)
+        folder.install(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -4,7 +4,7 @@ Every problem is collected (not just the first) as one readable line, so a data 
 whole list at once. What is checked:
 
 * the manifest and split file exist and match their schemas (a missing manifest means an
-  incomplete build);
+  incomplete build), and the manifest's signature matches its content;
 * each split file's size and sha256 match the manifest; its attributes (format, split,
   vocabulary) are right;
 * per clip: shapes and dtypes (frames/masks ``(T, H, W) uint8``, labels ``(T,)``), masks 0/1 and
@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_ultramn.errors import InputError
+from napari_ultramn.output_folder import finish_interrupted_replace, signature_problem
 from napari_ultramn.progress import Progress, ProgressGen, run_to_end
 from napari_ultramn.schema import read_json
 
@@ -58,6 +59,7 @@ def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressG
     h5py = load_h5py()
 
     folder = Path(folder)
+    finish_interrupted_replace(folder)  # a build killed between its two renames
     if not folder.is_dir():
         raise InputError(folder, "is not a folder")
     problems: list[str] = []
@@ -66,6 +68,8 @@ def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressG
     except InputError as exc:
         hint = " (an incomplete or interrupted build?)" if "not found" in str(exc) else ""
         return [f"{exc}{hint}"]
+    if (unsigned := signature_problem(manifest)) is not None:
+        problems.append(f"{folder / 'manifest.json'}: {unsigned}")
     try:
         split_doc = read_json(folder / manifest["split"]["file"], "split")
     except InputError as exc:

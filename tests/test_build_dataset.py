@@ -1,6 +1,11 @@
 """Building participant-split HDF5 datasets: layout, labels, exclusions, resampling, atomicity."""
 
+import errno
 import json
+import os
+import re
+import shutil
+import socket
 import subprocess
 import sys
 
@@ -12,6 +17,7 @@ from dataset_tools import build as build_mod
 from dataset_tools.build import build_dataset, sha256_file
 from dataset_tools.consensus import clip_consensus
 from dataset_tools.labels import target_geometry
+from dataset_tools.validate import dataset_problems
 from napari_ultramn.cli import main
 from napari_ultramn.errors import InputError
 from napari_ultramn.io.hdf5clip import read_hdf5_clip
@@ -217,7 +223,8 @@ def test_existing_folder_refused(project, built, tmp_path):
     (tmp_path / "x" / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="already exists and is not empty"):
         run_to_end(build_dataset(project, tmp_path / "x", rater="r1"))
-    with pytest.raises(InputError, match=r"is not an UltraMN dataset \(no manifest.json\); refusing"):
+    with pytest.raises(InputError, match=r"x: holds 1 entry \(notes.txt\) and no manifest.json: not a "
+                       "dataset written by build-dataset, so it is not replaced; nothing was deleted$"):
         run_to_end(build_dataset(project, tmp_path / "x", rater="r1", overwrite=True))
     assert (tmp_path / "x" / "notes.txt").read_text() == "mine"
 
@@ -289,3 +296,110 @@ def test_nothing_written_is_an_error_and_leaves_nothing(tmp_path):
     with pytest.raises(InputError, match="no clip could be written: labels unusable: "):
         run_to_end(build_dataset(project, tmp_path / "ds", rater="r1", min_frames=4))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
+
+
+def test_second_build_into_one_folder_is_refused_naming_the_first(project, tmp_path, capsys):
+    out = tmp_path / "ds"
+    first = build_dataset(project, out, rater="r1", min_frames=8)
+    for p in first:
+        if p.message.startswith("writing"):
+            break
+    argv = ["build-dataset", str(project.root), str(out), "--rater", "r3", "--min-frames", "8", "-q"]
+    assert main(argv) == 2
+    assert main([*argv, "--overwrite"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and err[0] == err[1]
+    assert re.fullmatch(rf"ultramn build-dataset: error: {re.escape(str(out))}: another run is writing this "
+                        rf"folder: process {os.getpid()} on {re.escape(socket.gethostname())}, since \S+, "
+                        r"running `.+`; wait for it to finish or stop it", err[0])
+    assert run_to_end(first)["label_source"]["rater"] == "r1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+@pytest.fixture
+def signed(project, built, tmp_path):
+    """A copy of a built dataset to tamper with."""
+    out = tmp_path / "ds"
+    shutil.copytree(built[0], out)
+    return out
+
+
+def _edit_manifest(folder, change):
+    manifest = json.loads((folder / "manifest.json").read_text())
+    change(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _users_own_folder(folder):
+    for p in folder.iterdir():
+        if p.name != "split.json":
+            p.unlink()
+    (folder / "manifest.json").write_text('{"name": "my own manifest"}')
+
+
+@pytest.mark.parametrize("tamper, problem", [
+    (lambda d: (d / "my_notes.txt").write_text("mine"),
+     "holds 1 file(s) its manifest does not list (my_notes.txt)"),
+    (lambda d: _edit_manifest(d, lambda m: m.update(created="yesterday")),
+     "holds 6 entries (README.md, manifest.json, split.json, test.h5, train.h5, validation.h5); its "
+     "manifest.json has a signature that does not match its content (edited or corrupt)"),
+    (lambda d: _edit_manifest(d, lambda m: m.pop("signature")),
+     "its manifest.json has no signature (written by hand or by an older version)"),
+    (_users_own_folder,
+     "holds 2 entries (manifest.json, split.json); its manifest.json is not an UltraMN dataset manifest"),
+])
+def test_overwrite_replaces_only_a_dataset_it_wrote(project, signed, tamper, problem):
+    tamper(signed)
+    before = {p.name: p.read_bytes() for p in signed.iterdir()}
+    with pytest.raises(InputError) as err:
+        run_to_end(build_dataset(project, signed, rater="r1", min_frames=8, overwrite=True))
+    assert problem in str(err.value)
+    assert str(err.value).endswith(": not a dataset written by build-dataset, so it is not replaced; "
+                                   "nothing was deleted")
+    assert {p.name: p.read_bytes() for p in signed.iterdir()} == before
+    assert sorted(p.name for p in signed.parent.iterdir()) == ["ds"]
+
+
+def test_overwrite_never_replaces_the_project(project, tmp_path):
+    for target in (project.root, project.root.parent):
+        with pytest.raises(InputError, match=re.escape(
+                f"{target}: is the annotation project or contains it ({project.root}); refusing to "
+                "replace it, nothing was deleted")):
+            run_to_end(build_dataset(project, target, rater="r1", min_frames=8, overwrite=True))
+    assert (project.root / "annotations").is_dir()
+
+
+def test_validate_checks_the_signature(signed):
+    assert dataset_problems(signed, fingerprints=False) == []
+    _edit_manifest(signed, lambda m: m["build"].update(min_frames=1))
+    assert dataset_problems(signed, fingerprints=False) == [
+        f"{signed / 'manifest.json'}: has a signature that does not match its content (edited or corrupt)"]
+
+
+def test_failed_replace_keeps_the_old_dataset_and_leftovers_are_reported(project, tmp_path,
+                                                                          monkeypatch, capsys):
+    out = tmp_path / "ds"
+    run_to_end(build_dataset(project, out, rater="r1", min_frames=8))
+    real = os.replace
+
+    def no_room_for_the_new(src, dst):
+        if str(dst) == str(out) and ".building-" in str(src):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", no_room_for_the_new)
+        with pytest.raises(InputError, match=re.escape(
+                f"{out}: could not be put in place (Invalid cross-device link); the previous version "
+                "is kept")):
+            run_to_end(build_dataset(project, out, rater="r3", min_frames=8, overwrite=True))
+    assert read_json(out / "manifest.json", "dataset_manifest")["label_source"]["rater"] == "r1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    (tmp_path / ".ds.building-0badf00d").mkdir()  # a build killed earlier
+    (tmp_path / ".ds.building-0badf00d" / "train.h5").write_bytes(b"x" * 1500)
+    assert main(["build-dataset", str(project.root), str(out), "--rater", "r2", "-q"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"removed 1 leftover of interrupted runs (1.5 kB) beside {out}",
+        f"ultramn build-dataset: error: {out}: already exists and is not empty; choose another "
+        "folder or overwrite"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]

@@ -1,41 +1,30 @@
 """One lock file per rater and clip, so two windows never autosave over each other.
 
-``annotations/<clip_id>/<rater>.lock`` holds JSON ``{pid, hostname, acquired, token}``. The file is
-written completely under a temporary name and then hard-linked to the lock name: ``os.link`` fails
-if the name exists, so taking a lock is atomic and a lock file is never seen half-written.
+``annotations/<clip_id>/<rater>.lock`` holds JSON ``{pid, hostname, start_time, acquired, command,
+token, who}`` (:func:`napari_ultramn.holders.holder_info`). The file is written completely under a
+temporary name and then hard-linked to the lock name: ``os.link`` fails if the name exists, so
+taking a lock is atomic and a lock file is never seen half-written.
 
-A lock whose process is dead *on this host* is stale (a crashed or killed session) and is taken
-over. A lock held by a live process, or by another host (we cannot check its pid), is a conflict:
-the second opener gets :class:`ConflictError` naming who holds it and since when.
+A lock whose process is gone *on this host*, or whose pid now belongs to a process that started
+later (pid reused after a crash or a reboot), is stale and is taken over. A lock held by a live
+process is a conflict: the second opener gets :class:`ConflictError` naming who holds it and since
+when. A lock written on another host cannot be checked, so it is respected too, and the message
+gives the exact command that breaks it (``ultramn unlock PATH``) once that session is known to be over.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import os
-import socket
 import tempfile
-import uuid
 from pathlib import Path
 
 from ..errors import ConflictError
+from ..holders import holder_info, holder_state, pid_alive, unlock_hint
+from ..holders import read_holder as read_lock
 
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this host (signal 0 probes without killing)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return False
-    return True
+__all__ = ["AnnotationLock", "pid_alive", "read_lock"]
 
 
 class AnnotationLock:
@@ -54,18 +43,12 @@ class AnnotationLock:
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        info = {
-            "pid": os.getpid(),
-            "hostname": socket.gethostname(),
-            "acquired": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "token": uuid.uuid4().hex,
-            "who": who,
-        }
+        info = holder_info(who=who)
         for _attempt in range(3):
             if _try_link(path, info):
                 return cls(path, info)
             holder = read_lock(path)
-            if holder is not None and not _is_stale(holder):
+            if holder is not None and holder_state(holder) != "stale":
                 raise ConflictError(_conflict_message(path, holder, who))
             # Stale or unreadable: remove it, but only if it is still the same file we judged.
             _remove_if_unchanged(path, holder)
@@ -92,15 +75,6 @@ class AnnotationLock:
             self.release()
 
 
-def read_lock(path: str | Path) -> dict | None:
-    """The holder's info, or ``None`` if there is no lock or it cannot be parsed."""
-    try:
-        obj = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
 def _try_link(path: Path, info: dict) -> bool:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
@@ -118,15 +92,6 @@ def _try_link(path: Path, info: dict) -> bool:
             os.unlink(tmp)
 
 
-def _is_stale(holder: dict) -> bool:
-    if holder.get("hostname") != socket.gethostname():
-        return False  # cannot see processes on other machines: assume alive
-    try:
-        return not pid_alive(int(holder.get("pid", -1)))
-    except (TypeError, ValueError):
-        return True
-
-
 def _remove_if_unchanged(path: Path, holder: dict | None) -> None:
     current = read_lock(path)
     if current == holder:
@@ -136,8 +101,9 @@ def _remove_if_unchanged(path: Path, holder: dict | None) -> None:
 
 def _conflict_message(path: Path, holder: dict, who: str) -> str:
     what = f"{who} is" if who else "this annotation is"
+    advice = ("close it there first" if holder_state(holder) == "live"
+              else f"close it there first, or {unlock_hint(path)}")
     return (
         f"{what} already open in another window (process {holder.get('pid')} on "
-        f"{holder.get('hostname')}, since {holder.get('acquired')}); close it there first. "
-        f"Lock file: {path}"
+        f"{holder.get('hostname')}, since {holder.get('acquired')}); {advice}. Lock file: {path}"
     )

@@ -2,13 +2,16 @@
 
 Raters never share a file, so they never overwrite each other. Every save is schema-validated and
 atomic. A corrupt or schema-invalid file is reported with its path and moved aside to
-``<rater>.json.corrupt-<timestamp>`` only when the caller asks (never silently replaced).
+``<rater>.json.corrupt-<timestamp>-<random>`` only when the caller asks (never silently replaced,
+and never over an earlier set-aside file).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
+import uuid
 from pathlib import Path
 
 from ..atomic import atomic_write_json
@@ -82,12 +85,34 @@ class AnnotationStore:
         return {r: a for r in self.raters(clip_id) if (a := self.load(clip_id, r)) is not None}
 
     def set_aside(self, clip_id: str, rater: str) -> Path:
-        """Move a bad file out of the way (kept, never deleted) so work can restart; returns its new path."""
+        """Move a bad file out of the way (kept, never deleted) so work can restart; returns its new path.
+
+        The new name carries the time to the microsecond and a random suffix, and is taken with
+        ``os.link``, which fails rather than replace an existing file: two files set aside in the
+        same instant (two windows, two machines on a shared folder) both survive.
+        """
         path = self.path(clip_id, rater)
-        stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-        target = path.with_name(f"{path.name}.corrupt-{stamp}")
-        path.rename(target)
-        return target
+        while True:
+            stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S.%f")
+            target = path.with_name(f"{path.name}.corrupt-{stamp}-{_random_suffix()}")
+            try:
+                try:
+                    os.link(path, target)
+                except FileExistsError:
+                    raise
+                except OSError:  # no hard links on this file system: an exclusive copy instead
+                    with open(target, "xb") as out:
+                        out.write(path.read_bytes())
+                        out.flush()
+                        os.fsync(out.fileno())
+            except FileExistsError:
+                continue
+            path.unlink()
+            return target
+
+
+def _random_suffix() -> str:
+    return uuid.uuid4().hex[:8]
 
 
 def validate_annotation(obj: dict, path: str | Path | None = None) -> None:

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "evaluate",
     "preannotate",
     "export_model",
+    "unlock",
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Build one HDF5 file per split (train.h5, validation.h5, test.h5) from the "
         "consensus of several raters or from one rater, split by participant (stratified by plane, "
         "side and demographics), with a split file, a manifest and a dataset card. The build is "
-        "written aside and renamed into OUT_DIR only when complete.",
+        "written aside and renamed into OUT_DIR only when complete; one build at a time per OUT_DIR "
+        "(OUT_DIR.lock); a replace interrupted by a crash is finished by the next run.",
     )
     p.add_argument("project", help="annotation project folder")
     p.add_argument("out_dir", help="dataset folder to create")
@@ -36,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="frame compression (default zstd: Blosc-Zstd, small and fast; lz4: fastest; "
                    "gzip: readable by any HDF5 tool without hdf5plugin; lzf; none). "
                    "Masks are always Blosc-LZ4.")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in OUT_DIR")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a dataset that build-dataset wrote in OUT_DIR (signed manifest, no "
+                   "other files); any other folder is refused and nothing is deleted")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -56,7 +60,7 @@ def run(args) -> int:
             seed=args.seed, split_file=args.split_file, min_frames=args.min_frames,
             min_raters=args.min_raters,
             compression=None if args.compression == "none" else args.compression,
-            overwrite=args.overwrite,
+            overwrite=args.overwrite, notify=lambda line: print(line, file=sys.stderr),
         )
         manifest = run_with_progress_bar(gen, desc="build-dataset", quiet=args.quiet)
     except ValueError as exc:  # option problems found by the builder (InputError is one too)
