@@ -146,7 +146,8 @@ def _prepare_out(folder: OutputFolder, overwrite: bool, project_root: Path) -> N
     if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
         return
     if not overwrite:
-        raise InputError(out_dir, "already exists and is not empty; choose another folder or overwrite")
+        raise InputError(out_dir, "already exists and is not empty; choose another folder, or pass "
+                         "--overwrite to replace a dataset this tool built there")
     folder.refuse_dangerous([(project_root, "the annotation project")])
     problem = replace_refusal(out_dir)
     if problem:

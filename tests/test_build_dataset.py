@@ -401,5 +401,5 @@ def test_failed_replace_keeps_the_old_dataset_and_leftovers_are_reported(project
     assert capsys.readouterr().err.splitlines() == [
         f"removed 1 leftover of interrupted runs (1.5 kB) beside {out}",
         f"ultramn build-dataset: error: {out}: already exists and is not empty; choose another "
-        "folder or overwrite"]
+        "folder, or pass --overwrite to replace a dataset this tool built there"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
