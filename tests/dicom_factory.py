@@ -107,6 +107,14 @@ def base_dataset(
     ds.Modality = "US"
     ds.PatientID = patient_id
     ds.PatientName = "Doe^Jane"
+    # Type 2 attributes of the Patient, General Study/Series/Image and US Image modules, so the
+    # files pass dciodvfy (tests/test_dciodvfy.py) like a conformant scanner export would
+    ds.PatientBirthDate, ds.PatientSex = "", "F"
+    ds.StudyDate, ds.StudyTime, ds.StudyID = "20240105", "093000", "1"
+    ds.AccessionNumber, ds.ReferringPhysicianName = "", ""
+    ds.SeriesNumber, ds.InstanceNumber = 1, 1
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "MUSCULOSKELETAL", "0001"]
+    ds.PatientOrientation = ""
     ds.Manufacturer = "PhantomCo"
     ds.ManufacturerModelName = "Model X"
     ds.ImageLaterality = "L"
