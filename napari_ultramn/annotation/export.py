@@ -198,8 +198,11 @@ def export_dicom_seg(
     if "FrameOfReferenceUID" not in seg and "PatientOrientation" not in seg:
         seg.PatientOrientation = source.get("PatientOrientation", "")
     if rater:
-        # Content Creator's Name: the person who made the segmentation
-        seg.ContentCreatorName = rater[:64]
+        # Content Creator's Name: the person who made the segmentation. A rater id without a
+        # component delimiter goes in as the family name ("r1^"); validators read a bare "r1" as
+        # the retired ACR-NEMA name form.
+        name = rater[:63]
+        seg.ContentCreatorName = name if "^" in name else name + "^"
     with atomic_path(out_path) as tmp:
         seg.save_as(tmp, enforce_file_format=True)
     return out_path
