@@ -99,44 +99,57 @@ WELL_KNOWN_UID_ROOT = "1.2.840.10008."
 EMPTY_KEYWORDS = (
     "PatientName", "PatientID", "PatientBirthDate", "ReferringPhysicianName", "StudyID",
     "AccessionNumber", "ContentCreatorName", "VerifyingObserverIdentificationCodeSequence",
+    "ContrastBolusAgent", "PlacerOrderNumberImagingServiceRequest", "FillerOrderNumberImagingServiceRequest",
 )
-#: Action X for identifiers, free text and device identity scanners and RIS write. Descriptions,
-#: comments and free-text (LT/ST/UT) attributes not listed go too (see :func:`_is_free_text`).
+#: Action X for the identifiers, patient details, staff, site, device identity, request and
+#: scheduling attributes image objects carry. Besides these go: descriptions, comments and free
+#: text, identifiers (keywords ending ID/Identifier), network (AE) names, clinical trial and GPS
+#: attributes, person-identification sequences (see :func:`_drop`).
 REMOVE_KEYWORDS = (
-    "IssuerOfPatientID", "OtherPatientIDs", "OtherPatientNames", "OtherPatientIDsSequence",
-    "PatientBirthName", "PatientMotherBirthName", "PatientAddress", "PatientTelephoneNumbers",
-    "PatientBirthTime", "PatientInsurancePlanCodeSequence", "PatientPrimaryLanguageCodeSequence",
-    "MilitaryRank", "BranchOfService", "MedicalRecordLocator", "EthnicGroup", "Occupation",
+    "OtherPatientNames", "OtherPatientIDsSequence", "PatientBirthName", "PatientMotherBirthName",
+    "PatientAddress", "PatientTelephoneNumbers", "PatientBirthTime", "PatientInsurancePlanCodeSequence",
+    "PatientPrimaryLanguageCodeSequence", "PatientPrimaryLanguageModifierCodeSequence", "MilitaryRank",
+    "BranchOfService", "MedicalRecordLocator", "EthnicGroup", "EthnicGroupCodeSequence", "Occupation",
     "PatientReligiousPreference", "CountryOfResidence", "RegionOfResidence", "PatientSize",
     "PatientWeight", "MedicalAlerts", "Allergies", "PregnancyStatus", "SmokingStatus",
-    "LastMenstrualDate", "PatientState", "PatientSexNeutered", "SpecialNeeds",
-    "PatientTransportArrangements", "PatientInstitutionResidence", "ReferencedPatientPhotoSequence",
-    "ReferencedPatientSequence", "ReferencedPatientAliasSequence", "AdditionalPatientHistory",
-    "AdmissionID", "IssuerOfAdmissionID", "AdmittingDate", "AdmittingTime", "ServiceEpisodeID",
-    "IssuerOfServiceEpisodeID", "CurrentPatientLocation", "ReasonForStudy",
-    "ReasonForTheRequestedProcedure", "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers",
-    "ReferringPhysicianIdentificationSequence", "ConsultingPhysicianName", "PhysiciansOfRecord",
-    "PhysiciansOfRecordIdentificationSequence", "PerformingPhysicianName",
-    "PerformingPhysicianIdentificationSequence", "NameOfPhysiciansReadingStudy",
-    "PhysiciansReadingStudyIdentificationSequence", "OperatorsName", "OperatorIdentificationSequence",
-    "RequestingPhysician", "RequestingService", "ScheduledPerformingPhysicianName",
-    "ScheduledPerformingPhysicianIdentificationSequence", "ScheduledHumanPerformersSequence",
-    "ActualHumanPerformersSequence", "HumanPerformerOrganization", "HumanPerformerName",
-    "PersonAddress", "PersonTelephoneNumbers", "PersonIdentificationCodeSequence",
-    "VerifyingOrganization", "ResponsiblePerson", "ResponsibleOrganization",
+    "LastMenstrualDate", "PatientState", "PatientSexNeutered", "SpecialNeeds", "PreMedication",
+    "PatientTransportArrangements", "PatientInstitutionResidence", "ScheduledPatientInstitutionResidence",
+    "ReferencedPatientPhotoSequence", "ReferencedPatientSequence", "ReferencedPatientAliasSequence",
+    "InsurancePlanIdentification", "AdmittingDate", "AdmittingTime", "AdmittingDiagnosesCodeSequence",
+    "IssuerOfAdmissionIDSequence", "IssuerOfServiceEpisodeIDSequence", "CurrentPatientLocation",
+    "ReasonForStudy", "ReasonForTheRequestedProcedure", "ReasonForTheImagingServiceRequest",
+    "ReasonForVisitCodeSequence", "ReasonForRequestedProcedureCodeSequence", "ReferringPhysicianAddress",
+    "ReferringPhysicianTelephoneNumbers", "ConsultingPhysicianName", "PhysiciansOfRecord",
+    "PerformingPhysicianName", "NameOfPhysiciansReadingStudy", "OperatorsName", "RequestingPhysician",
+    "RequestingService", "ScheduledPerformingPhysicianName", "ScheduledHumanPerformersSequence",
+    "ActualHumanPerformersSequence", "HumanPerformerOrganization", "HumanPerformerName", "PersonAddress",
+    "PersonTelephoneNumbers", "VerifyingOrganization", "ResponsiblePerson", "ResponsibleOrganization",
+    "AuthorObserverSequence", "ParticipantSequence", "CustodialOrganizationSequence",
     "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "InstitutionCodeSequence",
-    "StationName", "DeviceSerialNumber", "PlateID", "DetectorID", "GantryID", "GeneratorID", "CassetteID",
-    "StudyIDIssuer", "RequestAttributesSequence", "RequestedProcedureID", "RequestedProcedureLocation",
-    "PerformedProcedureStepID", "ScheduledProcedureStepID", "PerformedLocation", "PerformedStationName",
-    "PerformedStationAETitle", "PerformedStationGeographicLocationCodeSequence", "ScheduledStationName",
-    "ScheduledStationAETitle", "ScheduledProcedureStepLocation", "PerformedProcedureStepStartDate",
+    "InstitutionalDepartmentTypeCodeSequence", "StationName", "DeviceSerialNumber",
+    "TransducerIdentificationSequence", "UDISequence", "AcquisitionContextSequence", "MakerNote",
+    "LensSpecification", "RequestAttributesSequence", "RequestedProcedureLocation", "RequestedContrastAgent",
+    "OrderEnteredBy", "OrderEntererLocation", "OrderCallbackPhoneNumber", "PerformedLocation",
+    "PerformedStationName", "PerformedStationNameCodeSequence", "PerformedStationGeographicLocationCodeSequence",
+    "ScheduledStationName", "ScheduledStationNameCodeSequence", "ScheduledStationGeographicLocationCodeSequence",
+    "ScheduledProcedureStepLocation", "ScheduledStudyLocation", "PerformedProcedureStepStartDate",
     "PerformedProcedureStepStartTime", "PerformedProcedureStepEndDate", "PerformedProcedureStepEndTime",
     "ReferencedStudySequence", "ReferencedPerformedProcedureStepSequence", "ProcedureCodeSequence",
     "ProtocolName", "TimezoneOffsetFromUTC", "IconImageSequence", "OriginalAttributesSequence",
-    "ModifiedAttributesSequence", "EncryptedAttributesSequence", "DigitalSignaturesSequence",
-    "MACParametersSequence", "DataSetTrailingPadding", "ConfidentialityConstraintOnPatientDataDescription",
-    "TopicTitle", "TopicSubject", "TopicAuthor", "TopicKeywords", "PatientAge",
+    "ModifiedAttributesSequence", "NonconformingModifiedAttributesSequence", "EncryptedAttributesSequence",
+    "DigitalSignaturesSequence", "ReferencedDigitalSignatureSequence", "ReferencedSOPInstanceMACSequence",
+    "MACParametersSequence", "MAC", "DataSetTrailingPadding", "InstanceOriginStatus", "TextString",
+    "ResultsDistributionListSequence", "DistributionAddress", "DistributionName",
+    "InterpretationApproverSequence", "TopicTitle", "TopicSubject", "TopicAuthor", "TopicKeywords",
+    "PyramidLabel", "Arbitrary", "ModifyingDeviceID", "SpecimenAccessionNumber", "TelephoneNumberTrial",
+    "PatientAge",
 )
+#: Keyword starts of attribute families the profile removes, empties or dummies throughout.
+REMOVE_PREFIXES = ("ClinicalTrial", "IssuerOfClinicalTrial", "OtherClinicalTrial", "GPS")
+#: Keyword ends of identifiers (IDs of admissions, plates, gantries, procedure steps, results,
+#: their issuers, serial numbers), for the string VRs identifiers are written in.
+ID_SUFFIXES = ("ID", "IDs", "Identifier", "IDIssuer", "SerialNumber")
+PERSON_SEQUENCE_SUFFIXES = ("IdentificationSequence", "IdentificationCodeSequence")
 #: File meta attributes that name the sending system.
 REMOVE_META_KEYWORDS = (
     "SourceApplicationEntityTitle", "SendingApplicationEntityTitle", "ReceivingApplicationEntityTitle",
@@ -193,21 +206,26 @@ def _is_free_text(elem) -> bool:
 
 def _keep_uid(elem, value: str) -> bool:
     return (
-        elem.keyword.endswith("ClassUID")
+        "SOPClassUID" in elem.keyword
         or elem.keyword in KEEP_UID_KEYWORDS
         or value.startswith(WELL_KNOWN_UID_ROOT)
     )
 
 
 def _drop(elem) -> bool:
-    """Private tags, overlay and curve groups (burned-in graphics), attributes no dictionary knows."""
-    group = elem.tag.group
+    """Action X: the listed attributes and families, private tags, overlay and curve groups
+    (burned-in graphics), network names, and attributes no dictionary knows."""
+    group, kw = elem.tag.group, elem.keyword
     return (
         elem.tag.is_private
         or 0x5000 <= group <= 0x50FF
         or 0x6000 <= group <= 0x60FF
-        or not elem.keyword
-        or elem.keyword in REMOVE_KEYWORDS
+        or not kw
+        or kw in REMOVE_KEYWORDS
+        or kw.startswith(REMOVE_PREFIXES)
+        or kw.endswith(PERSON_SEQUENCE_SUFFIXES)
+        or (elem.VR in ("SH", "LO", "UC") and kw.endswith(ID_SUFFIXES))
+        or elem.VR == "AE"
         or _is_free_text(elem)
     )
 
@@ -215,10 +233,10 @@ def _drop(elem) -> bool:
 def _scrub(d, key: bytes, shift_days: int) -> None:
     """Apply the profile's actions to one dataset and, recursively, to every sequence item."""
     for elem in list(d):
-        if _drop(elem):
-            del d[elem.tag]
-        elif elem.keyword in EMPTY_KEYWORDS:
+        if elem.keyword in EMPTY_KEYWORDS:
             elem.value = [] if elem.VR == "SQ" else ""
+        elif _drop(elem):
+            del d[elem.tag]
         elif elem.VR == "SQ":
             for item in elem.value:
                 _scrub(item, key, shift_days)

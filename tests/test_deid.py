@@ -29,6 +29,10 @@ def _identifying(path):
     ds.PatientAge = "095Y"
     ds.AcquisitionDateTime = "20250301101500.000000"
     ds.add_new(0x00091010, "LO", "Doe^Jane private")
+    ds.StationAETitle = "US7391046"
+    ds.ClinicalTrialSubjectID = "SUBJ-7391046"
+    ds.PerformedProcedureStepID = "PPS7391046"
+    ds.AdmissionID = "ADM7391046"
     ds.IconImageSequence = Sequence([Dataset()])
     ds.add_new(0x60003000, "OW", b"\1\0" * 8)
     ref = Dataset()
@@ -60,8 +64,8 @@ def test_header_follows_the_basic_profile_and_no_identifier_survives(tmp_path):
     deid.deidentify_dataset(ds, KEY, PARTICIPANT, SHIFT)
     ds.save_as(tmp_path / "copy.dcm", enforce_file_format=True)
     data = (tmp_path / "copy.dcm").read_bytes()
-    identifiers = [v for k, v in PHANTOM_IDENTITY.items()] + ["Doe", "Jane", "MRN", "claustrophobic",
-                                                               "CARPAL", *original.values()]
+    identifiers = [*PHANTOM_IDENTITY.values(), "Doe", "Jane", "7391046", "claustrophobic", "CARPAL",
+                   *original.values()]
     for ident in identifiers:
         for part in ident.split("^"):
             assert part.encode() not in data, f"{part!r} survived de-identification"
