@@ -107,6 +107,14 @@ def base_dataset(
     ds.Modality = "US"
     ds.PatientID = patient_id
     ds.PatientName = "Doe^Jane"
+    # Type 2 attributes of the Patient, General Study/Series/Image and US Image modules, so the
+    # files pass dciodvfy (tests/test_dciodvfy.py) like a conformant scanner export would
+    ds.PatientBirthDate, ds.PatientSex = "", "F"
+    ds.StudyDate, ds.StudyTime, ds.StudyID = "20240105", "093000", "1"
+    ds.AccessionNumber, ds.ReferringPhysicianName = "", ""
+    ds.SeriesNumber, ds.InstanceNumber = 1, 1
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "MUSCULOSKELETAL", "0001"]
+    ds.PatientOrientation = ""
     ds.Manufacturer = "PhantomCo"
     ds.ManufacturerModelName = "Model X"
     ds.ImageLaterality = "L"
@@ -342,3 +350,31 @@ def write_video(path: Path, frames: np.ndarray, codec: str = "libx264", fps: int
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+#: The fake identity :func:`write_phantom_dicom` writes (de-identification tests look for it).
+PHANTOM_IDENTITY = {
+    "patient_name": "Doe^Jane", "patient_id": "M7391046", "birth_date": "19690412", "study_date": "20250301",
+    "institution": "Saint Elsewhere Hospital", "institution_address": "1 Main St, Springfield",
+    "referring": "House^Gregory", "operator": "Sono^Olga", "accession": "A25738201", "serial": "SN7000341",
+}
+
+
+def write_phantom_dicom(path, compress: str = "none", n_frames: int = 3, size=(48, 64), seed: int = 0):
+    """A phantom scanner export (burned-in text band, depth scale, one US region); returns its
+    imaging Region. Random speckle frames: quick, and what the header carries is the point."""
+    from napari_ultramn.phantom.dicom_writer import DicomHeader, write_us_dicom
+
+    who = PHANTOM_IDENTITY
+    header = DicomHeader(
+        patient_name=who["patient_name"], patient_id=who["patient_id"], birth_date=who["birth_date"],
+        sex="F", age=55, study_date=who["study_date"], study_time="101500", institution=who["institution"],
+        institution_address=who["institution_address"], referring=who["referring"], operator=who["operator"],
+        accession=who["accession"], study_uid=uid.generate_uid(entropy_srcs=[who["patient_id"], "study"]),
+        series_uid=uid.generate_uid(entropy_srcs=[who["patient_id"], str(seed), "series"]),
+        sop_uid=uid.generate_uid(entropy_srcs=[who["patient_id"], str(seed), compress, "sop"]),
+        series_number=1, manufacturer="PhantomCo", model="PX-1", serial=who["serial"], software="1.0",
+        station="USROOM2", transducer="L12-5", frequency_khz=12000, side="right", plane="transverse_wrist",
+    )
+    frames = np.random.default_rng(seed).integers(20, 200, (n_frames, *size), dtype=np.uint8)
+    return write_us_dicom(path, frames, header, (0.1, 0.1), 40.0, compress)

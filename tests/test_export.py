@@ -93,7 +93,7 @@ def test_dicom_seg_reads_back_references_the_source_and_equals_the_masks(tmp_pat
     assert seg.SegmentationType == "BINARY"
     assert seg.SegmentSequence[0].SegmentLabel == "Median nerve"
     assert seg.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].CodeValue == "56459004"
-    assert seg.ContentCreatorName == "r1"
+    assert seg.ContentCreatorName.family_name == "r1"
     refs = {
         item.ReferencedSOPInstanceUID
         for series in seg.ReferencedSeriesSequence

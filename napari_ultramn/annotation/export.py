@@ -27,6 +27,11 @@ from ..atomic import atomic_path, atomic_write_bytes
 from ..errors import InputError
 
 _US_SINGLE_FRAME = "1.2.840.10008.5.1.4.1.1.6.1"  # Ultrasound Image Storage
+#: Type 2 Patient/General Study attributes highdicom reads from the source without a default.
+_TYPE2_COPIED = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
+    "StudyDate", "StudyTime",
+)
 
 
 def _as_frame_dict(masks) -> dict[int, np.ndarray]:
@@ -163,6 +168,11 @@ def export_dicom_seg(
     for keyword in ("NumberOfFrames", "FrameIncrementPointer"):
         if keyword in single:
             delattr(single, keyword)
+    # Scanner exports (and scrubbed copies) sometimes drop Type 2 patient/study attributes that
+    # highdicom copies unconditionally; Type 2 means "present, may be empty", so empty they go in.
+    for keyword in _TYPE2_COPIED:
+        if keyword not in single:
+            setattr(single, keyword, "")
     try:
         seg = hd.seg.Segmentation(
             source_images=[single],
@@ -183,9 +193,16 @@ def export_dicom_seg(
     except (ValueError, TypeError, AttributeError) as exc:
         raise InputError(source_dicom, f"highdicom cannot build a segmentation from it: {exc}") from None
     _extend_to_cine(seg, full, source_class, multi_frame="NumberOfFrames" in source)
+    # General Image: Patient Orientation is Type 2C, required without a Frame of Reference (every
+    # ultrasound SEG). The SEG shares the source's pixel grid, so it shares its orientation too.
+    if "FrameOfReferenceUID" not in seg and "PatientOrientation" not in seg:
+        seg.PatientOrientation = source.get("PatientOrientation", "")
     if rater:
-        # Content Creator's Name: the person who made the segmentation
-        seg.ContentCreatorName = rater[:64]
+        # Content Creator's Name: the person who made the segmentation. A rater id without a
+        # component delimiter goes in as the family name ("r1^"); validators read a bare "r1" as
+        # the retired ACR-NEMA name form.
+        name = rater[:63]
+        seg.ContentCreatorName = name if "^" in name else name + "^"
     with atomic_path(out_path) as tmp:
         seg.save_as(tmp, enforce_file_format=True)
     return out_path
@@ -207,6 +224,10 @@ def _extend_to_cine(seg, masks: np.ndarray, source_class: str, multi_frame: bool
     for series in seg.ReferencedSeriesSequence:
         for item in series.ReferencedInstanceSequence:
             item.ReferencedSOPClassUID = source_class
+    # highdicom puts the same item in ReferencedInstanceSequence and SourceImageSequence; a copy
+    # keeps the frame list out of the Referenced Series Sequence, whose items have no such attribute.
+    if "SourceImageSequence" in seg:
+        seg.SourceImageSequence = [copy.deepcopy(item) for item in seg.SourceImageSequence]
     for item in seg.get("SourceImageSequence", []):
         item.ReferencedSOPClassUID = source_class
         if multi_frame:

@@ -158,7 +158,8 @@ def write_us_dicom(
     ds = Dataset()
     ds.file_meta = meta
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "", "0001"]
+    # value 3: the US Image module's defined term for the exam; value 4: mode bits (0001 = 2D B-mode)
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "MUSCULOSKELETAL", "0001"]
     ds.SOPClassUID, ds.SOPInstanceUID = US_MULTIFRAME_SOP_CLASS, header.sop_uid
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = ds.AcquisitionDate = header.study_date
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = ds.AcquisitionTime = header.study_time
@@ -191,7 +192,12 @@ def write_us_dicom(
     ds.StudyInstanceUID, ds.SeriesInstanceUID = header.study_uid, header.series_uid
     ds.StudyID = header.accession[-6:]
     ds.SeriesNumber, ds.InstanceNumber = header.series_number, 1
-    ds.Laterality = ds.ImageLaterality = header.side[0].upper()
+    # Image Laterality (US Image module) says which arm; the series-level Laterality is Type 2C and
+    # must be absent when Image Laterality is present (PS3.3 C.7.3.1).
+    ds.ImageLaterality = header.side[0].upper()
+    # No Frame of Reference (no patient-space geometry), so Patient Orientation is Type 2: empty
+    # because the probe orientation on screen is not known as patient directions.
+    ds.PatientOrientation = ""
     ds.ImageComments = desc
     ds.NumberOfFrames = n
     ds.FrameIncrementPointer = 0x00181063  # FrameTime
