@@ -109,8 +109,8 @@ def _acquired_s(ds) -> float | None:
         seconds = int(time[0:2]) * 3600 + int(time[2:4] or 0) * 60 + float(time[4:] or 0)
     except ValueError:
         return None
-    try:
-        days = dt.date(int(date[0:4]), int(date[4:6]), int(date[6:8])).toordinal()
+    try:  # days since 1970, small enough that float seconds keep microseconds
+        days = (dt.date(int(date[0:4]), int(date[4:6]), int(date[6:8])) - dt.date(1970, 1, 1)).days
     except ValueError:
         days = 0
     return days * 86400.0 + seconds
