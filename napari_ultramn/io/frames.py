@@ -42,11 +42,10 @@ def _header_shape(path: Path) -> tuple[int, ...]:
         import tifffile
 
         with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            shape = tuple(page.shape)
             if len(tif.pages) > 1:
                 raise ValueError(f"multi-page TIFF ({len(tif.pages)} pages); expected one frame")
-            return shape
+            dims = dict(zip(tif.pages[0].axes, tif.pages[0].shape))
+            return (dims["Y"], dims["X"], dims["S"]) if "S" in dims else (dims["Y"], dims["X"])
     from PIL import Image
 
     with Image.open(path) as im:
@@ -74,7 +73,11 @@ def _read_image(path: Path) -> np.ndarray:
     if path.suffix.lower() in (".tif", ".tiff"):
         import tifffile
 
-        return tifffile.imread(path)
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            img = page.asarray()
+            # planar colour (RGB planes one after another) comes as (S, H, W)
+            return np.moveaxis(img, 0, -1) if page.axes.startswith("S") else img
     from PIL import Image
 
     with Image.open(path) as im:
