@@ -92,3 +92,30 @@ def test_frame_folder_or_stills(tmp_path):
         beside / "loop.mp4", beside / "s1.png", beside / "s2.png", frames,
         single / "cine.dcm", single / "only.png", sizes / "a.png", sizes / "b.png",
     ]
+
+
+def test_ingest_registers_stills_sequences_and_series(tmp_path):
+    import SimpleITK as sitk
+
+    from dataset_tools.ingest import ingest
+    from napari_ultramn.progress import run_to_end
+    from napari_ultramn.project import Project
+    from tests.test_io_dicom_series import write_frame
+
+    source = tmp_path / "export"
+    (source / "series").mkdir(parents=True)
+    for k in range(3):
+        write_frame(source / "series" / f"IM{k}.dcm", gray_frames(1, 8, 8, seed=k)[0], number=k)
+    Image.fromarray(gray_frames(1, 10, 12)[0]).save(source / "still.png")
+    img = sitk.GetImageFromArray(gray_frames(4, 10, 12))
+    img.SetSpacing((0.1, 0.1, 1.0))
+    sitk.WriteImage(img, str(source / "loop.mha"))
+    mapping = tmp_path / "map.csv"
+    mapping.write_text("file,patient_id\nstill.png,P1\nloop.mha,P2\nseries,P3\n")
+    summary = run_to_end(ingest(source, tmp_path / "project", mapping_csv=mapping))
+    assert summary.failed == [] and len(summary.added) == 3
+    records = {r["source_kind"]: r for r in Project.open(tmp_path / "project").clips()}
+    assert {k: r["n_frames"] for k, r in records.items()} == {
+        "dicom_series": 3, "image": 1, "image_sequence": 4
+    }
+    assert records["image_sequence"]["spacing_mm"] == pytest.approx([0.1, 0.1])
