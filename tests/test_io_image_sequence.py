@@ -192,6 +192,21 @@ Seq_Frame0002_Timestamp:=5.06
     )
 
 
+def test_detached_nrrd_header_with_gzip_data(tmp_path):
+    frames = gray_frames(3, 6, 8)
+    (tmp_path / "clip.raw.gz").write_bytes(gzip.compress(frames.tobytes()))
+    (tmp_path / "clip.nhdr").write_text(
+        "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 8 6 3\nspacings: 0.2 0.3 NaN\n"
+        "kinds: domain domain list\nencoding: gzip\ndata file: clip.raw.gz\n\n"
+    )
+    clip = open_clip(tmp_path / "clip.nhdr")
+    np.testing.assert_array_equal(clip.to_array(), frames)
+    assert clip.spacing_mm == pytest.approx((0.3, 0.2))
+    assert find_sources(tmp_path) == [tmp_path / "clip.nhdr"]
+    (tmp_path / "clip.raw.gz").unlink()
+    assert _message(tmp_path / "clip.nhdr").startswith(f"{tmp_path / 'clip.nhdr'}: NRRD ")
+
+
 # -- bad input ------------------------------------------------------------------------------
 
 
