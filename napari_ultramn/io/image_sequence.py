@@ -58,6 +58,7 @@ _INDEX_VALUES = re.compile(r"axis (\d+) index values")
 _UNIT_MS = {"s": 1000.0, "sec": 1000.0, "second": 1000.0, "seconds": 1000.0, "ms": 1.0,
             "msec": 1.0, "millisecond": 1.0, "milliseconds": 1.0}
 _MAX_HEADER_LINE = 1 << 16
+_HEADER_KEY = re.compile(r"[\w.\-\[\]]+")
 
 
 def read_metaimage_header(path: Path) -> tuple[dict[str, str], int]:
@@ -73,7 +74,7 @@ def read_metaimage_header(path: Path) -> tuple[dict[str, str], int]:
             if not line:
                 continue
             key, sep, value = line.partition("=")
-            if not sep or not key.strip().replace("_", "").isalnum():
+            if not sep or not _HEADER_KEY.fullmatch(key.strip()):
                 raise InputError(
                     path, f"MetaImage header line {number} is not 'Key = Value' ({line[:40]!r})"
                 )
@@ -244,7 +245,7 @@ def read_image_sequence(path: str | Path, **_ignored) -> Clip:
         if time_in_components:  # (1, H, W, T) or (H, W, T) -> (T, H, W, 1)
             volume = np.moveaxis(volume.reshape(rows, cols, n_frames), -1, 0)[..., None]
         volume = volume.reshape(n_frames, rows, cols, channels)
-        lo, hi = (float(volume.min()), float(volume.max())) if wide else (None, None)
+        lo, hi = (float(np.nanmin(volume)), float(np.nanmax(volume))) if wide else (None, None)
 
         def read(i: int) -> np.ndarray:
             return _gray(volume[i], lo, hi)
