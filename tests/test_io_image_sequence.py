@@ -257,3 +257,24 @@ def test_reader_and_ingest_find_sequences_not_their_data_files(tmp_path):
     assert napari_get_reader(str(tmp_path / "a.mhd")) is read_clips
     [(data, kwargs, _)] = read_clips(str(tmp_path / "a.mhd"))
     assert data.shape == (2, 8, 8) and kwargs["scale"] == pytest.approx((1.0, 0.2, 0.2))
+
+
+def test_detached_headers_hash_their_pixels(tmp_path):
+    """Two .mhd recordings with one header but other pixels are two clips, not a re-ingest."""
+    from napari_ultramn.io.clip import file_sha256
+
+    for name, seed in (("a", 0), ("b", 1)):
+        (tmp_path / name).mkdir()
+        write_plus_mha(tmp_path / name / "loop.mhd", gray_frames(3, 8, 8, seed=seed))
+    a, b = tmp_path / "a" / "loop.mhd", tmp_path / "b" / "loop.mhd"
+    assert a.read_bytes() == b.read_bytes()
+    assert file_sha256(a) != file_sha256(b)
+    listed = tmp_path / "listed.nhdr"
+    (tmp_path / "s1.raw").write_bytes(bytes(16))
+    (tmp_path / "s2.raw").write_bytes(bytes(range(16)))
+    listed.write_text("NRRD0004\ntype: uint8\ndimension: 3\nsizes: 4 4 2\nencoding: raw\n"
+                      "data file: LIST\ns1.raw\ns2.raw\n")
+    assert open_clip(listed).to_array()[1].ravel().tolist() == list(range(16))
+    from napari_ultramn.io.image_sequence import data_files
+
+    assert data_files(listed) == [tmp_path / "s1.raw", tmp_path / "s2.raw"]

@@ -84,6 +84,41 @@ def read_metaimage_header(path: Path) -> tuple[dict[str, str], int]:
     raise InputError(path, "MetaImage header never ends")  # pragma: no cover
 
 
+def data_files(path: str | Path) -> list[Path]:
+    """The files holding a detached header's pixels (``.mhd`` -> its ``.raw``, ``.nhdr`` -> its
+    ``data file``, also LIST and ``name%03d.raw first last step`` forms), so that a clip's sha256
+    covers its pixels, not only its header. ``[]`` when the pixels are in the file itself."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".mhd":
+            fields, header_bytes = read_metaimage_header(path)
+            spec = fields.get("ElementDataFile", "")
+            with open(path, "rb") as fh:  # a LIST's names follow; LOCAL pixels are never read
+                fh.seek(header_bytes)
+                after_header = fh.read() if spec.upper().startswith("LIST") else b""
+        elif suffix == ".nhdr":  # a LIST's names are the lines after its "data file" line
+            lines = path.read_text("latin-1").splitlines()
+            at = next(i for i, line in enumerate(lines) if line.split(":")[0] in ("data file", "datafile"))
+            spec = lines[at].split(":", 1)[1]
+            after_header = "\n".join(lines[at + 1 :]).encode("latin-1")
+        else:
+            return []
+        parts = spec.split()
+        if not parts or parts[0].upper() == "LOCAL":
+            return []
+        if parts[0].upper() == "LIST":  # one file name a line after the header
+            names = after_header.decode("latin-1").split()
+        elif len(parts) >= 4 and "%" in parts[0]:
+            first, last, step = (int(v) for v in parts[1:4])
+            names = [parts[0] % k for k in range(first, last + (1 if step > 0 else -1), step or 1)]
+        else:
+            names = [spec.strip()]
+    except (OSError, InputError, ValueError, TypeError, StopIteration):
+        return []
+    return [path.parent / name for name in names if (path.parent / name).is_file()]
+
+
 def _check_metaimage(path: Path, fields: dict[str, str], header_bytes: int) -> None:
     """Refuse a header ITK would fail on, naming the field, and data shorter than it says."""
 
