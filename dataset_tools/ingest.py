@@ -44,22 +44,25 @@ class IngestSummary:
 
 
 def find_sources(source: Path) -> list[Path]:
-    """Clip files and frame folders under ``source`` (or ``source`` itself), sorted."""
+    """Clips under ``source`` (or ``source`` itself), sorted.
+
+    Each folder's files are sorted out by :func:`napari_ultramn.io.open_clip.folder_sources`: a
+    folder whose clip files are all images of one size is one frame-folder clip, a folder of
+    single-frame DICOMs of one series is one clip, and every other DICOM, video, MetaImage/NRRD
+    sequence or image file is a clip of its own. Hidden folders and files are skipped.
+    """
+    from napari_ultramn.io.open_clip import folder_sources
+
     source = Path(source)
     if not source.exists():
         raise InputError(source, "source not found")
-    if source.is_file() or clip_kind(source) == "frames":
+    if source.is_file():
         return [source]
     found = []
-    for path in sorted(source.rglob("*")):
-        if path.name.startswith(".") or path.name.lower() in ("study.csv", "dicomdir"):
-            continue
-        if path.is_dir():
-            if clip_kind(path) == "frames":
-                found.append(path)
-        elif path.parent not in found and clip_kind(path) in ("dicom", "video"):
-            found.append(path)
-    return found
+    for folder in [source, *sorted(p for p in source.rglob("*") if p.is_dir())]:
+        if not any(part.startswith(".") for part in folder.relative_to(source).parts):
+            found += folder_sources(folder)
+    return sorted(found)
 
 
 def read_mapping(path: Path | None, source_root: Path) -> dict[str, dict]:

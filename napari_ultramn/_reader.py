@@ -1,4 +1,8 @@
-"""napari reader contribution: DICOM, video, frame folders and UltraMN HDF5 clips as Image layers.
+"""napari reader contribution: clips as Image layers.
+
+DICOM files, folders of single-frame DICOMs (one series), videos, MetaImage/NRRD sequences (PLUS,
+3D Slicer), folders of image frames, single PNG/JPEG/BMP/TIFF images (one-frame clips) and
+UltraMN HDF5 clips.
 
 The layer's data is the clip's lazy ``(T, H, W) uint8`` frame array, so napari decodes only the
 frames it shows (opening a 120-frame cine decodes frame 0). The contrast limits are fixed to the

@@ -122,7 +122,7 @@ def test_tiff_folder_16bit(tmp_path):
 
 def test_folder_without_images(tmp_path):
     (tmp_path / "readme.txt").write_text("x")
-    assert _message(tmp_path).endswith("folder holds no PNG or TIFF frames")
+    assert _message(tmp_path).endswith("folder holds no PNG, JPEG, BMP or TIFF frames and no DICOM files")
 
 
 def test_folder_mixed_shapes(tmp_path):

@@ -41,8 +41,8 @@ def test_claims_clips_only(tmp_path, cine):
         fh["x"] = np.zeros(3)
     empty = tmp_path / "empty_dir"
     empty.mkdir()
-    single_png = frames / "f1.png"
-    for path in (text, other, empty, single_png, tmp_path / "missing.dcm"):
+    assert napari_get_reader(str(frames / "f1.png")) is read_clips  # a one-frame clip
+    for path in (text, other, empty, tmp_path / "missing.dcm"):
         assert napari_get_reader(str(path)) is None, path
     assert napari_get_reader([str(cine), str(text)]) is None
 

@@ -282,10 +282,16 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file, or of all files in a folder (sorted by name, content only)."""
+    """sha256 of a file (with a detached header's data files), or of all files in a folder
+    (sorted by name, content only)."""
     path = Path(path)
     h = hashlib.sha256()
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file())
+    else:  # a detached header (.mhd, .nhdr) and the files holding its pixels
+        from .image_sequence import data_files
+
+        files = [path, *data_files(path)]
     for p in files:
         with open(p, "rb") as fh:
             while block := fh.read(chunk):

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .clip import Clip, LazyFrames, Region
+from .clip import Clip, FrameReader, LazyFrames, Region, SpacingSource
 
 # SOP classes whose pixel data is an image a person could annotate.
 _IMAGE_SOP_KEYWORDS = ("Image", "Photograph", "Volume")
@@ -233,14 +233,16 @@ def frame_time_ms(ds) -> float | None:
     return None
 
 
-def _read_dataset(path: Path):
+def read_dataset(path: Path, *, stop_before_pixels: bool = False):
+    """The DICOM dataset in ``path`` (its header only with ``stop_before_pixels``); a file that is
+    not DICOM, corrupt or truncated raises :class:`InputError` naming it."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            ds = pydicom.dcmread(path)
+            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
         except InvalidDicomError as exc:
             raise InputError(path, f"is not a DICOM file ({exc})") from None
         except Exception as exc:  # truncated or corrupt headers surface as many exception types
@@ -330,13 +332,13 @@ def _check_complete(path: Path, ds, decoder, n_frames: int) -> None:
         )
 
 
-def read_dicom_clip(path: str | Path, **_ignored) -> Clip:
-    """Open a DICOM file as a lazy :class:`Clip`; raise :class:`InputError` for anything unreadable.
+def dicom_frame_reader(path: Path, ds) -> tuple[FrameReader, int, tuple[int, int]]:
+    """Check that ``ds`` (read from ``path``) holds frames this module decodes; return
+    ``(read, n_frames, (rows, cols))`` where ``read(i)`` decodes frame ``i`` as (H, W) uint8.
 
-    Decodes frame 0 only (kept in the frame cache, so showing it is free).
+    Raises :class:`InputError` naming ``path`` for a non-image object, a missing decoder or
+    missing frame bytes; ``read`` raises it for a frame that fails to decode.
     """
-    path = Path(path)
-    ds = _read_dataset(path)
     _check_image(path, ds)
     decoder = _get_decoder(path, ds)
     rows, cols = int(ds.Rows), int(ds.Columns)
@@ -361,22 +363,43 @@ def read_dicom_clip(path: str | Path, **_ignored) -> Clip:
             raise InputError(path, f"frame {i} decodes to {gray.shape}, not ({rows}, {cols})")
         return gray
 
+    return read, n_frames, (rows, cols)
+
+
+def calibration(ds) -> tuple[tuple[float, float] | None, SpacingSource, Region | None]:
+    """``(spacing_mm, spacing_source, imaging_region)``: the ultrasound region's calibration,
+    else PixelSpacing, else ImagerPixelSpacing."""
     spacing, region = us_region_calibration(ds)
-    source = "us_region" if spacing is not None else "none"
+    source: SpacingSource = "us_region" if spacing is not None else "none"
     if spacing is None and ds.get("PixelSpacing"):
         spacing, source = tuple(float(v) for v in ds.PixelSpacing), "pixel_spacing"
     elif spacing is None and ds.get("ImagerPixelSpacing"):
         spacing, source = tuple(float(v) for v in ds.ImagerPixelSpacing), "imager_pixel_spacing"
+    return spacing, source, region
 
-    lazy = LazyFrames(read, n_frames, (rows, cols))
-    lazy.frame(0)  # proves the codec works on this file now, and is the frame napari shows first
+
+def dicom_clip(
+    source_path: Path,
+    read: FrameReader,
+    n_frames: int,
+    shape: tuple[int, int],
+    ds,
+    frame_time: float | None,
+    **extra,
+) -> Clip:
+    """A lazy :class:`Clip` of ``read``'s frames with calibration, scanner and laterality from
+    header ``ds``; decodes frame 0 (it proves the codec works on the file now, and is the frame
+    napari shows first, kept in the cache)."""
+    spacing, source, region = calibration(ds)
     tsuid = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    lazy = LazyFrames(read, n_frames, shape)
+    lazy.frame(0)
     return Clip(
         frames=lazy,
-        source_path=path,
+        source_path=source_path,
         spacing_mm=spacing,
         spacing_source=source,
-        frame_time_ms=frame_time_ms(ds),
+        frame_time_ms=frame_time,
         imaging_region=region,
         manufacturer=str(ds.get("Manufacturer", "")) or None,
         device_model=str(ds.get("ManufacturerModelName", "")) or None,
@@ -385,8 +408,20 @@ def read_dicom_clip(path: str | Path, **_ignored) -> Clip:
             "sop_instance_uid": str(ds.get("SOPInstanceUID", "")) or None,
             "transfer_syntax": str(tsuid) if tsuid else None,
             "photometric_interpretation": str(ds.get("PhotometricInterpretation", "")) or None,
+            **extra,
         },
     )
+
+
+def read_dicom_clip(path: str | Path, **_ignored) -> Clip:
+    """Open a DICOM file as a lazy :class:`Clip`; raise :class:`InputError` for anything unreadable.
+
+    Decodes frame 0 only (kept in the frame cache, so showing it is free).
+    """
+    path = Path(path)
+    ds = read_dataset(path)
+    read, n_frames, shape = dicom_frame_reader(path, ds)
+    return dicom_clip(path, read, n_frames, shape, ds, frame_time_ms(ds))
 
 
 def _laterality(ds) -> str | None:

@@ -1,6 +1,9 @@
-"""A folder of PNG/TIFF frames as a lazy gray clip.
+"""Still images: a folder of frames (PNG, JPEG, BMP, TIFF) as a lazy gray clip, or one image file
+as a one-frame clip.
 
-Files are ordered by natural sort (``frame_2.png`` before ``frame_10.png``), as exporters number
+Colour is reduced to gray with BT.601 luma (as DICOM colour is), palette images through their
+palette, 16-bit images by keeping the top 8 bits (a fixed mapping, no flicker). Frame files are
+ordered by natural sort (``frame_2.png`` before ``frame_10.png``), as exporters number
 frames without zero padding. Opening reads every file's header (cheap) to check that all frames
 share one shape, and decodes only frame 0.
 """
@@ -15,7 +18,8 @@ import numpy as np
 from ..errors import InputError
 from .clip import Clip, LazyFrames
 
-FRAME_SUFFIXES = (".png", ".tif", ".tiff")
+#: Images read as frames (a folder) or as a one-frame clip (one file): what Pillow and tifffile read.
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def natural_key(name: str) -> list:
@@ -24,7 +28,7 @@ def natural_key(name: str) -> list:
 
 
 def frame_files(folder: Path) -> list[Path]:
-    """The PNG/TIFF files in ``folder`` (hidden files skipped), in natural order."""
+    """The image files in ``folder`` (hidden files skipped), in natural order."""
     files = [
         p for p in folder.iterdir()
         if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".")
@@ -38,11 +42,10 @@ def _header_shape(path: Path) -> tuple[int, ...]:
         import tifffile
 
         with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            shape = tuple(page.shape)
             if len(tif.pages) > 1:
                 raise ValueError(f"multi-page TIFF ({len(tif.pages)} pages); expected one frame")
-            return shape
+            dims = dict(zip(tif.pages[0].axes, tif.pages[0].shape))
+            return (dims["Y"], dims["X"], dims["S"]) if "S" in dims else (dims["Y"], dims["X"])
     from PIL import Image
 
     with Image.open(path) as im:
@@ -70,7 +73,11 @@ def _read_image(path: Path) -> np.ndarray:
     if path.suffix.lower() in (".tif", ".tiff"):
         import tifffile
 
-        return tifffile.imread(path)
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            img = page.asarray()
+            # planar colour (RGB planes one after another) comes as (S, H, W)
+            return np.moveaxis(img, 0, -1) if page.axes.startswith("S") else img
     from PIL import Image
 
     with Image.open(path) as im:
@@ -81,21 +88,32 @@ def _read_image(path: Path) -> np.ndarray:
         return np.asarray(im)
 
 
+def frame_sizes(files: list[Path]) -> tuple[dict[tuple[int, int], list[str]], dict[str, str]]:
+    """``({(h, w): [file names]}, {unreadable file name: why})`` from the files' headers."""
+    shapes: dict[tuple[int, int], list[str]] = {}
+    damaged: dict[str, str] = {}
+    for f in files:
+        try:
+            shape = _header_shape(f)
+        except Exception as exc:  # PIL/tifffile raise many types for a damaged file
+            damaged[f.name] = str(exc)
+            continue
+        shapes.setdefault((int(shape[0]), int(shape[1])), []).append(f.name)
+    return shapes, damaged
+
+
 def read_frame_folder(path: str | Path, **_ignored) -> Clip:
-    """Open a folder of PNG/TIFF frames (one image per frame) as a lazy :class:`Clip`."""
+    """Open a folder of image frames (one image per frame) as a lazy :class:`Clip`."""
     path = Path(path)
     if not path.is_dir():
         raise InputError(path, "is not a folder of frames")
     files = frame_files(path)
     if not files:
-        raise InputError(path, "folder holds no PNG or TIFF frames")
-    shapes: dict[tuple[int, ...], list[str]] = {}
-    for f in files:
-        try:
-            shape = _header_shape(f)
-        except Exception as exc:  # PIL/tifffile raise many types for a damaged file
-            raise InputError(path, f"frame file {f.name} cannot be read ({exc})") from None
-        shapes.setdefault(shape[:2], []).append(f.name)
+        raise InputError(path, "folder holds no PNG, JPEG, BMP or TIFF frames and no DICOM files")
+    shapes, damaged = frame_sizes(files)
+    if damaged:
+        name, why = next(iter(damaged.items()))
+        raise InputError(path, f"frame file {name} cannot be read ({why})")
     if len(shapes) > 1:
         summary = "; ".join(
             f"{h}x{w}: {len(names)} file(s), e.g. {names[0]}" for (h, w), names in shapes.items()
@@ -112,3 +130,16 @@ def read_frame_folder(path: str | Path, **_ignored) -> Clip:
     lazy = LazyFrames(read, len(files), frame_shape)
     lazy.frame(0)
     return Clip(frames=lazy, source_path=path, extra={"frame_files": len(files)})
+
+
+def read_image_file(path: str | Path, **_ignored) -> Clip:
+    """Open one PNG, JPEG, BMP or (single-page) TIFF image as a one-frame :class:`Clip`."""
+    path = Path(path)
+    try:
+        _header_shape(path)  # refuses a multi-page TIFF
+        gray = _to_gray(_read_image(path))
+    except Exception as exc:  # PIL/tifffile raise many types for a damaged file
+        raise InputError(path, f"image cannot be read ({exc})") from None
+    lazy = LazyFrames(lambda _i: gray, 1, gray.shape)
+    lazy.frame(0)
+    return Clip(frames=lazy, source_path=path, extra={"frame_files": 1})

@@ -1,4 +1,4 @@
-"""Open any supported clip by looking at what the path is."""
+"""Open any supported clip by looking at what the path is, and find the clips in a folder."""
 
 from __future__ import annotations
 
@@ -6,27 +6,41 @@ from pathlib import Path
 
 from ..errors import InputError
 from .clip import Clip
+from .frames import FRAME_SUFFIXES
+from .image_sequence import SEQUENCE_SUFFIXES
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".m4v", ".mkv", ".wmv"}
 HDF5_SUFFIXES = {".h5", ".hdf5"}
-FRAME_SUFFIXES = {".png", ".tif", ".tiff"}
+DICOM_SUFFIXES = {".dcm", ".dicom"}
+#: A file kind for each suffix that decides it; other files are DICOM if they carry the magic.
+_KIND_BY_SUFFIX = {
+    **dict.fromkeys(VIDEO_SUFFIXES, "video"),
+    **dict.fromkeys(HDF5_SUFFIXES, "hdf5"),
+    **dict.fromkeys(DICOM_SUFFIXES, "dicom"),
+    **dict.fromkeys(FRAME_SUFFIXES, "image"),
+    **dict.fromkeys(SEQUENCE_SUFFIXES, "image_sequence"),
+}
 
 
 def clip_kind(path: str | Path) -> str | None:
-    """'dicom', 'video', 'hdf5', 'frames' or None, judged from the name and (for DICOM) magic."""
+    """What ``path`` holds, judged from its name and (for DICOM) its magic, never its pixels.
+
+    Files: 'dicom', 'video', 'hdf5', 'image' (one PNG/JPEG/BMP/TIFF: a one-frame clip),
+    'image_sequence' (MetaImage or NRRD). Folders: 'dicom_series' when they hold DICOM files,
+    else 'frames' when they hold images. ``None``: not a clip.
+    """
     path = Path(path)
     if path.is_dir():
+        from .dicom_series import visible_files
+
         try:
-            return "frames" if any(p.suffix.lower() in FRAME_SUFFIXES for p in path.iterdir()) else None
+            kinds = {clip_kind(p) for p in visible_files(path)}
         except OSError:
             return None
-    suffix = path.suffix.lower()
-    if suffix in VIDEO_SUFFIXES:
-        return "video"
-    if suffix in HDF5_SUFFIXES:
-        return "hdf5"
-    if suffix in {".dcm", ".dicom"}:
-        return "dicom"
+        return "dicom_series" if "dicom" in kinds else "frames" if "image" in kinds else None
+    kind = _KIND_BY_SUFFIX.get(path.suffix.lower())
+    if kind is not None:
+        return kind
     try:
         with open(path, "rb") as fh:
             head = fh.read(132)
@@ -38,36 +52,79 @@ def clip_kind(path: str | Path) -> str | None:
 def open_clip(path: str | Path, *, crop_to_region: bool = False, **kwargs) -> Clip:
     """Open a clip lazily. ``crop_to_region`` crops to the ultrasound imaging region.
 
-    DICOM (by suffix or the DICM magic), mp4/avi/mov/... video, an UltraMN ``.h5`` clip, or a
-    folder of PNG/TIFF frames. Opening decodes at most frame 0 (HDF5: none); later frames are
-    decoded when indexed. ``kwargs`` go to the format's reader (e.g. ``clip_id`` for a dataset).
-    Raises :class:`InputError` naming the file for anything unreadable.
+    DICOM (by suffix or the DICM magic), a folder of single-frame DICOMs of one series,
+    mp4/avi/mov/... video, an UltraMN ``.h5`` clip, a MetaImage/NRRD image sequence (PLUS, 3D
+    Slicer), a folder of PNG/JPEG/BMP/TIFF frames, or one such image (a one-frame clip). Opening
+    decodes at most frame 0 (HDF5: none; compressed or wide image sequences: all, once); later
+    frames are decoded when indexed. ``kwargs`` go to the format's reader (e.g. ``clip_id`` for a
+    dataset). Raises :class:`InputError` naming the file for anything unreadable.
     """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
-    # any folder is read as frames, so an empty one gets "holds no PNG or TIFF frames"
-    kind = "frames" if path.is_dir() else clip_kind(path)
+    kind = clip_kind(path)
+    if path.is_dir() and kind != "dicom_series":
+        kind = "frames"  # so an empty folder gets "holds no ... frames and no DICOM files"
     if kind == "dicom":
-        from .dicom import read_dicom_clip
-
-        clip = read_dicom_clip(path, **kwargs)
+        from .dicom import read_dicom_clip as reader
+    elif kind == "dicom_series":
+        from .dicom_series import read_dicom_series as reader
     elif kind == "video":
-        from .video import read_video_clip
-
-        clip = read_video_clip(path, **kwargs)
+        from .video import read_video_clip as reader
     elif kind == "hdf5":
-        from .hdf5clip import read_hdf5_clip
-
-        clip = read_hdf5_clip(path, **kwargs)
+        from .hdf5clip import read_hdf5_clip as reader
     elif kind == "frames":
-        from .frames import read_frame_folder
-
-        clip = read_frame_folder(path, **kwargs)
+        from .frames import read_frame_folder as reader
+    elif kind == "image":
+        from .frames import read_image_file as reader
+    elif kind == "image_sequence":
+        from .image_sequence import read_image_sequence as reader
     else:
         raise InputError(
             path,
             "not a recognised clip (expected DICOM, mp4/avi/mov video, an UltraMN .h5 clip, "
-            "or a folder of PNG/TIFF frames)",
+            "a MetaImage/NRRD sequence, a PNG/JPEG/BMP/TIFF image, or a folder of frames or "
+            "single-frame DICOMs)",
         )
+    clip = reader(path, **kwargs)
     return clip.cropped() if crop_to_region else clip
+
+
+def folder_sources(folder: str | Path) -> list[Path]:
+    """The clips among ``folder``'s own files (not its subfolders), sorted; what ingest takes.
+
+    - **Frame folder**: when at least two files are images (PNG, JPEG, BMP, TIFF), every clip
+      file in the folder is an image, and all readable ones have one size, the folder is one clip.
+      Otherwise each image is a one-frame clip (stills of several sizes, or beside a video).
+    - **DICOM series**: single-frame DICOM images of one series (two or more) make the folder one
+      clip; a series of one file is that file. Single-frame images of several series: each
+      one-file series is its file, and the folder is listed once so that opening it refuses with
+      a line naming the series. Multi-frame files and non-image objects are clips of their own.
+    - Videos and MetaImage/NRRD sequences: one clip each. UltraMN ``.h5`` clips are not sources
+      (they are project clips already); other files (``.raw`` data beside a ``.mhd``, notes) are
+      ignored.
+    """
+    from .dicom_series import sort_dicoms, visible_files
+
+    folder = Path(folder)
+    kinds = {p: clip_kind(p) for p in visible_files(folder)}
+    images = [p for p, kind in kinds.items() if kind == "image"]
+    others = [p for p, kind in kinds.items() if kind not in (None, "image", "hdf5")]
+    if len(images) >= 2 and not others:
+        from .frames import frame_sizes
+
+        sizes, _damaged = frame_sizes(images)  # a damaged frame fails the folder, by name
+        if len(sizes) == 1:
+            return [folder]
+    sources = images + [p for p in others if kinds[p] in ("video", "image_sequence")]
+    if any(kind == "dicom" for kind in kinds.values()):
+        found = sort_dicoms(folder)
+        sources += found.others
+        series = list(found.series.values())
+        if len(series) == 1 and len(series[0]) > 1:
+            sources.append(folder)
+        else:
+            sources += [members[0][0] for members in series if len(members) == 1]
+            if any(len(members) > 1 for members in series):
+                sources.append(folder)
+    return sorted(sources)
