@@ -79,7 +79,7 @@ def read_mapping(path: str | Path | None) -> dict[str, dict]:
         raise InputError(path, f"cannot read mapping CSV ({exc})") from None
     unknown = [h for h in header if h not in MAPPING_COLUMNS]
     if unknown or "file" not in header or len(set(header)) != len(header):
-        problem = (f"unknown column(s) {', '.join(map(repr, unknown))}" if unknown
+        problem = (f"has unknown column(s) {', '.join(map(repr, unknown))}" if unknown
                    else "needs a 'file' column" if "file" not in header else "repeats a column")
         raise InputError(path, f"mapping CSV {problem}; its columns are {', '.join(MAPPING_COLUMNS)}")
     mapping: dict[str, dict] = {}

@@ -28,14 +28,19 @@ from napari_ultramn.io.clip import Region
 SCREEN_AREA = [15, 10, 55, 70]
 
 
-def screen_frames(n_frames: int = 6, seed: int = 0, moving: bool = True) -> np.ndarray:
-    """(T, 60, 80) uint8 screen recording: grey UI, a white text bar, speckle inside SCREEN_AREA."""
+def screen_frames(n_frames: int = 6, seed: int = 0, image: bool = True) -> np.ndarray:
+    """(T, 60, 80) uint8 screen recording: grey UI, a white text bar, speckle inside SCREEN_AREA.
+
+    ``image=False``: the UI and text bar only, no ultrasound image anywhere (no detector can be
+    confident where the imaging area is).
+    """
     rng = np.random.default_rng(seed)
     frames = np.full((n_frames, 60, 80), 40, np.uint8)
     frames[:, 2:8, 5:60] = 255  # burned-in "patient name" bar, outside the imaging area
-    top, left, bottom, right = SCREEN_AREA
-    speckle = rng.integers(0, 200, size=(n_frames if moving else 1, bottom - top, right - left), dtype=np.uint8)
-    frames[:, top:bottom, left:right] = speckle
+    if image:
+        top, left, bottom, right = SCREEN_AREA
+        frames[:, top:bottom, left:right] = rng.integers(0, 200, size=(n_frames, bottom - top, right - left),
+                                                         dtype=np.uint8)
     return frames
 
 
