@@ -53,12 +53,17 @@ class ProjectLock:
     processes wait. The file holds who has it (pid, host, since), for the waiting message.
     """
 
-    _held: dict[tuple[str, int], list] = {}  # (lock path, thread id) -> [fd, depth]
+    # (lock path, process id, thread id) -> [fd, depth]; the pid keeps a forked child, which
+    # inherits this dict and the descriptor, from believing it holds its parent's lock
+    _held: dict[tuple[str, int, int], list] = {}
 
     def __init__(self, root: str | Path, timeout_s: float = LOCK_TIMEOUT_S):
         self.path = Path(root) / LOCK_FILE
         self.timeout_s = timeout_s
-        self._key = (os.path.realpath(self.path), threading.get_ident())
+
+    @property
+    def _key(self) -> tuple[str, int, int]:
+        return (os.path.realpath(self.path), os.getpid(), threading.get_ident())
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free (or already ours); never waits."""
@@ -173,6 +178,7 @@ class Project:
         self.config = config
         self._clips = {c["clip_id"]: c for c in clips}
         self.annotations = AnnotationStore(self.root)
+        self._identifiers_known: set[tuple[str, str]] = set()  # cache of .secret/identifiers.json
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
@@ -300,10 +306,14 @@ class Project:
         The audit reads this file to prove none of these values reached anything we export.
         """
         path = self.root / SECRET_DIR / IDENTIFIERS_FILE
+        seen = [(k, str(v)) for k, v in dict.fromkeys(seen) if v]
+        if all(pair in self._identifiers_known for pair in seen):
+            return False  # most files of a participant add nothing: no read, no write
         with ProjectLock(self.root):
             known = read_json(path, "identifiers")["identifiers"] if path.exists() else []
             have = {(i["kind"], i["value"]) for i in known}
-            new = [(k, v) for k, v in dict.fromkeys(seen) if v and (k, v) not in have]
+            new = [pair for pair in seen if pair not in have]
+            self._identifiers_known = have | set(new)
             if not new:
                 return False
             obj = {"schema_version": 1,
@@ -325,7 +335,7 @@ _KEY_WAY_ON = ("restore it from a backup of the project (a new key would give ev
 
 def _secret_dir(root: Path) -> Path:
     secret = Path(root) / SECRET_DIR
-    secret.mkdir(mode=0o700, exist_ok=True)
+    secret.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret.chmod(0o700)  # also tightens a folder made by an older version or another tool
     return secret
 

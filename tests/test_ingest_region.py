@@ -73,7 +73,7 @@ def test_no_crop_keeps_the_whole_frame_and_is_recorded(tmp_path, recordings):
     assert len(summary.added) == 2 and not summary.failed
     still, moving = by_patient(tmp_path / "p")["PAT-2"], by_patient(tmp_path / "p")["PAT-1"]
     assert still["no_crop"] is True and still["crop_region"] is None and still["imaging_area"] is None
-    assert still["frame_shape"] == [60, 80]
+    assert still["frame_shape"] == [96, 128]
     assert moving["no_crop"] is False  # detection still crops where it is confident
     assert_near_screen_area(moving)
     assert json.loads((tmp_path / "p" / "project.json").read_text())["no_crop"] is True
@@ -94,11 +94,11 @@ def test_mapping_region_wins_over_detection(tmp_path, recordings):
 def test_mapping_region_outside_the_frame_is_refused(tmp_path, recordings):
     src, _ = recordings
     mapping = write_mapping(tmp_path / "m.csv", ["file", "patient_id", "region"], [
-        ["site1/rec_moving", "PAT-1", "0 0 100 50"]])
+        ["site1/rec_moving", "PAT-1", "0 0 200 50"]])
     summary = run_to_end(ingest(src / "site1" / "rec_moving", tmp_path / "p", mapping_csv=mapping))
     [(name, problem)] = summary.failed
     assert name == str(src / "site1" / "rec_moving")  # a single SOURCE is named as given
-    assert "mapping CSV region [0, 0, 50, 100] (top, left, bottom, right) lies outside the 80x60 frame" in problem
+    assert "mapping CSV region [0, 0, 50, 200] (top, left, bottom, right) lies outside the 128x96 frame" in problem
 
 
 def burned_in_dicom(path, with_region: bool):

@@ -58,6 +58,12 @@ def test_an_unusable_key_stops_ingest_before_anything_is_written(tmp_path, one_d
     assert Project.open(project_dir).clips() == [] and not (project_dir / "clips").exists()
 
 
+def test_an_existing_key_is_never_replaced(tmp_path):
+    first = ensure_pseudonym_key(tmp_path / "p")
+    assert ensure_pseudonym_key(tmp_path / "p") == first
+    assert Project.create(tmp_path / "p").pseudonym_key() == first
+
+
 def test_an_unreadable_key_is_refused(tmp_path):
     project_dir = tmp_path / "p"
     (project_dir / ".secret" / "pseudonym.key").mkdir(parents=True)  # readable by no one, even root

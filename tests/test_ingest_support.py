@@ -25,18 +25,18 @@ from napari_ultramn.annotation.rle import rle_encode
 from napari_ultramn.io.clip import Region
 
 #: The moving (imaging) rectangle of ``screen_frames``: top, left, bottom, right.
-SCREEN_AREA = [15, 10, 55, 70]
+SCREEN_AREA = [24, 16, 88, 112]
 
 
 def screen_frames(n_frames: int = 6, seed: int = 0, image: bool = True) -> np.ndarray:
-    """(T, 60, 80) uint8 screen recording: grey UI, a white text bar, speckle inside SCREEN_AREA.
+    """(T, 96, 128) uint8 screen recording: grey UI, a white text bar, speckle inside SCREEN_AREA.
 
     ``image=False``: the UI and text bar only, no ultrasound image anywhere (no detector can be
     confident where the imaging area is).
     """
     rng = np.random.default_rng(seed)
-    frames = np.full((n_frames, 60, 80), 40, np.uint8)
-    frames[:, 2:8, 5:60] = 255  # burned-in "patient name" bar, outside the imaging area
+    frames = np.full((n_frames, 96, 128), 40, np.uint8)
+    frames[:, 4:14, 8:90] = 255  # burned-in "patient name" bar, outside the imaging area
     if image:
         top, left, bottom, right = SCREEN_AREA
         frames[:, top:bottom, left:right] = rng.integers(0, 200, size=(n_frames, bottom - top, right - left),
