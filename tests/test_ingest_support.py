@@ -29,18 +29,21 @@ SCREEN_AREA = [24, 16, 88, 112]
 
 
 def screen_frames(n_frames: int = 6, seed: int = 0, image: bool = True) -> np.ndarray:
-    """(T, 96, 128) uint8 screen recording: grey UI, a white text bar, speckle inside SCREEN_AREA.
+    """(T, 96, 128) uint8 screen recording: black screen, a white text bar, speckle in SCREEN_AREA.
 
-    ``image=False``: the UI and text bar only, no ultrasound image anywhere (no detector can be
-    confident where the imaging area is).
+    The speckle is smoothed noise (neighbouring pixels correlated, as in real B-mode), new in every
+    frame. ``image=False``: the screen and its text bar only, no ultrasound image anywhere, so no
+    detector can be confident where the imaging area is.
     """
     rng = np.random.default_rng(seed)
-    frames = np.full((n_frames, 96, 128), 40, np.uint8)
+    frames = np.zeros((n_frames, 96, 128), np.uint8)
     frames[:, 4:14, 8:90] = 255  # burned-in "patient name" bar, outside the imaging area
     if image:
         top, left, bottom, right = SCREEN_AREA
-        frames[:, top:bottom, left:right] = rng.integers(0, 200, size=(n_frames, bottom - top, right - left),
-                                                         dtype=np.uint8)
+        h, w = bottom - top, right - left
+        noise = rng.random((n_frames, h + 2, w + 2), dtype=np.float32)
+        smooth = sum(noise[:, i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9
+        frames[:, top:bottom, left:right] = np.clip(90 + (smooth - 0.5) * 600, 20, 230).astype(np.uint8)
     return frames
 
 
