@@ -79,6 +79,7 @@ class _Run:
     corrections: dict[str, Region]
     keep_dicom: bool
     no_crop: bool
+    by_sha: dict[str, dict] = field(default_factory=dict)  # registry records by source sha256
 
 
 def find_sources(source: Path) -> list[Path]:
@@ -191,15 +192,17 @@ def ingest_one(run: _Run, source: Path, rel: str) -> tuple[str, str, str]:
     project = run.project
     sha = file_sha256(source)
     correction = run.corrections.get(sha)
-    existing = next((r for r in project.clips() if r["source_sha256"] == sha), None)
-    if existing is not None and (correction is None or existing.get("crop_region") == correction.as_list()):
-        return "skipped", existing["clip_id"], ""
+    existing = run.by_sha.get(sha)
     kind = clip_kind(source)
     mapped = mapping_row(run.mapping, rel)
     ident = dicom_identity(source) if kind == "dicom" else {}
     seen = list(ident.get("identifiers", []))
     seen += [(k, mapped[k]) for k in ("patient_id", "site") if mapped.get(k)]
-    project.record_identifiers(seen)  # before any clip of this source exists
+    # before any clip of this source exists; for a file already in the project too, so a project
+    # ingested before identifiers.json existed gets it filled by re-ingesting
+    project.record_identifiers(seen)
+    if existing is not None and (correction is None or existing.get("crop_region") == correction.as_list()):
+        return "skipped", existing["clip_id"], ""
     clip = open_clip(source)
     patient_id = mapped.get("patient_id") or ident.get("patient_id")
     if not patient_id:
@@ -243,9 +246,11 @@ def ingest_one(run: _Run, source: Path, rel: str) -> tuple[str, str, str]:
     }
     if existing is None:
         project.upsert_clips([record])
+        run.by_sha[sha] = record
         return "added", clip_id, ""
     note = _recropped_annotations(project, clip_id, existing["frame_shape"], record["frame_shape"])
     project.upsert_clips([record])
+    run.by_sha[sha] = record
     return "recropped", clip_id, f"re-cropped to its correction {correction.as_list()}{note}"
 
 
@@ -320,7 +325,8 @@ def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop) 
 
     project = Project.create(root, planes=planes or DEFAULT_PLANES)  # opens it if it exists
     project.reload_clips()  # what an ingest that held the lock before us added
-    run = _Run(project, ensure_pseudonym_key(root), mapping, load_corrections(root), keep_dicom, no_crop)
+    run = _Run(project, ensure_pseudonym_key(root), mapping, load_corrections(root), keep_dicom, no_crop,
+               {r["source_sha256"]: r for r in project.clips()})  # fixed while we hold the lock
     if no_crop and not project.config.get("no_crop"):
         project.set_config(no_crop=True)
     summary = IngestSummary()

@@ -77,6 +77,8 @@ def test_identifiers_json_holds_what_ingest_saw_merged(tmp_path, one_dicom):
     mapping = write_mapping(tmp_path / "m.csv", ["file", "patient_id", "site"], [["rec", "VID-9", "Ward 7"]])
     run_to_end(ingest(one_dicom, project_dir, mapping_csv=mapping))
     run_to_end(ingest(one_dicom, project_dir, mapping_csv=mapping))  # nothing new: no duplicates
+    (project_dir / ".secret" / "identifiers.json").unlink()  # e.g. a project from before the file existed
+    run_to_end(ingest(one_dicom, project_dir, mapping_csv=mapping))  # every file skipped, the file rebuilt
     obj = json.loads((project_dir / ".secret" / "identifiers.json").read_text())
     pairs = [(i["kind"], i["value"]) for i in obj["identifiers"]]
     assert obj["schema_version"] == 1 and len(pairs) == len(set(pairs))
