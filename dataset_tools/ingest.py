@@ -325,7 +325,9 @@ def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop) 
 
     project = Project.create(root, planes=planes or DEFAULT_PLANES)  # opens it if it exists
     project.reload_clips()  # what an ingest that held the lock before us added
-    run = _Run(project, ensure_pseudonym_key(root), mapping, load_corrections(root), keep_dicom, no_crop,
+    # a project with clips whose key has gone is refused, never given a new key
+    key = ensure_pseudonym_key(root, create=not project.clips())
+    run = _Run(project, key, mapping, load_corrections(root), keep_dicom, no_crop,
                {r["source_sha256"]: r for r in project.clips()})  # fixed while we hold the lock
     if no_crop and not project.config.get("no_crop"):
         project.set_config(no_crop=True)

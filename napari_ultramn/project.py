@@ -78,7 +78,8 @@ class ProjectLock:
         info = {"pid": os.getpid(), "hostname": socket.gethostname(),
                 "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(info).encode())
         self._held[self._key] = [fd, 1]
         return True
 
@@ -340,15 +341,16 @@ def _secret_dir(root: Path) -> Path:
     return secret
 
 
-def ensure_pseudonym_key(root: str | Path) -> bytes:
+def ensure_pseudonym_key(root: str | Path, create: bool = True) -> bytes:
     """The project's pseudonym key, created on first use: 32 random bytes as hex, mode 0600.
 
     Created atomically (a 0600 temporary file in ``.secret``, fsynced, then hard-linked to its name,
     which fails if another process got there first: then theirs is used), so a crash or a full disk
-    never leaves a half-written key that a later ingest would trust.
+    never leaves a half-written key that a later ingest would trust. ``create=False`` (a project
+    that already has clips) refuses a missing key instead: a new one would re-pseudonymise.
     """
     key_path = _secret_dir(Path(root)) / KEY_FILE
-    if not key_path.exists():
+    if create and not key_path.exists():
         write_private(key_path, (secrets.token_hex(MIN_KEY_BYTES) + "\n").encode("ascii"), replace=False)
     return read_pseudonym_key(key_path)
 

@@ -58,6 +58,16 @@ def test_an_unusable_key_stops_ingest_before_anything_is_written(tmp_path, one_d
     assert Project.open(project_dir).clips() == [] and not (project_dir / "clips").exists()
 
 
+def test_a_missing_key_of_a_project_with_clips_is_refused_not_replaced(tmp_path, one_dicom, capsys):
+    run_to_end(ingest(one_dicom, tmp_path / "p"))
+    (tmp_path / "p" / ".secret" / "pseudonym.key").unlink()
+    make_us_dicom(one_dicom / "b.dcm", patient_id="MRN-9", n_frames=2, seed=5)
+    assert cli_main(["ingest", str(one_dicom), str(tmp_path / "p"), "-q"]) == 2
+    assert "pseudonym.key: pseudonym key is missing: restore it from a backup" in capsys.readouterr().err
+    assert not (tmp_path / "p" / ".secret" / "pseudonym.key").exists()
+    assert len(Project.open(tmp_path / "p").clips()) == 1
+
+
 def test_an_existing_key_is_never_replaced(tmp_path):
     first = ensure_pseudonym_key(tmp_path / "p")
     assert ensure_pseudonym_key(tmp_path / "p") == first
