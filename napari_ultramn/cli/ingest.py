@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", help="a clip file or a folder searched recursively")
     p.add_argument("project", help="annotation project folder")
-    p.add_argument("--mapping", help="CSV with columns file, patient_id, side, plane, sex, age_band "
+    p.add_argument("--mapping", metavar="CSV", help="CSV with columns file, patient_id, side, plane, sex, age_band "
                    "(0-9 ... 80-89, 90+), site, region ('x0 y0 x1 y1' source pixels, x1 y1 exclusive); "
                    "overrides the file; required for videos and frame folders without identity")
     p.add_argument("--planes", nargs="+", help="plane vocabulary for a new project (default: the four UltraMN planes)")
