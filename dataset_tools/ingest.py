@@ -1,46 +1,85 @@
 """Register clips into an annotation project, de-identified (``ultramn ingest SOURCE PROJECT``).
 
+The whole run holds the project lock (``Project``'s ``ProjectLock``): a second ingest into the same
+project waits for the first (at most ``lock_timeout_s``, default 30 min, then stops with a message),
+so both runs' clips reach the registry. Before any clip is written the pseudonym key exists
+(created 0600, atomically) and is checked; an empty, short or unreadable key stops the run. A bad
+mapping CSV (``ingest_mapping``) stops it too, before anything is written.
+
 For each DICOM file, video or frame folder under SOURCE:
 
-1. sha256 of the source; a file already in the registry is skipped (re-ingest is a no-op).
-2. Identity from the DICOM header (or the mapping CSV for videos and frame folders): the participant
-   pseudonym is a keyed hash of PatientID (key in ``PROJECT/.secret``), dates are shifted per
-   participant, age becomes a decade band, the institution a site pseudonym.
+1. sha256 of the source; a file already in the registry is skipped (re-ingest is a no-op), unless
+   a saved region correction (``region_corrections``) differs from its recorded crop: then it is
+   re-cropped in place (annotations kept if the frame size stays, else set aside and reported).
+2. Identity from the DICOM header (a header cut short is refused as truncated) or the mapping CSV:
+   the participant pseudonym is a keyed hash of PatientID (key in ``PROJECT/.secret``), dates are
+   shifted per participant, age becomes a decade band, institution and site names become site
+   pseudonyms. Every raw identifier seen goes to ``.secret/identifiers.json`` (mode 0600), for audits.
 3. Side and plane from the mapping CSV if given, else from the file (laterality tags, series text).
-4. Frames cropped to the ultrasound imaging region (burned-in text outside it goes) and written to
-   ``PROJECT/clips/<clip_id>.h5`` with only whitelisted, non-identifying metadata.
+4. The imaging area, first that applies: a saved correction > the mapping CSV's ``region`` >
+   the DICOM ultrasound regions > pixel detection (``screen_region.detect_imaging_area``). A file
+   whose area cannot be established with confidence is refused, naming the way on (a ``region``
+   in the mapping CSV, or ``--no-crop``, which keeps it whole and is recorded in project.json and
+   the clip record). A DICOM declaring ``BurnedInAnnotation`` without regions is never kept whole.
+5. Frames cropped to the area, static overlays inside it blanked, written to
+   ``PROJECT/clips/<clip_id>.h5`` with only whitelisted, non-identifying metadata; the record says
+   how the area was found (``imaging_area``, ``crop_region``, source pixel coordinates).
 
+A file that fails is reported by its path relative to SOURCE; the others still go in.
 Patient identifiers never leave this module: nothing it writes outside ``.secret`` contains them.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from napari_ultramn import DEFAULT_PLANES
 from napari_ultramn.errors import InputError
-from napari_ultramn.io.clip import file_sha256
+from napari_ultramn.io.clip import Clip, Region, file_sha256
 from napari_ultramn.io.open_clip import clip_kind
 from napari_ultramn.progress import Progress, ProgressGen
-from napari_ultramn.project import Project
+from napari_ultramn.project import LOCK_TIMEOUT_S, Project, ProjectLock, ensure_pseudonym_key
 
 from . import deid
+from .ingest_identity import dicom_identity
+from .ingest_mapping import MAPPING_COLUMNS, mapping_row, read_mapping  # noqa: F401  (re-exported)
 
-MAPPING_COLUMNS = ("file", "patient_id", "side", "plane", "sex", "age_band", "site")
+#: Frames of a clip the imaging-area detection looks at, spread evenly over it.
+SAMPLE_FRAMES = 32
+_REGION_WAY_ON = ("give its region in the mapping CSV (column region, 'x0 y0 x1 y1' in source "
+                  "pixels)")
 
 
 @dataclass
 class IngestSummary:
     added: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # already in the project
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (source name, problem)
+    recropped: list[tuple[str, str]] = field(default_factory=list)  # (clip id, what happened)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path relative to SOURCE, problem)
 
     def line(self) -> str:
-        return f"{len(self.added)} added, {len(self.skipped)} already present, {len(self.failed)} failed"
+        recropped = f", {len(self.recropped)} re-cropped" if self.recropped else ""
+        return (f"{len(self.added)} added{recropped}, {len(self.skipped)} already present, "
+                f"{len(self.failed)} failed")
+
+
+@dataclass
+class _Run:
+    """What every file of one ingest run shares."""
+
+    project: Project
+    key: bytes
+    mapping: dict[str, dict]
+    corrections: dict[str, Region]
+    keep_dicom: bool
+    no_crop: bool
+    by_sha: dict[str, dict] = field(default_factory=dict)  # registry records by source sha256
 
 
 def find_sources(source: Path) -> list[Path]:
@@ -65,28 +104,6 @@ def find_sources(source: Path) -> list[Path]:
     return sorted(found)
 
 
-def read_mapping(path: Path | None, source_root: Path) -> dict[str, dict]:
-    """CSV mapping ``file -> {patient_id, side, plane, ...}``; keys are paths relative to SOURCE and names."""
-    if path is None:
-        return {}
-    path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames or "file" not in reader.fieldnames:
-                raise InputError(path, f"mapping CSV needs a 'file' column (columns: {', '.join(MAPPING_COLUMNS)})")
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(path, f"cannot read mapping CSV ({exc})") from None
-    mapping = {}
-    for row in rows:
-        key = row["file"].strip()
-        clean = {k: (v.strip() or None) for k, v in row.items() if k != "file" and v is not None}
-        mapping[key] = clean
-        mapping[Path(key).name] = clean
-    return mapping
-
-
 _PLANE_WORDS = (
     (r"\b(TRANSV\w*|TRANS|AXIAL|SAX|TRV|TS)\b", "transverse"),
     (r"\b(LONG\w*|SAGITTAL|LAX|LS)\b", "longitudinal"),
@@ -103,64 +120,106 @@ def plane_from_text(text: str, planes: list[str]) -> str | None:
     return guess if guess in planes else None
 
 
-def _dicom_identity(path: Path) -> dict:
-    """Identifying and descriptive header fields, read without pixel data."""
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except Exception as exc:  # pydicom raises many types for corrupt headers
-        raise InputError(path, f"DICOM header cannot be read ({type(exc).__name__}: {exc})") from None
-
-    def get(kw):
-        v = ds.get(kw)
-        return None if v in (None, "") else str(v)
-
-    lat = (get("ImageLaterality") or get("Laterality") or "").upper()
-    text = " ".join(filter(None, (get(k) for k in ("SeriesDescription", "ImageComments", "ProtocolName",
-                                                     "StudyDescription", "BodyPartExamined"))))
-    return {
-        "patient_id": get("PatientID"),
-        "sex": get("PatientSex"),
-        "age": get("PatientAge"),
-        "birth_date": get("PatientBirthDate"),
-        "study_date": get("StudyDate") or get("AcquisitionDate") or get("ContentDate"),
-        "institution": get("InstitutionName"),
-        "side": {"L": "left", "R": "right"}.get(lat[:1]) if lat[:1] in ("L", "R") else None,
-        "text": text,
-    }
+def _sample(clip: Clip) -> np.ndarray:
+    """Up to SAMPLE_FRAMES frames spread over the clip, (n, H, W) uint8."""
+    idx = np.unique(np.linspace(0, clip.n_frames - 1, min(clip.n_frames, SAMPLE_FRAMES)).round().astype(int))
+    return np.stack([clip.frame(int(i)) for i in idx])
 
 
-def ingest_one(project: Project, source: Path, source_root: Path, mapping: dict[str, dict],
-               keep_dicom: bool = False) -> tuple[str, str]:
-    """Ingest one source; returns ``(status, clip_id)`` with status 'added' or 'skipped'."""
+def _inside(region: Region, frame_shape: tuple[int, int], source: Path, what: str) -> Region:
+    h, w = frame_shape
+    if region.top < 0 or region.left < 0 or region.bottom > h or region.right > w:
+        raise InputError(source, f"{what} {region.as_list()} (top, left, bottom, right) lies outside "
+                                 f"the {w}x{h} frame")
+    return region
+
+
+def imaging_area(clip: Clip, source: Path, *, correction: Region | None, mapped: Region | None,
+                 burned_in: bool, no_crop: bool):
+    """The ``screen_region.ImagingArea`` to crop to (contract C's order), or None for --no-crop.
+
+    Raises :class:`InputError` (one line, with the way on) where no area can be trusted.
+    """
+    from napari_ultramn.io.screen_region import (
+        MIN_CONFIDENCE,
+        area_from_region,
+        detect_imaging_area,
+    )
+
+    sample = _sample(clip)
+    if correction is not None:
+        return area_from_region(_inside(correction, clip.frame_shape, source, "corrected region"),
+                                sample, "corrected")
+    if mapped is not None:
+        return area_from_region(_inside(mapped, clip.frame_shape, source, "mapping CSV region"),
+                                sample, "mapping")
+    if clip.imaging_region is not None:  # DICOM SequenceOfUltrasoundRegions
+        r, (h, w) = clip.imaging_region, clip.frame_shape
+        r = Region(max(0, r.top), max(0, r.left), min(h, r.bottom), min(w, r.right))
+        if r.height <= 0 or r.width <= 0:
+            raise InputError(source, f"its ultrasound region lies outside the frame; {_REGION_WAY_ON}")
+        return area_from_region(r, sample, "dicom-regions")
+    if burned_in:
+        raise InputError(source, "refused: the file declares burned-in annotation "
+                                 f"(BurnedInAnnotation YES) and has no ultrasound region; {_REGION_WAY_ON} "
+                                 "or save a region correction (--no-crop does not apply)")
+    area = detect_imaging_area(sample)
+    if area.confidence >= MIN_CONFIDENCE:
+        return area
+    if no_crop:
+        return None
+    raise InputError(source, f"refused: imaging area not found with confidence "
+                             f"({area.confidence:.2f}: {area.reason}); {_REGION_WAY_ON}, or pass "
+                             "--no-crop to keep whole frames")
+
+
+def _cropped_frames(clip: Clip, area) -> np.ndarray:
+    """(T, h, w) uint8: cropped to the area and blanked, decoded a block of frames at a time."""
+    from napari_ultramn.io.screen_region import apply_imaging_area
+
+    if area is None:
+        return clip.to_array()
+    r = area.region
+    out = np.empty((clip.n_frames, r.height, r.width), np.uint8)
+    for t0 in range(0, clip.n_frames, SAMPLE_FRAMES):
+        block = np.stack([clip.frame(t) for t in range(t0, min(t0 + SAMPLE_FRAMES, clip.n_frames))])
+        out[t0:t0 + len(block)] = apply_imaging_area(block, area)
+    return out
+
+
+def ingest_one(run: _Run, source: Path, rel: str) -> tuple[str, str, str]:
+    """Ingest one source; returns ``(status, clip_id, note)``, status 'added', 'skipped' or 'recropped'."""
     from napari_ultramn.io import open_clip
     from napari_ultramn.io.hdf5clip import write_hdf5_clip
 
+    project = run.project
     sha = file_sha256(source)
-    for rec in project.clips():
-        if rec["source_sha256"] == sha:
-            return "skipped", rec["clip_id"]
+    correction = run.corrections.get(sha)
+    existing = run.by_sha.get(sha)
     kind = clip_kind(source)
-    rel = str(source.relative_to(source_root)) if source != source_root else source.name
-    mapped = mapping.get(rel) or mapping.get(source.name) or {}
-    ident = _dicom_identity(source) if kind == "dicom" else {}
+    mapped = mapping_row(run.mapping, rel)
+    ident = dicom_identity(source) if kind == "dicom" else {}
+    seen = list(ident.get("identifiers", []))
+    seen += [(k, mapped[k]) for k in ("patient_id", "site") if mapped.get(k)]
+    # before any clip of this source exists; for a file already in the project too, so a project
+    # ingested before identifiers.json existed gets it filled by re-ingesting
+    project.record_identifiers(seen)
+    if existing is not None and (correction is None or existing.get("crop_region") == correction.as_list()):
+        return "skipped", existing["clip_id"], ""
+    clip = open_clip(source)
     patient_id = mapped.get("patient_id") or ident.get("patient_id")
     if not patient_id:
         raise InputError(source, "no patient id: the file has none; give one in the mapping CSV (column patient_id)")
-    key = project.pseudonym_key()
-    participant = deid.pseudonym(key, patient_id)
-    shift = deid.date_shift_days(key, patient_id)
+    participant = deid.pseudonym(run.key, patient_id)
+    shift = deid.date_shift_days(run.key, patient_id)
     side = mapped.get("side") or ident.get("side")
-    if side not in (None, "left", "right"):
-        raise InputError(source, f"side must be 'left' or 'right', got {side!r}")
     plane = mapped.get("plane") or plane_from_text(ident.get("text", ""), project.planes)
     if plane is not None and plane not in project.plane_labels:
         raise InputError(source, f"plane {plane!r} is not in the project vocabulary {project.plane_labels}")
-
-    clip = open_clip(source, crop_to_region=True)
-    frames = clip.to_array()
-    clip_id = f"{participant}-{sha[:8]}"
+    area = imaging_area(clip, source, correction=correction, mapped=mapped.get("region"),
+                        burned_in=ident.get("burned_in", False), no_crop=run.no_crop)
+    frames = _cropped_frames(clip, area)
+    clip_id = existing["clip_id"] if existing else f"{participant}-{sha[:8]}"
     meta = {
         "clip_id": clip_id, "participant": participant, "side": side, "plane": plane,
         "source_sha256": sha, "spacing_mm": clip.spacing_mm, "spacing_source": clip.spacing_source,
@@ -168,61 +227,126 @@ def ingest_one(project: Project, source: Path, source_root: Path, mapping: dict[
         "device_model": clip.device_model,
     }
     write_hdf5_clip(project.root / "clips" / f"{clip_id}.h5", frames, meta)
-    if keep_dicom and kind == "dicom":
-        _write_deidentified_dicom(project, source, clip_id, participant, shift, key)
+    if run.keep_dicom and kind == "dicom":
+        _write_deidentified_dicom(project, source, clip_id, participant, shift, run.key, frames, area)
     record = {
         **{k: v for k, v in meta.items() if k != "spacing_mm"},
         "spacing_mm": None if clip.spacing_mm is None else [float(s) for s in clip.spacing_mm],
         "file": f"clips/{clip_id}.h5",
         "n_frames": int(frames.shape[0]),
         "frame_shape": [int(frames.shape[1]), int(frames.shape[2])],
-        "crop_region": clip.extra.get("crop_region"),
+        "crop_region": None if area is None else area.region.as_list(),
+        "imaging_area": None if area is None else area.to_record(),
+        "no_crop": area is None,
         "sex": deid.normalise_sex(mapped.get("sex") or ident.get("sex")),
         "age_band": mapped.get("age_band") or deid.age_band(ident.get("age"), ident.get("birth_date"),
                                                            ident.get("study_date")),
-        "site": mapped.get("site") or deid.site_pseudonym(key, ident.get("institution")),
+        # a site name from the CSV is pseudonymised exactly like a DICOM institution
+        "site": deid.site_pseudonym(run.key, mapped.get("site") or ident.get("institution")),
         "study_date_shifted": deid.shift_date(ident.get("study_date"), shift),
         "source_kind": kind,
         "ingested_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if existing is None:
+        project.upsert_clips([record])
+        run.by_sha[sha] = record
+        return "added", clip_id, ""
+    note = _recropped_annotations(project, clip_id, existing["frame_shape"], record["frame_shape"])
     project.upsert_clips([record])
-    return "added", clip_id
+    run.by_sha[sha] = record
+    return "recropped", clip_id, f"re-cropped to its correction {correction.as_list()}{note}"
 
 
-def _write_deidentified_dicom(project, source, clip_id, participant, shift, key) -> None:
+def _recropped_annotations(project: Project, clip_id: str, old_shape: list, new_shape: list) -> str:
+    """Keep a re-cropped clip's annotations if its frame size is unchanged, else set them aside."""
+    raters = project.annotations.raters(clip_id)
+    if not raters:
+        return ""
+    if list(old_shape) == list(new_shape):
+        return f"; annotations by {', '.join(raters)} kept (same frame size)"
+    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    for rater in raters:
+        path = project.annotations.path(clip_id, rater)
+        path.rename(path.with_name(f"{path.name}.recropped-{stamp}"))  # kept, never deleted
+    return (f"; frame size {old_shape} -> {new_shape}: annotations by {', '.join(raters)} no longer "
+            f"fit and were set aside as annotations/{clip_id}/*.json.recropped-{stamp}")
+
+
+def _write_deidentified_dicom(project, source, clip_id, participant, shift, key, frames, area) -> None:
     import pydicom
 
     from napari_ultramn.atomic import atomic_path
 
     ds = pydicom.dcmread(source)
-    deid.deidentify_dataset(ds, key, participant, shift)
+    # the copy carries the same cropped, blanked pixels as the project clip (contract E); a clip
+    # kept whole (--no-crop) keeps its original pixels
+    deid.deidentify_dataset(ds, key, participant, shift, frames=None if area is None else frames,
+                            crop_region=None if area is None else area.region.as_list())
     with atomic_path(project.root / "dicom" / f"{clip_id}.dcm") as tmp:
         ds.save_as(tmp, enforce_file_format=True)
 
 
+def _relative(path: Path, base: Path, source: Path) -> str:
+    """How a file is named to the user: its path relative to the SOURCE they gave."""
+    if path == source:
+        return str(source)
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def ingest(source: str | Path, project_dir: str | Path, *, mapping_csv: str | Path | None = None,
-           planes: list[str] | None = None, keep_dicom: bool = False) -> ProgressGen[IngestSummary]:
+           planes: list[str] | None = None, keep_dicom: bool = False, no_crop: bool = False,
+           lock_timeout_s: float = LOCK_TIMEOUT_S) -> ProgressGen[IngestSummary]:
     """Ingest every clip under ``source``; creates the project if needed. Yields progress.
 
-    A file that fails is reported (name + problem) and skipped; the others still go in.
+    ``no_crop`` keeps whole frames of files whose imaging area cannot be established (recorded).
+    A file that fails is reported (path relative to ``source`` + problem) and skipped; the others
+    still go in. Waits up to ``lock_timeout_s`` for another ingest into the same project.
     """
     source = Path(source)
     root = Path(project_dir)
-    if (root / "project.json").exists():
-        project = Project.open(root)
-    else:
-        project = Project.create(root, planes=planes or DEFAULT_PLANES)
+    mapping = read_mapping(mapping_csv)  # a bad CSV stops the run before anything is written
     sources = find_sources(source)
-    mapping = read_mapping(mapping_csv, source if source.is_dir() else source.parent)
+    root.mkdir(parents=True, exist_ok=True)
+    lock = ProjectLock(root, lock_timeout_s)
+    deadline = time.monotonic() + lock_timeout_s
+    while not lock.try_acquire():
+        if time.monotonic() >= deadline:
+            raise lock.timeout_error()
+        yield Progress(0, len(sources), lock.waiting_message())
+        time.sleep(0.5)
+    try:
+        return (yield from _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop))
+    finally:
+        lock.release()
+
+
+def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop) -> ProgressGen[IngestSummary]:
+    from napari_ultramn.region_corrections import load_corrections
+
+    project = Project.create(root, planes=planes or DEFAULT_PLANES)  # opens it if it exists
+    project.reload_clips()  # what an ingest that held the lock before us added
+    # a project with clips whose key has gone is refused, never given a new key
+    key = ensure_pseudonym_key(root, create=not project.clips())
+    run = _Run(project, key, mapping, load_corrections(root), keep_dicom, no_crop,
+               {r["source_sha256"]: r for r in project.clips()})  # fixed while we hold the lock
+    if no_crop and not project.config.get("no_crop"):
+        project.set_config(no_crop=True)
     summary = IngestSummary()
     base = source if source.is_dir() and clip_kind(source) != "frames" else source.parent
     for i, path in enumerate(sources):
-        yield Progress(i, len(sources), f"ingesting {path.name}")
+        rel = _relative(path, base, source)
+        yield Progress(i, len(sources), f"ingesting {rel}")
         try:
-            status, clip_id = ingest_one(project, path, base, mapping, keep_dicom)
+            status, clip_id, note = ingest_one(run, path, rel)
         except InputError as exc:
-            summary.failed.append((path.name, exc.problem))
+            summary.failed.append((rel, exc.problem))
             continue
-        (summary.added if status == "added" else summary.skipped).append(clip_id)
+        if status == "recropped":
+            summary.recropped.append((clip_id, note))
+        else:
+            (summary.added if status == "added" else summary.skipped).append(clip_id)
     yield Progress(len(sources), len(sources), summary.line())
     return summary

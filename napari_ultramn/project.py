@@ -7,24 +7,168 @@ Layout::
       clips.json              registry of de-identified clips          (schemas/clips.schema.json)
       clips/<clip_id>.h5      frames cropped to the imaging region   (napari_ultramn.io.hdf5clip)
       annotations/<clip_id>/<rater>.json                              (schemas/annotation.schema.json)
-      .secret/pseudonym.key   keyed-hash secret; never exported, never leaves the project
+      .project.lock           held (flock) by a writer of the registry: ingest, for its whole run
+      .secret/                mode 0700; never exported, never leaves the project
+        pseudonym.key         keyed-hash secret (64 hex digits), mode 0600
+        identifiers.json      every raw identifier ingest saw, for audits (schemas/identifiers.schema.json)
 
 Nothing in the project except ``.secret/`` can identify a patient.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as _dt
+import json
+import os
 import secrets
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from . import DEFAULT_PLANES, NON_STANDARD, __version__
 from .annotation.model import now_iso
 from .annotation.store import AnnotationStore
-from .errors import InputError
-from .schema import read_json, write_json
+from .atomic import _fsync_dir  # the same directory fsync every atomic write ends with
+from .errors import ConflictError, InputError
+from .schema import read_json, validate, write_json
 
 PROJECT_FILE = "project.json"
 CLIPS_FILE = "clips.json"
+LOCK_FILE = ".project.lock"
+#: How long a writer waits for another (e.g. a second ingest) before giving up with a message.
+LOCK_TIMEOUT_S = 1800.0
+
+
+class ProjectLock:
+    """Exclusive lock of a project for writers of its registry (``flock`` on ``.project.lock``).
+
+    Ingest holds it for its whole run, so two ingests into one project run one after the other;
+    :meth:`Project.upsert_clips` takes it around its read-merge-write. The kernel releases a
+    ``flock`` when its process dies (even ``kill -9``), so there are no stale locks to clean up.
+    Re-entrant within one thread (ingest holds it while calling ``upsert_clips``); other threads and
+    processes wait. The file holds who has it (pid, host, since), for the waiting message.
+    """
+
+    # (lock path, process id, thread id) -> [fd, depth]; the pid keeps a forked child, which
+    # inherits this dict and the descriptor, from believing it holds its parent's lock
+    _held: dict[tuple[str, int, int], list] = {}
+
+    def __init__(self, root: str | Path, timeout_s: float = LOCK_TIMEOUT_S):
+        self.path = Path(root) / LOCK_FILE
+        self.timeout_s = timeout_s
+
+    @property
+    def _key(self) -> tuple[str, int, int]:
+        return (os.path.realpath(self.path), os.getpid(), threading.get_ident())
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free (or already ours); never waits."""
+        held = self._held.get(self._key)
+        if held is not None:
+            held[1] += 1
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not _lock_fd(fd):
+            os.close(fd)
+            return False
+        info = {"pid": os.getpid(), "hostname": socket.gethostname(),
+                "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(info).encode())
+        self._held[self._key] = [fd, 1]
+        return True
+
+    def holder(self) -> str:
+        """Who holds the lock, in words (best effort: the file may be mid-rewrite)."""
+        try:
+            info = json.loads(self.path.read_text() or "{}")
+            return f"pid {info['pid']} on {info['hostname']}, since {info['since']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
+
+    def waiting_message(self) -> str:
+        return (f"waiting for another writer of the project ({self.holder()}) to finish "
+                f"(at most {self.timeout_s:.0f} s)")
+
+    def timeout_error(self) -> ConflictError:
+        return ConflictError(
+            f"{self.path.parent}: still in use by another writer ({self.holder()}) after waiting "
+            f"{self.timeout_s:.0f} s; run again when it has finished")
+
+    def acquire(self) -> None:
+        """Wait (polling) until the lock is ours; :class:`ConflictError` after ``timeout_s``."""
+        deadline = time.monotonic() + self.timeout_s
+        while not self.try_acquire():
+            if time.monotonic() >= deadline:
+                raise self.timeout_error()
+            time.sleep(0.2)
+
+    def release(self) -> None:
+        held = self._held.get(self._key)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del self._held[self._key]
+            os.close(held[0])  # closing the descriptor releases the flock
+
+    def __enter__(self) -> ProjectLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _lock_fd(fd: int) -> bool:
+    """Non-blocking exclusive lock of an open file; False when someone else holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: a byte-range lock of the first byte does the same job
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def write_private(path: Path, data: bytes, *, replace: bool = True) -> bool:
+    """Write a secret file atomically, readable by its owner only (mode 0600 from the start).
+
+    The temporary file is created 0600 in the target's folder (``mkstemp``), written and fsynced,
+    then renamed over ``path`` (``replace``) or hard-linked to it, which fails if ``path`` exists
+    (returns False, nothing changed). A crash leaves the old file or the new one, never half of one.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    _fsync_dir(path.parent)
+    return True
 
 
 class Project:
@@ -35,6 +179,7 @@ class Project:
         self.config = config
         self._clips = {c["clip_id"]: c for c in clips}
         self.annotations = AnnotationStore(self.root)
+        self._identifiers_known: set[tuple[str, str]] = set()  # cache of .secret/identifiers.json
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
@@ -58,14 +203,12 @@ class Project:
             "non_standard_label": NON_STANDARD,
         }
         root.mkdir(parents=True, exist_ok=True)
-        secret = root / ".secret"
-        secret.mkdir(exist_ok=True)
-        key_path = secret / "pseudonym.key"
-        if not key_path.exists():
-            key_path.write_text(secrets.token_hex(32) + "\n")
-            key_path.chmod(0o600)
-        write_json(root / CLIPS_FILE, {"schema_version": 1, "clips": []}, "clips")
-        write_json(root / PROJECT_FILE, config, "project")
+        with ProjectLock(root):
+            if (root / PROJECT_FILE).exists():  # another process made it while we waited
+                return cls.open(root)
+            ensure_pseudonym_key(root)  # before anything else, so no clip exists without its key
+            write_json(root / CLIPS_FILE, {"schema_version": 1, "clips": []}, "clips")
+            write_json(root / PROJECT_FILE, config, "project")
         return cls(root, config, [])
 
     @classmethod
@@ -121,18 +264,112 @@ class Project:
         clip.participant, clip.side, clip.plane = rec.get("participant"), rec.get("side"), rec.get("plane")
         return clip
 
-    def upsert_clips(self, records: list[dict]) -> None:
-        """Add or replace registry records and write the registry atomically (schema-checked)."""
-        merged = dict(self._clips)
-        for rec in records:
-            merged[rec["clip_id"]] = rec
-        write_json(
-            self.root / CLIPS_FILE,
-            {"schema_version": 1, "clips": sorted(merged.values(), key=lambda c: c["clip_id"])},
-            "clips",
-        )
-        self._clips = merged
+    def reload_clips(self) -> None:
+        """Re-read the registry from disk (another process may have added clips)."""
+        path = self.root / CLIPS_FILE
+        clips = read_json(path, "clips")["clips"] if path.exists() else []
+        self._clips = {c["clip_id"]: c for c in clips}
 
+    def upsert_clips(self, records: list[dict]) -> None:
+        """Add or replace registry records and write the registry atomically (schema-checked).
+
+        Under the project lock the registry is re-read first, so records another process wrote
+        since this one opened the project are merged, never dropped.
+        """
+        with ProjectLock(self.root):
+            self.reload_clips()
+            merged = dict(self._clips)
+            for rec in records:
+                merged[rec["clip_id"]] = rec
+            write_json(
+                self.root / CLIPS_FILE,
+                {"schema_version": 1, "clips": sorted(merged.values(), key=lambda c: c["clip_id"])},
+                "clips",
+            )
+            self._clips = merged
+
+    def set_config(self, **values) -> None:
+        """Update project.json (schema-checked, atomic, under the project lock)."""
+        with ProjectLock(self.root):
+            config = {**read_json(self.root / PROJECT_FILE, "project"), **values}
+            write_json(self.root / PROJECT_FILE, config, "project")
+            self.config = config
+
+    # -- secrets (ingest only) -------------------------------------------------------------
     def pseudonym_key(self) -> bytes:
-        """The secret of the keyed hash behind participant pseudonyms (ingest only)."""
-        return bytes.fromhex((self.root / ".secret" / "pseudonym.key").read_text().strip())
+        """The secret of the keyed hash behind participant pseudonyms; refused if unusable."""
+        return read_pseudonym_key(self.root / SECRET_DIR / KEY_FILE)
+
+    def record_identifiers(self, seen: Iterable[tuple[str, str]]) -> bool:
+        """Merge ``(kind, raw value)`` pairs into ``.secret/identifiers.json`` (contract D).
+
+        Written atomically with mode 0600 only when something new was seen; returns whether it was.
+        The audit reads this file to prove none of these values reached anything we export.
+        """
+        path = self.root / SECRET_DIR / IDENTIFIERS_FILE
+        seen = [(k, str(v)) for k, v in dict.fromkeys(seen) if v]
+        if all(pair in self._identifiers_known for pair in seen):
+            return False  # most files of a participant add nothing: no read, no write
+        with ProjectLock(self.root):
+            known = read_json(path, "identifiers")["identifiers"] if path.exists() else []
+            have = {(i["kind"], i["value"]) for i in known}
+            new = [pair for pair in seen if pair not in have]
+            self._identifiers_known = have | set(new)
+            if not new:
+                return False
+            obj = {"schema_version": 1,
+                   "identifiers": known + [{"kind": k, "value": v} for k, v in new]}
+            validate(obj, "identifiers", path)
+            _secret_dir(self.root)
+            write_private(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+        return True
+
+
+SECRET_DIR = ".secret"
+KEY_FILE = "pseudonym.key"
+IDENTIFIERS_FILE = "identifiers.json"
+#: Bytes of key a pseudonym needs: HMAC-SHA256 with less than its block of secret is guessable.
+MIN_KEY_BYTES = 32
+_KEY_WAY_ON = ("restore it from a backup of the project (a new key would give every participant a "
+               "new pseudonym and break the link to clips already ingested)")
+
+
+def _secret_dir(root: Path) -> Path:
+    secret = Path(root) / SECRET_DIR
+    secret.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secret.chmod(0o700)  # also tightens a folder made by an older version or another tool
+    return secret
+
+
+def ensure_pseudonym_key(root: str | Path, create: bool = True) -> bytes:
+    """The project's pseudonym key, created on first use: 32 random bytes as hex, mode 0600.
+
+    Created atomically (a 0600 temporary file in ``.secret``, fsynced, then hard-linked to its name,
+    which fails if another process got there first: then theirs is used), so a crash or a full disk
+    never leaves a half-written key that a later ingest would trust. ``create=False`` (a project
+    that already has clips) refuses a missing key instead: a new one would re-pseudonymise.
+    """
+    key_path = _secret_dir(Path(root)) / KEY_FILE
+    if create and not key_path.exists():
+        write_private(key_path, (secrets.token_hex(MIN_KEY_BYTES) + "\n").encode("ascii"), replace=False)
+    return read_pseudonym_key(key_path)
+
+
+def read_pseudonym_key(key_path: Path) -> bytes:
+    """Read and check the key: missing, unreadable, empty, not hex or short keys are refused."""
+    try:
+        text = key_path.read_bytes().decode("ascii").strip()
+    except FileNotFoundError:
+        raise InputError(key_path, f"pseudonym key is missing: {_KEY_WAY_ON}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(key_path, f"pseudonym key cannot be read ({exc}): {_KEY_WAY_ON}") from None
+    if not text:
+        raise InputError(key_path, f"pseudonym key is empty (a full disk or an interrupted write?): {_KEY_WAY_ON}")
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise InputError(key_path, f"pseudonym key is not hexadecimal: {_KEY_WAY_ON}") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise InputError(key_path, f"pseudonym key is too short ({len(key)} bytes, at least "
+                                   f"{MIN_KEY_BYTES} needed): {_KEY_WAY_ON}")
+    return key

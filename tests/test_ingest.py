@@ -14,6 +14,7 @@ from dataset_tools.ingest import ingest, plane_from_text
 from napari_ultramn.cli import main as cli_main
 from napari_ultramn.progress import run_to_end
 from napari_ultramn.project import Project
+from tests.test_ingest_support import contracts  # noqa: F401  (autouse fixture)
 
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 IDENTIFIERS = ("DOE^JANE", "MRN-0042", "19580317", "St Elsewhere Hospital", "ACC998877", "SMITH^JOHN")
@@ -117,11 +118,37 @@ def test_mapping_csv_overrides_side_and_plane(tmp_path, source):
     assert len(rec) == 1 and rec[0]["side"] == "left"
 
 
-def test_bad_files_are_reported_by_name_and_the_rest_ingested(tmp_path, source):
+def test_bad_files_are_reported_by_path_relative_to_source_and_the_rest_ingested(tmp_path, source):
     (source / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")
+    whole = (source / "a" / "wrist.dcm").read_bytes()
+    cut = whole.index(b"\xe0\x7f\x10\x00") - 40  # inside the header, before the pixel data
+    for folder in ("x", "y"):  # the same file name in two folders must stay distinguishable
+        (source / folder).mkdir()
+        (source / folder / "IM0001.dcm").write_bytes(whole[:cut])
     summary = run_to_end(ingest(source, tmp_path / "p"))
     assert len(summary.added) == 3
-    assert [name for name, _ in summary.failed] == ["broken.dcm"]
+    failed = dict(summary.failed)
+    assert sorted(failed) == ["broken.dcm", "x/IM0001.dcm", "y/IM0001.dcm"]
+    assert failed["broken.dcm"].startswith("DICOM header is") and "truncated" in failed["broken.dcm"]
+    assert failed["x/IM0001.dcm"].startswith("DICOM header is truncated: the file ends after")
+    assert "patient id" not in failed["x/IM0001.dcm"]
+
+
+def test_cli_exit_status_is_2_when_a_file_failed(tmp_path, source, capsys):
+    (source / "a" / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")
+    assert cli_main(["ingest", str(source), str(tmp_path / "p"), "-q"]) == 2
+    out = capsys.readouterr().out
+    assert "3 added, 0 already present, 1 failed" in out and "  failed: a/broken.dcm: DICOM header is" in out
+    (source / "a" / "broken.dcm").unlink()
+    assert cli_main(["ingest", str(source), str(tmp_path / "p"), "-q"]) == 0
+
+
+def test_dicom_regions_crop_and_are_recorded_in_source_coordinates(tmp_path, source):
+    run_to_end(ingest(source, tmp_path / "p"))
+    for rec in Project.open(tmp_path / "p").clips():
+        assert rec["crop_region"] == [10, 0, 40, 32] and rec["no_crop"] is False
+        assert rec["imaging_area"]["source"] == "dicom-regions"
+        assert rec["imaging_area"]["region"] == [10, 0, 40, 32]
 
 
 def test_unknown_plane_in_mapping_is_refused(tmp_path, source):
