@@ -187,6 +187,17 @@ def _cropped_frames(clip: Clip, area) -> np.ndarray:
     return out
 
 
+def _identity(source: Path, kind: str | None) -> dict:
+    """Header identity of a DICOM file, or of a single-frame series' first file in frame order."""
+    if kind == "dicom":
+        return dicom_identity(source)
+    if kind == "dicom_series":
+        from napari_ultramn.io.dicom_series import series_files
+
+        return dicom_identity(series_files(source)[0])
+    return {}
+
+
 def ingest_one(run: _Run, source: Path, rel: str) -> tuple[str, str, str]:
     """Ingest one source; returns ``(status, clip_id, note)``, status 'added', 'skipped' or 'recropped'."""
     from napari_ultramn.io import open_clip
@@ -198,7 +209,7 @@ def ingest_one(run: _Run, source: Path, rel: str) -> tuple[str, str, str]:
     existing = run.by_sha.get(sha)
     kind = clip_kind(source)
     mapped = mapping_row(run.mapping, rel)
-    ident = dicom_identity(source) if kind == "dicom" else {}
+    ident = _identity(source, kind)
     seen = list(ident.get("identifiers", []))
     seen += [(k, mapped[k]) for k in ("patient_id", "site") if mapped.get(k)]
     # before any clip of this source exists; for a file already in the project too, so a project

@@ -52,9 +52,37 @@ def figure_html(fig, caption: str = "") -> str:
     return f'<figure><img src="data:image/png;base64,{data}" alt="{escape(caption)}">{cap}</figure>'
 
 
+#: Column names of our tables (CSV names) -> headers in words, units in brackets.
+HEADER_WORDS = {
+    "dice": "nerve Dice", "iou": "nerve IoU", "hd": "HD (max)", "hd95": "HD95", "assd": "ASSD",
+    "ci_low": "95% CI low", "ci_high": "95% CI high", "n_clips": "clips", "n_frames": "frames",
+    "n_subjects": "subjects", "n_raters": "raters", "n_participants": "participants",
+    "sd": "SD", "loa_low": "lower limit of agreement", "loa_high": "upper limit of agreement",
+}
+_UNIT_SUFFIXES = (("_mm2", "mm²"), ("_mm", "mm"), ("_ms", "ms"), ("_s", "s"), ("_px", "px"))
+
+
+def readable_header(name: object) -> str:
+    """``'csa_error_mm2'`` -> ``'CSA error (mm²)'``: what a reader sees, not the CSV's name."""
+    text = str(name)
+    if text in HEADER_WORDS:
+        return HEADER_WORDS[text]
+    unit = ""
+    for suffix, word in _UNIT_SUFFIXES:
+        if text.endswith(suffix) and len(text) > len(suffix):
+            text, unit = text[: -len(suffix)], f" ({word})"
+            break
+    text = HEADER_WORDS.get(text, text).replace("_", " ").replace("mm2", "mm²")
+    return text.replace("csa ", "CSA ").replace("hd95", "HD95") + unit
+
+
 def table_html(df, float_format: str = "{:.3f}", max_rows: int = 60) -> str:
-    """A pandas DataFrame as an HTML table (first ``max_rows`` rows, with a note if cut)."""
-    shown = df.head(max_rows)
+    """A pandas DataFrame as an HTML table (first ``max_rows`` rows, with a note if cut).
+
+    Headers are put in words with units (:func:`readable_header`); a ``unit`` column says mm²."""
+    shown = df.head(max_rows).rename(columns=readable_header)
+    if "unit" in shown.columns:
+        shown = shown.assign(unit=shown["unit"].replace({"mm2": "mm²"}))
     out = shown.to_html(index=False, float_format=lambda v: float_format.format(v), border=0, na_rep="-")
     # wide tables scroll inside their own box instead of pushing the page sideways
     out = f"<div class='table-box'>{out}</div>"

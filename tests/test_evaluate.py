@@ -111,7 +111,7 @@ def test_cli_evaluate(trained, tmp_path, capsys):
     ds, run = trained
     assert main(["evaluate", str(run), str(ds), "--split", "test", "--out", str(tmp_path / "o"), "--device", "cpu", "-q"]) == 0
     out = capsys.readouterr().out
-    assert "plane_accuracy" in out and "ultramn" in out
+    assert "plane accuracy (frames)" in out and "ultramn" in out and "best epoch" in out
     assert main(["evaluate", str(tmp_path / "none"), str(ds), "-q"]) == 2
     assert "no such run folder or checkpoint" in capsys.readouterr().err
 

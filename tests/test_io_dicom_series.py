@@ -165,3 +165,21 @@ def test_find_sources_one_clip_per_series_folder(tmp_path):
     assert find_sources(study / "p1") == [study / "p1"]
     assert open_clip(study / "p1").shape == (3, 8, 8)
     assert "holds DICOM images of 2 series (1.8.0 in t0.dcm, 1.8.1 in t1.dcm)" in _message(study / "tangle")
+
+
+def test_ingest_reads_the_series_identity_from_its_first_frame(series, tmp_path):
+    """No mapping CSV: the participant comes from the series' PatientID, as for a cine file."""
+    from dataset_tools import deid
+    from dataset_tools.ingest import ingest
+    from napari_ultramn.progress import run_to_end
+    from napari_ultramn.project import Project
+
+    folder, frames = series
+    patient_id = pydicom.dcmread(series_files(folder)[0]).PatientID
+    summary = run_to_end(ingest(folder, tmp_path / "project"))
+    assert summary.failed == [] and len(summary.added) == 1
+    project = Project.open(tmp_path / "project")
+    record = project.clips()[0]
+    assert record["source_kind"] == "dicom_series" and record["n_frames"] == len(frames)
+    assert record["participant"] == deid.pseudonym(project.pseudonym_key(), patient_id)
+    assert record["crop_region"] == [2, 3, 20, 30]

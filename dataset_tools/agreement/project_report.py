@@ -94,7 +94,7 @@ class AgreementResult:
     #: what the summary's ``n`` counts, row by row
     N_NOTE = ("n: the number of things each row is computed over: clips for plane (clip), frames for "
               "plane (frame), rater-pair frames with both masks drawn for boundary rows, and frames "
-              "measured by every rater for area ICCs. Confidence intervals (ci_low, ci_high) are 95% "
+              "measured by every rater for area ICCs. Confidence intervals (95% CI low, high) are "
               "percentile bootstraps over participants.")
 
     def section(self, report_href: str | None = None) -> ReportSection:
