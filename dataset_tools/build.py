@@ -372,4 +372,22 @@ def _manifest(project, folder, written, excluded, split, vocabulary, label_sourc
         "clips": [{k: w[k] for k in ("clip_id", "split", "participant", "side", "plane", "n_frames",
                                      "frame_shape", "annotated_frames")} for w in written],
         "excluded": excluded,
+        "deidentification": deidentification_summary(project, [w["clip_id"] for w in written]),
     }
+
+
+def deidentification_summary(project, clip_ids: list[str]) -> dict:
+    """How each clip's frames were made safe: where its imaging area came from, and which clips
+    were kept whole with ``ingest --no-crop`` (so the manifest and card say so)."""
+    sources: Counter = Counter()
+    uncropped = []
+    for clip_id in clip_ids:
+        rec = project.clip_record(clip_id)
+        area = rec.get("imaging_area") or {}
+        if rec.get("no_crop"):
+            uncropped.append(clip_id)
+            sources["none (ingest --no-crop)"] += 1
+        else:
+            # clips ingested before imaging areas were recorded were cropped to DICOM regions or not at all
+            sources[area.get("source") or ("dicom-regions" if rec.get("crop_region") else "unknown")] += 1
+    return {"imaging_area_sources": dict(sources), "uncropped_clips": uncropped}

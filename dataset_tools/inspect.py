@@ -166,6 +166,9 @@ Frame-level plane labels per split:
 {planes}
 ```
 
+## De-identification
+{_deid_text(manifest.get("deidentification"))}
+
 ## Excluded clips
 {excluded}
 
@@ -179,6 +182,23 @@ Check it with `ultramn validate-dataset DIR`; train from it with
 package, `import hdf5plugin` before opening the files with h5py (HDFView and other HDF5 tools need
 the Blosc plugin installed).
 """
+
+
+def _deid_text(deid: dict | None) -> str:
+    """The card's account of how frames were cropped, and a warning for clips kept whole."""
+    if not deid:
+        return "Not recorded (dataset built before imaging areas were recorded)."
+    words = {"dicom-regions": "the DICOM ultrasound regions", "detected": "detected from the pixels",
+             "mapping": "the mapping CSV's region column", "corrected": "a region corrected by hand"}
+    parts = [f"{n} from {words.get(src, src)}" for src, n in sorted(deid["imaging_area_sources"].items())
+             if not src.startswith("none")]
+    text = ("Frames are cropped to the ultrasound imaging area and static overlays inside it are "
+            f"blanked: {', '.join(parts) or 'no clip'}.")
+    if deid["uncropped_clips"]:
+        text += (f"\n\n**Warning:** {len(deid['uncropped_clips'])} clip(s) were ingested with `--no-crop` and "
+                 "keep the whole screen, including any text burned into it: "
+                 + ", ".join(f"`{c}`" for c in deid["uncropped_clips"]) + ".")
+    return text
 
 
 def _filter_name(compression) -> str:
