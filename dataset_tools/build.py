@@ -156,9 +156,7 @@ def build_dataset(
     overwrite: bool = False,
 ) -> ProgressGen[dict]:
     """Build the dataset (see module docstring); yields Progress, returns the manifest dict."""
-    from napari_ultramn.io.h5 import load_h5py
-    h5py = load_h5py()
-
+    from napari_ultramn.io.h5 import create_h5
     from napari_ultramn.project import Project
 
     from .inspect import dataset_card
@@ -209,7 +207,7 @@ def build_dataset(
         with contextlib.ExitStack() as stack:
             files = {}
             for s in SPLITS:
-                fh = stack.enter_context(h5py.File(tmp / f"{s}.h5", "w"))
+                fh = stack.enter_context(create_h5(tmp / f"{s}.h5", shown=out_dir / f"{s}.h5"))
                 fh.attrs.update({"dataset_format": FORMAT, "dataset_format_version": FORMAT_VERSION,
                                  "split": s,
                                  "vocabulary": json.dumps(vocabulary),
