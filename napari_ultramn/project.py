@@ -43,11 +43,17 @@ class Project:
     ) -> Project:
         """Make a new project folder (or return the existing one unchanged)."""
         root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise InputError(root, "is a file, not a project folder")
         if (root / PROJECT_FILE).exists():
             return cls.open(root)
         planes = list(planes)
-        if not planes or len(set(planes)) != len(planes) or NON_STANDARD in planes:
-            raise ValueError(f"plane vocabulary must be unique names, without '{NON_STANDARD}': {planes}")
+        repeated = sorted({p for p in planes if planes.count(p) > 1})
+        if not planes or repeated or NON_STANDARD in planes:
+            why = (f"'{repeated[0]}' is given twice" if repeated else "it is empty" if not planes
+                   else f"'{NON_STANDARD}' is added by itself")
+            raise InputError(root, f"plane vocabulary must be unique names, without '{NON_STANDARD}': "
+                             f"{why} in {planes}")
         config = {
             "format": "ultramn-project",
             "schema_version": 1,
@@ -71,6 +77,8 @@ class Project:
     @classmethod
     def open(cls, root: str | Path) -> Project:
         root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise InputError(root, "is a file, not a project folder")
         if not (root / PROJECT_FILE).is_file():
             raise InputError(root, f"is not an UltraMN project (no {PROJECT_FILE})")
         config = read_json(root / PROJECT_FILE, "project")
