@@ -61,7 +61,7 @@ import numpy as np
 from napari_ultramn import __version__
 from napari_ultramn.annotation import PROVENANCES
 from napari_ultramn.atomic import fsync_files
-from napari_ultramn.errors import InputError
+from napari_ultramn.errors import InputError, output_error
 from napari_ultramn.io.h5 import compression_kwargs
 from napari_ultramn.progress import Progress, ProgressGen
 from napari_ultramn.schema import write_json
@@ -199,9 +199,12 @@ def build_dataset(
         split = make_split(eligible, ratios, seed)
         clip_split = apply_split(split, eligible)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.building-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    try:  # a read-only or full folder is named as the user gave it, not by the hidden name
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise output_error(exc, out_dir) from None
     try:
         written: list[dict] = []
         with contextlib.ExitStack() as stack:

@@ -35,7 +35,11 @@ from tests.project_factory import make_project
 def run_cli(capsys, *argv) -> tuple[int, str]:
     """``(exit status, stderr)`` of ``ultramn argv...`` run in-process."""
     code = main([str(a) for a in argv])
-    return code, capsys.readouterr().err
+    err = capsys.readouterr().err
+    if os.environ.get("BAT_SHOW"):
+        with capsys.disabled():
+            print("\n   STDERR:", err.strip())
+    return code, err
 
 
 def assert_one_line(err: str, *needles: str) -> None:
@@ -344,7 +348,7 @@ def test_readonly_out_build(capsys, project, readonly):
     readonly(Path("ro"))
     code, err = run_cli(capsys, "build-dataset", project, "ro/ds", "--rater", "r1", "--min-frames", "4", "-q")
     assert code == 2
-    assert_one_line(err, "ro/")
+    assert_one_line(err, "ro/ds: cannot write")
     assert "read-only" in err or "permission" in err
 
 
