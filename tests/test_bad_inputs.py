@@ -408,3 +408,34 @@ def test_real_full_disk_ingest(tmp_path):
         assert not list((disk / "proj" / "clips").glob("*")) and leftovers(disk / "proj") == []
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+# -- the CLI's safety net -----------------------------------------------------------------------
+@pytest.mark.parametrize(("code", "problem"), [(errno.EACCES, "permission denied"),
+                                               (errno.EDQUOT, "disk quota exceeded"),
+                                               (errno.ENAMETOOLONG, "file name too long")])
+def test_library_oserror_is_one_line(capsys, tmp_path, monkeypatch, code, problem):
+    """An OSError a library raised past our writers still prints as one line naming the file,
+    relative to the working folder when the library made the path absolute."""
+    import napari_ultramn.cli.inspect_dataset as command
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(args):
+        raise OSError(code, os.strerror(code), str(tmp_path / "ds" / "train.h5"))
+
+    monkeypatch.setattr(command, "run", run)
+    status, err = run_cli(capsys, "inspect-dataset", "ds")
+    assert status == 2
+    assert_one_line(err, f"ultramn inspect-dataset: error: {Path('ds') / 'train.h5'}: {problem}")
+
+
+def test_other_oserrors_are_not_hidden(tmp_path, monkeypatch):
+    import napari_ultramn.cli.inspect_dataset as command
+
+    def run(args):
+        raise ConnectionResetError(errno.ECONNRESET, "reset")
+
+    monkeypatch.setattr(command, "run", run)
+    with pytest.raises(ConnectionResetError):
+        main(["inspect-dataset", str(tmp_path)])
