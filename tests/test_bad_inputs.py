@@ -285,13 +285,24 @@ def test_create_h5_full_disk_closes_cleanly(tmp_path, monkeypatch):
     from napari_ultramn.io.h5 import load_h5py
     from napari_ultramn.io.hdf5clip import read_hdf5_clip, write_clip_group
 
-    frames = np.random.default_rng(0).integers(0, 255, (20, 64, 64), np.uint8)
+    # 12 MB of noise: more than HDF5's chunk cache (8 MB), so chunks reach the disk while writing
+    frames = np.random.default_rng(0).integers(0, 255, (48, 512, 512), np.uint8)
+
+    class LazyFrames:  # a lazy clip: written frame by frame, counting the frames decoded
+        shape, decoded = frames.shape, []
+
+        def __getitem__(self, t):
+            self.decoded.append(t)
+            return frames[t]
+
+    lazy = LazyFrames()
     with monkeypatch.context() as m:
-        full_disk_after(m, 10_000)
+        full_disk_after(m, 2_000_000)
         with pytest.raises(OutputError, match=r"shown\.h5: cannot write: no space left on the disk"):
             with create_h5(tmp_path / "a.h5", shown="shown.h5") as fh:
-                write_clip_group(fh, frames, {"clip_id": "a"})
+                write_clip_group(fh, lazy, {"clip_id": "a"})
     assert not (tmp_path / "a.h5").exists()
+    assert len(lazy.decoded) < len(frames)  # stopped at the failure, not after the whole clip
     h5f = load_h5py().h5f
     assert h5f.get_obj_ids(types=h5f.OBJ_FILE) == []  # no file left open in the library
     with create_h5(tmp_path / "b.h5") as fh:
