@@ -255,6 +255,19 @@ def test_header_cut_short(capsys, source):
     assert not list(Path("proj").glob("clips/*.h5"))
 
 
+def test_unreadable_dicom_says_so(tmp_path, monkeypatch):
+    """Root reads any file, so the permission error is simulated where pydicom opens the file."""
+    path = tmp_path / "IM1.dcm"
+    write_dicom(path, gray_frames(2))
+
+    def dcmread(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(pydicom, "dcmread", dcmread)
+    with pytest.raises(InputError, match=r"IM1\.dcm: cannot be read \(permission denied\)"):
+        read_dicom_clip(path)
+
+
 @pytest.mark.parametrize(("tsuid", "offset_table"), [
     (uid.ExplicitVRLittleEndian, None),
     *((ts, bot) for ts in (uid.JPEGBaseline8Bit, uid.RLELossless, uid.JPEGLSLossless) for bot in (True, False)),

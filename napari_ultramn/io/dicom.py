@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, describe_oserror
 from .clip import Clip, LazyFrames, Region
 
 # SOP classes whose pixel data is an image a person could annotate.
@@ -242,6 +242,8 @@ def _read_dataset(path: Path):
         warnings.simplefilter("always")
         try:
             ds = pydicom.dcmread(path)
+        except OSError as exc:  # the file itself cannot be read (permission, I/O error)
+            raise InputError(path, f"cannot be read ({describe_oserror(exc)})") from None
         except InvalidDicomError as exc:
             if path.stat().st_size < _PREAMBLE_END:  # cut inside the preamble or the 'DICM' prefix
                 raise InputError(path, _truncated_header(path)) from None
