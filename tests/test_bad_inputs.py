@@ -405,32 +405,51 @@ def test_train_on_frames_the_model_cannot_halve(capsys, project):
 
 
 # -- a real full disk ---------------------------------------------------------------------------
-@pytest.mark.slow
-def test_real_full_disk_ingest(tmp_path):
-    """A real tiny filesystem: HDF5 fails mid-file. Once this ended in a segfault after pages of
-    HDF5 errors; now one line, exit 2, nothing left half-written (run in a subprocess so a crash
-    at interpreter exit would show)."""
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 400 KiB tmpfs at ``tmp_path/disk`` (root only)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tiny filesystem needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not _mount("-t", "tmpfs", "-o", "size=400k", "tmpfs", str(disk)):
+        pytest.skip("mount fails here")
+    yield disk
+    subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def _ultramn_subprocess(cwd: Path, *argv) -> subprocess.CompletedProcess:
+    """Run in a subprocess so that a crash at interpreter exit (the old segfault) would show."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-m", "napari_ultramn", *argv], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_real_full_disk_ingest(tmp_path, tiny_disk):
+    """A real tiny filesystem: HDF5 fails mid-file. Once this ended in a segfault after pages of
+    HDF5 errors; now one line, exit 2, nothing left half-written."""
     src = tmp_path / "src"
     src.mkdir()
     for i in range(3):
         write_dicom(src / f"IM{i}.dcm", np.random.default_rng(i).integers(0, 255, (40, 96, 128), np.uint8),
                     patient_id=f"PAT-{i}")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if not _mount("-t", "tmpfs", "-o", "size=400k", "tmpfs", str(disk)):
-        pytest.skip("mount fails here")
-    try:
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-        proc = subprocess.run([sys.executable, "-m", "napari_ultramn", "ingest", "src", "disk/proj", "-q"],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 2, proc.stderr[-2000:]
-        assert_one_line(proc.stderr, "disk/proj/", "no space left on the disk")
-        assert "HDF5-DIAG" not in proc.stderr
-        assert not list((disk / "proj" / "clips").glob("*")) and leftovers(disk / "proj") == []
-    finally:
-        subprocess.run(["umount", str(disk)], capture_output=True)
+    proc = _ultramn_subprocess(tmp_path, "ingest", "src", "disk/proj", "-q")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert_one_line(proc.stderr, "disk/proj/", "no space left on the disk")
+    assert "HDF5-DIAG" not in proc.stderr
+    assert not list((tiny_disk / "proj" / "clips").glob("*")) and leftovers(tiny_disk / "proj") == []
+
+
+@pytest.mark.slow
+def test_real_full_disk_build(tmp_path, tiny_disk):
+    make_project(tmp_path / "proj", n_participants=4, n_frames=40, frame_shape=(96, 128), raters=("r1",))
+    proc = _ultramn_subprocess(tmp_path, "build-dataset", "proj", "disk/ds", "--rater", "r1",
+                               "--compression", "none", "-q")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert_one_line(proc.stderr, "disk/ds/", "no space left on the disk")
+    assert "HDF5-DIAG" not in proc.stderr
+    assert list(tiny_disk.iterdir()) == []
 
 
 # -- the CLI's safety net -----------------------------------------------------------------------
