@@ -63,7 +63,7 @@ import numpy as np
 from napari_ultramn import __version__
 from napari_ultramn.annotation import PROVENANCES
 from napari_ultramn.atomic import fsync_files
-from napari_ultramn.errors import InputError
+from napari_ultramn.errors import InputError, output_error
 from napari_ultramn.io.h5 import compression_kwargs
 from napari_ultramn.output_folder import (
     OutputFolder,
@@ -214,8 +214,7 @@ def build_dataset(
 def _build(project, folder: OutputFolder, consensus, rater, size, spacing_mm, ratios, seed,
            split_file, min_frames, min_raters, compression) -> ProgressGen[dict]:
     """The build proper, with ``folder`` locked; the result is installed only when complete."""
-    from napari_ultramn.io.h5 import load_h5py
-    h5py = load_h5py()
+    from napari_ultramn.io.h5 import create_h5
 
     from .inspect import dataset_card
 
@@ -242,13 +241,16 @@ def _build(project, folder: OutputFolder, consensus, rater, size, spacing_mm, ra
         split = make_split(eligible, ratios, seed)
         clip_split = apply_split(split, eligible)
 
-    tmp = folder.new_building_dir()
+    try:  # a read-only or full folder is named as the user gave it, not by the hidden name
+        tmp = folder.new_building_dir()
+    except OSError as exc:
+        raise output_error(exc, folder.path) from None
     try:
         written: list[dict] = []
         with contextlib.ExitStack() as stack:
             files = {}
             for s in SPLITS:
-                fh = stack.enter_context(h5py.File(tmp / f"{s}.h5", "w"))
+                fh = stack.enter_context(create_h5(tmp / f"{s}.h5", shown=folder.path / f"{s}.h5"))
                 fh.attrs.update({"dataset_format": FORMAT, "dataset_format_version": FORMAT_VERSION,
                                  "split": s,
                                  "vocabulary": json.dumps(vocabulary),

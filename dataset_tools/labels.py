@@ -64,6 +64,18 @@ def eligibility(project, rec: dict, *, rater, min_raters, min_frames, spacing_mm
     return None
 
 
+def load_project_annotation(project, clip_id: str, rater: str):
+    """One rater's :class:`ClipAnnotation` of a project clip, its plane labels checked against
+    the project's vocabulary; any problem is one :class:`InputError` naming the file."""
+    path = project.annotations.path(clip_id, rater)
+    ann = load_annotation_file(path)
+    unknown = ann.unknown_planes(project.plane_labels)
+    if unknown:
+        raise InputError(path, f"plane label {unknown[0]!r} is not in the project's vocabulary "
+                         f"({', '.join(project.plane_labels)})")
+    return ann
+
+
 def clip_labels(project, clip_id: str, *, method: str | None, rater: str | None,
                 min_raters: int = 2) -> ClipLabels:
     """Labels of one clip; raises ValueError (with the reason) when there are none.
@@ -76,12 +88,12 @@ def clip_labels(project, clip_id: str, *, method: str | None, rater: str | None,
     if rater is not None:
         if not project.annotations.exists(clip_id, rater):
             raise ValueError(f"no annotation by rater '{rater}'")
-        ann = load_annotation_file(project.annotations.path(clip_id, rater))
+        ann = load_project_annotation(project, clip_id, rater)
         masks, annotated = ann.mask_stack()
         return ClipLabels(masks, annotated, ann.frame_planes(), ann.clip_plane, ann.quality,
                           ann.provenance_codes(), 1)
     clip_consensus = consensus_function()
-    annotations = {r: load_annotation_file(project.annotations.path(clip_id, r))
+    annotations = {r: load_project_annotation(project, clip_id, r)
                    for r in project.annotations.human_raters(clip_id)}
     result = clip_consensus(annotations, method=method, min_raters=min_raters)
     if result is None:

@@ -8,12 +8,15 @@ power cut.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from .errors import OutputError, output_error
 
 
 def _current_umask() -> int:
@@ -48,23 +51,60 @@ def fsync_files(paths: Iterable[str | Path]) -> None:
             os.fsync(fh.fileno())
 
 
+#: errno values only a write can raise: an OSError with one of these inside a writing block is this
+#: output's failure, never an input's, so it is reported as an OutputError naming the output.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _make_temp(path: Path, suffix: str) -> tuple[int, str]:
+    """Create the folder and a temporary file beside ``path``; a folder we cannot write to (read-
+    only, no permission, a file in the way) is one OutputError naming ``path``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except FileExistsError:  # mkdir met a file where a folder of the path should be
+        raise OutputError(path, "cannot write: a part of the path is a file, not a folder",
+                          errno.ENOTDIR) from None
+    except OSError as exc:
+        raise output_error(exc, path) from None
+
+
+@contextlib.contextmanager
+def _removed_on_error(tmp_name: str | Path, path: Path) -> Iterator[None]:
+    """Remove the temporary file if the block fails; a write-only errno becomes an OutputError."""
+    try:
+        yield
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.errno in _WRITE_ERRNOS:
+            raise output_error(exc, path) from None
+        raise
+
+
+def _finish(tmp_name: str | Path, path: Path) -> None:
+    try:
+        os.replace(tmp_name, path)
+    except OSError as exc:  # e.g. ``path`` is a folder
+        raise output_error(exc, path) from None
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, suffix: str = ".tmp") -> Iterator[BinaryIO]:
-    """Open a binary file whose content appears at ``path`` only when the block ends cleanly."""
+    """Open a binary file whose content appears at ``path`` only when the block ends cleanly.
+
+    A full disk, a quota or a folder we may not write to ends in one :class:`OutputError` naming
+    ``path``, with the temporary file removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    try:
+    fd, tmp_name = _make_temp(path, suffix)
+    with _removed_on_error(tmp_name, path):
         os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
+        _finish(tmp_name, path)
     _fsync_dir(path.parent)
 
 
@@ -89,18 +129,13 @@ def atomic_path(path: str | Path, suffix: str = ".partial") -> Iterator[Path]:
     Temporary names start with '.' and end with ``suffix`` so they never look complete.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, tmp_name = _make_temp(path, suffix)
     os.fchmod(fd, _FILE_MODE)
     os.close(fd)
     tmp = Path(tmp_name)
-    try:
+    with _removed_on_error(tmp, path):
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+        _finish(tmp, path)
     _fsync_dir(path.parent)

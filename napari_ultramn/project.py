@@ -171,6 +171,13 @@ def write_private(path: Path, data: bytes, *, replace: bool = True) -> bool:
     return True
 
 
+def _not_a_file(root: str | Path) -> Path:
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise InputError(root, "is a file, not a project folder")
+    return root
+
+
 class Project:
     """Open with :meth:`open` or make with :meth:`create`; every read and write is schema-checked."""
 
@@ -187,12 +194,16 @@ class Project:
         cls, root: str | Path, name: str | None = None, planes: tuple[str, ...] | list[str] = DEFAULT_PLANES
     ) -> Project:
         """Make a new project folder (or return the existing one unchanged)."""
-        root = Path(root)
+        root = _not_a_file(root)
         if (root / PROJECT_FILE).exists():
             return cls.open(root)
         planes = list(planes)
-        if not planes or len(set(planes)) != len(planes) or NON_STANDARD in planes:
-            raise ValueError(f"plane vocabulary must be unique names, without '{NON_STANDARD}': {planes}")
+        repeated = sorted({p for p in planes if planes.count(p) > 1})
+        if not planes or repeated or NON_STANDARD in planes:
+            why = (f"'{repeated[0]}' is given twice" if repeated else "it is empty" if not planes
+                   else f"'{NON_STANDARD}' is always added")
+            raise InputError(root, f"plane vocabulary must be unique names, without '{NON_STANDARD}': "
+                             f"{why} in {planes}")
         config = {
             "format": "ultramn-project",
             "schema_version": 1,
@@ -213,7 +224,7 @@ class Project:
 
     @classmethod
     def open(cls, root: str | Path) -> Project:
-        root = Path(root)
+        root = _not_a_file(root)
         if not (root / PROJECT_FILE).is_file():
             raise InputError(root, f"is not an UltraMN project (no {PROJECT_FILE})")
         config = read_json(root / PROJECT_FILE, "project")

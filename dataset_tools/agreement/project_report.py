@@ -9,6 +9,11 @@ and ``report.html`` (self-contained; figures inline).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from napari_ultramn.atomic import atomic_write_text
+from napari_ultramn.errors import InputError, OutputError, output_error
 from napari_ultramn.progress import Progress, ProgressGen, relay
 from napari_ultramn.report import ReportSection, escape, table_html, write_report
 
@@ -180,20 +186,60 @@ def agreement_report(project, out_dir, *, seed: int = 0, n_boot: int = 200, tole
 
         project = Project.open(project)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    gen = build_tables(project, tolerance_mm=tolerance_mm)
-    tables = yield from _scaled(gen, 0, 60)
-    stats = yield from _scaled(compute_statistics(tables, n_boot=n_boot, seed=seed), 60, 30)
-    result = AgreementResult(out_dir, tables, stats, n_boot=n_boot, seed=seed)
-    yield Progress(90, 100, "plots")
-    result.figures_html = figures.all_figures(result, project, n_thumbnails)
-    result.files = _write_csvs(out_dir, tables, stats)
-    result.files["summary"] = out_dir / "summary.csv"
-    atomic_write_text(result.files["summary"], result.summary().to_csv(index=False, float_format="%.6g"))
-    write_report(result.report_path, f"Inter-rater agreement: {project.name}", _sections(result))
-    result.files["report"] = result.report_path
+    with staged_folder(out_dir) as stage:  # first: a folder we cannot write to fails before the work
+        gen = build_tables(project, tolerance_mm=tolerance_mm)
+        tables = yield from _scaled(gen, 0, 60)
+        stats = yield from _scaled(compute_statistics(tables, n_boot=n_boot, seed=seed), 60, 30)
+        result = AgreementResult(out_dir, tables, stats, n_boot=n_boot, seed=seed)
+        yield Progress(90, 100, "plots")
+        result.figures_html = figures.all_figures(result, project, n_thumbnails)
+        written = _write_csvs(stage, tables, stats)
+        written["summary"] = stage / "summary.csv"
+        atomic_write_text(written["summary"], result.summary().to_csv(index=False, float_format="%.6g"))
+        written["report"] = write_report(stage / result.report_path.name,
+                                         f"Inter-rater agreement: {project.name}", _sections(result))
+    result.files = {name: out_dir / path.name for name, path in written.items()}
     yield Progress(100, 100, f"wrote {result.report_path}")
     return result
+
+
+@contextlib.contextmanager
+def staged_folder(out_dir: Path) -> Iterator[Path]:
+    """A hidden folder to write a set of outputs into; they appear in ``out_dir`` only when the
+    block ends cleanly, so a full disk or a crash never leaves half a set of tables behind.
+
+    A new ``out_dir`` is the staging folder renamed; into an existing one the files are moved one
+    by one (renames within a folder, which do not fail for want of space). Write errors name the
+    file in ``out_dir``, not the hidden one.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "is a file, not a folder for the report")
+    fresh = not out_dir.exists()
+    tag = secrets.token_hex(4)
+    stage = out_dir.parent / f".{out_dir.name}.writing-{tag}" if fresh else out_dir / f".writing-{tag}"
+    try:
+        stage.parent.mkdir(parents=True, exist_ok=True)
+        stage.mkdir()
+    except FileExistsError:  # a file where a folder of the path should be
+        raise OutputError(out_dir, "cannot write: a part of the path is a file, not a folder") from None
+    except OSError as exc:
+        raise output_error(exc, out_dir) from None
+    try:
+        try:
+            yield stage
+        except OutputError as exc:
+            if exc.path is None or stage not in exc.path.parents:
+                raise
+            raise OutputError(out_dir / exc.path.relative_to(stage), exc.problem, exc.errno) from None
+        if fresh:
+            os.replace(stage, out_dir)
+        else:
+            for path in sorted(stage.iterdir()):
+                os.replace(path, out_dir / path.name)
+            stage.rmdir()
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
 
 
 def _scaled(gen, start: int, span: int):

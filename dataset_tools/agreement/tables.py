@@ -8,7 +8,8 @@
 * ``clips``: one row per clip: participant, spacing, unit, raters, each rater's quality.
 
 Bad input raises :class:`~napari_ultramn.errors.InputError` naming the project or file: fewer
-than two raters, raters with no clip in common, an annotation whose shape does not fit its clip.
+than two raters, raters with no clip in common, an annotation whose shape does not fit its clip
+or whose plane labels the project does not have.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import numpy as np
 import pandas as pd
 
 from napari_ultramn.annotation import ClipAnnotation
-from napari_ultramn.annotation.store import load_annotation_file
 from napari_ultramn.errors import InputError
 from napari_ultramn.progress import Progress, ProgressGen
 
+from ..labels import load_project_annotation
 from .masks import boundary_metrics
 
 
@@ -53,7 +54,7 @@ def read_annotation(project, clip_id: str, rater: str) -> ClipAnnotation:
     path = project.annotations.path(clip_id, rater)
     if not path.exists():
         raise InputError(path, "annotation file not found")
-    return load_annotation_file(path)
+    return load_project_annotation(project, clip_id, rater)
 
 
 def load_clip(project, record: dict, raters: list[str]) -> dict[str, ClipAnnotation]:

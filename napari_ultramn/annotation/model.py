@@ -86,6 +86,13 @@ class ClipAnnotation:
     def frame_planes(self) -> list[str | None]:
         return [self.frame_plane(t) for t in range(self.n_frames)]
 
+    def unknown_planes(self, vocabulary: list[str]) -> list[str]:
+        """Plane labels used here (clip plane, ranges) that ``vocabulary`` (a project's
+        ``plane_labels``) does not have, in order of first use: a typo or another protocol's
+        label, which must not become a silent "unknown" (-1) in a dataset or agreement table."""
+        used = [self.clip_plane, *(r.plane for r in self.plane_ranges)]
+        return list(dict.fromkeys(p for p in used if p is not None and p not in vocabulary))
+
     # -- masks ---------------------------------------------------------------------------
     def set_mask(self, t: int, mask: np.ndarray, provenance: str = "drawn", **kw) -> None:
         if not 0 <= t < self.n_frames:

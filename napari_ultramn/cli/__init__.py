@@ -2,16 +2,20 @@
 
 Each module ``napari_ultramn/cli/<name>.py`` defines ``register(subparsers)``, which adds its parser
 and sets ``func=run`` (``run(args) -> int``). Heavy imports stay inside ``run`` so ``ultramn --help``
-is instant. Errors we raise on purpose (:class:`UltramnError`) print as one line, exit status 2.
+is instant. Errors we raise on purpose (:class:`UltramnError`) print as one line, exit status 2;
+so does an OSError that says an output cannot be written (full disk, read-only folder...) when a
+library raised it past our writers (a safety net: writers raise OutputError themselves).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from pathlib import Path
 
-from ..errors import UltramnError
+from ..errors import OUTPUT_ERRNOS, UltramnError, describe_oserror
 
 #: Sub-command modules, in the order ``ultramn --help`` lists them.
 COMMAND_MODULES = (
@@ -64,9 +68,29 @@ def main(argv: list[str] | None = None) -> int:
     except UltramnError as exc:
         print(f"ultramn {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in OUTPUT_ERRNOS:
+            raise
+        # neutral wording: a library may have been reading (EACCES) as well as writing
+        where = _shown_path(exc)
+        problem = describe_oserror(exc)
+        print(f"ultramn {args.command}: error: {f'{where}: ' if where else ''}{problem}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"ultramn {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _shown_path(exc: OSError) -> str | None:
+    """The file an OSError names, relative to the working folder when it lies inside it (the
+    user gave relative paths; a library may have made them absolute)."""
+    if exc.filename is None:
+        return None
+    path = Path(os.fsdecode(exc.filename))
+    try:
+        return str(path.relative_to(Path.cwd())) if path.is_absolute() else str(path)
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, describe_oserror
 from .clip import Clip, FrameReader, LazyFrames, Region, SpacingSource
 
 # SOP classes whose pixel data is an image a person could annotate.
 _IMAGE_SOP_KEYWORDS = ("Image", "Photograph", "Volume")
 _Y_FIRST = ("YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420")
+_PREAMBLE_END = 132  # 128-byte preamble + b"DICM"
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
@@ -243,11 +244,15 @@ def read_dataset(path: Path, *, stop_before_pixels: bool = False):
         warnings.simplefilter("always")
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        except OSError as exc:  # the file itself cannot be read (permission, I/O error)
+            raise InputError(path, f"cannot be read ({describe_oserror(exc)})") from None
         except InvalidDicomError as exc:
+            if path.stat().st_size < _PREAMBLE_END:  # cut inside the preamble or the 'DICM' prefix
+                raise InputError(path, _truncated_header(path)) from None
             raise InputError(path, f"is not a DICOM file ({exc})") from None
         except Exception as exc:  # truncated or corrupt headers surface as many exception types
             raise InputError(
-                path, f"DICOM file is corrupt or truncated ({type(exc).__name__}: {exc})"
+                path, f"DICOM header is truncated or unreadable ({type(exc).__name__}: {exc})"
             ) from None
     for w in caught:
         # pydicom drops an element cut off by the end of the file and only warns
@@ -256,12 +261,32 @@ def read_dataset(path: Path, *, stop_before_pixels: bool = False):
     return ds
 
 
+def _truncated_header(path: Path) -> str:
+    return (f"DICOM header is truncated or unreadable: the file ends after {path.stat().st_size} "
+            "bytes, before the pixel data")
+
+
+def _cut_short(ds, size: int) -> bool:
+    """Whether the file (``size`` bytes) ends inside its header. pydicom stops quietly there: the
+    last element it kept holds fewer bytes than its length says, or the file goes on past it with
+    less than a whole element header, or (cut in the file meta) there is no element at all."""
+    if len(ds) == 0:
+        return True
+    last = ds.get_item(max(ds.keys()))  # the raw element: its declared length and the bytes read
+    length, value = getattr(last, "length", None), getattr(last, "value", None)
+    if not isinstance(value, bytes) or not isinstance(length, int) or length == 0xFFFFFFFF:
+        return False
+    return len(value) < length or getattr(last, "value_tell", size) + length < size
+
+
 def _check_image(path: Path, ds) -> None:
     sop = ds.get("SOPClassUID") or getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID")
     name = getattr(sop, "name", str(sop)) if sop else ""
     if "PixelData" not in ds:
         if sop and not any(k in name for k in _IMAGE_SOP_KEYWORDS):
             raise InputError(path, f"is a non-image DICOM object ({name}); it has no frames")
+        if _cut_short(ds, path.stat().st_size):
+            raise InputError(path, _truncated_header(path))
         raise InputError(path, "DICOM file has no pixel data")
     if sop and name != str(sop) and not any(k in name for k in _IMAGE_SOP_KEYWORDS):
         raise InputError(path, f"is a non-image DICOM object ({name}); it has no frames")
@@ -306,6 +331,8 @@ def _check_complete(path: Path, ds, decoder, n_frames: int) -> None:
                 f"DICOM file is truncated: pixel data holds {len(data)} of the {expected} bytes "
                 f"that {n_frames} frame(s) need",
             )
+        frame_bytes = expected / n_frames
+        _check_frame_count(path, n_frames, int(len(data) // frame_bytes) if frame_bytes else n_frames)
         return
     import io
 
@@ -315,7 +342,7 @@ def _check_complete(path: Path, ds, decoder, n_frames: int) -> None:
     try:
         offsets = parse_basic_offsets(fp)  # leaves fp at the first fragment
         first_fragment = fp.tell()
-        n_fragments, _ = parse_fragments(fp)
+        n_fragments, fragment_at = parse_fragments(fp)
     except (ValueError, EOFError) as exc:
         raise InputError(
             path, f"DICOM file is truncated or its pixel data is corrupt ({exc})"
@@ -329,6 +356,41 @@ def _check_complete(path: Path, ds, decoder, n_frames: int) -> None:
             path,
             f"DICOM file is truncated: pixel data holds {frames_found} compressed frame(s) "
             f"of {n_frames}",
+        )
+    _check_frame_count(path, n_frames, _encapsulated_frames(ds, data, offsets, fragment_at))
+
+
+def _encapsulated_frames(ds, data: bytes, offsets: list[int], fragment_at: list[int]) -> int:
+    """How many frames the encapsulated pixel data holds, whatever NumberOfFrames says.
+
+    The Extended or Basic Offset Table has one entry per frame. Without one, a frame may span
+    several fragments, so only fragments that end a codestream count: JPEG, JPEG-LS and JPEG 2000
+    all end with the marker FFD9 (EOI/EOC), and RLE has one fragment per frame.
+    """
+    extended = ds.get("ExtendedOffsetTable")
+    if extended:
+        return len(extended) // 8
+    if offsets:
+        return len(offsets)
+    tsuid = str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", ""))
+    if tsuid == "1.2.840.10008.1.2.5":  # RLE Lossless: one fragment per frame (PS3.5 A.4.2)
+        return len(fragment_at)
+    ends = 0
+    for at in fragment_at:  # item tag (4 bytes), length (4 bytes, little endian), fragment
+        end = at + 8 + int.from_bytes(data[at + 4:at + 8], "little")
+        tail = data[max(at + 8, end - 3):end]
+        ends += tail.endswith(b"\xff\xd9") or tail.endswith(b"\xff\xd9\x00")  # padded to even
+    return ends
+
+
+def _check_frame_count(path: Path, n_frames: int, frames_in_data: int) -> None:
+    """Refuse a file whose pixel data holds more frames than NumberOfFrames says: reading only
+    the frames the header counts would silently drop the rest of the clip."""
+    if frames_in_data > n_frames:
+        raise InputError(
+            path,
+            f"NumberOfFrames says {n_frames} but the pixel data holds {frames_in_data} frames; "
+            "the header is wrong, refusing to read only part of the clip",
         )
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import InputError
 from .clip import Clip, LazyFrames, Region
-from .h5 import compression_kwargs
+from .h5 import check_writes, compression_kwargs, create_h5
 
 FORMAT = "ultramn-clip"
 _SKIP = {"source_path", "n_frames", "frame_shape", "spacing_mm", "spacing_source", "frame_time_ms",
@@ -46,6 +46,7 @@ def write_clip_group(group, frames, clip_meta: dict, compression: str | None = "
                                   **opts)
         for t in range(shape[0]):
             ds[t] = np.asarray(frames[t], dtype=np.uint8)
+            check_writes(group)  # a full disk stops here, not after decoding the whole clip
     attrs = group.attrs
     attrs["format"] = FORMAT
     attrs["format_version"] = 1
@@ -60,14 +61,13 @@ def write_clip_group(group, frames, clip_meta: dict, compression: str | None = "
     extra = {k: v for k, v in clip_meta.items()
              if k not in _SKIP and k not in attrs and not str(k).startswith("_")}
     attrs["metadata_json"] = json.dumps(extra, default=str)
+    check_writes(group)
 
 
 def write_hdf5_clip(path: str | Path, frames: np.ndarray, clip_meta: dict) -> None:
-    """Write a single-clip HDF5 file atomically."""
-    from napari_ultramn.io.h5 import load_h5py
-    h5py = load_h5py()
-
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as fh:
+    """Write a single-clip HDF5 file atomically; a failed write (full disk, quota, read-only folder)
+    is one :class:`~napari_ultramn.errors.OutputError` naming ``path``, with nothing left behind."""
+    with atomic_path(path) as tmp, create_h5(tmp, shown=path) as fh:
         write_clip_group(fh, frames, clip_meta)
 
 

@@ -24,7 +24,8 @@ def read_manifest(dataset_dir: str | Path) -> dict:
     """The dataset manifest; a folder without one is not a dataset."""
     path = Path(dataset_dir) / "manifest.json"
     if not Path(dataset_dir).is_dir():
-        raise InputError(dataset_dir, "no such dataset folder")
+        exists = Path(dataset_dir).exists()
+        raise InputError(dataset_dir, "is a file, not a dataset folder" if exists else "no such dataset folder")
     if not path.is_file():
         raise InputError(dataset_dir, "is not an UltraMN dataset (no manifest.json); build one with `ultramn build-dataset`")
     try:

@@ -168,6 +168,21 @@ class Budget:
         return None
 
 
+def check_frame_size(dataset_dir: Path, size: tuple[int, int], multiple: int) -> None:
+    """Refuse, in one line naming the dataset and the sizes that work, frames the network cannot
+    take: its U-Net halves them ``depth`` times, so height and width must be multiples of
+    ``2**depth``. Refusing at the start (not padding inside the model) keeps a dataset's frames
+    exactly what the model trains and is evaluated on."""
+    if not any(s % multiple for s in size):
+        return
+    down = tuple(max(multiple, s // multiple * multiple) for s in size)
+    up = tuple(-(-s // multiple) * multiple for s in size)
+    sizes = " or ".join(dict.fromkeys(f"--size {h} {w}" for h, w in (down, up)))
+    raise InputError(dataset_dir, f"frames of {size[0]}x{size[1]} px are not divisible by 2**depth = {multiple} "
+                     f"(the model halves them that often); rebuild the dataset with {sizes}, or give the "
+                     "model a smaller depth")
+
+
 class Trainer:
     """Model, optimizer, loaders and run state of one training run (one per DDP rank)."""
 
@@ -203,10 +218,7 @@ class Trainer:
 
         seed_everything(seed + self.rank)
         self.model = network.build_model(model, len(self.plane_labels), **(model_kwargs or {})).to(self.device)
-        multiple = 2 ** getattr(self.model, "depth", 0)
-        if any(s % multiple for s in self.input_size):
-            raise InputError(train_h5, f"frames of {self.input_size[0]}x{self.input_size[1]} px are not divisible by "
-                             f"2**depth = {multiple}; rebuild the dataset at such a size or lower the model's depth")
+        check_frame_size(Path(dataset_dir), self.input_size, 2 ** getattr(self.model, "depth", 0))
         self.net = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
