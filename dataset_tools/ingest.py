@@ -320,6 +320,8 @@ def ingest(source: str | Path, project_dir: str | Path, *, mapping_csv: str | Pa
     root = Path(project_dir)
     mapping = read_mapping(mapping_csv)  # a bad CSV stops the run before anything is written
     sources = find_sources(source)
+    if root.exists() and not root.is_dir():
+        raise InputError(root, "is a file, not a project folder")
     root.mkdir(parents=True, exist_ok=True)
     lock = ProjectLock(root, lock_timeout_s)
     deadline = time.monotonic() + lock_timeout_s

@@ -139,6 +139,7 @@ class OutputFolder:
 
     def __init__(self, path: str | Path, *, command: str | None = None,
                  notify: Callable[[str], None] | None = None):
+        self.given = Path(path)  # as the user wrote it, for messages
         self.path = Path(os.path.abspath(path))
         self.parent, name = self.path.parent, self.path.name
         self.lock_path = self.parent / f"{name}.lock"
@@ -165,8 +166,10 @@ class OutputFolder:
         try:
             self.parent.mkdir(parents=True, exist_ok=True)
             self._lock()
-        except OSError as exc:
-            raise InputError(self.lock_path, f"cannot take the lock ({exc.strerror or exc})") from None
+        except OSError as exc:  # a read-only or full folder: say so of the output the user named
+            from .errors import output_error
+
+            raise output_error(exc, self.given) from None
         try:
             self._recover()
             self._remove_leftovers()

@@ -33,7 +33,7 @@ from . import DEFAULT_PLANES, NON_STANDARD, __version__
 from .annotation.model import now_iso
 from .annotation.store import AnnotationStore
 from .atomic import _fsync_dir  # the same directory fsync every atomic write ends with
-from .errors import ConflictError, InputError
+from .errors import ConflictError, InputError, output_error
 from .schema import read_json, validate, write_json
 
 PROJECT_FILE = "project.json"
@@ -71,7 +71,10 @@ class ProjectLock:
         if held is not None:
             held[1] += 1
             return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only or full project folder: name the folder, not the lock
+            raise output_error(exc, self.path.parent) from None
         if not _lock_fd(fd):
             os.close(fd)
             return False

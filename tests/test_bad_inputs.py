@@ -54,8 +54,9 @@ def leftovers(folder: Path) -> list[str]:
     """Temporary or partial files a failed write must not leave (names start with '.')."""
     if not folder.exists():
         return []
+    # the project's lock file stays by design (flock on a lasting file): it is no leftover
     return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*")
-                  if p.name not in (".secret", "pseudonym.key") and ".secret" not in p.parts)
+                  if p.name not in (".secret", "pseudonym.key", ".project.lock") and ".secret" not in p.parts)
 
 
 def full_disk_after(monkeypatch, n_bytes: int) -> None:
@@ -364,7 +365,7 @@ def test_readonly_project_ingest(capsys, source, readonly):
     readonly(Path("proj"), fill=lambda d: Project.create(d))
     code, err = run_cli(capsys, "ingest", source, "proj", "-q")
     assert code == 2
-    assert_one_line(err, "proj/", "cannot write")
+    assert_one_line(err, "proj", "cannot write")
 
 
 def test_readonly_out_build(capsys, project, readonly):
