@@ -65,3 +65,26 @@ def test_plain_progress_prints_a_line_per_stage_and_at_most_one_per_interval():
     shown = [line for line in lines if line]
     assert [line.split("] ", 1)[1] for line in shown] == ["phantom: start", "ingest: a", "ingest: c", "report: done"]
     assert "50%" in shown[2] and "0:16 left" in shown[2]  # time-based: 16 s for half, 16 s to go
+
+
+def test_library_warnings_are_silenced_on_the_command_line_but_ours_show(monkeypatch):
+    import warnings
+
+    from napari_ultramn.cli import library_warnings_silenced
+
+    monkeypatch.delenv("ULTRAMN_WARNINGS", raising=False)
+    monkeypatch.setattr("sys.warnoptions", [])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with library_warnings_silenced():
+            warnings.warn_explicit("tracer note", UserWarning, "x.py", 1, module="torch.onnx.utils")
+            warnings.warn_explicit("header quirk", UserWarning, "y.py", 1, module="pydicom.valuerep")
+            warnings.warn("old API", DeprecationWarning, stacklevel=1)
+            warnings.warn_explicit("clip has no calibration", UserWarning, "z.py", 1, module="napari_ultramn.io.dicom")
+    assert [str(w.message) for w in caught] == ["clip has no calibration"]
+    monkeypatch.setenv("ULTRAMN_WARNINGS", "1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with library_warnings_silenced():
+            warnings.warn_explicit("tracer note", UserWarning, "x.py", 1, module="torch.onnx.utils")
+    assert len(caught) == 1

@@ -10,9 +10,12 @@ library raised it past our writers (a safety net: writers raise OutputError them
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from ..errors import OUTPUT_ERRNOS, UltramnError, describe_oserror
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        return int(args.func(args) or 0)
+        with library_warnings_silenced():
+            return int(args.func(args) or 0)
     except UltramnError as exc:
         print(f"ultramn {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -79,6 +83,34 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ultramn {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+#: Libraries whose warnings speak to developers (deprecations, tracer notes, header quirks), not to a
+#: data manager: silenced on the command line unless ULTRAMN_WARNINGS=1 or Python's -W is given.
+QUIET_LIBRARIES = ("torch", "pydicom", "pingouin", "statsmodels", "monai", "onnx", "onnxruntime",
+                   "highdicom", "h5py", "hdf5plugin", "numpy", "scipy", "pandas", "skimage", "SimpleITK",
+                   "av", "imageio", "tifffile", "PIL", "matplotlib", "krippendorff", "napari", "vispy",
+                   "npe2", "magicgui", "pydantic", "tqdm")
+
+
+@contextlib.contextmanager
+def library_warnings_silenced():
+    """Hide library warnings and deprecation notices while a command runs (ours still show)."""
+    if os.environ.get("ULTRAMN_WARNINGS") == "1" or sys.warnoptions:
+        yield
+        return
+    pattern = rf"({'|'.join(QUIET_LIBRARIES)})(\..*)?$"
+    pydicom_log = logging.getLogger("pydicom")
+    level = pydicom_log.level
+    pydicom_log.setLevel(logging.ERROR)  # pydicom also logs each warning it gives
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=pattern)
+            for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+                warnings.filterwarnings("ignore", category=category)
+            yield
+    finally:
+        pydicom_log.setLevel(level)
 
 
 def _shown_path(exc: OSError) -> str | None:
