@@ -27,7 +27,7 @@ def square(size=20, top=5, left=5, side=8):
     ("pred", "truth", "dice", "iou", "hd95_px"),
     [
         (square(), square(), 1.0, 1.0, 0.0),
-        (np.zeros((20, 20), bool), np.zeros((20, 20), bool), 1.0, 1.0, np.nan),  # "no nerve", correctly
+        (np.zeros((20, 20), bool), np.zeros((20, 20), bool), 1.0, 1.0, 0.0),  # "no nerve", correctly
         (square(), np.zeros((20, 20), bool), 0.0, 0.0, np.nan),
         (square(left=5), square(left=7), 2 * 48 / 128, 48 / 80, 2.0),  # 8x8 squares, 2 px apart
     ],
