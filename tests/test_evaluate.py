@@ -75,6 +75,10 @@ def test_evaluate_run_writes_tables_and_report(trained, tmp_path):
     for name in ("frames", "clips", "participants", "quality", "confusion"):
         assert (out / f"ultramn_{name}.csv").is_file()
     assert len(result.tables["ultramn/quality"]) == 2  # ok + poor
+    frames = result.tables["ultramn/frames"]
+    one_empty = frames["empty"] == "one"  # napari_ultramn.metrics' convention: counted, not averaged
+    assert frames.loc[one_empty, "hd95_px"].isna().all() and frames.loc[~one_empty, "hd95_px"].notna().all()
+    assert s["n_one_empty_frames"] == int(one_empty.sum()) == result.tables["ultramn/clips"]["n_one_empty"].sum()
     assert json.loads((out / "metrics.json").read_text())["primary"] == "ultramn"
     assert "Model evaluation (test)" in (out / "report.html").read_text()
     assert run_summary(run)["test_dice"] == pytest.approx(s["dice"])

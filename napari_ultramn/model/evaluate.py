@@ -243,7 +243,8 @@ USABLE_PLANE_ACCURACY = 0.8
 #: Summary keys -> column headers a reader understands without a manual (units in the header).
 SUMMARY_COLUMNS = {
     "model": "model", "epoch": "best epoch", "n_clips": "clips", "dice": "nerve Dice",
-    "iou": "nerve IoU", "hd95_mm": "HD95 (mm)", "csa_error_mm2": "CSA error (mm²)",
+    "iou": "nerve IoU", "hd95_mm": "HD95 (mm)", "n_one_empty_frames": "frames with one mask empty",
+    "csa_error_mm2": "CSA error (mm²)",
     "plane_accuracy": "plane accuracy (frames)", "plane_macro_f1": "plane macro-F1",
     "clip_plane_accuracy": "plane accuracy (clips)",
 }
