@@ -17,6 +17,8 @@ KRIPP_PUBLISHED = [("ordinal", 0.815), ("interval", 0.849)]
 WEIGHTED_KAPPA = [
     # Cohen (1968) Table 1, N = 200, his disagreement weights 1 (PD-N), 3 (PD-P), 6 (N-P): .348
     ([[88, 14, 18], [10, 40, 10], [2, 6, 12]], [[0, 1, 3], [1, 0, 6], [3, 6, 0]], 0.348, 5e-4),
+    # Fleiss, Cohen & Everitt (1969), N = 200, agreement weights 1 / 4/9 / 2/3 (as disagreement 1 - w): .507
+    ([[106, 10, 4], [22, 28, 10], [2, 12, 6]], [[0, 1, 5 / 9], [1, 0, 1 / 3], [5 / 9, 1 / 3, 0]], 0.507, 5e-4),
     # SAS PROC FREQ printout (Cicchetti-Allison = linear weights), statsmodels' test table10: 0.4701
     ([[0, 4, 1], [0, 8, 0], [0, 1, 5]], "linear", 0.4701, 5e-5),
     # Cohen (1960) Table 1 unweighted .492 is the same table with 0/1 weights

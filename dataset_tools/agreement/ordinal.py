@@ -7,9 +7,10 @@ grades (``None`` / NaN where a rater gave none) and the grades **in order**.
 * :func:`weighted_kappa`: Cohen's (1968) weighted kappa of two raters, linear
   (Cicchetti-Allison) or quadratic (Fleiss-Cohen) disagreement weights on the grade ranks, or a
   full disagreement matrix; ``statsmodels.stats.inter_rater.cohens_kappa``. References: Cohen
-  (1968) Table 1 with his weights 1, 3, 6 gives kappa_w = .348; the SAS PROC FREQ example
-  reproduced in statsmodels' tests gives a linear kappa_w of 0.4701; quadratic kappa_w equals
-  Lin's concordance correlation of the ranks (Fleiss & Cohen 1973).
+  (1968) Table 1 with his weights 1, 3, 6 gives kappa_w = .348; Fleiss, Cohen & Everitt (1969)
+  their example .507; a SAS PROC FREQ printout (in statsmodels' tests) a linear kappa_w of
+  0.4701; quadratic kappa_w equals Lin's concordance correlation of the ranks (Fleiss & Cohen
+  1973).
 * :func:`ordinal_alpha`: Krippendorff's alpha with the ordinal or interval difference function
   (``krippendorff`` package, ``level_of_measurement``), missing grades allowed. Reference:
   Krippendorff (2011) "Computing Krippendorff's alpha-reliability", 4 observers x 12 units:
