@@ -124,11 +124,14 @@ class AgreementResult:
 
     #: what the summary's ``n`` counts, row by row
     N_NOTE = ("n: the number of things each row is computed over: clips for plane (clip), frames for "
-              "plane (frame), clips graded by both raters (two or more for alpha) for quality-grade "
-              "rows, rater-pair frames with both masks drawn for boundary rows, and frames measured by "
-              "every rater for area ICCs. Confidence intervals (ci_low, ci_high) are 95% percentile "
-              "bootstraps over participants, except for the ICCs: exact F (ICC 1 and 3) and "
-              "generalized (ICC 2) intervals, see Methods.")
+              "plane (frame), rater-pair frames with both masks drawn for boundary rows, and frames "
+              "measured by every rater for area ICCs. Confidence intervals (ci_low, ci_high) are 95% "
+              "percentile bootstraps over participants.")
+
+    #: what differs from :attr:`N_NOTE` for the quality-grade and ICC rows
+    N_NOTE_MORE = ("Quality-grade rows: n counts clips graded by both raters (by two or more for alpha). "
+                   "ICC intervals are not bootstraps: exact F (ICC 1 and 3) and generalized (ICC 2) "
+                   "intervals, see Methods.")
 
     def section(self, report_href: str | None = None) -> ReportSection:
         """A short section for the demo report, linking the full report (``report_href``: the
@@ -140,7 +143,7 @@ class AgreementResult:
             f"{len(self.tables.clips)} clips, {self.tables.clips['participant'].nunique()} participants. "
             f"Full report: <a href='{escape(report_href or self.report_path)}'><code>"
             f"{escape(report_href or self.report_path)}</code></a>.</p>"
-            + table_html(head) + f"<p class='note'>{escape(self.N_NOTE)}</p>"
+            + table_html(head) + f"<p class='note'>{escape(self.N_NOTE + ' ' + self.N_NOTE_MORE)}</p>"
             + "".join(f"<p class='note'>{escape(n)}</p>" for n in self.notes)
             + self.figures_html.get("bland_altman", "") + self.figures_html.get("dice", "")
         )
@@ -166,7 +169,7 @@ def _sections(result: AgreementResult) -> list[ReportSection]:
              f"{t.clips['participant'].nunique()} participants; {len(t.frame_pairs)} rater-pair frames. "
              f"Surface Dice tolerance {t.tolerance['mm']} mm ({t.tolerance['px']} px on uncalibrated clips).</p>")
     sections = [ReportSection("Summary", intro + notes + table_html(result.summary())
-                              + f"<p class='note'>{escape(result.N_NOTE)}</p>"),
+                              + f"<p class='note'>{escape(result.N_NOTE + ' ' + result.N_NOTE_MORE)}</p>"),
                 ReportSection("Methods", METHODS.format(n_boot=result.n_boot, seed=result.seed))]
     plane_html = (table_html(s["plane_overall"]) + "<h3>Rater pairs</h3>" + table_html(s["plane_pairwise"])
                   + "<h3>Per plane</h3>" + table_html(s["plane_per_label"]) + f.get("plane_kappa", "")
