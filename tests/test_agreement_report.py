@@ -18,6 +18,12 @@ def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("agreement")
     project, _ = make_synthetic_project(root, n_participants=4, clips_per_participant=2, n_frames=8,
                                         uncalibrated=(1,), seed=1)
+    # simulated raters copy the ground truth's quality ('ok'); give the grade something to agree on
+    for cid, rater, grade in (("P000_c0", "r2", "poor"), ("P001_c1", "r3", "unusable"), ("P002_c0", "r1", "poor"),
+                              ("P002_c0", "r2", "poor"), ("P003_c1", "r3", "poor")):
+        ann = project.annotations.load(cid, rater)
+        ann.quality = grade
+        project.annotations.save(ann)
     progress, result = run_collecting(agreement_report(project, root / "out", n_boot=30, seed=0))
     return project, result, progress
 
@@ -27,7 +33,7 @@ def test_files_and_rows(report):
     out = result.out_dir
     for name in ("frame_pairs", "boundary_by_pair", "boundary_by_clip", "boundary_by_participant",
                  "plane_overall", "plane_pairwise", "plane_per_label", "plane_confusion", "area_icc",
-                 "bland_altman", "worst_frames", "summary"):
+                 "bland_altman", "worst_frames", "summary", "quality_overall", "quality_pairwise"):
         assert (out / f"{name}.csv").is_file(), name
     pairs = pd.read_csv(out / "frame_pairs.csv")
     expected = 0
@@ -48,6 +54,13 @@ def test_no_silent_nan_in_summary(report):
     mm = summary[summary["unit"].isin(["", "mm", "mm2"])]
     assert mm["value"].notna().all()
     assert {"ICC(1,1)", "ICC(2,1)", "ICC(3,1)", "ICC(1,k)", "ICC(2,k)", "ICC(3,k)"} <= set(summary["coefficient"])
+    quality = summary[summary["what"] == "quality grade (ordinal)"]
+    assert len(quality) == 1 + 3 * 2  # ordinal alpha + linear and quadratic kappa per rater pair
+    assert (quality["ci_low"] <= quality["value"] + 1e-12).all()
+    icc = result.stats["area_icc"].query("unit == 'mm2'").set_index("form")
+    assert icc.loc["ICC(2,1)", "ci_method"].startswith("generalized")
+    assert {"ci_low_F", "ci_low_boot_participants"} <= set(icc.columns)
+    assert "Image-quality grade (ordinal)" in result.report_path.read_text()
     calibrated = result.stats["boundary_by_pair"].query("unit == 'mm'")
     assert (calibrated["ci_low"] <= calibrated["mean"] + 1e-12).all()
 

@@ -27,7 +27,7 @@ def square(size=20, top=5, left=5, side=8):
     ("pred", "truth", "dice", "iou", "hd95_px"),
     [
         (square(), square(), 1.0, 1.0, 0.0),
-        (np.zeros((20, 20), bool), np.zeros((20, 20), bool), 1.0, 1.0, np.nan),  # "no nerve", correctly
+        (np.zeros((20, 20), bool), np.zeros((20, 20), bool), 1.0, 1.0, 0.0),  # "no nerve", correctly
         (square(), np.zeros((20, 20), bool), 0.0, 0.0, np.nan),
         (square(left=5), square(left=7), 2 * 48 / 128, 48 / 80, 2.0),  # 8x8 squares, 2 px apart
     ],
@@ -75,6 +75,10 @@ def test_evaluate_run_writes_tables_and_report(trained, tmp_path):
     for name in ("frames", "clips", "participants", "quality", "confusion"):
         assert (out / f"ultramn_{name}.csv").is_file()
     assert len(result.tables["ultramn/quality"]) == 2  # ok + poor
+    frames = result.tables["ultramn/frames"]
+    one_empty = frames["empty"] == "one"  # napari_ultramn.metrics' convention: counted, not averaged
+    assert frames.loc[one_empty, "hd95_px"].isna().all() and frames.loc[~one_empty, "hd95_px"].notna().all()
+    assert s["n_one_empty_frames"] == int(one_empty.sum()) == result.tables["ultramn/clips"]["n_one_empty"].sum()
     assert json.loads((out / "metrics.json").read_text())["primary"] == "ultramn"
     assert "Model evaluation (test)" in (out / "report.html").read_text()
     assert run_summary(run)["test_dice"] == pytest.approx(s["dice"])

@@ -3,6 +3,7 @@
 Files written to ``out_dir``: ``frame_pairs.csv`` (one row per rater pair x clip x frame),
 ``boundary_by_pair.csv`` / ``boundary_by_clip.csv`` / ``boundary_by_participant.csv``,
 ``plane_overall.csv`` / ``plane_pairwise.csv`` / ``plane_per_label.csv`` / ``plane_confusion.csv``,
+``quality_overall.csv`` / ``quality_pairwise.csv`` (image-quality grade, ordinal),
 ``area_icc.csv``, ``bland_altman.csv``, ``frame_areas.csv``, ``worst_frames.csv``, ``summary.csv``
 and ``report.html`` (self-contained; figures inline).
 """
@@ -39,12 +40,23 @@ following <b>MONAI's convention</b> (<code>monai.metrics</code>: boundary = mask
 HD95 = larger of the two directed 95th percentiles; ASSD = mean of both directions' distances
 pooled), reimplemented with exact distance transforms and tested equal to MONAI. Both masks empty:
 Dice 1, distances 0; one empty: Dice 0, distances undefined, counted as <i>one empty</i> and left
-out of distance means. Area: ICC in the six Shrout &amp; Fleiss (1979) forms
-(<code>pingouin.intraclass_corr</code>) on frames every rater measured, and Bland-Altman bias with
-95% limits of agreement. Confidence intervals: 95% percentile bootstrap over participants
-(frames and clips of a participant are resampled together), {n_boot} replicates, seed {seed};
-no interval ('-') where fewer than two participants contribute, and <i>n_boot_valid</i> counts the
-replicates where a coefficient was defined.</p>
+out of distance means (one convention, in <code>napari_ultramn.metrics</code>, shared with model
+evaluation). Area: ICC in the six Shrout &amp; Fleiss (1979) forms on frames every rater measured
+(values from <code>pingouin.intraclass_corr</code>), and Bland-Altman bias with 95% limits of
+agreement. ICC intervals (<i>ci_low</i>, <i>ci_high</i>; <i>ci_method</i>): the exact F interval
+for ICC(1,&middot;) and ICC(3,&middot;), and for ICC(2,&middot;) the generalized confidence interval
+(Tian &amp; Cappelleri 2004), which keeps its 95% coverage when raters differ systematically; the
+McGraw &amp; Wong (1996) F interval (<i>ci_low_F</i>, <i>ci_high_F</i>, unrounded) and a participant
+bootstrap (<i>ci_*_boot_participants</i>: raters held fixed, so rater variance is left out) stand
+beside them. The F and generalized intervals treat frames as independent subjects; frames of one
+clip are not (the participant bootstrap allows for that, but not for rater variance): read the
+wider of the two. Image-quality grade (ok &lt; poor &lt;
+unusable, an ordered scale): weighted kappa per rater pair with linear and quadratic disagreement
+weights (<code>statsmodels</code>) and Krippendorff's alpha with the ordinal difference function
+(<code>krippendorff</code>), per clip. Other confidence intervals: 95% percentile bootstrap over
+participants (frames and clips of a participant are resampled together), {n_boot} replicates,
+seed {seed}; no interval ('-') where fewer than two participants contribute, and
+<i>n_boot_valid</i> counts the replicates where a coefficient was defined.</p>
 """
 
 
@@ -84,12 +96,31 @@ class AgreementResult:
                 rows.append({"what": "boundary (all pairs)", "coefficient": r["metric"], "value": r["mean"],
                              "ci_low": r["ci_low"], "ci_high": r["ci_high"], "unit": unit, "n": r["n_frames"],
                              "note": note if r["metric"] not in ("dice", "iou") else ""})
+        rows += self._quality_rows()
         icc = self.stats.get("area_icc")
         if icc is not None and not icc.empty:
             for r in icc.to_dict("records"):
                 rows.append({"what": "area", "coefficient": r["form"], "value": r["value"], "ci_low": r["ci_low"],
                              "ci_high": r["ci_high"], "unit": r["unit"], "n": r["n_subjects"], "note": ""})
         return pd.DataFrame(rows)
+
+    def _quality_rows(self) -> list[dict]:
+        """Summary rows of the image-quality grade: ordinal alpha, weighted kappa per rater pair."""
+        what = "quality grade (ordinal)"
+        rows = []
+        qo, qp = self.stats.get("quality_overall"), self.stats.get("quality_pairwise")
+        if qo is not None:
+            for r in qo.to_dict("records"):
+                rows.append({"what": what, "coefficient": r["coefficient"], "value": r["value"],
+                             "ci_low": r["ci_low"], "ci_high": r["ci_high"], "unit": "", "n": r["n_clips"],
+                             "note": r["note"]})
+        if qp is not None:
+            for r in qp.to_dict("records"):
+                for w in ("linear", "quadratic"):
+                    rows.append({"what": what, "coefficient": f"weighted_kappa_{w} ({r['rater_a']}-{r['rater_b']})",
+                                 "value": r[f"kappa_{w}"], "ci_low": r[f"ci_low_{w}"],
+                                 "ci_high": r[f"ci_high_{w}"], "unit": "", "n": r["n_clips"], "note": r["note"]})
+        return rows
 
     def worst_frames(self, k: int = 20) -> pd.DataFrame:
         wf = self.stats.get("worst_frames")
@@ -103,6 +134,11 @@ class AgreementResult:
               "measured by every rater for area ICCs. Confidence intervals (95% CI low, high) are "
               "percentile bootstraps over participants.")
 
+    #: what differs from :attr:`N_NOTE` for the quality-grade and ICC rows
+    N_NOTE_MORE = ("Quality-grade rows: n counts clips graded by both raters (by two or more for alpha). "
+                   "ICC intervals are not bootstraps: exact F (ICC 1 and 3) and generalized (ICC 2) "
+                   "intervals, see Methods.")
+
     def section(self, report_href: str | None = None) -> ReportSection:
         """A short section for the demo report, linking the full report (``report_href``: the
         link relative to the page the section goes into; default the report's own path)."""
@@ -113,7 +149,7 @@ class AgreementResult:
             f"{len(self.tables.clips)} clips, {self.tables.clips['participant'].nunique()} participants. "
             f"Full report: <a href='{escape(report_href or self.report_path)}'><code>"
             f"{escape(report_href or self.report_path)}</code></a>.</p>"
-            + table_html(head) + f"<p class='note'>{escape(self.N_NOTE)}</p>"
+            + table_html(head) + f"<p class='note'>{escape(self.N_NOTE + ' ' + self.N_NOTE_MORE)}</p>"
             + "".join(f"<p class='note'>{escape(n)}</p>" for n in self.notes)
             + self.figures_html.get("bland_altman", "") + self.figures_html.get("dice", "")
         )
@@ -139,12 +175,18 @@ def _sections(result: AgreementResult) -> list[ReportSection]:
              f"{t.clips['participant'].nunique()} participants; {len(t.frame_pairs)} rater-pair frames. "
              f"Surface Dice tolerance {t.tolerance['mm']} mm ({t.tolerance['px']} px on uncalibrated clips).</p>")
     sections = [ReportSection("Summary", intro + notes + table_html(result.summary())
-                              + f"<p class='note'>{escape(result.N_NOTE)}</p>"),
+                              + f"<p class='note'>{escape(result.N_NOTE + ' ' + result.N_NOTE_MORE)}</p>"),
                 ReportSection("Methods", METHODS.format(n_boot=result.n_boot, seed=result.seed))]
     plane_html = (table_html(s["plane_overall"]) + "<h3>Rater pairs</h3>" + table_html(s["plane_pairwise"])
                   + "<h3>Per plane</h3>" + table_html(s["plane_per_label"]) + f.get("plane_kappa", "")
                   + "<h3>Confusion matrices</h3>" + _confusion_html(s["plane_confusion"]))
     sections.append(ReportSection("Plane labels", plane_html))
+    if "quality_overall" in s:
+        sections.append(ReportSection(
+            "Image-quality grade (ordinal)",
+            "<p>Clip quality ok &lt; poor &lt; unusable: a disagreement between ok and unusable weighs "
+            "more than one between neighbouring grades (linear weights 1 and 2, quadratic 1 and 4).</p>"
+            + table_html(s["quality_overall"]) + "<h3>Rater pairs</h3>" + table_html(s["quality_pairwise"])))
     if "boundary_by_pair" in s:
         bp = s["boundary_by_pair"]
         sections.append(ReportSection(
@@ -155,8 +197,12 @@ def _sections(result: AgreementResult) -> list[ReportSection]:
         icc, ba = s["area_icc"], s["bland_altman"]
         sections.append(ReportSection(
             "Nerve cross-sectional area",
-            table_html(icc[[c for c in ("form", "value", "ci_low", "ci_high", "ci_low_F", "ci_high_F",
-                                        "n_subjects", "n_raters", "unit") if c in icc]])
+            table_html(icc[[c for c in ("form", "value", "ci_low", "ci_high", "ci_method", "ci_low_F",
+                                        "ci_high_F", "ci_low_boot_participants", "ci_high_boot_participants",
+                                        "n_subjects", "n_participants", "n_raters", "unit") if c in icc]])
+            + "<p class='note'>ci_low/ci_high: exact F (ICC 1, 3) or generalized (ICC 2) interval; _F: "
+            "McGraw &amp; Wong F interval; _boot_participants: participant bootstrap with raters held "
+            "fixed. See Methods.</p>"
             + "<h3>Bland-Altman</h3>" + table_html(ba) + f.get("bland_altman", "")))
         sections.append(ReportSection(
             "Frames to adjudicate",

@@ -12,6 +12,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from napari_ultramn.annotation.model import QUALITIES
 from napari_ultramn.progress import Progress, ProgressGen
 
 from .area import ICC_FORMS, ICC_LABELS, bland_altman, icc_table, icc_values
@@ -26,6 +27,7 @@ from .labels import (
     per_category,
 )
 from .masks import METRICS
+from .ordinal import WEIGHTS, ordinal_alpha_codes, weighted_kappa_codes
 
 COEFFICIENTS = ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1")
 
@@ -72,6 +74,49 @@ def plane_statistics(labels: pd.DataFrame, raters: list[str], vocabulary: list[s
             "per_label": per_label, "confusion": pd.DataFrame(confusion)}
 
 
+def _undefined_reason(codes: np.ndarray, grades: list[str]) -> str:
+    """Why an agreement coefficient of ``codes`` is NaN ('' when it is not)."""
+    pairable = (codes >= 0).sum(axis=1) >= 2
+    used = np.unique(codes[pairable][codes[pairable] >= 0])
+    if not pairable.any():
+        return "no clip graded by two raters"
+    if len(used) < 2:
+        return f"every grade is '{grades[used[0]]}': undefined (no disagreement is possible by chance)"
+    return ""
+
+
+def quality_statistics(clips: pd.DataFrame, raters: list[str], grades, n_boot: int,
+                       seed: int) -> dict[str, pd.DataFrame]:
+    """Agreement on the clip image-quality grade, an ordered scale (``grades`` in order): weighted
+    kappa (linear, quadratic) per rater pair and Krippendorff's ordinal alpha over all raters, with
+    participant-bootstrap CIs (:mod:`.ordinal`)."""
+    grades = list(grades)
+    ratings = clips[[f"quality_{r}" for r in raters]]
+    codes, _ = encode(ratings, grades)
+    k = len(grades)
+    boot = ParticipantBootstrap(clips["participant"], n_boot, seed)
+    alpha = ordinal_alpha_codes(codes, k, "ordinal")
+    low, high, valid = boot.ci(lambda r: ordinal_alpha_codes(codes[r], k, "ordinal"))
+    overall = pd.DataFrame([{
+        "coefficient": "krippendorff_alpha_ordinal", "value": alpha, "ci_low": low, "ci_high": high,
+        "n_boot_valid": valid, "n_clips": int(((codes >= 0).sum(axis=1) >= 2).sum()),
+        "n_participants": boot.n_participants, "note": _undefined_reason(codes, grades),
+    }])
+    pairs = []
+    for i, j in combinations(range(len(raters)), 2):
+        a, b = codes[:, i], codes[:, j]
+        both = (a >= 0) & (b >= 0)
+        row = {"rater_a": raters[i], "rater_b": raters[j], "n_clips": int(both.sum()),
+               "percent_agreement": float((a[both] == b[both]).mean()) if both.any() else np.nan}
+        for w in WEIGHTS:
+            row[f"kappa_{w}"] = weighted_kappa_codes(a, b, k, w)
+            row[f"ci_low_{w}"], row[f"ci_high_{w}"], row[f"n_boot_valid_{w}"] = boot.ci(
+                lambda r, a=a, b=b, w=w: weighted_kappa_codes(a[r], b[r], k, w))
+        row["note"] = _undefined_reason(codes[:, [i, j]], grades)
+        pairs.append(row)
+    return {"overall": overall, "pairwise": pd.DataFrame(pairs)}
+
+
 def _metric_summary(df: pd.DataFrame, boot: ParticipantBootstrap | None) -> list[dict]:
     out = []
     for metric in METRICS:
@@ -113,19 +158,23 @@ def boundary_statistics(pairs: pd.DataFrame, n_boot: int, seed: int) -> dict[str
 
 
 def area_statistics(areas: pd.DataFrame, raters: list[str], n_boot: int, seed: int) -> dict[str, pd.DataFrame]:
-    """ICC (pingouin; bootstrap CIs from the same formulas) and Bland-Altman per rater pair."""
+    """ICC (primary CIs: exact F / generalized, see :mod:`.area`; participant bootstrap beside them)
+    and Bland-Altman per rater pair."""
     icc_rows, ba_rows, notes = [], [], []
     for unit, g in areas.groupby("area_unit"):
         x = g[raters].to_numpy(float)
         complete = np.isfinite(x).all(axis=1)
         if complete.sum() >= 2:
-            table = icc_table(x[complete])
+            table = icc_table(x[complete], seed=seed)
             xc = x[complete]
+            # secondary interval: resamples participants (their frames together) but keeps the
+            # raters fixed, so it leaves rater-to-rater variance out of ICC(2,.)'s uncertainty
             boot = ParticipantBootstrap(g["participant"].to_numpy()[complete], n_boot, seed)
             cis = boot.ci_many(lambda r, xc=xc: icc_values(xc[r]) if len(np.unique(r)) > 1 else {})
             for rec in table.to_dict("records"):
                 low, high, valid = cis.get(rec["coefficient"], (np.nan, np.nan, 0))
-                icc_rows.append({**rec, "unit": unit, "ci_low": low, "ci_high": high, "n_boot_valid": valid,
+                icc_rows.append({**rec, "unit": unit, "ci_low_boot_participants": low,
+                                 "ci_high_boot_participants": high, "n_boot_valid": valid,
                                  "n_participants": boot.n_participants})
         else:
             notes.append(f"ICC ({unit}): fewer than 2 frames measured by all {len(raters)} raters")
@@ -167,7 +216,7 @@ def worst_frame_table(pairs: pd.DataFrame, per_clip: int = 5) -> pd.DataFrame:
 def compute_statistics(tables, n_boot: int = 200, seed: int = 0) -> ProgressGen[dict]:
     """All statistics; yields progress between the stages."""
     out: dict = {"notes": list(tables.notes)}
-    steps = 4
+    steps = 5
     yield Progress(0, steps, "plane agreement per clip")
     per_level = [plane_statistics(tables.clip_labels, tables.raters, tables.plane_labels, "clip", n_boot, seed)]
     yield Progress(1, steps, "plane agreement per frame")
@@ -175,16 +224,19 @@ def compute_statistics(tables, n_boot: int = 200, seed: int = 0) -> ProgressGen[
                                       n_boot, seed))
     for key in ("overall", "pairwise", "per_label", "confusion"):
         out[f"plane_{key}"] = pd.concat([lv[key] for lv in per_level], ignore_index=True)
-    yield Progress(2, steps, "boundary agreement")
+    yield Progress(2, steps, "image-quality grade agreement")
+    q = quality_statistics(tables.clips, tables.raters, QUALITIES, n_boot, seed)
+    out["quality_overall"], out["quality_pairwise"] = q["overall"], q["pairwise"]
+    yield Progress(3, steps, "boundary agreement")
     if not tables.frame_pairs.empty:
         b = boundary_statistics(tables.frame_pairs, n_boot, seed)
         out.update({f"boundary_{k}": v for k, v in b.items()})
-        yield Progress(3, steps, "area agreement")
+        yield Progress(4, steps, "area agreement")
         a = area_statistics(tables.frame_areas, tables.raters, n_boot, seed)
         out["area_icc"], out["bland_altman"] = a["icc"], a["bland_altman"]
         out["notes"] += a["notes"]
         out["worst_frames"] = worst_frame_table(tables.frame_pairs)
-    yield Progress(4, steps, "statistics done")
+    yield Progress(5, steps, "statistics done")
     return out
 
 

@@ -4,11 +4,13 @@ Metrics (all on the split's clips, whole clips run in windows by ``checkpoint.pr
 
 - planes: per-frame accuracy, macro-F1 (over classes present in truth or prediction), confusion
   matrix (rows = truth), clip-plane accuracy; frames labelled -1 (unknown) are skipped.
-- nerve: per annotated frame Dice and IoU (both empty = 1: a correct "no nerve here"), HD95 in mm
-  (MONAI ``compute_hausdorff_distance``, 95th percentile, stored spacing; only where both masks are
-  non-empty) and the absolute cross-sectional-area error in mm^2. Uncalibrated clips get NaN in the
-  mm columns and keep ``hd95_px``. Per clip = mean over its annotated frames; per participant and
-  per image-quality grade = mean over clips (each clip counts once, however long).
+- nerve: per annotated frame Dice, IoU, HD95 in mm (stored spacing) and px, and the absolute
+  cross-sectional-area error in mm^2, from :mod:`napari_ultramn.metrics` (MONAI's boundary
+  definitions) with the agreement report's empty-mask convention: both empty -> Dice 1, HD95 0
+  (a correct "no nerve here"); one empty -> Dice 0, HD95 undefined (NaN), the frame flagged
+  ``empty='one'`` and counted (``n_one_empty``), never averaged in. Uncalibrated clips get NaN in
+  the mm columns and keep ``hd95_px``. Per clip = mean over its annotated frames; per participant
+  and per image-quality grade = mean over clips (each clip counts once, however long).
 
 ``--baselines`` trains the per-frame 2D U-Net and the model without temporal convolutions with the
 run's own arguments (same epochs, batch, window, learning rate, seed and time budget) on the same
@@ -19,7 +21,6 @@ baseline run is reused, not retrained.
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,35 +51,23 @@ def prediction_masks(pred: dict, threshold: float = 0.5) -> np.ndarray:
     return (pred["nerve_prob"] > threshold) & (pred["presence_prob"] > threshold)[:, None, None]
 
 
-def hd95(pred: np.ndarray, gt: np.ndarray, spacing=None) -> np.ndarray:
-    """Per-frame 95th-percentile Hausdorff distance of ``(N, H, W)`` masks; NaN where either is empty."""
-    from monai.metrics import compute_hausdorff_distance
-
-    out = np.full(len(pred), np.nan)
-    both = pred.reshape(len(pred), -1).any(1) & gt.reshape(len(gt), -1).any(1)
-    if both.any():
-        with warnings.catch_warnings():
-            # MONAI 1.5+ warns about its own internal use of a deprecated argument
-            warnings.simplefilter("ignore", FutureWarning)
-            d = compute_hausdorff_distance(pred[both][:, None].astype(np.float32), gt[both][:, None].astype(np.float32),
-                                           include_background=True, percentile=95, spacing=spacing)
-        out[both] = d.numpy().reshape(-1)
-    return out
-
-
 def frame_metrics(pred: np.ndarray, gt: np.ndarray, spacing_mm) -> dict[str, np.ndarray]:
-    """Dice, IoU, HD95 (mm and px) and CSA error (mm^2) per frame of ``(N, H, W)`` bool masks."""
-    inter = (pred & gt).reshape(len(pred), -1).sum(1).astype(float)
+    """Dice, IoU, HD95 (mm and px), CSA error (mm^2) and ``empty`` per frame of ``(N, H, W)`` masks.
+
+    Dice, IoU and HD95 are :func:`napari_ultramn.metrics.frame_metrics`, the functions and the
+    empty-mask convention the agreement report uses: both empty -> Dice 1, HD95 0; one empty ->
+    Dice 0, HD95 NaN with ``empty == 'one'`` (counted separately, left out of the HD95 means).
+    """
+    from ..metrics import frame_metrics as pair_frames
+
+    px = pair_frames(pred, gt)
     a, b = pred.reshape(len(pred), -1).sum(1).astype(float), gt.reshape(len(gt), -1).sum(1).astype(float)
-    empty = (a + b) == 0
-    dice = np.where(empty, 1.0, 2 * inter / np.maximum(a + b, 1))
-    iou = np.where(empty, 1.0, inter / np.maximum(a + b - inter, 1))
-    out = {"dice": dice, "iou": iou, "hd95_px": hd95(pred, gt)}
+    out = {"dice": px["dice"], "iou": px["iou"], "hd95_px": px["hd95"], "empty": px["empty"]}
     if spacing_mm is None:
         out["hd95_mm"] = np.full(len(pred), np.nan)
         out["csa_error_mm2"] = np.full(len(pred), np.nan)
     else:
-        out["hd95_mm"] = hd95(pred, gt, spacing=list(spacing_mm))
+        out["hd95_mm"] = pair_frames(pred, gt, spacing_mm=tuple(spacing_mm))["hd95"]
         out["csa_error_mm2"] = np.abs(a - b) * float(spacing_mm[0]) * float(spacing_mm[1])
     return out
 
@@ -126,7 +115,7 @@ def evaluate_checkpoint(run, dataset_dir, split: str = "test", device: str = "cp
         m = frame_metrics(masks[ann], clip["masks"][ann], clip["spacing_mm"])
         meta = {k: clip[k] for k in ("clip_id", "participant", "side", "quality")}
         for j, t in enumerate(ann):
-            rows.append({**meta, "frame": int(t), **{k: float(v[j]) for k, v in m.items()}})
+            rows.append({**meta, "frame": int(t), **{k: v[j] if k == "empty" else float(v[j]) for k, v in m.items()}})
         plane_pred = pred["plane_prob"].argmax(1)
         truth.append(clip["plane_labels"])
         guess.append(plane_pred)
@@ -135,6 +124,7 @@ def evaluate_checkpoint(run, dataset_dir, split: str = "test", device: str = "cp
         clip_rows.append({
             **meta, "plane": clip["plane"], "n_frames": len(clip["frames"]), "n_annotated": len(ann),
             **{k: float(np.nanmean(m[k])) if len(ann) and np.isfinite(m[k]).any() else float("nan") for k in SEG_COLUMNS},
+            "n_one_empty": int((m["empty"] == "one").sum()),
             "plane_accuracy": float((plane_pred[known] == clip["plane_labels"][known]).mean()) if known.any() else float("nan"),
             "predicted_plane": labels[int(pred["clip_plane_prob"].argmax())],
             "clip_plane_correct": float(labels[int(pred["clip_plane_prob"].argmax())] == true_clip) if true_clip else float("nan"),
@@ -148,7 +138,8 @@ def evaluate_checkpoint(run, dataset_dir, split: str = "test", device: str = "cp
     summary = {"model": name, "checkpoint": ckpt["path"], "epoch": ckpt["epoch"], "n_clips": len(clips),
                "n_frames": len(frames), **planes,
                "clip_plane_accuracy": float(clips["clip_plane_correct"].mean()) if len(clips) else float("nan"),
-               **{k: float(clips[k].mean()) if len(clips) else float("nan") for k in SEG_COLUMNS}}
+               **{k: float(clips[k].mean()) if len(clips) else float("nan") for k in SEG_COLUMNS},
+               "n_one_empty_frames": int(clips["n_one_empty"].sum()) if len(clips) else 0}
     return {"summary": summary, "frames": frames, "clips": clips, "confusion": confusion, "example": example}
 
 
@@ -158,6 +149,8 @@ def group_table(clips, by: str):
     g = clips.groupby(by, dropna=False)
     out = g[cols].mean().reset_index()
     out.insert(1, "n_clips", g.size().values)
+    if "n_one_empty" in clips:
+        out["n_one_empty"] = g["n_one_empty"].sum().values
     return out
 
 
@@ -250,7 +243,8 @@ USABLE_PLANE_ACCURACY = 0.8
 #: Summary keys -> column headers a reader understands without a manual (units in the header).
 SUMMARY_COLUMNS = {
     "model": "model", "epoch": "best epoch", "n_clips": "clips", "dice": "nerve Dice",
-    "iou": "nerve IoU", "hd95_mm": "HD95 (mm)", "csa_error_mm2": "CSA error (mm²)",
+    "iou": "nerve IoU", "hd95_mm": "HD95 (mm)", "n_one_empty_frames": "frames with one mask empty",
+    "csa_error_mm2": "CSA error (mm²)",
     "plane_accuracy": "plane accuracy (frames)", "plane_macro_f1": "plane macro-F1",
     "clip_plane_accuracy": "plane accuracy (clips)",
 }
@@ -294,8 +288,9 @@ def report_section(result: EvalResult, split: str, examples: dict) -> ReportSect
     warnings = [note for s in result.summary.values() if (note := usability_note(s))]
     parts = [*(f"<p class='warning'><b>Warning:</b> {escape(w)}</p>" for w in warnings),
              f"<p>Split <code>{escape(split)}</code>; whole clips, windowed. Dice/IoU: mean over clips of "
-             "the per-frame mean over annotated frames (both empty = 1); HD95 where both masks are "
-             "non-empty; CSA error is |area<sub>pred</sub> - area<sub>truth</sub>|, the nerve's "
+             "the per-frame mean over annotated frames (both empty = 1); HD95 0 where both masks are "
+             "empty, undefined where one is (those frames are counted in <i>n_one_empty</i> and left "
+             "out of the HD95 means; the agreement report's convention); CSA error is |area<sub>pred</sub> - area<sub>truth</sub>|, the nerve's "
              "cross-sectional area. Epochs count from 1.</p>",
              table_html(summary_table(result.summary))]
     for key, title in (("participants", "per participant"), ("quality", "per image-quality grade"),
