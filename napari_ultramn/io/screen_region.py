@@ -43,6 +43,7 @@ LIT_GREY = 16
 STROKE_CONTRAST = 40
 STROKE_DENSITY = 0.06
 MIN_STROKE_PIXELS = 4
+COLOUR_TOLERANCE = 16  # grey levels: anti-aliasing and video compression blur an overlay's colour
 SOURCES = ("dicom-regions", "detected", "mapping", "corrected")
 
 
@@ -283,6 +284,8 @@ def static_overlays(img: np.ndarray, text_px: float) -> np.ndarray:
     ink = stroke | ((across_rows >= STROKE_CONTRAST) & (f >= 120))
     window = (max(3, round(0.6 * text_px)), max(5, round(1.2 * text_px)))
     dense = ndi.uniform_filter(stroke.astype(np.float32), window) > STROKE_DENSITY
+    # grown by half a window: a line's last glyph sits where the density is already falling
+    dense = ndi.maximum_filter(dense, window)
     # calipers: a thin vertical and a thin horizontal line that cross ('+')
     arm = max(5, round(0.4 * text_px))
     vertical = ndi.binary_opening(stroke, np.ones((arm, 1)))
@@ -293,14 +296,16 @@ def static_overlays(img: np.ndarray, text_px: float) -> np.ndarray:
     out = np.zeros(img.shape, bool)
     h, w = img.shape
     # the box of a patch's strokes, widened to the ink around them (a 'T' reaches past its stem)
-    pad_r, pad_c = 2 + round(0.1 * text_px), 2 + round(0.2 * text_px)
+    pad_r, pad_c = 1 + round(0.05 * text_px), 1 + round(0.1 * text_px)
     labels, _ = ndi.label(dense)
     for i, (rows, cols) in enumerate(ndi.find_objects(labels), 1):
         mine = labels[rows, cols] == i
-        values = f[rows, cols][(stroke[rows, cols] | ink[rows, cols]) & mine]
+        mine &= ink[rows, cols]
+        values = f[rows, cols][mine]
         if values.size < MIN_STROKE_PIXELS or not _one_colour(values):
             continue
-        ys, xs = np.nonzero(ink[rows, cols] & mine)
+        # only strokes of the overlay's colour: speckle strokes next to a label do not widen it
+        ys, xs = np.nonzero(mine & (f[rows, cols] >= np.percentile(values, 90) - 2 * COLOUR_TOLERANCE))
         t, b = rows.start + ys.min() - pad_r, rows.start + ys.max() + 1 + pad_r
         l, r = cols.start + xs.min() - pad_c, cols.start + xs.max() + 1 + pad_c  # noqa: E741
         out[max(0, t):min(h, b), max(0, l):min(w, r)] = True
@@ -314,7 +319,7 @@ def _one_colour(values: np.ndarray) -> bool:
     """Overlays are drawn in one colour: most stroke pixels sit near the brightest ones
     (anti-aliased edges are darker); speckle strokes spread over the whole grey range."""
     top = np.percentile(values, 90)
-    return bool(np.mean(values >= top - 16) >= 0.4)
+    return bool(np.mean(values >= top - COLOUR_TOLERANCE) >= 0.4)
 
 
 # -- confidence --------------------------------------------------------------------------------
