@@ -288,8 +288,8 @@ def static_overlays(img: np.ndarray, text_px: float) -> np.ndarray:
     dense = ndi.maximum_filter(dense, window)
     # calipers: a thin vertical and a thin horizontal line that cross ('+')
     arm = max(5, round(0.4 * text_px))
-    vertical = ndi.binary_opening(stroke, np.ones((arm, 1)))
-    horizontal = ndi.binary_opening(ink, np.ones((1, arm)))
+    vertical = _line_opening(stroke, arm, axis=0)
+    horizontal = _line_opening(ink, arm, axis=1)
     near = np.ones((3, 3), bool)
     cross = ndi.binary_dilation(vertical, near) & ndi.binary_dilation(horizontal, near)
     dense |= ndi.binary_dilation(cross, iterations=arm) & (vertical | horizontal)
@@ -313,6 +313,18 @@ def static_overlays(img: np.ndarray, text_px: float) -> np.ndarray:
     for rows, cols in ndi.find_objects(ndi.label(out)[0]):
         out[rows, cols] = True
     return out
+
+
+def _line_opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
+    """Binary opening with a straight line of ``length`` pixels along ``axis``: two running means
+    (erosion = a window all True, dilation = any eroded pixel in the window), ~10x faster than
+    ``binary_opening`` on full-resolution frames."""
+    from scipy import ndimage as ndi
+
+    run = ndi.uniform_filter1d(mask.astype(np.float32), length, axis=axis)
+    eroded = run > 1 - 0.5 / length
+    back = ndi.uniform_filter1d(eroded.astype(np.float32), length, axis=axis, origin=-1 if length % 2 == 0 else 0)
+    return back > 0.5 / length
 
 
 def _one_colour(values: np.ndarray) -> bool:
