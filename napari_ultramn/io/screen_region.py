@@ -166,11 +166,14 @@ def _refused(h: int, w: int, reason: str) -> ImagingArea:
 
 # -- 1. coarse tissue component ----------------------------------------------------------------
 def _block_mean(img: np.ndarray, b: int) -> np.ndarray:
+    """Mean over ``b x b`` blocks (zero-padded at the bottom and right edges)."""
     h, w = img.shape
     hb, wb = -(-h // b), -(-w // b)
     pad = np.zeros((hb * b, wb * b), np.float32)
     pad[:h, :w] = img
-    return pad.reshape(hb, b, wb, b).mean(axis=(1, 3))
+    # two sums over contiguous axes: much faster than one mean over axes (1, 3)
+    rows = pad.reshape(hb, b, wb * b).sum(axis=1)
+    return rows.reshape(hb, wb, b).sum(axis=2) / np.float32(b * b)
 
 
 def _coarse_area(ref, hi, lo, scale: _Scale):
@@ -193,7 +196,7 @@ def _coarse_area(ref, hi, lo, scale: _Scale):
         return None, tissue
     sizes = np.bincount(labels.ravel())[1:]
     best = labels == 1 + int(np.argmax(sizes))
-    return ndi.binary_fill_holes(best), tissue
+    return _fill_holes(best), tissue
 
 
 # -- 2. outline at full resolution -------------------------------------------------------------
@@ -219,10 +222,25 @@ def _outline(hi: np.ndarray, coarse: np.ndarray, tissue: np.ndarray, scale: _Sca
     labels, _ = ndi.label(fine)
     touching = np.unique(labels[core & fine])
     fine = np.isin(labels, touching[touching > 0])
-    fine = _fill_columns(ndi.binary_fill_holes(fine))
+    fine = _fill_columns(_fill_holes(fine))
     out = np.zeros((h, w), bool)
     out[t0:t1, l0:l1] = fine
     return out
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``binary_fill_holes`` by labelling the background once (it dilates until nothing changes,
+    which is slow on full-resolution masks): background parts that miss the border are holes."""
+    from scipy import ndimage as ndi
+
+    labels, n = ndi.label(~mask)
+    if n == 0:
+        return mask.copy()
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    hole = np.ones(n + 1, bool)
+    hole[border] = False
+    hole[0] = False
+    return mask | hole[labels]
 
 
 def _fill_columns(mask: np.ndarray) -> np.ndarray:
@@ -290,9 +308,8 @@ def static_overlays(img: np.ndarray, text_px: float) -> np.ndarray:
     arm = max(5, round(0.4 * text_px))
     vertical = _line_opening(stroke, arm, axis=0)
     horizontal = _line_opening(ink, arm, axis=1)
-    near = np.ones((3, 3), bool)
-    cross = ndi.binary_dilation(vertical, near) & ndi.binary_dilation(horizontal, near)
-    dense |= ndi.binary_dilation(cross, iterations=arm) & (vertical | horizontal)
+    cross = ndi.maximum_filter(vertical, 3) & ndi.maximum_filter(horizontal, 3)
+    dense |= ndi.maximum_filter(cross, 2 * arm + 1) & (vertical | horizontal)
     out = np.zeros(img.shape, bool)
     h, w = img.shape
     # the box of a patch's strokes, widened to the ink around them (a 'T' reaches past its stem)

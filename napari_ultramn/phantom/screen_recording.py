@@ -133,7 +133,10 @@ def _geometry(layout: str, h: int, w: int, rng: np.random.Generator) -> _Geometr
     """Area below a text band, right of a text column, left of the depth scale and grey bar."""
     top = h * rng.uniform(0.13, 0.18)
     bottom = h * rng.uniform(0.84, 0.9)
-    left_free, right_free = w * rng.uniform(0.2, 0.26), w * rng.uniform(0.8, 0.84)
+    if h > w:  # portrait (a phone app): the image takes the whole width
+        left_free, right_free = w * rng.uniform(0.06, 0.1), w * rng.uniform(0.82, 0.86)
+    else:  # landscape (a cart or tablet): text columns left, scale and bar right
+        left_free, right_free = w * rng.uniform(0.2, 0.26), w * rng.uniform(0.8, 0.84)
     depth = bottom - top
     if layout == "linear":
         width = min(right_free - left_free, depth * rng.uniform(0.8, 1.3))
@@ -200,7 +203,7 @@ class _Overlay:
         from PIL import ImageFont
 
         self.h, self.w, self.rng = h, w, rng
-        self.font_px = max(9, round(h / 30))
+        self.font_px = max(9, round(min(h, w) / 32))  # UIs scale text with the narrow side
         self.font = ImageFont.load_default(size=self.font_px)
         self.alpha = np.zeros((h, w), np.float32)  # coverage of the overlay, 0..1
         self.value = np.zeros((h, w), np.float32)  # its grey level
@@ -290,7 +293,7 @@ class _Overlay:
             self.text(right_col - self.text_width(s) - 2, 3 + i * line, s)
         self.text(4, self.h - line - 2, str(rng.choice(_DEVICES)))
         self.text(right_col - self.text_width("MI 0.9 TIS 0.2") - 2, self.h - line - 2, "MI 0.9 TIS 0.2")
-        self.logo(self.h * 0.45, 4)
+        self.logo(self.h * 0.45 if self.w > self.h else geom.bottom + 2 * fp, 4)
         self.marker(geom.top - fp * 0.2 - 2, geom.left - fp * 0.8)
         gap = rng.integers(4, 9)
         self.depth_scale(geom, geom.right + gap, int(rng.integers(4, 7)))
@@ -307,7 +310,8 @@ class _Overlay:
             for _ in range(2):
                 i = rng.integers(ys.size)
                 self.caliper(ys[i], xs[i])
-            self.text(4, self.h * 0.7, f"D {rng.uniform(2, 9):.2f} mm")
+            y = self.h * 0.7 if self.w > self.h else geom.bottom + 4 * fp
+            self.text(4, y, f"D {rng.uniform(2, 9):.2f} mm")
         return [name, pid, date]
 
     def composite(self, frames: np.ndarray) -> np.ndarray:
