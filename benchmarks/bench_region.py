@@ -1,10 +1,11 @@
 """Imaging-area detection on synthetic screen recordings (issue 10). Prints medians; asserts nothing.
 
-    nice python3 benchmarks/bench_region.py [--frames 40] [--scale 0.6]
+    nice python3 benchmarks/bench_region.py [--frames 100] [--scale 0.6]
 
 For each of >= 12 recordings (linear / convex / phased layouts, moving, frozen and single-image,
-at scanner screen sizes 776x1080, 1080x776 and 1080x1920 times ``--scale``), written to mp4
-(PNG for single images) and read back as ingest does:
+at scanner screen sizes 776x1080, 1080x776 and 1080x1920 times ``--scale``; clips of 100 frames,
+the length of the sites' frozen example, 4-17 s at their 6-25 fps), written to mp4 (a PNG
+folder for single images) and read back as ingest does:
   detection time: ``detect_imaging_area`` on <= 32 frames spread over the clip;
   share of ingest: detection / (decode every frame + detection + crop/blank + HDF5 write), goal < 20%;
   area kept: kept pixels of the hand-marked imaging area (minus overlay boxes), goal >= 98%;
@@ -31,7 +32,7 @@ VARIANTS = (("moving", False), ("frozen", True), ("single", False))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--scale", type=float, default=0.6)
     parser.add_argument("--per-layout", type=int, default=4)
     args = parser.parse_args()
@@ -45,6 +46,8 @@ def main() -> None:
         write_screen_recording,
     )
 
+    # one warm-up call: ingest runs many clips in one process, imports are paid once
+    detect_imaging_area(make_screen_recording("linear", 0, 1, (240, 320)).frames)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for li, layout in enumerate(LAYOUTS):

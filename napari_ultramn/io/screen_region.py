@@ -43,7 +43,9 @@ LIT_GREY = 16
 STROKE_CONTRAST = 40
 STROKE_DENSITY = 0.06
 MIN_STROKE_PIXELS = 4
-COLOUR_TOLERANCE = 16  # grey levels: anti-aliasing and video compression blur an overlay's colour
+#: Share of a word's box covered by its overlay-coloured pixels (text ~0.15-0.4, a '+' ~0.1).
+WORD_INK_SHARE = 0.08
+COLOUR_TOLERANCE = 24  # grey levels: anti-aliasing and video compression blur an overlay's colour
 SOURCES = ("dicom-regions", "detected", "mapping", "corrected")
 
 
@@ -273,8 +275,9 @@ def _region_and_shape(area: np.ndarray) -> tuple[Region, str, float]:
 # -- 3. static overlays inside the area --------------------------------------------------------
 def _overlays_in(lo: np.ndarray, region: Region, text_px: float) -> np.ndarray:
     """:func:`static_overlays` of ``region``, looked for with a margin of context around it, so
-    a caliper or label that crosses the region's edge is still seen whole."""
-    m = int(text_px)
+    a caliper or label that crosses the region's edge is still seen as strokes (they are judged
+    2 px to either side); a wider margin would let a depth scale beside the region join them."""
+    m = 3
     t, l = max(0, region.top - m), max(0, region.left - m)  # noqa: E741
     found = static_overlays(lo[t:region.bottom + m, l:region.right + m], text_px)
     return found[region.top - t:region.top - t + region.height, region.left - l:region.left - l + region.width]
@@ -310,23 +313,45 @@ def static_overlays(img: np.ndarray, text_px: float) -> np.ndarray:
     horizontal = _line_opening(ink, arm, axis=1)
     cross = ndi.maximum_filter(vertical, 3) & ndi.maximum_filter(horizontal, 3)
     dense |= ndi.maximum_filter(cross, 2 * arm + 1) & (vertical | horizontal)
-    out = np.zeros(img.shape, bool)
-    h, w = img.shape
-    # the box of a patch's strokes, widened to the ink around them (a 'T' reaches past its stem)
-    pad_r, pad_c = 1 + round(0.05 * text_px), 1 + round(0.1 * text_px)
+    boxes = np.zeros(img.shape, bool)
     labels, _ = ndi.label(dense)
+    gap = np.ones((3, max(3, 2 * round(text_px / 4) + 1)), bool)
     for i, (rows, cols) in enumerate(ndi.find_objects(labels), 1):
-        mine = labels[rows, cols] == i
-        mine &= ink[rows, cols]
+        mine = (labels[rows, cols] == i) & ink[rows, cols]
         values = f[rows, cols][mine]
         if values.size < MIN_STROKE_PIXELS or not _one_colour(values):
             continue
-        # only strokes of the overlay's colour: speckle strokes next to a label do not widen it
-        ys, xs = np.nonzero(mine & (f[rows, cols] >= np.percentile(values, 90) - 2 * COLOUR_TOLERANCE))
+        # Only pixels of the overlay's colour, in compact words: bright speckle strokes near a
+        # label (a phased array's apex) are scattered and do not widen its box.
+        coloured = mine & (f[rows, cols] >= np.percentile(values, 90) - 32)
+        words, _ = ndi.label(ndi.binary_dilation(coloured, gap))
+        for j, (wr, wc) in enumerate(ndi.find_objects(words), 1):
+            ys, xs = np.nonzero(coloured[wr, wc] & (words[wr, wc] == j))
+            if ys.size < MIN_STROKE_PIXELS:
+                continue
+            area = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+            if ys.size < WORD_INK_SHARE * area and not _one_colour(f[rows, cols][wr, wc][ys, xs]):
+                continue
+            boxes[rows.start + wr.start + ys.min():rows.start + wr.start + ys.max() + 1,
+                  cols.start + wc.start + xs.min():cols.start + wc.start + xs.max() + 1] = True
+    return _line_boxes(boxes, text_px)
+
+
+def _line_boxes(words: np.ndarray, text_px: float) -> np.ndarray:
+    """Words on one line (less than half a text height apart) and overlapping boxes (a caliper's
+    two arms) become one box, widened to the ink around the strokes (a 'T' reaches past its stem)."""
+    from scipy import ndimage as ndi
+
+    h, w = words.shape
+    pad_r, pad_c = 2 + round(0.05 * text_px), 2 + round(0.1 * text_px)
+    reach = max(1, round(text_px / 2))
+    lines, _ = ndi.label(ndi.maximum_filter(words, (1, 2 * reach + 1)))
+    out = np.zeros(words.shape, bool)
+    for i, (rows, cols) in enumerate(ndi.find_objects(lines), 1):
+        ys, xs = np.nonzero(words[rows, cols] & (lines[rows, cols] == i))
         t, b = rows.start + ys.min() - pad_r, rows.start + ys.max() + 1 + pad_r
         l, r = cols.start + xs.min() - pad_c, cols.start + xs.max() + 1 + pad_c  # noqa: E741
         out[max(0, t):min(h, b), max(0, l):min(w, r)] = True
-    # boxes that overlap (a caliper's two arms, a word's two halves) become one box
     for rows, cols in ndi.find_objects(ndi.label(out)[0]):
         out[rows, cols] = True
     return out
