@@ -45,6 +45,7 @@ STROKE_DENSITY = 0.06
 MIN_STROKE_PIXELS = 4
 #: Share of a word's box covered by its overlay-coloured pixels (text ~0.15-0.4, a '+' ~0.1).
 WORD_INK_SHARE = 0.08
+MAX_COLOURS = 3  # overlay colours looked for per patch
 COLOUR_TOLERANCE = 24  # grey levels: anti-aliasing and video compression blur an overlay's colour
 SOURCES = ("dicom-regions", "detected", "mapping", "corrected")
 
@@ -317,24 +318,55 @@ def static_overlays(img: np.ndarray, text_px: float) -> np.ndarray:
     labels, _ = ndi.label(dense)
     gap = np.ones((3, max(3, 2 * round(text_px / 4) + 1)), bool)
     for i, (rows, cols) in enumerate(ndi.find_objects(labels), 1):
+        patch = f[rows, cols]
         mine = (labels[rows, cols] == i) & ink[rows, cols]
-        values = f[rows, cols][mine]
-        if values.size < MIN_STROKE_PIXELS or not _one_colour(values):
+        if np.count_nonzero(mine) < MIN_STROKE_PIXELS:
             continue
-        # Only pixels of the overlay's colour, in compact words: bright speckle strokes near a
-        # label (a phased array's apex) are scattered and do not widen its box.
-        coloured = mine & (f[rows, cols] >= np.percentile(values, 90) - 32)
-        words, _ = ndi.label(ndi.binary_dilation(coloured, gap))
-        for j, (wr, wc) in enumerate(ndi.find_objects(words), 1):
-            ys, xs = np.nonzero(coloured[wr, wc] & (words[wr, wc] == j))
-            if ys.size < MIN_STROKE_PIXELS:
-                continue
-            area = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
-            if ys.size < WORD_INK_SHARE * area and not _one_colour(f[rows, cols][wr, wc][ys, xs]):
-                continue
-            boxes[rows.start + wr.start + ys.min():rows.start + wr.start + ys.max() + 1,
-                  cols.start + wc.start + xs.min():cols.start + wc.start + xs.max() + 1] = True
+        # Colour by colour, brightest first (a caliper may touch a label of another colour):
+        # pixels of that colour in compact words, each word one colour on its own, so bright
+        # speckle strokes around a label (a phased array's apex) stay out.
+        for _ in range(MAX_COLOURS):
+            if np.count_nonzero(mine) < MIN_STROKE_PIXELS:
+                break
+            coloured = mine & (patch >= np.percentile(patch[mine], 90) - COLOUR_TOLERANCE)
+            _accept_words(boxes, f, patch, mine, coloured, (rows.start, cols.start), gap, text_px)
+            mine &= ~coloured
     return _line_boxes(boxes, text_px)
+
+
+def _accept_words(boxes, f, patch, mine, coloured, origin, gap, text_px) -> None:
+    """Mark the words of ``coloured`` (pixels of one colour in ``patch`` at ``origin`` of ``f``)
+    that are compact and of one colour among the strokes in their box."""
+    from scipy import ndimage as ndi
+
+    words, _ = ndi.label(ndi.binary_dilation(coloured, gap))
+    for j, (wr, wc) in enumerate(ndi.find_objects(words), 1):
+        ys, xs = np.nonzero(coloured[wr, wc] & (words[wr, wc] == j))
+        if ys.size < MIN_STROKE_PIXELS:
+            continue
+        box = (slice(wr.start + ys.min(), wr.start + ys.max() + 1),
+               slice(wc.start + xs.min(), wc.start + xs.max() + 1))
+        area = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+        if ys.size < WORD_INK_SHARE * area or not _one_colour(patch[box][mine[box]]):
+            continue
+        _grow_word(boxes, f, origin[0] + wr.start + ys, origin[1] + wc.start + xs, text_px)
+
+
+def _grow_word(boxes: np.ndarray, f: np.ndarray, ys: np.ndarray, xs: np.ndarray, text_px: float) -> None:
+    """Mark the box of the word at pixels ``(ys, xs)`` of ``f``, grown over neighbouring pixels of
+    its colour (a 'T' bar over bright tissue is no stroke but is the glyph's colour), by at most
+    a third of a text height."""
+    from scipy import ndimage as ndi
+
+    reach = max(2, round(text_px / 3))
+    t, l = max(0, ys.min() - reach), max(0, xs.min() - reach)  # noqa: E741
+    window = f[t:ys.max() + 1 + reach, l:xs.max() + 1 + reach]
+    word = np.zeros(window.shape, bool)
+    word[ys - t, xs - l] = True
+    same = np.abs(window - float(np.median(window[word]))) <= COLOUR_TOLERANCE
+    grown = ndi.binary_dilation(word, np.ones((3, 3), bool), iterations=reach, mask=same) | word
+    gy, gx = np.nonzero(grown)
+    boxes[t + gy.min():t + gy.max() + 1, l + gx.min():l + gx.max() + 1] = True
 
 
 def _line_boxes(words: np.ndarray, text_px: float) -> np.ndarray:
@@ -343,7 +375,7 @@ def _line_boxes(words: np.ndarray, text_px: float) -> np.ndarray:
     from scipy import ndimage as ndi
 
     h, w = words.shape
-    pad_r, pad_c = 2 + round(0.05 * text_px), 2 + round(0.1 * text_px)
+    pad_r, pad_c = 2, 2 + round(0.05 * text_px)
     reach = max(1, round(text_px / 2))
     lines, _ = ndi.label(ndi.maximum_filter(words, (1, 2 * reach + 1)))
     out = np.zeros(words.shape, bool)

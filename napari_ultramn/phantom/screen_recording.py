@@ -181,6 +181,21 @@ def _tissue_frames(geom: _Geometry, area: np.ndarray, n: int, rng: np.random.Gen
     extra = int(np.ceil(step * n)) + 2
     e = _echogenicity(rows, cols + extra, rng)
     canvas = log_compress(np.abs(analytic_speckle(e, rng, psf_kernel())) ** 2 + 0.002).astype(np.float32)
+    # Near a sector's apex many scan lines meet in one pixel; a scan converter averages them
+    # (no aliasing). Scan lines per pixel at each pixel's radius pick how much of a laterally
+    # averaged canvas it shows.
+    lines_per_px = np.ones_like(d)
+    if geom.layout != "linear":
+        radius = geom.r0 + d * (geom.r1 - geom.r0)
+        lines_per_px = cols / (2 * geom.half_angle * np.maximum(radius, 1.0))
+    smooth = np.clip((lines_per_px - 1) / 3, 0, 1).astype(np.float32)
+    if smooth.any():
+        from scipy.ndimage import uniform_filter1d
+
+        width = int(min(cols, np.ceil(lines_per_px.max())))
+        canvas = np.stack([canvas, uniform_filter1d(canvas, max(2, width // 2), axis=1)])
+    else:
+        canvas = canvas[None]
     fy = np.clip(d * (rows - 1), 0, rows - 1.001)
     fy0 = fy.astype(np.int64)
     wy = (fy - fy0).astype(np.float32)
@@ -189,9 +204,12 @@ def _tissue_frames(geom: _Geometry, area: np.ndarray, n: int, rng: np.random.Gen
         fx = np.clip(lat * (cols - 1) + step * t, 0, cols + extra - 1.001)
         fx0 = fx.astype(np.int64)
         wx = (fx - fx0).astype(np.float32)
-        top = canvas[fy0, fx0] * (1 - wx) + canvas[fy0, fx0 + 1] * wx
-        low = canvas[fy0 + 1, fx0] * (1 - wx) + canvas[fy0 + 1, fx0 + 1] * wx
-        frames[t, ys, xs] = np.clip(top * (1 - wy) + low * wy, 0, 255).astype(np.uint8)
+        grey = np.zeros(ys.size, np.float32)
+        for level, weight in zip(canvas, (1 - smooth, smooth)):
+            top = level[fy0, fx0] * (1 - wx) + level[fy0, fx0 + 1] * wx
+            low = level[fy0 + 1, fx0] * (1 - wx) + level[fy0 + 1, fx0 + 1] * wx
+            grey += weight * (top * (1 - wy) + low * wy)
+        frames[t, ys, xs] = np.clip(grey, 0, 255).astype(np.uint8)
     return frames
 
 
