@@ -21,9 +21,9 @@ from napari_ultramn.phantom.screen_recording import (
 from napari_ultramn.region_corrections import load_corrections, save_correction
 
 SIZE = (480, 640)
-#: The issue's goal is 98% of the keepable area; blanking margins around overlays over the image
-#: cost 1-5% on these small screens with large text (see the benchmark for realistic sizes).
-MIN_KEPT = 0.95
+#: The issue's goal is 98% of the keepable area (imaging area minus overlay boxes): the benchmark's
+#: median meets it; the 2-3 px margins around labels and calipers over a small fan cost up to 3%.
+MIN_KEPT = 0.965
 
 
 def kept_pixels(area, shape) -> np.ndarray:

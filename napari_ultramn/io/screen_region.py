@@ -342,7 +342,8 @@ def _accept_words(boxes, f, patch, mine, coloured, origin, gap, text_px) -> None
     words, _ = ndi.label(ndi.binary_dilation(coloured, gap))
     for j, (wr, wc) in enumerate(ndi.find_objects(words), 1):
         ys, xs = np.nonzero(coloured[wr, wc] & (words[wr, wc] == j))
-        if ys.size < MIN_STROKE_PIXELS:
+        # a word is about a glyph tall; a speckle cluster that passed is usually flatter
+        if ys.size < MIN_STROKE_PIXELS or ys.max() - ys.min() + 1 < max(3, 0.35 * text_px):
             continue
         box = (slice(wr.start + ys.min(), wr.start + ys.max() + 1),
                slice(wc.start + xs.min(), wc.start + xs.max() + 1))
@@ -353,9 +354,9 @@ def _accept_words(boxes, f, patch, mine, coloured, origin, gap, text_px) -> None
 
 
 def _grow_word(boxes: np.ndarray, f: np.ndarray, ys: np.ndarray, xs: np.ndarray, text_px: float) -> None:
-    """Mark the box of the word at pixels ``(ys, xs)`` of ``f``, grown over neighbouring pixels of
-    its colour (a 'T' bar over bright tissue is no stroke but is the glyph's colour), by at most
-    a third of a text height."""
+    """Mark the box of the word at pixels ``(ys, xs)`` of ``f``, grown over neighbouring pixels
+    of its colour (a 'T' bar over bright tissue is no stroke but is the glyph's colour), by at
+    most a third of a text height."""
     from scipy import ndimage as ndi
 
     reach = max(2, round(text_px / 3))
@@ -364,7 +365,8 @@ def _grow_word(boxes: np.ndarray, f: np.ndarray, ys: np.ndarray, xs: np.ndarray,
     word = np.zeros(window.shape, bool)
     word[ys - t, xs - l] = True
     same = np.abs(window - float(np.median(window[word]))) <= COLOUR_TOLERANCE
-    grown = ndi.binary_dilation(word, np.ones((3, 3), bool), iterations=reach, mask=same) | word
+    # 4-connected: along a bar or a caliper's arm, not diagonally into speckle of that grey
+    grown = ndi.binary_dilation(word, iterations=reach, mask=same) | word
     gy, gx = np.nonzero(grown)
     boxes[t + gy.min():t + gy.max() + 1, l + gx.min():l + gx.max() + 1] = True
 
