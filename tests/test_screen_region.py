@@ -88,6 +88,18 @@ def test_mp4_round_trip_then_detection(tmp_path):
     check(rec, detect_imaging_area(sample))
 
 
+def test_lazy_clip_decodes_only_the_sample():
+    from napari_ultramn.io import LazyFrames
+
+    rec = make_screen_recording("phased", 8, 40, SIZE)
+    decoded = []
+    lazy = LazyFrames(lambda i: decoded.append(i) or rec.frames[i], 40, SIZE)
+    area = detect_imaging_area(lazy)
+    assert len(decoded) == 32  # MAX_SAMPLE_FRAMES spread over the clip, not all 40
+    assert area.region == detect_imaging_area(rec.frames).region
+    check(rec, area)
+
+
 def test_png_single_image(tmp_path):
     from PIL import Image
 

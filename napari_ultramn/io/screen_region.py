@@ -144,6 +144,10 @@ def _check(arr: np.ndarray) -> None:
 
 
 def _sample(frames: np.ndarray) -> np.ndarray:
+    shape = getattr(frames, "shape", ())
+    if not isinstance(frames, np.ndarray) and len(shape) == 3 and shape[0] > MAX_SAMPLE_FRAMES:
+        # a lazy clip (io.clip.LazyFrames): decode only the frames looked at
+        frames = frames[np.linspace(0, shape[0] - 1, MAX_SAMPLE_FRAMES).round().astype(int)]
     arr = np.asarray(frames)
     if arr.ndim == 2:
         arr = arr[None]
