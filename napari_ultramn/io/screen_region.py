@@ -38,14 +38,15 @@ MIN_CONFIDENCE = 0.5
 MAX_SAMPLE_FRAMES = 32
 #: Grey level above which a pixel is "lit" (screen black plus video-compression noise stays below).
 LIT_GREY = 16
-#: Overlay strokes: grey levels above the pixels 2 px to either side, and their share of a text-line
+#: Overlay strokes: grey levels above the pixels 2-3 px to either side, and their share of a text-line
 #: sized window (speckle reaches the contrast at < 1% of its pixels, text ink over it at 35-45%).
 STROKE_CONTRAST = 40
 STROKE_DENSITY = 0.06
 MIN_STROKE_PIXELS = 4
-#: Share of a word's box covered by its overlay-coloured pixels (text ~0.15-0.4, a '+' ~0.1).
-WORD_INK_SHARE = 0.08
+#: Share of a word's box within a pixel of its overlay-coloured pixels (text ~0.4-0.8, a '+' ~0.17).
+WORD_INK_SHARE = 0.12
 MAX_COLOURS = 3  # overlay colours looked for per patch
+BAND_SPILL = 0.25  # pixels of a word's colour just above and below it, per pixel of the word
 COLOUR_TOLERANCE = 24  # grey levels: anti-aliasing and video compression blur an overlay's colour
 SOURCES = ("dicom-regions", "detected", "mapping", "corrected")
 
@@ -293,18 +294,20 @@ def static_overlays(img: np.ndarray, text_px: float) -> np.ndarray:
 
     ``img`` is the temporal minimum of a clip (a single frame for a frozen clip), where moving
     speckle fades and overlays stay. Overlays are drawn at screen resolution, the image is
-    scan-converted (interpolated) from fewer scan lines: a stroke 1-3 px wide is far brighter
-    than the pixels 2 px to both sides, speckle rarely is. Text lines are dense in such
+    scan-converted (interpolated) from fewer scan lines: a stroke 1-4 px wide is far brighter
+    than the pixels 2-3 px to both sides, speckle rarely is. Text lines are dense in such
     "stroke" pixels; each dense patch's box is blanked.
     """
     from scipy import ndimage as ndi
 
     f = img.astype(np.float32)
-    p = np.pad(f, 2, mode="edge")
+    d = max(2, round(text_px / 12))  # strokes of large fonts are 3-4 px wide
+    p = np.pad(f, d, mode="edge")
     # Vertical strokes only, brighter than both sides: an area's edge (black on one side only)
     # is none, nor are skin and fascia, long horizontal bright lines; text is full of them.
-    across_cols = f - np.maximum(p[2:-2, :-4], p[2:-2, 4:])
-    across_rows = f - np.maximum(p[:-4, 2:-2], p[4:, 2:-2])
+    inner = slice(d, -d)
+    across_cols = f - np.maximum(p[inner, :-2 * d], p[inner, 2 * d:])
+    across_rows = f - np.maximum(p[:-2 * d, inner], p[2 * d:, inner])
     stroke = (across_cols >= STROKE_CONTRAST) & (f >= 120)
     # horizontal strokes only widen a box found from vertical ones (a caliper's arm, a 'T')
     ink = stroke | ((across_rows >= STROKE_CONTRAST) & (f >= 120))
@@ -317,9 +320,12 @@ def static_overlays(img: np.ndarray, text_px: float) -> np.ndarray:
     vertical = _line_opening(stroke, arm, axis=0)
     horizontal = _line_opening(ink, arm, axis=1)
     cross = ndi.maximum_filter(vertical, 3) & ndi.maximum_filter(horizontal, 3)
-    dense |= ndi.maximum_filter(cross, 2 * arm + 1) & (vertical | horizontal)
+    # the crossing pixel itself has bright neighbours on all four sides: no stroke, but ink
+    ink |= cross & (f >= 120)
+    caliper = ndi.maximum_filter(cross, 2 * arm + 1) & (vertical | horizontal | cross)
+    dense |= caliper
     boxes = np.zeros(img.shape, bool)
-    labels, _ = ndi.label(dense)
+    labels, _ = ndi.label(dense, np.ones((3, 3), bool))
     gap = np.ones((3, max(3, 2 * round(text_px / 4) + 1)), bool)
     for i, (rows, cols) in enumerate(ndi.find_objects(labels), 1):
         patch = f[rows, cols]
@@ -333,28 +339,51 @@ def static_overlays(img: np.ndarray, text_px: float) -> np.ndarray:
             if np.count_nonzero(mine) < MIN_STROKE_PIXELS:
                 break
             coloured = mine & (patch >= np.percentile(patch[mine], 90) - COLOUR_TOLERANCE)
-            _accept_words(boxes, f, patch, mine, coloured, (rows.start, cols.start), gap, text_px)
+            _accept_words(boxes, f, (rows, cols), mine, coloured, (caliper[rows, cols], cross[rows, cols]),
+                          gap, text_px)
             mine &= ~coloured
     return _line_boxes(boxes, text_px)
 
 
-def _accept_words(boxes, f, patch, mine, coloured, origin, gap, text_px) -> None:
-    """Mark the words of ``coloured`` (pixels of one colour in ``patch`` at ``origin`` of ``f``)
-    that are compact and of one colour among the strokes in their box."""
+def _accept_words(boxes, f, window, mine, coloured, calipers, gap, text_px) -> None:
+    """Mark the words of ``coloured`` (pixels of one colour in ``f[window]``) that are compact
+    and of one colour among the strokes in their box, or that hold a caliper's crossing lines
+    (a thin '+' over busy speckle is a small share of the strokes around it)."""
     from scipy import ndimage as ndi
 
+    patch = f[window]
+    caliper, crossing = calipers
     words, _ = ndi.label(ndi.binary_dilation(coloured, gap))
     for j, (wr, wc) in enumerate(ndi.find_objects(words), 1):
         ys, xs = np.nonzero(coloured[wr, wc] & (words[wr, wc] == j))
         # a word is about a glyph tall; a speckle cluster that passed is usually flatter
         if ys.size < MIN_STROKE_PIXELS or ys.max() - ys.min() + 1 < max(3, 0.35 * text_px):
             continue
-        box = (slice(wr.start + ys.min(), wr.start + ys.max() + 1),
-               slice(wc.start + xs.min(), wc.start + xs.max() + 1))
-        area = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
-        if ys.size < WORD_INK_SHARE * area or not _one_colour(patch[box][mine[box]]):
-            continue
-        _grow_word(boxes, f, origin[0] + wr.start + ys, origin[1] + wc.start + xs, text_px)
+        ys, xs = ys + wr.start, xs + wc.start
+        box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+        on_lines = np.count_nonzero(caliper[ys, xs])
+        if on_lines >= max(0.35 * text_px, 0.5 * ys.size):  # a '+', not a label a line crosses
+            # a '+' is symmetric: an arm lost over tissue of its grey is as long as the others
+            cy, cx = (round(float(np.median(c))) for c in np.nonzero(crossing[box]))
+            ay, ax = np.nonzero(caliper[box] & coloured[box])
+            half = int(min(2 * text_px, max(np.abs(ay - cy).max(), np.abs(ax - cx).max())))
+            cy, cx = cy + box[0].start, cx + box[1].start
+            top, left = window[0].start + cy - half, window[1].start + cx - half
+            boxes[max(0, top):top + 2 * half + 1, max(0, left):left + 2 * half + 1] = True
+        else:
+            area = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+            # share of the box within a pixel of the word's ink: a 1-px line counts as 3 px
+            near_ink = np.count_nonzero(ndi.binary_dilation(coloured[box], np.ones((3, 3), bool)))
+            if near_ink < WORD_INK_SHARE * area or not _one_colour(patch[box][mine[box]]):
+                continue
+            # a text line sits in a band with clear rows above and below it; streaks of bright
+            # speckle (a sector's apex) run on past any band
+            g = max(2, round(0.3 * text_px))
+            above = coloured[max(0, box[0].start - g):box[0].start, box[1]]
+            below = coloured[box[0].stop:box[0].stop + g, box[1]]
+            if np.count_nonzero(above) + np.count_nonzero(below) > BAND_SPILL * ys.size:
+                continue
+        _grow_word(boxes, f, window[0].start + ys, window[1].start + xs, text_px)
 
 
 def _grow_word(boxes: np.ndarray, f: np.ndarray, ys: np.ndarray, xs: np.ndarray, text_px: float) -> None:
