@@ -318,7 +318,8 @@ def static_overlays(img: np.ndarray, text_px: float) -> np.ndarray:
     # calipers: a thin vertical and a thin horizontal line that cross ('+')
     arm = max(5, round(0.4 * text_px))
     vertical = _line_opening(stroke, arm, axis=0)
-    horizontal = _line_opening(ink, arm, axis=1)
+    # the arm across may run over tissue nearly as bright: half the contrast, once a stroke crosses
+    horizontal = _line_opening((across_rows >= STROKE_CONTRAST / 2) & (f >= 120), arm, axis=1)
     cross = ndi.maximum_filter(vertical, 3) & ndi.maximum_filter(horizontal, 3)
     # the crossing pixel itself has bright neighbours on all four sides: no stroke, but ink
     ink |= cross & (f >= 120)
