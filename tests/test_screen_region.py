@@ -160,3 +160,14 @@ def test_bad_corrections(tmp_path):
     (tmp_path / "region_corrections.json").write_text('{"format": "x"}')
     with pytest.raises(InputError, match="does not match schema 'region_corrections'"):
         load_corrections(tmp_path)
+
+
+def test_no_overlay_found_in_plain_speckle():
+    from napari_ultramn.io.screen_overlays import static_overlays
+
+    for layout in ("linear", "phased"):
+        rec = make_screen_recording(layout, 9, 1, SIZE, text_over_image=False, calipers=False)
+        ys, xs = np.nonzero(rec.area_mask)
+        image = rec.frames[0, ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        found = static_overlays(image, text_px=0.035 * min(SIZE))
+        assert found[rec.area_mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]].mean() < 0.01
