@@ -44,7 +44,13 @@ from napari_ultramn.errors import InputError
 from napari_ultramn.io.clip import Clip, Region, file_sha256
 from napari_ultramn.io.open_clip import clip_kind
 from napari_ultramn.progress import Progress, ProgressGen
-from napari_ultramn.project import LOCK_TIMEOUT_S, Project, ProjectLock, ensure_pseudonym_key
+from napari_ultramn.project import (
+    LOCK_TIMEOUT_S,
+    Project,
+    ProjectLock,
+    check_plane_vocabulary,
+    ensure_pseudonym_key,
+)
 
 from . import deid
 from .ingest_identity import dicom_identity
@@ -322,6 +328,8 @@ def ingest(source: str | Path, project_dir: str | Path, *, mapping_csv: str | Pa
     sources = find_sources(source)
     if root.exists() and not root.is_dir():
         raise InputError(root, "is a file, not a project folder")
+    if planes is not None and not (root / "project.json").exists():
+        check_plane_vocabulary(root, planes)  # before the folder is made
     root.mkdir(parents=True, exist_ok=True)
     lock = ProjectLock(root, lock_timeout_s)
     deadline = time.monotonic() + lock_timeout_s

@@ -174,6 +174,18 @@ def write_private(path: Path, data: bytes, *, replace: bool = True) -> bool:
     return True
 
 
+def check_plane_vocabulary(root: str | Path, planes) -> list[str]:
+    """The planes as a list, or one error (naming ``root``) for an empty or repeated vocabulary."""
+    planes = list(planes)
+    repeated = sorted({p for p in planes if planes.count(p) > 1})
+    if not planes or repeated or NON_STANDARD in planes:
+        why = (f"'{repeated[0]}' is given twice" if repeated else "it is empty" if not planes
+               else f"'{NON_STANDARD}' is always added")
+        raise InputError(root, f"plane vocabulary must be unique names, without '{NON_STANDARD}': "
+                         f"{why} in {planes}")
+    return planes
+
+
 def _not_a_file(root: str | Path) -> Path:
     root = Path(root)
     if root.exists() and not root.is_dir():
@@ -200,13 +212,7 @@ class Project:
         root = _not_a_file(root)
         if (root / PROJECT_FILE).exists():
             return cls.open(root)
-        planes = list(planes)
-        repeated = sorted({p for p in planes if planes.count(p) > 1})
-        if not planes or repeated or NON_STANDARD in planes:
-            why = (f"'{repeated[0]}' is given twice" if repeated else "it is empty" if not planes
-                   else f"'{NON_STANDARD}' is always added")
-            raise InputError(root, f"plane vocabulary must be unique names, without '{NON_STANDARD}': "
-                             f"{why} in {planes}")
+        planes = check_plane_vocabulary(root, planes)
         config = {
             "format": "ultramn-project",
             "schema_version": 1,
