@@ -66,6 +66,7 @@ from napari_ultramn.io.h5 import compression_kwargs
 from napari_ultramn.progress import Progress, ProgressGen
 from napari_ultramn.schema import write_json
 
+from .fingerprint import likely_duplicate_pairs
 from .labels import (
     ClipLabels,
     clip_labels,
@@ -85,6 +86,7 @@ from .splits import (
     make_split,
     save_split,
     split_balance,
+    suspected_duplicates,
 )
 
 FORMAT = "ultramn-dataset"
@@ -153,7 +155,7 @@ def build_dataset(
     project_root, out_dir, *, consensus: str | None = "majority", rater: str | None = None,
     size=None, spacing_mm: float | None = None, ratios=DEFAULT_RATIOS, seed: int = 0,
     split_file=None, min_frames: int = 16, min_raters: int = 2, compression: str | None = "zstd",
-    overwrite: bool = False,
+    overwrite: bool = False, refuse_duplicates: bool = False,
 ) -> ProgressGen[dict]:
     """Build the dataset (see module docstring); yields Progress, returns the manifest dict."""
     from napari_ultramn.io.h5 import load_h5py
@@ -191,6 +193,8 @@ def build_dataset(
         else:
             eligible.append(rec)
         yield Progress(i + 1, len(records), f"checking {rec['clip_id']}")
+    # the same patient under two pseudonyms (near-identical clips) stays in one split
+    pairs = likely_duplicate_pairs(eligible, project)
     if split_file is not None:
         split = load_split(split_file)
         clip_split = apply_split(split, eligible, split_file)
@@ -198,7 +202,7 @@ def build_dataset(
         if not eligible:
             raise InputError(project.root, "no clip can be used: " + "; ".join(
                 sorted({e["reason"] for e in excluded})[:5]))
-        split = make_split(eligible, ratios, seed)
+        split = make_split(eligible, ratios, seed, duplicate_pairs=pairs, refuse_duplicates=refuse_duplicates)
         clip_split = apply_split(split, eligible)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +238,7 @@ def build_dataset(
                              dict(consensus=consensus, rater=rater, size=list(size) if size else None,
                                   spacing_mm=spacing_mm, min_frames=min_frames, min_raters=min_raters,
                                   compression=compression, split_file=str(split_file) if split_file else None))
+        manifest["suspected_duplicates"] = suspected_duplicates(pairs, split["participants"])
         (tmp / "README.md").write_text(dataset_card(manifest), encoding="utf-8")
         fsync_files(tmp.iterdir())  # the data must be on disk before the manifest says it is complete
         write_json(tmp / "manifest.json", manifest, "dataset_manifest")  # last: marks completeness

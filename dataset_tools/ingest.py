@@ -29,6 +29,7 @@ from napari_ultramn.progress import Progress, ProgressGen
 from napari_ultramn.project import Project
 
 from . import deid
+from .fingerprint import clip_fingerprint
 
 MAPPING_COLUMNS = ("file", "patient_id", "side", "plane", "sex", "age_band", "site")
 
@@ -181,6 +182,7 @@ def ingest_one(project: Project, source: Path, source_root: Path, mapping: dict[
         "study_date_shifted": deid.shift_date(ident.get("study_date"), shift),
         "source_kind": kind,
         "ingested_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "fingerprint": clip_fingerprint(frames),
     }
     project.upsert_clips([record])
     return "added", clip_id

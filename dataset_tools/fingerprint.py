@@ -1,0 +1,242 @@
+"""Perceptual clip fingerprints: the same patient under two pseudonyms, found by what the clip shows.
+
+The registry can only tell participants apart by their pseudonym. A clip copied under another
+patient id - re-exported, re-encoded, brightened, nudged by a pixel, cropped or mirrored - is a
+different file to every exact check, and build-dataset would put the copy in another split: a
+participant leak between train and test. The fingerprint catches those copies.
+
+What it is
+----------
+``FRAMES`` frames at fixed *relative* positions in the clip (frame ``int((k + 0.5) * T / K)``).
+Each frame is seen through ``WINDOWS`` centred windows (the whole frame, its central 95 % and
+90 %), and each window is reduced to a DCT perceptual hash (pHash):
+
+1. area-averaged down to ``SIZE x SIZE`` (32 x 32: every source pixel weighs in, so speckle, JPEG
+   blocks and codec noise average out and a shift of a few pixels is a fraction of one cell);
+2. the 2-D DCT-II of that, the lowest ``BLOCK x BLOCK`` frequencies (12 x 12: the layout of tissue
+   layers, bones, the nerve) without the DC term: 143 coefficients;
+3. one bit per coefficient: its sign. The DC term is dropped and a positive gain changes no sign,
+   so the hash ignores brightness offsets and contrast gain without normalising anything.
+   Thresholding at 0 rather than at the median (classic pHash) is what makes mirroring free:
+   flipping an image left-right multiplies DCT coefficient ``(u, v)`` by ``(-1)**v``, so the
+   mirror's hash is the hash XOR :data:`MIRROR_MASK`, and one stored hash answers both sides.
+
+Distance of two clips = the minimum, over the 9 window pairings and {as is, mirrored}, of the
+mean over matched frames of the fraction of differing bits: 0 for identical content, ~0.5 for
+unrelated images. The window pairings are what make a crop of a few percent match: the copy's
+whole frame lines up with the original's central window. Frames too uniform to hash (blank,
+probe off the skin) are written ``-`` and skipped.
+
+Why these sizes (``benchmarks/bench_duplicates.py``, 12-participant phantom study): 8 x 8
+coefficients (classic pHash) put distinct participants' same-plane clips as close as 0.145 - the
+anatomy's coarse layout is shared - while a 5 % crop moved a copy to 0.28; 12 x 12 with the three
+windows puts every copy (+1, gain, 1-3 px shift, 2-5 % crop, JPEG 75, H.264, mirror) at <= 0.135
+and distinct participants at >= 0.21. :data:`DUPLICATE_DISTANCE` sits between the two.
+
+Why numpy/scipy and not ``imagehash``: the hash is a few lines on ``scipy.fft.dctn`` (already a
+dependency); ``imagehash`` thresholds at the median (no mirror by XOR), has no crop windows, works
+on PIL images one at a time and would add PyWavelets for nothing we use.
+
+String form (``clip_fingerprint``'s return, the clip record's ``fingerprint``):
+``"phash2:" + ",".join(per frame: "-" or "."-joined hex of the window hashes)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_ultramn.errors import InputError
+
+VERSION = "phash2"
+#: frames hashed per clip, at relative positions (k + 0.5) / FRAMES
+FRAMES = 8
+#: centred windows each frame is hashed through (fraction of height and width kept)
+WINDOWS = (1.0, 0.95, 0.90)
+#: side of the downscaled image the DCT is taken of
+SIZE = 32
+#: low-frequency block kept (BLOCK x BLOCK coefficients minus DC)
+BLOCK = 12
+#: clips closer than this (mean fraction of differing bits) are "likely the same recording"
+DUPLICATE_DISTANCE = 0.17
+#: a window whose downscaled image has a standard deviation below this (grey levels) is not hashed
+MIN_FRAME_STD = 1.0
+
+_USED = np.ones((BLOCK, BLOCK), bool)
+_USED[0, 0] = False
+BITS = int(_USED.sum())
+_BYTES = (BITS + 7) // 8
+#: the bits of coefficients with an odd horizontal frequency: they change sign under a left-right mirror
+MIRROR_MASK = np.packbits(np.broadcast_to(np.arange(BLOCK) % 2 == 1, (BLOCK, BLOCK))[_USED])
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    """Two clips of different participants whose content is near-identical."""
+
+    clip_a: str
+    clip_b: str
+    participant_a: str
+    participant_b: str
+    distance: float
+
+
+def _cell_means(integral: np.ndarray, top: float, left: float, bottom: float, right: float) -> np.ndarray:
+    """``(SIZE, SIZE)`` mean grey level of each cell of a grid over the window, fractional pixels
+    weighted (exact area resampling: every source pixel weighs in, no aliasing).
+
+    ``integral`` is the ``(H + 1, W + 1)`` integral image; it is bilinear inside each pixel, so
+    bilinear interpolation at the cell corners is exact. Pure numpy on one integral image per frame:
+    the matrix-product version was slower, and several times slower again when BLAS threads fight
+    over a busy machine.
+    """
+    def corners(lo, hi, n):
+        at = np.linspace(lo, hi, SIZE + 1)
+        base = np.minimum(at.astype(int), n - 1)
+        return base, at - base
+
+    (y, fy), (x, fx) = corners(top, bottom, integral.shape[0] - 1), corners(left, right, integral.shape[1] - 1)
+    fy, fx = fy[:, None], fx[None, :]
+    at = ((1 - fy) * (1 - fx) * integral[np.ix_(y, x)] + fy * (1 - fx) * integral[np.ix_(y + 1, x)]
+          + (1 - fy) * fx * integral[np.ix_(y, x + 1)] + fy * fx * integral[np.ix_(y + 1, x + 1)])
+    return np.diff(np.diff(at, axis=0), axis=1) / ((bottom - top) * (right - left) / SIZE**2)
+
+
+def _hash(small: np.ndarray) -> bytes | None:
+    """The sign-of-DCT hash (``BITS`` bits, packed) of a ``(SIZE, SIZE)`` image; None when too uniform."""
+    from scipy.fft import dctn
+
+    if small.std() < MIN_FRAME_STD:
+        return None
+    coeffs = dctn(small - small.mean(), norm="ortho")[:BLOCK, :BLOCK][_USED]
+    return np.packbits(coeffs > 0).tobytes()
+
+
+def frame_hashes(frame: np.ndarray) -> list[bytes] | None:
+    """One hash per window in :data:`WINDOWS` for an ``(H, W)`` frame; None when it is too uniform."""
+    f = np.asarray(frame, np.float64)
+    if f.ndim != 2 or min(f.shape) < 2:
+        raise InputError(None, f"a frame must be a 2-D image of at least 2x2 pixels, got shape {f.shape}")
+    h, w = f.shape
+    integral = np.zeros((h + 1, w + 1))
+    integral[1:, 1:] = f.cumsum(1).cumsum(0)
+    out = []
+    for keep in WINDOWS:
+        # the same margin on both sides keeps each window centred, hence mirror-symmetric
+        mh, mw = (1 - keep) / 2 * h, (1 - keep) / 2 * w
+        digest = _hash(_cell_means(integral, mh, mw, h - mh, w - mw))
+        if digest is None:
+            return None
+        out.append(digest)
+    return out
+
+
+def sample_indices(n_frames: int) -> list[int]:
+    """The frames hashed: ``FRAMES`` at relative positions, fewer when the clip is shorter."""
+    k = min(FRAMES, n_frames)
+    return sorted({min(n_frames - 1, int((i + 0.5) * n_frames / k)) for i in range(k)})
+
+
+def clip_fingerprint(frames) -> str:
+    """Fingerprint of a ``(T, H, W)`` clip: numpy array or any lazy array-like (only the sampled
+    frames are read, so a project clip file costs ``FRAMES`` frame reads)."""
+    shape = getattr(frames, "shape", None)
+    if shape is None or len(shape) != 3 or shape[0] < 1:
+        raise InputError(None, f"frames must be (T, H, W) with T >= 1, got shape {shape}")
+    tokens = []
+    for i in sample_indices(int(shape[0])):
+        hashes = frame_hashes(np.asarray(frames[i]))
+        tokens.append("-" if hashes is None else ".".join(h.hex() for h in hashes))
+    return f"{VERSION}:" + ",".join(tokens)
+
+
+def parse_fingerprint(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(hashes (FRAMES, len(WINDOWS), bytes) uint8, hashed (FRAMES,) bool)``.
+
+    Clips shorter than ``FRAMES`` have their hashes spread over the ``FRAMES`` relative slots so
+    that any two fingerprints compare slot by slot.
+    """
+    version, _, body = str(text).partition(":")
+    tokens = body.split(",") if body else []
+    if version != VERSION or not tokens:
+        raise InputError(None, f"not a {VERSION} fingerprint: {str(text)[:40]!r}")
+    hashes = np.zeros((FRAMES, len(WINDOWS), _BYTES), np.uint8)
+    hashed = np.zeros(FRAMES, bool)
+    for slot in range(FRAMES):
+        token = tokens[min(len(tokens) - 1, slot * len(tokens) // FRAMES)]
+        if token == "-":
+            continue
+        try:
+            windows = [bytes.fromhex(part) for part in token.split(".")]
+        except ValueError:
+            windows = []
+        if len(windows) != len(WINDOWS) or any(len(b) != _BYTES for b in windows):
+            raise InputError(None, f"not a {VERSION} fingerprint: bad frame hash {token[:40]!r}")
+        hashes[slot] = np.frombuffer(b"".join(windows), np.uint8).reshape(len(WINDOWS), _BYTES)
+        hashed[slot] = True
+    return hashes, hashed
+
+
+def distance_matrix(prints: list[tuple[np.ndarray, np.ndarray]],
+                    others: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
+    """``(N, M)`` clip distances between parsed fingerprints (see module docstring); 1.0 where two
+    clips have no hashed frame in common."""
+    others = prints if others is None else others
+    a = np.stack([h for h, _ in prints])[:, None, :, :, None, :]  # N, 1, K, Wa, 1, bytes
+    b = np.stack([h for h, _ in others])[None, :, :, None, :, :]  # 1, M, K, 1, Wb, bytes
+    valid = np.stack([v for _, v in prints])[:, None, :] & np.stack([v for _, v in others])[None, :, :]
+    n = np.maximum(valid.sum(-1), 1)
+    best = np.full(valid.shape[:2], np.inf)
+    for mask in (np.zeros_like(MIRROR_MASK), MIRROR_MASK):
+        bits = _POPCOUNT[a ^ b ^ mask].sum(-1, dtype=np.int32)  # N, M, K, Wa, Wb
+        per_pairing = (bits * valid[..., None, None]).sum(2) / (n[..., None, None] * BITS)
+        best = np.minimum(best, per_pairing.min(axis=(-1, -2)))
+    return np.where(valid.any(-1), best, 1.0)
+
+
+def fingerprint_distance(a: str, b: str) -> float:
+    """Distance of two fingerprint strings: 0 same content, ~0.5 unrelated."""
+    return float(distance_matrix([parse_fingerprint(a)], [parse_fingerprint(b)])[0, 0])
+
+
+def with_fingerprints(records: Iterable[dict], project=None) -> list[dict]:
+    """Copies of ``records`` each with a current ``fingerprint`` where one can be had.
+
+    Records of existing projects that lack one (or hold an older version) get it from the project
+    clip file (``project`` needed then; the registry is not written). A clip whose file cannot be
+    read is left without: it cannot be compared, and build-dataset excludes it anyway.
+    """
+    out = []
+    for rec in records:
+        if not str(rec.get("fingerprint") or "").startswith(f"{VERSION}:"):
+            if project is None:
+                raise InputError(None, f"clip {rec.get('clip_id')} has no fingerprint and no project to read it from")
+            try:
+                rec = {**rec, "fingerprint": clip_fingerprint(project.open_clip(rec["clip_id"]).frames)}
+            except (OSError, ValueError, KeyError):  # InputError is a ValueError; h5py raises OSError/KeyError
+                rec = {k: v for k, v in rec.items() if k != "fingerprint"}
+        out.append(rec)
+    return out
+
+
+def likely_duplicate_pairs(records: Iterable[dict], project=None,
+                           threshold: float = DUPLICATE_DISTANCE) -> list[DuplicatePair]:
+    """Pairs of clips of *different* participants closer than ``threshold``, closest first.
+
+    ``records`` are clip records (``clip_id``, ``participant``, ``fingerprint``); those without a
+    fingerprint are computed from ``project`` (see :func:`with_fingerprints`).
+    """
+    recs = [r for r in with_fingerprints(records, project) if r.get("fingerprint")]
+    prints = [parse_fingerprint(r["fingerprint"]) for r in recs]
+    participants = np.array([str(r["participant"]) for r in recs])
+    pairs = []
+    for i in range(len(recs) - 1):  # one row at a time: memory stays O(N) for big projects
+        d = distance_matrix(prints[i:i + 1], prints[i + 1:])[0]
+        for j in np.flatnonzero((d < threshold) & (participants[i + 1:] != participants[i])):
+            a, b = recs[i], recs[i + 1 + j]
+            pairs.append(DuplicatePair(a["clip_id"], b["clip_id"], str(a["participant"]),
+                                       str(b["participant"]), round(float(d[j]), 4)))
+    return sorted(pairs, key=lambda p: (p.distance, p.clip_a, p.clip_b))
