@@ -74,22 +74,23 @@ def jpeg75(frames, rng):
     return np.stack(out)
 
 
-def h264(frames, rng, folder=None):
+def h264(frames, rng):
     """Encode with libx264 at its default quality (crf 23) and read back with the project's reader."""
     import av
 
     from napari_ultramn.io import open_clip
 
-    path = Path(folder or tempfile.mkdtemp()) / f"reencode-{rng.integers(1 << 30)}.mp4"
     t, h, w = frames.shape
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
-        for f in frames:
-            rgb = np.repeat(f[: h - h % 2, : w - w % 2, None], 3, axis=-1)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-        container.mux(stream.encode())
-    return open_clip(path).to_array()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reencoded.mp4"
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
+            for f in frames:
+                rgb = np.repeat(f[: h - h % 2, : w - w % 2, None], 3, axis=-1)
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+            container.mux(stream.encode())
+        return open_clip(path).to_array()
 
 
 def mirror(frames, rng):
@@ -133,7 +134,7 @@ def main(argv=None) -> None:
         for name, transform in TRANSFORMS.items():
             for k, i in enumerate(rng.choice(len(originals), args.copies, replace=False)):
                 src = originals[i]
-                frames = transform(src["frames"], rng, tmp) if transform is h264 else transform(src["frames"], rng)
+                frames = transform(src["frames"], rng)
                 copies.append({**src, "clip_id": f"copy{len(copies)}", "participant": f"COPY-{name}-{k}",
                                "frames": frames, "origin": src["clip_id"], "transform": name})
         times = []

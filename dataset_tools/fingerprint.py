@@ -8,11 +8,12 @@ participant leak between train and test. The fingerprint catches those copies.
 What it is
 ----------
 ``FRAMES`` frames at fixed *relative* positions in the clip (frame ``int((k + 0.5) * T / K)``).
-Each frame is seen through ``WINDOWS`` centred windows (the whole frame, its central 95 % and
-90 %), and each window is reduced to a DCT perceptual hash (pHash):
+Each frame is seen through the :data:`WINDOWS` (the whole frame; its central 95 % and 90 %; and
+those two moved by 1.25 % up, down, left and right), and each window is reduced to a DCT
+perceptual hash (pHash):
 
 1. area-averaged down to ``SIZE x SIZE`` (32 x 32: every source pixel weighs in, so speckle, JPEG
-   blocks and codec noise average out and a shift of a few pixels is a fraction of one cell);
+   blocks and codec noise average out);
 2. the 2-D DCT-II of that, the lowest ``BLOCK x BLOCK`` frequencies (12 x 12: the layout of tissue
    layers, bones, the nerve) without the DC term: 143 coefficients;
 3. one bit per coefficient: its sign. The DC term is dropped and a positive gain changes no sign,
@@ -21,28 +22,34 @@ Each frame is seen through ``WINDOWS`` centred windows (the whole frame, its cen
    flipping an image left-right multiplies DCT coefficient ``(u, v)`` by ``(-1)**v``, so the
    mirror's hash is the hash XOR :data:`MIRROR_MASK`, and one stored hash answers both sides.
 
-Distance of two clips = the minimum, over the 9 window pairings and {as is, mirrored}, of the
-mean over matched frames of the fraction of differing bits: 0 for identical content, ~0.5 for
-unrelated images. The window pairings are what make a crop of a few percent match: the copy's
-whole frame lines up with the original's central window. Frames too uniform to hash (blank,
-probe off the skin) are written ``-`` and skipped.
+Distance of two clips = the minimum, over every pairing of a window of one with a window of the
+other and over {as is, mirrored}, of the mean over matched frames of the fraction of differing
+bits: 0 for identical content, ~0.5 for unrelated images. The pairings are what make crops and
+shifts match: a copy cropped by 5 % lines up with the original's 90 % window, one shifted by 3 px
+with a moved window. (The window set is mirror-closed - every left move has its right move - so
+the XOR mirror of a window's hash is the hash of another window of the mirrored frame, and the
+minimum over all pairings is exact.) Frames too uniform to hash (blank, probe off the skin) are
+written ``-`` and skipped.
 
-Why these sizes (``benchmarks/bench_duplicates.py``, 12-participant phantom study): 8 x 8
-coefficients (classic pHash) put distinct participants' same-plane clips as close as 0.145 - the
-anatomy's coarse layout is shared - while a 5 % crop moved a copy to 0.28; 12 x 12 with the three
-windows puts every copy (+1, gain, 1-3 px shift, 2-5 % crop, JPEG 75, H.264, mirror) at <= 0.135
-and distinct participants at >= 0.21. :data:`DUPLICATE_DISTANCE` sits between the two.
+Why these choices (``benchmarks/bench_duplicates.py``, 12-participant phantom study, 96 clips):
+with 8 x 8 coefficients (classic pHash) and the whole frame only, distinct participants'
+same-plane clips came as close as 0.145 - the anatomy's coarse layout is shared - while a 5 %
+crop moved a copy to 0.28. 12 x 12 and the 11 windows put every copy (+1, gain, 1-3 px shift,
+2-5 % crop, JPEG 75, H.264, mirror) at <= 0.085 and distinct participants at >= 0.19;
+:data:`DUPLICATE_DISTANCE` sits between the two. A missed copy is a leak, a false pair only
+keeps two participants in one split, so the threshold leans to recall.
 
 Why numpy/scipy and not ``imagehash``: the hash is a few lines on ``scipy.fft.dctn`` (already a
-dependency); ``imagehash`` thresholds at the median (no mirror by XOR), has no crop windows, works
-on PIL images one at a time and would add PyWavelets for nothing we use.
+dependency); ``imagehash`` thresholds at the median (no mirror by XOR), has no crop or shift
+windows, works on PIL images one at a time and would add PyWavelets for nothing we use.
 
-String form (``clip_fingerprint``'s return, the clip record's ``fingerprint``):
-``"phash2:" + ",".join(per frame: "-" or "."-joined hex of the window hashes)``.
+String form (``clip_fingerprint``'s return, the clip record's ``fingerprint``, ~2 kB):
+``"phash3:" + ",".join(per frame: "-" or URL-safe base64 of the window hashes)``.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -50,17 +57,20 @@ import numpy as np
 
 from napari_ultramn.errors import InputError
 
-VERSION = "phash2"
+VERSION = "phash3"
 #: frames hashed per clip, at relative positions (k + 0.5) / FRAMES
 FRAMES = 8
-#: centred windows each frame is hashed through (fraction of height and width kept)
-WINDOWS = (1.0, 0.95, 0.90)
+_STEP = 0.0125
+#: (fraction of height and width kept, centre offset down, centre offset right), fractions of the frame
+WINDOWS = ((1.0, 0.0, 0.0),
+           *((keep, dy, dx) for keep in (0.95, 0.90)
+             for dy, dx in ((0.0, 0.0), (-_STEP, 0.0), (_STEP, 0.0), (0.0, -_STEP), (0.0, _STEP))))
 #: side of the downscaled image the DCT is taken of
 SIZE = 32
 #: low-frequency block kept (BLOCK x BLOCK coefficients minus DC)
 BLOCK = 12
 #: clips closer than this (mean fraction of differing bits) are "likely the same recording"
-DUPLICATE_DISTANCE = 0.17
+DUPLICATE_DISTANCE = 0.14
 #: a window whose downscaled image has a standard deviation below this (grey levels) is not hashed
 MIN_FRAME_STD = 1.0
 
@@ -68,9 +78,27 @@ _USED = np.ones((BLOCK, BLOCK), bool)
 _USED[0, 0] = False
 BITS = int(_USED.sum())
 _BYTES = (BITS + 7) // 8
+_WORDS = (_BYTES + 7) // 8  # hashes compare as uint64 words
 #: the bits of coefficients with an odd horizontal frequency: they change sign under a left-right mirror
 MIRROR_MASK = np.packbits(np.broadcast_to(np.arange(BLOCK) % 2 == 1, (BLOCK, BLOCK))[_USED])
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+def _words(hashes: np.ndarray) -> np.ndarray:
+    """``(..., _BYTES)`` uint8 -> ``(..., _WORDS)`` uint64 (zero-padded)."""
+    padded = np.zeros((*hashes.shape[:-1], _WORDS * 8), np.uint8)
+    padded[..., :_BYTES] = hashes
+    return padded.view(np.uint64)
+
+
+_MIRROR_WORDS = _words(MIRROR_MASK)
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits per uint64 element (``np.bitwise_count`` where numpy >= 2 has it)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x)
+    return _POPCOUNT[x.view(np.uint8)].reshape(*x.shape, 8).sum(-1)
 
 
 @dataclass(frozen=True)
@@ -114,9 +142,9 @@ def _hash(small: np.ndarray) -> bytes | None:
     coeffs = dctn(small - small.mean(), norm="ortho")[:BLOCK, :BLOCK][_USED]
     return np.packbits(coeffs > 0).tobytes()
 
-
-def frame_hashes(frame: np.ndarray) -> list[bytes] | None:
-    """One hash per window in :data:`WINDOWS` for an ``(H, W)`` frame; None when it is too uniform."""
+def frame_hashes(frame: np.ndarray) -> bytes | None:
+    """The hashes of an ``(H, W)`` frame through every window, concatenated (``_BYTES`` each, in
+    :data:`WINDOWS` order); None when the frame is too uniform to hash."""
     f = np.asarray(frame, np.float64)
     if f.ndim != 2 or min(f.shape) < 2:
         raise InputError(None, f"a frame must be a 2-D image of at least 2x2 pixels, got shape {f.shape}")
@@ -124,14 +152,14 @@ def frame_hashes(frame: np.ndarray) -> list[bytes] | None:
     integral = np.zeros((h + 1, w + 1))
     integral[1:, 1:] = f.cumsum(1).cumsum(0)
     out = []
-    for keep in WINDOWS:
-        # the same margin on both sides keeps each window centred, hence mirror-symmetric
-        mh, mw = (1 - keep) / 2 * h, (1 - keep) / 2 * w
-        digest = _hash(_cell_means(integral, mh, mw, h - mh, w - mw))
+    for keep, dy, dx in WINDOWS:
+        # equal margins keep the window centred on its offset; moved windows stay inside the frame
+        top, left = ((1 - keep) / 2 + dy) * h, ((1 - keep) / 2 + dx) * w
+        digest = _hash(_cell_means(integral, top, left, top + keep * h, left + keep * w))
         if digest is None:
             return None
         out.append(digest)
-    return out
+    return b"".join(out)
 
 
 def sample_indices(n_frames: int) -> list[int]:
@@ -148,13 +176,13 @@ def clip_fingerprint(frames) -> str:
         raise InputError(None, f"frames must be (T, H, W) with T >= 1, got shape {shape}")
     tokens = []
     for i in sample_indices(int(shape[0])):
-        hashes = frame_hashes(np.asarray(frames[i]))
-        tokens.append("-" if hashes is None else ".".join(h.hex() for h in hashes))
+        digest = frame_hashes(np.asarray(frames[i]))
+        tokens.append("-" if digest is None else base64.urlsafe_b64encode(digest).decode().rstrip("="))
     return f"{VERSION}:" + ",".join(tokens)
 
 
 def parse_fingerprint(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(hashes (FRAMES, len(WINDOWS), bytes) uint8, hashed (FRAMES,) bool)``.
+    """``(hashes (FRAMES, len(WINDOWS), _WORDS) uint64, hashed (FRAMES,) bool)``.
 
     Clips shorter than ``FRAMES`` have their hashes spread over the ``FRAMES`` relative slots so
     that any two fingerprints compare slot by slot.
@@ -163,6 +191,7 @@ def parse_fingerprint(text: str) -> tuple[np.ndarray, np.ndarray]:
     tokens = body.split(",") if body else []
     if version != VERSION or not tokens:
         raise InputError(None, f"not a {VERSION} fingerprint: {str(text)[:40]!r}")
+    size = len(WINDOWS) * _BYTES
     hashes = np.zeros((FRAMES, len(WINDOWS), _BYTES), np.uint8)
     hashed = np.zeros(FRAMES, bool)
     for slot in range(FRAMES):
@@ -170,14 +199,14 @@ def parse_fingerprint(text: str) -> tuple[np.ndarray, np.ndarray]:
         if token == "-":
             continue
         try:
-            windows = [bytes.fromhex(part) for part in token.split(".")]
+            digest = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except ValueError:
-            windows = []
-        if len(windows) != len(WINDOWS) or any(len(b) != _BYTES for b in windows):
+            digest = b""
+        if len(digest) != size:
             raise InputError(None, f"not a {VERSION} fingerprint: bad frame hash {token[:40]!r}")
-        hashes[slot] = np.frombuffer(b"".join(windows), np.uint8).reshape(len(WINDOWS), _BYTES)
+        hashes[slot] = np.frombuffer(digest, np.uint8).reshape(len(WINDOWS), _BYTES)
         hashed[slot] = True
-    return hashes, hashed
+    return _words(hashes), hashed
 
 
 def distance_matrix(prints: list[tuple[np.ndarray, np.ndarray]],
@@ -185,13 +214,13 @@ def distance_matrix(prints: list[tuple[np.ndarray, np.ndarray]],
     """``(N, M)`` clip distances between parsed fingerprints (see module docstring); 1.0 where two
     clips have no hashed frame in common."""
     others = prints if others is None else others
-    a = np.stack([h for h, _ in prints])[:, None, :, :, None, :]  # N, 1, K, Wa, 1, bytes
-    b = np.stack([h for h, _ in others])[None, :, :, None, :, :]  # 1, M, K, 1, Wb, bytes
+    a = np.stack([h for h, _ in prints])[:, None, :, :, None, :]  # N, 1, K, Wa, 1, words
+    b = np.stack([h for h, _ in others])[None, :, :, None, :, :]  # 1, M, K, 1, Wb, words
     valid = np.stack([v for _, v in prints])[:, None, :] & np.stack([v for _, v in others])[None, :, :]
     n = np.maximum(valid.sum(-1), 1)
     best = np.full(valid.shape[:2], np.inf)
-    for mask in (np.zeros_like(MIRROR_MASK), MIRROR_MASK):
-        bits = _POPCOUNT[a ^ b ^ mask].sum(-1, dtype=np.int32)  # N, M, K, Wa, Wb
+    for mask in (np.zeros_like(_MIRROR_WORDS), _MIRROR_WORDS):
+        bits = _popcount(a ^ b ^ mask).sum(-1, dtype=np.int32)  # N, M, K, Wa, Wb
         per_pairing = (bits * valid[..., None, None]).sum(2) / (n[..., None, None] * BITS)
         best = np.minimum(best, per_pairing.min(axis=(-1, -2)))
     return np.where(valid.any(-1), best, 1.0)
