@@ -144,7 +144,9 @@ def main(argv=None) -> None:
             times.append(time.perf_counter() - t0)
         records = [{k: v for k, v in r.items() if k != "frames"} for r in originals + copies]
     origin = {r["clip_id"]: r.get("origin", r["clip_id"]) for r in records}
+    t0 = time.perf_counter()
     pairs = likely_duplicate_pairs(records)
+    t_pairs = time.perf_counter() - t0
     found = {(p.clip_a, p.clip_b) for p in pairs} | {(p.clip_b, p.clip_a) for p in pairs}
     false = [p for p in pairs if origin[p.clip_a] != origin[p.clip_b]]
 
@@ -178,6 +180,9 @@ def main(argv=None) -> None:
           + "".join(f"\n  {p}" for p in false[:10]))
     print(f"fingerprint time per clip: median {1000 * np.median(times):.1f} ms "
           f"({args.frames} frames of {originals[0]['frames'].shape[1:]}; reads only the sampled frames)")
+    n = len(records)
+    print(f"likely_duplicate_pairs over {n} clips: {t_pairs:.2f} s "
+          f"({1e6 * t_pairs / (n * (n - 1) / 2):.1f} us per clip pair)")
 
 
 if __name__ == "__main__":

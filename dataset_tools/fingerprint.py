@@ -78,27 +78,9 @@ _USED = np.ones((BLOCK, BLOCK), bool)
 _USED[0, 0] = False
 BITS = int(_USED.sum())
 _BYTES = (BITS + 7) // 8
-_WORDS = (_BYTES + 7) // 8  # hashes compare as uint64 words
 #: the bits of coefficients with an odd horizontal frequency: they change sign under a left-right mirror
 MIRROR_MASK = np.packbits(np.broadcast_to(np.arange(BLOCK) % 2 == 1, (BLOCK, BLOCK))[_USED])
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
-
-
-def _words(hashes: np.ndarray) -> np.ndarray:
-    """``(..., _BYTES)`` uint8 -> ``(..., _WORDS)`` uint64 (zero-padded)."""
-    padded = np.zeros((*hashes.shape[:-1], _WORDS * 8), np.uint8)
-    padded[..., :_BYTES] = hashes
-    return padded.view(np.uint64)
-
-
-_MIRROR_WORDS = _words(MIRROR_MASK)
-
-
-def _popcount(x: np.ndarray) -> np.ndarray:
-    """Set bits per uint64 element (``np.bitwise_count`` where numpy >= 2 has it)."""
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(x)
-    return _POPCOUNT[x.view(np.uint8)].reshape(*x.shape, 8).sum(-1)
+_MIRROR_SIGNS = np.tile(np.where(np.unpackbits(MIRROR_MASK)[:BITS] == 1, -1.0, 1.0).astype(np.float32), FRAMES)
 
 
 @dataclass(frozen=True)
@@ -182,7 +164,8 @@ def clip_fingerprint(frames) -> str:
 
 
 def parse_fingerprint(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(hashes (FRAMES, len(WINDOWS), _WORDS) uint64, hashed (FRAMES,) bool)``.
+    """``(signs (len(WINDOWS), FRAMES * BITS) float32, hashed (FRAMES,) bool)``: each window's bits
+    of all frames as +-1 (0 for a frame not hashed), the form :func:`distance_matrix` multiplies.
 
     Clips shorter than ``FRAMES`` have their hashes spread over the ``FRAMES`` relative slots so
     that any two fingerprints compare slot by slot.
@@ -192,7 +175,7 @@ def parse_fingerprint(text: str) -> tuple[np.ndarray, np.ndarray]:
     if version != VERSION or not tokens:
         raise InputError(None, f"not a {VERSION} fingerprint: {str(text)[:40]!r}")
     size = len(WINDOWS) * _BYTES
-    hashes = np.zeros((FRAMES, len(WINDOWS), _BYTES), np.uint8)
+    signs = np.zeros((len(WINDOWS), FRAMES, BITS), np.float32)
     hashed = np.zeros(FRAMES, bool)
     for slot in range(FRAMES):
         token = tokens[min(len(tokens) - 1, slot * len(tokens) // FRAMES)]
@@ -204,26 +187,38 @@ def parse_fingerprint(text: str) -> tuple[np.ndarray, np.ndarray]:
             digest = b""
         if len(digest) != size:
             raise InputError(None, f"not a {VERSION} fingerprint: bad frame hash {token[:40]!r}")
-        hashes[slot] = np.frombuffer(digest, np.uint8).reshape(len(WINDOWS), _BYTES)
+        bits = np.unpackbits(np.frombuffer(digest, np.uint8).reshape(len(WINDOWS), _BYTES), axis=1)[:, :BITS]
+        signs[:, slot] = 2.0 * bits - 1.0
         hashed[slot] = True
-    return _words(hashes), hashed
+    return signs.reshape(len(WINDOWS), FRAMES * BITS), hashed
 
 
 def distance_matrix(prints: list[tuple[np.ndarray, np.ndarray]],
                     others: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
     """``(N, M)`` clip distances between parsed fingerprints (see module docstring); 1.0 where two
-    clips have no hashed frame in common."""
+    clips have no hashed frame in common.
+
+    With bits as +-1 (0 for frames not hashed), the differing bits of two hashes over the frames
+    both have are ``(BITS * n_common - dot) / 2``, so every window pairing of every clip pair,
+    as is and mirrored, is one matrix product (float32 is exact for these integer sums): ~100x
+    fewer operations than XOR and popcount pairing by pairing.
+    """
     others = prints if others is None else others
-    a = np.stack([h for h, _ in prints])[:, None, :, :, None, :]  # N, 1, K, Wa, 1, words
-    b = np.stack([h for h, _ in others])[None, :, :, None, :, :]  # 1, M, K, 1, Wb, words
-    valid = np.stack([v for _, v in prints])[:, None, :] & np.stack([v for _, v in others])[None, :, :]
-    n = np.maximum(valid.sum(-1), 1)
-    best = np.full(valid.shape[:2], np.inf)
-    for mask in (np.zeros_like(_MIRROR_WORDS), _MIRROR_WORDS):
-        bits = _popcount(a ^ b ^ mask).sum(-1, dtype=np.int32)  # N, M, K, Wa, Wb
-        per_pairing = (bits * valid[..., None, None]).sum(2) / (n[..., None, None] * BITS)
-        best = np.minimum(best, per_pairing.min(axis=(-1, -2)))
-    return np.where(valid.any(-1), best, 1.0)
+    n_win = len(WINDOWS)
+    b = np.concatenate([s for s, _ in others])  # (M * W, K * BITS)
+    b_valid = np.stack([v for _, v in others]).astype(np.float32)
+    out = np.empty((len(prints), len(others)))
+    chunk = max(1, 2_000_000 // max(1, b.shape[0] * n_win))  # rows at a time: dots stay ~16 MB
+    for start in range(0, len(prints), chunk):
+        rows = prints[start:start + chunk]
+        a = np.concatenate([s for s, _ in rows])
+        dots = np.stack([a @ b.T, (a * _MIRROR_SIGNS) @ b.T])  # (2, n * W, M * W)
+        best = dots.reshape(2, len(rows), n_win, len(others), n_win).max(axis=(0, 2, 4)).astype(np.float64)
+        common = (np.stack([v for _, v in rows]).astype(np.float32) @ b_valid.T).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dist = (BITS * common - best) / (2 * BITS * common)
+        out[start:start + len(rows)] = np.where(common > 0, dist, 1.0)
+    return out
 
 
 def fingerprint_distance(a: str, b: str) -> float:
@@ -262,10 +257,12 @@ def likely_duplicate_pairs(records: Iterable[dict], project=None,
     prints = [parse_fingerprint(r["fingerprint"]) for r in recs]
     participants = np.array([str(r["participant"]) for r in recs])
     pairs = []
-    for i in range(len(recs) - 1):  # one row at a time: memory stays O(N) for big projects
-        d = distance_matrix(prints[i:i + 1], prints[i + 1:])[0]
-        for j in np.flatnonzero((d < threshold) & (participants[i + 1:] != participants[i])):
-            a, b = recs[i], recs[i + 1 + j]
-            pairs.append(DuplicatePair(a["clip_id"], b["clip_id"], str(a["participant"]),
-                                       str(b["participant"]), round(float(d[j]), 4)))
+    for start in range(0, len(recs), 64):  # a block of rows at a time: memory stays O(N)
+        d = distance_matrix(prints[start:start + 64], prints)
+        for i, j in zip(*np.nonzero(d < threshold)):
+            i = start + int(i)
+            if j > i and participants[i] != participants[j]:
+                a, b = recs[i], recs[j]
+                pairs.append(DuplicatePair(a["clip_id"], b["clip_id"], str(a["participant"]),
+                                           str(b["participant"]), round(float(d[i - start, j]), 4)))
     return sorted(pairs, key=lambda p: (p.distance, p.clip_a, p.clip_b))
