@@ -10,7 +10,7 @@ through ``open_clip``) and a left-right mirror.
 Printed: recall per transform (goal: every copy found), false pairs (clips of different origin
 paired; goal 0), the distance distributions that justify ``DUPLICATE_DISTANCE`` (largest copy
 distance vs smallest distance between distinct participants, same plane), fingerprint time per
-clip. Asserts nothing. ``python3 benchmarks/bench_duplicates.py [--participants 12]``
+clip. Asserts nothing. ``python3 benchmarks/bench_duplicates.py [--participants 12] [--sector]``
 """
 
 from __future__ import annotations
@@ -102,6 +102,16 @@ TRANSFORMS = {"+1 intensity": plus_one, "gain x1.1": gain(1.1), "gain x0.9": gai
               "mirror": mirror}
 
 
+def sector(frames: np.ndarray) -> np.ndarray:
+    """Blank outside a 60-degree fan, as ingest does for a sector probe (every clip the same fan)."""
+    h, w = frames.shape[1:]
+    rows, cols = np.mgrid[0:h, 0:w]
+    apex = -0.15 * h
+    radius, angle = np.hypot(cols - w / 2, rows - apex), np.degrees(np.arctan2(cols - w / 2, rows - apex))
+    keep = (np.abs(angle) < 30) & (radius > 0.25 * h) & (radius < 1.1 * h)
+    return frames * keep
+
+
 def read_study(folder: Path, participants: int, n_frames: int, seed: int) -> list[dict]:
     """Write the phantom study and read every clip as ingest does (cropped to the imaging region)."""
     from napari_ultramn.io import open_clip
@@ -123,12 +133,18 @@ def main(argv=None) -> None:
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--copies", type=int, default=6, help="copies made per transform")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sector", action="store_true",
+                    help="blank every clip outside one shared fan first (sector probes: the shared "
+                    "static outline must not make distinct participants look alike)")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         originals = read_study(Path(tmp) / "study", args.participants, args.frames, args.seed)
-        print(f"phantom study: {args.participants} participants, {len(originals)} clips of "
+        if args.sector:
+            originals = [{**r, "frames": sector(r["frames"])} for r in originals]
+        print(f"phantom study{' (sector)' if args.sector else ''}: {args.participants} participants, "
+              f"{len(originals)} clips of "
               f"{originals[0]['frames'].shape} ({time.perf_counter() - t0:.0f} s to write and read)")
         copies = []
         for name, transform in TRANSFORMS.items():

@@ -13,7 +13,9 @@ those two moved by 1.25 % up, down, left and right), and each window is reduced 
 perceptual hash (pHash):
 
 1. area-averaged down to ``SIZE x SIZE`` (32 x 32: every source pixel weighs in, so speckle, JPEG
-   blocks and codec noise average out);
+   blocks and codec noise average out), pixels weighted by how much they change over the sampled
+   frames (:func:`live_weight`): the static outside of a sector, overlays and borders, shared by
+   every clip of a scanner, are filled from the tissue next to them instead of being hashed;
 2. the 2-D DCT-II of that, the lowest ``BLOCK x BLOCK`` frequencies (12 x 12: the layout of tissue
    layers, bones, the nerve) without the DC term: 143 coefficients;
 3. one bit per coefficient: its sign. The DC term is dropped and a positive gain changes no sign,
@@ -35,9 +37,13 @@ Why these choices (``benchmarks/bench_duplicates.py``, 12-participant phantom st
 with 8 x 8 coefficients (classic pHash) and the whole frame only, distinct participants'
 same-plane clips came as close as 0.145 - the anatomy's coarse layout is shared - while a 5 %
 crop moved a copy to 0.28. 12 x 12 and the 11 windows put every copy (+1, gain, 1-3 px shift,
-2-5 % crop, JPEG 75, H.264, mirror) at <= 0.085 and distinct participants at >= 0.19;
-:data:`DUPLICATE_DISTANCE` sits between the two. A missed copy is a leak, a false pair only
-keeps two participants in one split, so the threshold leans to recall.
+2-5 % crop, JPEG 75, H.264, mirror) at <= 0.085 and distinct participants at >= 0.19 (0.165
+with 24 participants: the closest unrelated pair creeps down as pairs multiply); with every
+clip blanked outside one shared fan (``--sector``) copies stay <= 0.095 and distinct participants
+>= 0.177 (without the live weighting the shared fan brought them to 0.099).
+:data:`DUPLICATE_DISTANCE` = 0.14 sits about midway: a missed copy is a
+leak, but a false pair is not harmless either (it merges two participants' split assignment, and
+``refuse_duplicates`` would stop the build).
 
 Why numpy/scipy and not ``imagehash``: the hash is a few lines on ``scipy.fft.dctn`` (already a
 dependency); ``imagehash`` thresholds at the median (no mirror by XOR), has no crop or shift
@@ -73,6 +79,11 @@ BLOCK = 12
 DUPLICATE_DISTANCE = 0.14
 #: a window whose downscaled image has a standard deviation below this (grey levels) is not hashed
 MIN_FRAME_STD = 1.0
+#: a pixel counts fully once its range over the sampled frames reaches this fraction of the clip's
+#: 98th-percentile range (see :func:`live_weight`)
+LIVE_FRACTION = 0.3
+#: width (in cells of the SIZE x SIZE grid) of the neighbourhood that fills static regions
+FILL_SIGMA = 3.0
 
 _USED = np.ones((BLOCK, BLOCK), bool)
 _USED[0, 0] = False
@@ -124,20 +135,62 @@ def _hash(small: np.ndarray) -> bytes | None:
     coeffs = dctn(small - small.mean(), norm="ortho")[:BLOCK, :BLOCK][_USED]
     return np.packbits(coeffs > 0).tobytes()
 
-def frame_hashes(frame: np.ndarray) -> bytes | None:
+
+def _integral(image: np.ndarray) -> np.ndarray:
+    out = np.zeros((image.shape[0] + 1, image.shape[1] + 1))
+    out[1:, 1:] = image.cumsum(1).cumsum(0)
+    return out
+
+
+def live_weight(sample: np.ndarray) -> np.ndarray:
+    """``(H, W)`` in [0, 1]: how much each pixel changes over the sampled frames ``(K, H, W)``.
+
+    Pixels that never change are not anatomy: the blanked outside of a sector (fan), static
+    overlays, a black border. Every clip of one scanner preset shares them, and hashing them would
+    make different patients look alike. Weight = temporal range / (0.3 x its 98th percentile), clipped: relative, so
+    gain and offset do not change it; soft, so codec noise near a fan edge moves it a little, not
+    across a threshold. With fewer than 3 frames, or nothing that changes, every pixel counts.
+    """
+    rng = sample.max(axis=0).astype(np.float64) - sample.min(axis=0)
+    scale = LIVE_FRACTION * np.percentile(rng, 98)
+    if len(sample) < 3 or scale <= 0:
+        return np.ones(rng.shape)
+    return np.clip(rng / scale, 0.0, 1.0)
+
+
+def _fill_dead(values: np.ndarray, weight: np.ndarray) -> np.ndarray | None:
+    """``(SIZE, SIZE)`` image from cell sums of weighted pixels ``values`` and cell weights: the
+    dead share of each cell takes the local live brightness (normalised convolution, a wide
+    Gaussian), so a static region continues the tissue next to it instead of drawing its outline.
+    Continuous in the weights (no threshold), so codec noise at a fan edge moves it little."""
+    from scipy.ndimage import gaussian_filter
+
+    if weight.mean() < 0.1:
+        return None
+    near = gaussian_filter(weight, FILL_SIGMA, mode="reflect")
+    fill = np.where(near > 1e-3, gaussian_filter(values, FILL_SIGMA, mode="reflect") / np.maximum(near, 1e-3),
+                    values.sum() / weight.sum())
+    return values + (1.0 - weight) * fill
+
+
+def frame_hashes(frame: np.ndarray, weight: np.ndarray | None = None) -> bytes | None:
     """The hashes of an ``(H, W)`` frame through every window, concatenated (``_BYTES`` each, in
-    :data:`WINDOWS` order); None when the frame is too uniform to hash."""
+    :data:`WINDOWS` order); None when the frame is too uniform (or too static) to hash.
+
+    ``weight`` (:func:`live_weight`, default all 1): how much each pixel counts."""
     f = np.asarray(frame, np.float64)
     if f.ndim != 2 or min(f.shape) < 2:
         raise InputError(None, f"a frame must be a 2-D image of at least 2x2 pixels, got shape {f.shape}")
     h, w = f.shape
-    integral = np.zeros((h + 1, w + 1))
-    integral[1:, 1:] = f.cumsum(1).cumsum(0)
+    weight = np.ones(f.shape) if weight is None else weight
+    sums, weights = _integral(f * weight), _integral(weight)
     out = []
     for keep, dy, dx in WINDOWS:
         # equal margins keep the window centred on its offset; moved windows stay inside the frame
-        top, left = ((1 - keep) / 2 + dy) * h, ((1 - keep) / 2 + dx) * w
-        digest = _hash(_cell_means(integral, top, left, top + keep * h, left + keep * w))
+        corners = ((1 - keep) / 2 + dy) * h, ((1 - keep) / 2 + dx) * w
+        corners = (*corners, corners[0] + keep * h, corners[1] + keep * w)
+        small = _fill_dead(_cell_means(sums, *corners), _cell_means(weights, *corners))
+        digest = None if small is None else _hash(small)
         if digest is None:
             return None
         out.append(digest)
@@ -156,9 +209,11 @@ def clip_fingerprint(frames) -> str:
     shape = getattr(frames, "shape", None)
     if shape is None or len(shape) != 3 or shape[0] < 1:
         raise InputError(None, f"frames must be (T, H, W) with T >= 1, got shape {shape}")
+    sample = np.stack([np.asarray(frames[i]) for i in sample_indices(int(shape[0]))])
+    weight = live_weight(sample)
     tokens = []
-    for i in sample_indices(int(shape[0])):
-        digest = frame_hashes(np.asarray(frames[i]))
+    for frame in sample:
+        digest = frame_hashes(frame, weight)
         tokens.append("-" if digest is None else base64.urlsafe_b64encode(digest).decode().rstrip("="))
     return f"{VERSION}:" + ",".join(tokens)
 
