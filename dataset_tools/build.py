@@ -75,6 +75,7 @@ from napari_ultramn.output_folder import (
 from napari_ultramn.progress import Progress, ProgressGen
 from napari_ultramn.schema import load_json, write_json
 
+from .fingerprint import likely_duplicate_pairs
 from .labels import (
     ClipLabels,
     clip_labels,
@@ -94,6 +95,7 @@ from .splits import (
     make_split,
     save_split,
     split_balance,
+    suspected_duplicates,
 )
 
 FORMAT = "ultramn-dataset"
@@ -182,7 +184,8 @@ def build_dataset(
     project_root, out_dir, *, consensus: str | None = "majority", rater: str | None = None,
     size=None, spacing_mm: float | None = None, ratios=DEFAULT_RATIOS, seed: int = 0,
     split_file=None, min_frames: int = 16, min_raters: int = 2, compression: str | None = "zstd",
-    overwrite: bool = False, notify: Callable[[str], None] | None = None,
+    overwrite: bool = False, refuse_duplicates: bool = False,
+    notify: Callable[[str], None] | None = None,
 ) -> ProgressGen[dict]:
     """Build the dataset (see module docstring); yields Progress, returns the manifest dict.
 
@@ -208,11 +211,11 @@ def build_dataset(
     with OutputFolder(out_dir, notify=notify) as folder:
         _prepare_out(folder, overwrite, project.root)
         return (yield from _build(project, folder, consensus, rater, size, spacing_mm, ratios, seed,
-                                  split_file, min_frames, min_raters, compression))
+                                  split_file, min_frames, min_raters, compression, refuse_duplicates))
 
 
 def _build(project, folder: OutputFolder, consensus, rater, size, spacing_mm, ratios, seed,
-           split_file, min_frames, min_raters, compression) -> ProgressGen[dict]:
+           split_file, min_frames, min_raters, compression, refuse_duplicates) -> ProgressGen[dict]:
     """The build proper, with ``folder`` locked; the result is installed only when complete."""
     from napari_ultramn.io.h5 import create_h5
 
@@ -231,6 +234,8 @@ def _build(project, folder: OutputFolder, consensus, rater, size, spacing_mm, ra
         else:
             eligible.append(rec)
         yield Progress(i + 1, len(records), f"checking {rec['clip_id']}")
+    # the same patient under two pseudonyms (near-identical clips) stays in one split
+    pairs = likely_duplicate_pairs(eligible, project)
     if split_file is not None:
         split = load_split(split_file)
         clip_split = apply_split(split, eligible, split_file)
@@ -238,7 +243,8 @@ def _build(project, folder: OutputFolder, consensus, rater, size, spacing_mm, ra
         if not eligible:
             raise InputError(project.root, "no clip can be used: " + "; ".join(
                 sorted({e["reason"] for e in excluded})[:5]))
-        split = make_split(eligible, ratios, seed)
+        split = make_split(eligible, ratios, seed, duplicate_pairs=pairs,
+                           refuse_duplicates=refuse_duplicates)
         clip_split = apply_split(split, eligible)
 
     try:  # a read-only or full folder is named as the user gave it, not by the hidden name
@@ -275,6 +281,7 @@ def _build(project, folder: OutputFolder, consensus, rater, size, spacing_mm, ra
                              dict(consensus=consensus, rater=rater, size=list(size) if size else None,
                                   spacing_mm=spacing_mm, min_frames=min_frames, min_raters=min_raters,
                                   compression=compression, split_file=str(split_file) if split_file else None))
+        manifest["suspected_duplicates"] = suspected_duplicates(pairs, split["participants"])
         (tmp / "README.md").write_text(dataset_card(manifest), encoding="utf-8")
         fsync_files(tmp.iterdir())  # the data must be on disk before the manifest says it is complete
         manifest["signature"] = sign(manifest)  # marks the folder as ours for a later --overwrite

@@ -53,6 +53,7 @@ from napari_ultramn.project import (
 )
 
 from . import deid
+from .fingerprint import clip_fingerprint
 from .ingest_identity import dicom_identity
 from .ingest_mapping import MAPPING_COLUMNS, mapping_row, read_mapping  # noqa: F401  (re-exported)
 
@@ -263,6 +264,7 @@ def ingest_one(run: _Run, source: Path, rel: str) -> tuple[str, str, str]:
         "study_date_shifted": deid.shift_date(ident.get("study_date"), shift),
         "source_kind": kind,
         "ingested_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "fingerprint": clip_fingerprint(frames),
     }
     if existing is None:
         project.upsert_clips([record])

@@ -21,6 +21,12 @@ participants from upsetting the balance late. Finally, if a split with a non-zer
 empty while another holds several participants, the smallest participant of the most
 over-target split moves there, so validation and test are never empty when they can be filled.
 
+Suspected duplicates (:mod:`dataset_tools.fingerprint`): clips of two pseudonyms that show the
+same recording are most likely one patient entered twice. Participants linked by such a pair are
+merged into one unit before the greedy pass, so they land in the same split, and
+:func:`suspected_duplicates` lists the merged groups for the manifest; ``refuse_duplicates=True``
+refuses to split instead (InputError listing the pairs).
+
 The split file (``schemas/split.schema.json``) maps every participant to its split and records the
 seed, ratios and method; :func:`load_split` + :func:`apply_split` rebuild it exactly.
 """
@@ -45,10 +51,20 @@ _WEIGHTS = {"size": 1.0, "plane": 1.0, "side": 1.0, "sex": 0.5, "age_band": 0.5,
 
 
 def check_ratios(ratios) -> tuple[float, float, float]:
-    """Three non-negative numbers with a positive sum, normalised to sum 1."""
-    r = [float(x) for x in ratios]
-    if len(r) != 3 or any(x < 0 or not np.isfinite(x) for x in r) or sum(r) <= 0 or r[0] <= 0:
-        raise ValueError(f"ratios must be three non-negative numbers (train > 0), got {list(ratios)}")
+    """Three non-negative numbers summing to 1 (within 1e-6), train > 0.
+
+    Refused rather than normalised: ``0.8 0.15 0.15`` is a typo more often than a wish for
+    0.73 / 0.135 / 0.135, and a silently different split is the worse outcome.
+    """
+    try:
+        r = [float(x) for x in ratios]
+    except (TypeError, ValueError):
+        r = []
+    if (len(r) != 3 or any(not np.isfinite(x) or x < 0 for x in r) or r[0] <= 0
+            or abs(sum(r) - 1.0) > 1e-6):
+        shown = list(ratios) if isinstance(ratios, (list, tuple)) else ratios
+        raise InputError(None, f"split ratios must be three non-negative numbers summing to 1 with "
+                               f"train > 0 (train validation test, e.g. 0.7 0.15 0.15), got {shown}")
     total = sum(r)
     return tuple(x / total for x in r)  # type: ignore[return-value]
 
@@ -78,39 +94,82 @@ def participant_strata(records: list[dict]) -> dict[str, Counter]:
     return dict(out)
 
 
-def make_split(records: list[dict], ratios=DEFAULT_RATIOS, seed: int = 0) -> dict:
-    """Assign participants to splits (see module docstring); returns the split-file dict."""
+def duplicate_groups(duplicate_pairs, participants) -> dict[str, str]:
+    """Participant -> its group's representative (smallest id), participants linked by a suspected
+    duplicate pair (``DuplicatePair``-like: ``participant_a``, ``participant_b``) being one group."""
+    parent = {p: p for p in participants}
+
+    def root(p):
+        while parent[p] != p:
+            parent[p] = parent[parent[p]]
+            p = parent[p]
+        return p
+
+    for pair in duplicate_pairs:
+        a, b = pair.participant_a, pair.participant_b
+        if a in parent and b in parent:
+            ra, rb = sorted((root(a), root(b)))
+            parent[rb] = ra
+    return {p: root(p) for p in parent}
+
+
+def _refuse(duplicate_pairs, participants) -> None:
+    found = [p for p in duplicate_pairs if p.participant_a in participants and p.participant_b in participants]
+    if found:
+        shown = "; ".join(f"{p.participant_a} ({p.clip_a}) ~ {p.participant_b} ({p.clip_b}), distance "
+                          f"{p.distance:.3f}" for p in found[:10]) + (" ..." if len(found) > 10 else "")
+        raise InputError(None, f"{len(found)} suspected duplicate clip pair(s) across participants (the same "
+                               f"patient under two pseudonyms?): {shown}. Remove or merge them, or allow "
+                               "the build to keep each group in one split")
+
+
+def make_split(records: list[dict], ratios=DEFAULT_RATIOS, seed: int = 0, *, duplicate_pairs=(),
+               refuse_duplicates: bool = False) -> dict:
+    """Assign participants to splits (see module docstring); returns the split-file dict.
+
+    ``duplicate_pairs`` (from :func:`dataset_tools.fingerprint.likely_duplicate_pairs`): the
+    participants of each pair go to the same split; with ``refuse_duplicates`` any pair among
+    ``records`` is an InputError instead.
+    """
     ratios = check_ratios(ratios)
     strata = participant_strata(records)
     if not strata:
         raise ValueError("no clips to split")
+    if refuse_duplicates:
+        _refuse(duplicate_pairs, strata)
     totals: Counter = Counter()
     for c in strata.values():
         totals.update(c)
     rng = np.random.default_rng(seed)
     participants = sorted(strata)
     tiebreak = {p: float(x) for p, x in zip(participants, rng.random(len(participants)))}
-    order = sorted(participants, key=lambda p: (-strata[p]["size"], tiebreak[p]))
+    group_of = duplicate_groups(duplicate_pairs, participants)
+    units: dict[str, Counter] = defaultdict(Counter)  # a unit = a participant or a merged group
+    for p in participants:
+        units[group_of[p]].update(strata[p])
+        tiebreak[group_of[p]] = min(tiebreak[group_of[p]], tiebreak[p])
+    order = sorted(units, key=lambda u: (-units[u]["size"], tiebreak[u]))
     held = {s: Counter() for s in SPLITS}
-    assignment: dict[str, str] = {}
-    for p in order:
+    unit_split: dict[str, str] = {}
+    for u in order:
         best, best_score = None, -np.inf
         for s, ratio in zip(SPLITS, ratios):
             if ratio <= 0:
                 continue
             score = sum(
                 _WEIGHTS[k.split(":")[0]] * n * (ratio * totals[k] - held[s][k]) / totals[k]
-                for k, n in strata[p].items()
+                for k, n in units[u].items()
             )
             if score > best_score + 1e-12:
                 best, best_score = s, score
-        assignment[p] = best
-        held[best].update(strata[p])
-    _fill_empty(assignment, strata, ratios, totals)
-    return split_document(assignment, ratios, seed)
+        unit_split[u] = best
+        held[best].update(units[u])
+    _fill_empty(unit_split, units, ratios, totals)
+    return split_document({p: unit_split[group_of[p]] for p in participants}, ratios, seed)
 
 
 def _fill_empty(assignment: dict, strata: dict, ratios, totals: Counter) -> None:
+    """A split with a non-zero ratio left empty takes the smallest unit of the most over-target split."""
     for s, ratio in zip(SPLITS, ratios):
         if ratio <= 0 or s in assignment.values():
             continue
@@ -126,6 +185,28 @@ def _fill_empty(assignment: dict, strata: dict, ratios, totals: Counter) -> None
         donor = max(donors, key=lambda d: (excess[d], d))
         smallest = min(members[donor], key=lambda p: (strata[p]["size"], p))
         assignment[smallest] = s
+
+
+def suspected_duplicates(duplicate_pairs, participant_split: dict[str, str]) -> list[dict]:
+    """The merged groups, for ``manifest.json``'s ``suspected_duplicates``: each group's
+    participants, the split(s) they are in (one, unless a saved split file separated them) and the
+    clip pairs that linked them."""
+    linked = [p for p in duplicate_pairs
+              if p.participant_a in participant_split and p.participant_b in participant_split]
+    group_of = duplicate_groups(linked, sorted({q for p in linked for q in (p.participant_a, p.participant_b)}))
+    members: dict[str, list] = defaultdict(list)
+    for participant, rep in group_of.items():
+        members[rep].append(participant)
+    out = []
+    for rep, people in sorted(members.items()):
+        out.append({
+            "participants": sorted(people),
+            "splits": [s for s in SPLITS if s in {participant_split[p] for p in people}],
+            "pairs": [{"clip_a": p.clip_a, "clip_b": p.clip_b, "participant_a": p.participant_a,
+                       "participant_b": p.participant_b, "distance": float(p.distance)}
+                      for p in linked if group_of[p.participant_a] == rep],
+        })
+    return out
 
 
 def split_document(assignment: dict[str, str], ratios, seed: int | None, method: str = METHOD) -> dict:

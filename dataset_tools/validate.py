@@ -13,7 +13,9 @@ whole list at once. What is checked:
 * leaks: a participant in two splits (or in a split other than the split file says); the same
   source file (``source_sha256``) in two clips; and the same patient under two pseudonyms, which
   identifiers can no longer show: two clips sharing identical frames (content fingerprints:
-  a hash of each frame's pixels, skipping near-uniform frames that could match by chance);
+  a hash of each frame's pixels, skipping near-uniform frames that could match by chance) and,
+  across splits, near-identical clips (perceptual fingerprints, :mod:`dataset_tools.fingerprint`:
+  the same recording re-encoded, shifted, cropped or mirrored);
 * the counts table in the manifest equals the counts recomputed from the files.
 """
 
@@ -32,6 +34,7 @@ from napari_ultramn.progress import Progress, ProgressGen, run_to_end
 from napari_ultramn.schema import read_json
 
 from .build import FORMAT, count_rows, sha256_file
+from .fingerprint import clip_fingerprint, likely_duplicate_pairs
 from .splits import SPLITS
 
 #: frames whose pixel range is below this are skipped by fingerprinting (blank or uniform)
@@ -81,6 +84,7 @@ def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressG
     participant_splits: dict[str, set] = defaultdict(set)
     sources: dict[str, list[str]] = defaultdict(list)
     prints: dict[bytes, set] = defaultdict(set)
+    clip_prints: list[dict] = []
     written: list[dict] = []
     for i, entry in enumerate(manifest["files"]):
         path, split = folder / entry["file"], entry["split"]
@@ -131,6 +135,8 @@ def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressG
                     for fp in frame_fingerprints(g["frames"][()]):
                         if fp is not None:
                             prints[fp].add((participant, clip_id, split))
+                    clip_prints.append({"clip_id": clip_id, "participant": participant, "split": split,
+                                        "fingerprint": clip_fingerprint(g["frames"])})
     for clip_id in sorted(set(listed) - set(seen)):
         problems.append(f"{clip_id}: listed in the manifest but in no split file")
     for participant, splits in sorted(participant_splits.items()):
@@ -141,6 +147,7 @@ def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressG
         if len(clips) > 1:
             problems.append(f"source file sha256 {sha[:16]}... appears in several clips: {', '.join(clips)}")
     problems.extend(_shared_frames(prints))
+    problems.extend(_near_duplicates(clip_prints, prints))
     if not problems and sorted(map(_key, count_rows(written))) != sorted(map(_key, manifest["counts"])):
         problems.append("manifest counts differ from the counts recomputed from the files")
     yield Progress(len(manifest["files"]), len(manifest["files"]), "done")
@@ -169,6 +176,21 @@ def _shared_frames(prints: dict) -> list[str]:
         else:
             out.append(f"clips {ca} ({sa}) and {cb} ({sb}) of participant {pa} share {n} identical "
                        "frame(s): the same recording twice?")
+    return out
+
+
+def _near_duplicates(clip_prints: list[dict], prints: dict) -> list[str]:
+    """Near-identical clips of two participants in different splits (pairs sharing identical
+    frames are already reported by :func:`_shared_frames`)."""
+    exact = {frozenset(c for _, c, _ in owners) for owners in prints.values() if len(owners) > 1}
+    split_of = {c["clip_id"]: c["split"] for c in clip_prints}
+    out = []
+    for p in likely_duplicate_pairs(clip_prints):
+        if split_of[p.clip_a] != split_of[p.clip_b] and not any({p.clip_a, p.clip_b} <= e for e in exact):
+            out.append(f"participants {p.participant_a} (clip {p.clip_a}, {split_of[p.clip_a]}) and "
+                       f"{p.participant_b} (clip {p.clip_b}, {split_of[p.clip_b]}) have near-identical clips "
+                       f"(fingerprint distance {p.distance:.3f}): likely the same patient under two "
+                       "pseudonyms, across splits")
     return out
 
 

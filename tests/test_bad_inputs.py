@@ -217,10 +217,7 @@ def test_unknown_plane_label_build_is_named(capsys, project):
 
 
 @pytest.mark.parametrize(("ratios", "problem"), [
-    # strict: once dataset_tools/splits.py (helper dedup) refuses ratios not summing to 1, this
-    # passes and the marker must go
-    pytest.param(["0.7", "0.2", "0.2"], "sum", marks=pytest.mark.xfail(
-        strict=True, reason="splits.check_ratios still normalises ratios that do not sum to 1")),
+    (["0.7", "0.2", "0.2"], "sum"),
     (["0.8", "0.3", "-0.1"], "negative"),
 ])
 def test_bad_ratios(capsys, project, ratios, problem):

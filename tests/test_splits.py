@@ -79,8 +79,10 @@ def test_bad_ratios(ratios, message):
         check_ratios(ratios)
 
 
-def test_ratios_are_normalised():
-    assert check_ratios((7, 1.5, 1.5)) == pytest.approx((0.7, 0.15, 0.15))
+def test_ratios_not_summing_to_one_are_refused():
+    assert check_ratios((0.7, 0.15, 0.15)) == pytest.approx((0.7, 0.15, 0.15))
+    with pytest.raises(ValueError, match=r"summing to 1 .* got \[7, 1\.5, 1\.5\]"):
+        check_ratios((7, 1.5, 1.5))
 
 
 def test_split_file_round_trip_and_missing_participant(tmp_path, records):
