@@ -53,7 +53,7 @@ from napari_ultramn.project import (
 )
 
 from . import deid
-from .fingerprint import clip_fingerprint
+from .fingerprint import clip_fingerprint, likely_duplicate_pairs
 from .ingest_identity import dicom_identity
 from .ingest_mapping import MAPPING_COLUMNS, mapping_row, read_mapping  # noqa: F401  (re-exported)
 
@@ -69,6 +69,9 @@ class IngestSummary:
     skipped: list[str] = field(default_factory=list)  # already in the project
     recropped: list[tuple[str, str]] = field(default_factory=list)  # (clip id, what happened)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path relative to SOURCE, problem)
+    #: clips of two participants with near-identical content, one of them new in this run: most
+    #: likely one patient under two ids (dataset_tools.fingerprint.DuplicatePair)
+    duplicates: list = field(default_factory=list)
 
     def line(self) -> str:
         recropped = f", {len(self.recropped)} re-cropped" if self.recropped else ""
@@ -371,5 +374,10 @@ def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop) 
             summary.recropped.append((clip_id, note))
         else:
             (summary.added if status == "added" else summary.skipped).append(clip_id)
+    new = set(summary.added) | {clip_id for clip_id, _ in summary.recropped}
+    if new:
+        yield Progress(len(sources), len(sources), "looking for the same recording under two participants")
+        summary.duplicates = [p for p in likely_duplicate_pairs(project.clips(), project)
+                              if p.clip_a in new or p.clip_b in new]
     yield Progress(len(sources), len(sources), summary.line())
     return summary

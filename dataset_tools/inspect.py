@@ -169,6 +169,9 @@ Frame-level plane labels per split:
 ## De-identification
 {_deid_text(manifest.get("deidentification"))}
 
+## Suspected duplicates
+{_duplicates_text(manifest.get("suspected_duplicates"))}
+
 ## Excluded clips
 {excluded}
 
@@ -199,6 +202,17 @@ def _deid_text(deid: dict | None) -> str:
                  "keep the whole screen, including any text burned into it: "
                  + ", ".join(f"`{c}`" for c in deid["uncropped_clips"]) + ".")
     return text
+
+
+def _duplicates_text(groups: list | None) -> str:
+    """Participants linked by near-identical clips, which the split kept together."""
+    if not groups:
+        return "None found (perceptual fingerprints of every clip, compared across participants)."
+    lines = [f"- participants {', '.join(f'`{p}`' for p in g['participants'])} (kept in "
+             f"{' / '.join(g['splits'])}): " + ", ".join(f"`{p['clip_a']}` ~ `{p['clip_b']}` ({p['distance']:.3f})"
+                                                      for p in g["pairs"]) for g in groups]
+    return ("Clips of these participants hold near-identical frames, most likely one patient under two "
+            "ids; each group was kept in one split so it cannot leak between them:\n" + "\n".join(lines))
 
 
 def _filter_name(compression) -> str:

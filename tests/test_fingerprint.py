@@ -104,6 +104,7 @@ def test_ingest_records_fingerprints_and_finds_a_copy(tmp_path):
     assert all(r["fingerprint"].startswith("phash3:") for r in records)
     pairs = likely_duplicate_pairs(records)
     assert len(pairs) == 1 and pairs[0].participant_a != pairs[0].participant_b
+    assert summary.duplicates == pairs  # ingest itself reports the pair it just made
     sources = {r["clip_id"]: r["source_sha256"] for r in records}
     assert len({sources[pairs[0].clip_a], sources[pairs[0].clip_b]}) == 2
 

@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace a dataset that build-dataset wrote in OUT_DIR (signed manifest, no "
                    "other files); any other folder is refused and nothing is deleted")
+    p.add_argument("--refuse-duplicates", action="store_true",
+                   help="stop, listing them, when clips of two participants hold near-identical frames "
+                   "(default: keep such participants in one split)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -60,7 +63,8 @@ def run(args) -> int:
             seed=args.seed, split_file=args.split_file, min_frames=args.min_frames,
             min_raters=args.min_raters,
             compression=None if args.compression == "none" else args.compression,
-            overwrite=args.overwrite, notify=lambda line: print(line, file=sys.stderr),
+            overwrite=args.overwrite, refuse_duplicates=args.refuse_duplicates,
+            notify=lambda line: print(line, file=sys.stderr),
         )
         manifest = run_with_progress_bar(gen, desc="build-dataset", quiet=args.quiet)
     except ValueError as exc:  # option problems found by the builder (InputError is one too)
@@ -72,4 +76,7 @@ def run(args) -> int:
           f"{s['frames']} frames, labels {s['labels']}; {s['excluded']} clip(s) excluded")
     for e in manifest["excluded"]:
         print(f"  excluded {e['clip_id']}: {e['reason']}")
+    for group in manifest.get("suspected_duplicates", []):
+        print(f"  kept together in {'/'.join(group['splits'])}: participants {', '.join(group['participants'])} "
+              "share near-identical clips (likely one patient under two ids)")
     return 0

@@ -47,4 +47,8 @@ def run(args) -> int:
         print(f"  re-cropped: {clip_id}: {note}")
     for name, problem in summary.failed:
         print(f"  failed: {name}: {problem}")
+    for pair in summary.duplicates:
+        print(f"  likely one patient under two ids: {pair.clip_a} ({pair.participant_a}) and {pair.clip_b} "
+              f"({pair.participant_b}) hold near-identical frames (distance {pair.distance:.3f}); "
+              "build-dataset keeps them in one split")
     return 2 if summary.failed else 0
