@@ -191,9 +191,9 @@ def _deid_text(deid: dict | None) -> str:
     """The card's account of how frames were cropped, and a warning for clips kept whole."""
     if not deid:
         return "Not recorded (dataset built before imaging areas were recorded)."
-    words = {"dicom-regions": "the DICOM ultrasound regions", "detected": "detected from the pixels",
-             "mapping": "the mapping CSV's region column", "corrected": "a region corrected by hand"}
-    parts = [f"{n} from {words.get(src, src)}" for src, n in sorted(deid["imaging_area_sources"].items())
+    words = {"dicom-regions": "from the DICOM ultrasound regions", "detected": "detected from the pixels",
+             "mapping": "from the mapping CSV's region column", "corrected": "from a region corrected by hand"}
+    parts = [f"{n} {words.get(src, 'from ' + src)}" for src, n in sorted(deid["imaging_area_sources"].items())
              if not src.startswith("none")]
     text = ("Frames are cropped to the ultrasound imaging area and static overlays inside it are "
             f"blanked: {', '.join(parts) or 'no clip'}.")
