@@ -479,3 +479,14 @@ def test_other_oserrors_are_not_hidden(tmp_path, monkeypatch):
     monkeypatch.setattr(command, "run", run)
     with pytest.raises(ConnectionResetError):
         main(["inspect-dataset", str(tmp_path)])
+
+
+def test_full_disk_while_saving_a_checkpoint(tmp_path, monkeypatch):
+    """torch.save's own zip writer would raise a RuntimeError; ours names the file, leaves nothing."""
+    from napari_ultramn.errors import OutputError
+    from napari_ultramn.model.checkpoint import save_checkpoint
+
+    full_disk_after(monkeypatch, 0)
+    with pytest.raises(OutputError, match=r"last\.pt: cannot write: no space left on the disk"):
+        save_checkpoint(tmp_path / "last.pt", {"epoch": 0, "weights": list(range(1000))})
+    assert list(tmp_path.iterdir()) == []

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path
 from ..errors import InputError
 
 FORMAT = "ultramn-checkpoint"
@@ -32,11 +31,18 @@ FORMAT = "ultramn-checkpoint"
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` (see module docstring) atomically with ``torch.save``."""
+    import io
+
     import torch
 
+    from ..atomic import atomic_write_bytes
+
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "format_version": 1, **state}, tmp)
+    # serialise in memory, then write through atomic_write_bytes: torch.save writing to a full disk
+    # raises a RuntimeError from its zip writer, where ours raises one OutputError naming the file
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "format_version": 1, **state}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
