@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "agreement",
     "build_dataset",
     "validate_dataset",
+    "audit_phi",
     "inspect_dataset",
     "train",
     "evaluate",
