@@ -268,6 +268,18 @@ def test_cli_exit_status_json_and_masking(project, tmp_path, capsys):
         assert raw not in out and raw not in out_json.read_text()
 
 
+def test_cli_project_identifiers_for_a_folder_outside_it(project, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "log.txt").write_text("epoch 1 done\n")
+    assert main(["audit-phi", str(out), "--project", str(project), "-q"]) == 0
+    (out / "log.txt").write_text("epoch 1 done for n6335322\n")
+    assert main(["audit-phi", str(out), "--project", str(project), "-q"]) == 1
+    assert "run/log.txt  [line 1]  patient_id (value) N***(8)" in capsys.readouterr().out
+    assert main(["audit-phi", str(out), "--project", str(out), "-q"]) == 2
+    assert "run: has no .secret/identifiers.json" in capsys.readouterr().err
+
+
 def test_cli_bad_usage(tmp_path, capsys):
     assert main(["audit-phi", str(tmp_path / "nope"), "--identifiers", str(tmp_path / "x.csv")]) == 2
     assert capsys.readouterr().err.strip().endswith("x.csv: file not found")

@@ -36,6 +36,7 @@ STROKE_CONTRAST = 60  # top-hat grey levels
 STROKE_MIN = 100  # a stroke pixel is at least this bright
 OPENING = 9  # px; strokes narrower than this are lifted by the top-hat
 MIN_GLYPH_H, MAX_GLYPH_H = 5, 64
+MAX_GLYPH_ASPECT = 1.2  # median width / height of a row's glyphs
 MIN_GLYPHS = 4  # glyphs in one row (static across frames)
 MIN_GLYPHS_STILL = 6  # in a single image
 MAX_PEAK_SPREAD = 0.2  # (p90 - p10) / median of the glyphs' peak brightness
@@ -181,9 +182,11 @@ def _text_row(row: list[dict], static: bool) -> bool:
     same_size = np.mean(np.abs(heights - h) <= max(1.0, 0.25 * h))
     on_baseline = np.mean(np.abs(bottoms - np.median(bottoms)) <= max(1.0, 0.15 * h))
     width = row[-1]["right"] - row[0]["left"]
+    # letters are narrower than tall; the pieces of a bright horizontal reflector are not
+    narrow = np.median([(g["right"] - g["left"]) / g["h"] for g in row]) <= MAX_GLYPH_ASPECT
     # burned-in pixels repeat exactly (up to codec noise); slow speckle only nearly does
     unchanged = np.median([g["change"] for g in row]) <= MAX_GLYPH_CHANGE
-    return bool(unchanged and spread <= MAX_PEAK_SPREAD and ring <= (MAX_RING_RATIO if static else MAX_RING_RATIO_STILL)
+    return bool(unchanged and narrow and spread <= MAX_PEAK_SPREAD and ring <= (MAX_RING_RATIO if static else MAX_RING_RATIO_STILL)
                 and same_size >= 0.6 and on_baseline >= 0.6 and width >= 2.5 * h)
 
 

@@ -64,6 +64,8 @@ def mask_value(value: str) -> str:
 
 def fold(token: str) -> str:
     """Case- and accent-insensitive form of one token ("Müller" -> "muller")."""
+    if token.isascii():
+        return token.lower()
     decomposed = unicodedata.normalize("NFKD", token)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 

@@ -21,6 +21,7 @@ from .report import Hit
 _DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+")
 _PRINTABLE = re.compile(rb"[\x20-\x7e]{4,}")
 _CHUNK = 8 << 20
+_NUMBER = re.compile(r"\s*[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?\s*")
 
 
 class Scanner:
@@ -56,6 +57,10 @@ class Scanner:
         """Search one value stored under ``key``; a value that is JSON text is walked too."""
         if not isinstance(text, str) or not text.strip():
             return
+        if _NUMBER.fullmatch(text):  # most cells of our tables: only an ID or a compact date fits
+            if len(text.strip()) < 4 or not text.strip().lstrip("+-").isdigit():
+                return  # a measurement, not an ID
+            patterns = patterns and len(text.strip()) == 8
         for m in self.matcher.find(text):
             self.add("identifier", file, location,
                      f"{m.identifier.kind} ({m.what}) {m.identifier.masked()}")
