@@ -253,6 +253,65 @@ def test_images_and_video(tmp_path):
         ("burned_text", f"{tmp_path.name}/text.mp4"), ("burned_text", f"{tmp_path.name}/text.png")]
 
 
+def write_scanner_dicom(path, compress="none"):
+    """One phantom clip as a scanner writes it: identity in the header, text band in the pixels."""
+    from napari_ultramn.phantom.dicom_writer import DicomHeader, write_us_dicom
+    from napari_ultramn.phantom.generate import generate_clip
+    from napari_ultramn.phantom.study import participant_identity
+
+    who = participant_identity(0, 0)
+    site = who["site"]
+    header = DicomHeader(
+        patient_name=who["name"], patient_id=who["patient_id"], birth_date=who["birth_date"],
+        sex=who["sex"], age=who["age"], study_date=who["study_date"], study_time=who["study_time"],
+        institution=site["institution"], institution_address=site["address"],
+        referring=who["referring"], operator=who["operator"], accession=who["accession"],
+        study_uid="1.2.3.4", series_uid="1.2.3.4.1", sop_uid="1.2.3.4.1.1", series_number=1,
+        manufacturer=site["manufacturer"], model=site["model"], serial="X1", software=site["software"],
+        station=site["station"], transducer=site["transducer"], frequency_khz=site["khz"],
+        side="right", plane="transverse_wrist")
+    clip = generate_clip("transverse_wrist", 5, n_frames=8, size=(96, 96))
+    write_us_dicom(path, clip.frames, header, clip.spacing_mm, clip.frame_time_ms, compress)
+    return [Identifier("patient_name", header.patient_name), Identifier("patient_id", header.patient_id),
+            Identifier("birth_date", header.birth_date), Identifier("study_date", header.study_date),
+            Identifier("institution", header.institution), Identifier("accession", header.accession)]
+
+
+def test_scanner_file_ingested_is_clean_and_the_source_is_not(tmp_path):
+    """End to end on our own pipeline: a scanner file carries names, IDs, dates and a burned-in
+    text band; the project ingest makes of it carries none of them."""
+    from dataset_tools.ingest import ingest
+
+    seen = write_scanner_dicom(tmp_path / "source" / "N123" / "IM0001.dcm", compress="jpeg")
+    run_to_end(ingest(tmp_path / "source", tmp_path / "proj"))
+    write_identifiers(tmp_path / "proj", seen)
+    assert audit(tmp_path / "proj", identifiers=seen).hits == []
+    report = audit(tmp_path / "source", identifiers=seen)
+    found = {(h.category, h.location.split(", ")[0]) for h in report.hits}
+    assert {("identifier", "(0010,0010) PatientName"), ("identifier", "(0010,0020) PatientID"),
+            ("identifier", "(0010,0030) PatientBirthDate"), ("identifier", "(0008,0080) InstitutionName"),
+            ("identifier", "(0008,0020) StudyDate"), ("identifier", "(0008,0050) AccessionNumber"),
+            ("pattern", "(0008,0090) ReferringPhysicianName"),
+            ("burned_text", "(7FE0,0010) PixelData")} <= found
+
+
+def test_video_tags_are_searched(tmp_path):
+    import av
+
+    with av.open(str(tmp_path / "rec.mp4"), "w") as container:
+        container.metadata["comment"] = "Mueller, Anna"
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(3):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    hits = audit(tmp_path / "rec.mp4").hits
+    assert [(h.category, h.location) for h in hits] == [("identifier", "container tag 'comment'")]
+
+
 # ---------------------------------------------------------------- command line
 def test_cli_exit_status_json_and_masking(project, tmp_path, capsys):
     assert main(["audit-phi", str(project), "-q"]) == 0

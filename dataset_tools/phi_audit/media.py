@@ -65,8 +65,19 @@ def scan_image(scanner: Scanner, path: Path, file: str) -> None:
 
 
 def scan_video(scanner: Scanner, path: Path, file: str) -> None:
+    import av
+
     from napari_ultramn.io import open_clip
 
+    try:  # container and stream tags (title, comment, author...) are where recorders put names
+        with av.open(str(path)) as container:
+            tags = [("container", container.metadata)] + [
+                (f"stream {s.index}", s.metadata) for s in container.streams]
+    except av.FFmpegError:
+        tags = []  # open_clip below names the problem
+    for where, metadata in tags:
+        for key, value in (metadata or {}).items():
+            scanner.value(str(value), file, f"{where} tag '{key}'", str(key))
     clip = open_clip(path)
     scan_frames(scanner, clip.frames, file)
 
