@@ -84,9 +84,10 @@ def sample_indices(n_frames: int, limit: int = MAX_SAMPLED_FRAMES) -> np.ndarray
     return np.unique(np.concatenate([np.arange(s, s + GROUP_FRAMES) for s in starts]))
 
 
-def _strokes(group: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-    """Candidate ``(image, stroke mask, spread)`` of one group ``(t, H, W)`` uint8; ``spread``
-    (max - min over the frames, per pixel) is None where there is no temporal cue.
+def _strokes(group: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None, str]]:
+    """Candidate ``(image, stroke mask, spread, cue)`` of one group ``(t, H, W)`` uint8; ``spread``
+    (max - min over the frames, per pixel) is None where there is no temporal cue; ``cue`` is
+    "static", "still" (one image: shape alone) or "flat" (one image, one exact grey level).
 
     A group of three or more frames gives one candidate: thin bright strokes that do not change.
     A single image gives the thin bright strokes, and, for text drawn over bright speckle (where
@@ -104,14 +105,19 @@ def _strokes(group: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray
         bright = image >= STROKE_MIN
         # A frozen clip (a still exported as video) is static everywhere: no temporal cue then.
         if still[bright].mean() < 0.5 if bright.any() else True:
-            return [(image, mask & still, spread)]
-    out = [(image, mask, None)]
+            return [(image, mask & still, spread, "static")]
+    out = [(image, mask, None, "still")]
     counts = np.bincount(np.asarray(image, np.uint8).ravel(), minlength=256).astype(float)
-    for level in np.argsort(counts[STROKE_MIN:])[::-1][:3] + STROKE_MIN:
+    # how far each grey level stands above its neighbours (+-2..8 levels)
+    spike = np.zeros(256)
+    for level in range(STROKE_MIN, 256):
         near = np.concatenate([counts[max(0, level - 8):level - 1], counts[level + 2:level + 9]])
-        if counts[level] >= 20 and counts[level] > 4 * max(np.median(near), 1.0):
+        spike[level] = counts[level] / max(float(np.median(near)), 1.0) if counts[level] >= 20 else 0.0
+    for level in np.argsort(spike)[::-1][:3]:
+        if spike[level] > 4:
             flat = np.abs(image - level) <= 1
-            out.append((image, ndimage.binary_dilation(flat) & (image >= level * 0.6), None))
+            # the cores of anti-aliased strokes, rejoined where a stroke fell between pixels
+            out.append((image, ndimage.binary_closing(flat, np.ones((2, 2))) | flat, None, "flat"))
     return out
 
 
@@ -168,10 +174,11 @@ def _rows(glyphs: list[dict]) -> list[list[dict]]:
     return rows
 
 
-def _text_row(row: list[dict], static: bool) -> bool:
+def _text_row(row: list[dict], cue: str) -> bool:
     """Is a row of glyph-shaped components text? One colour, sharp edges, one baseline, one size.
-    Without the temporal cue (a single image) more glyphs and sharper edges are asked for."""
-    if len(row) < (MIN_GLYPHS if static else MIN_GLYPHS_STILL):
+    Without the temporal cue (a single image) more glyphs and sharper edges are asked for; the
+    exact-grey-level cue has no edges to measure (its ring is the anti-aliasing)."""
+    if len(row) < (MIN_GLYPHS if cue == "static" else MIN_GLYPHS_STILL):
         return False
     peaks = np.array([g["peak"] for g in row])
     spread = (np.percentile(peaks, 90) - np.percentile(peaks, 10)) / max(np.median(peaks), 1.0)
@@ -186,8 +193,9 @@ def _text_row(row: list[dict], static: bool) -> bool:
     narrow = np.median([(g["right"] - g["left"]) / g["h"] for g in row]) <= MAX_GLYPH_ASPECT
     # burned-in pixels repeat exactly (up to codec noise); slow speckle only nearly does
     unchanged = np.median([g["change"] for g in row]) <= MAX_GLYPH_CHANGE
-    return bool(unchanged and narrow and spread <= MAX_PEAK_SPREAD and ring <= (MAX_RING_RATIO if static else MAX_RING_RATIO_STILL)
-                and same_size >= 0.6 and on_baseline >= 0.6 and width >= 2.5 * h)
+    sharp = cue == "flat" or ring <= (MAX_RING_RATIO if cue == "static" else MAX_RING_RATIO_STILL)
+    return bool(unchanged and narrow and sharp and spread <= MAX_PEAK_SPREAD
+                and same_size >= 0.5 and on_baseline >= 0.6 and width >= 2.5 * h)
 
 
 def _blocks(rows: list[list[dict]]) -> list[tuple[list[int], int]]:
@@ -240,9 +248,9 @@ def find_burned_text(frames: np.ndarray, frame_indices: np.ndarray | None = None
     open_regions: dict[int, int] = {}  # index into found -> group number it was last seen in
     for g, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
         rows, static = [], True
-        for image, mask, spread in _strokes(frames[start:stop]):
-            static = spread is not None
-            rows += [r for r in _rows(_glyphs(image, mask, spread)) if _text_row(r, static)]
+        for image, mask, spread, cue in _strokes(frames[start:stop]):
+            static = cue == "static"
+            rows += [r for r in _rows(_glyphs(image, mask, spread)) if _text_row(r, cue)]
         first, last = int(idx[start]), int(idx[stop - 1])
         for box, n in _blocks(rows):
             prev = next((k for k, seen in open_regions.items() if seen == g - 1
