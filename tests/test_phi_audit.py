@@ -188,6 +188,25 @@ def test_dicom_private_tag_and_nested_sequence(tmp_path):
     assert "(0040,0275)[0].(0008,0050) AccessionNumber" in locations
 
 
+def test_a_shifted_date_may_equal_a_listed_one(project, tmp_path):
+    """One participant's shifted date can be another's real date: not a leak where it is marked
+    shifted, a leak anywhere else."""
+    from tests.dicom_factory import gray_frames, write_dicom
+
+    clips = json.loads((project / "clips.json").read_text())
+    clips["clips"][0]["study_date_shifted"] = BIRTH
+    clips["clips"][1]["comment"] = BIRTH
+    (project / "clips.json").write_text(json.dumps(clips))
+    for name, method in (("shifted.dcm", "basic profile; dates shifted"), ("kept.dcm", "basic profile")):
+        write_dicom(project / name, gray_frames(1, 16, 16))
+        ds = pydicom.dcmread(project / name)
+        ds.StudyDate, ds.DeidentificationMethod = BIRTH, method
+        ds.PatientName = ds.PatientID = "P13c098fa91"  # a pseudonym, as de-identification leaves it
+        ds.save_as(project / name)
+    found = {(h.file.split("/", 1)[1], h.location) for h in audit(project).hits}
+    assert found == {("clips.json", "$.clips[1].comment"), ("kept.dcm", "(0008,0020) StudyDate")}
+
+
 def test_burned_text_in_project_frames(project):
     h5py = load_h5py()
     clip = sorted((project / "clips").glob("*.h5"))[1]

@@ -77,9 +77,13 @@ def scan_dicom(scanner: Scanner, path: Path, file: str) -> None:
     import pydicom
 
     ds = pydicom.dcmread(path, force=True)
+    # A de-identified copy that says its dates were shifted: its DA/DT values may equal another
+    # participant's real date by chance, so only the text around them is judged.
+    shifted = (str(ds.get("LongitudinalTemporalInformationModified", "")).upper() == "MODIFIED"
+               or "shift" in str(ds.get("DeidentificationMethod", "")).lower())
     if getattr(ds, "file_meta", None) is not None:
-        _dicom_elements(scanner, ds.file_meta, file, "")
-    _dicom_elements(scanner, ds, file, "")
+        _dicom_elements(scanner, ds.file_meta, file, "", shifted)
+    _dicom_elements(scanner, ds, file, "", shifted)
     if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
         scanner.add("pattern", file, "(0028,0301) BurnedInAnnotation",
                     "the file declares burned-in annotation (YES)")
@@ -90,7 +94,7 @@ def scan_dicom(scanner: Scanner, path: Path, file: str) -> None:
         scan_frames(scanner, clip.frames, file, "(7FE0,0010) PixelData")
 
 
-def _dicom_elements(scanner: Scanner, ds, file: str, prefix: str) -> None:
+def _dicom_elements(scanner: Scanner, ds, file: str, prefix: str, shifted: bool) -> None:
     for elem in ds:
         tag = f"({elem.tag.group:04X},{elem.tag.element:04X})"
         name = elem.keyword or ("private" if elem.tag.is_private else "unknown")
@@ -102,7 +106,7 @@ def _dicom_elements(scanner: Scanner, ds, file: str, prefix: str) -> None:
             continue  # pixels: searched for burned-in text instead
         if elem.VR == "SQ":
             for i, item in enumerate(elem.value or []):
-                _dicom_elements(scanner, item, file, f"{prefix}{tag}[{i}].")
+                _dicom_elements(scanner, item, file, f"{prefix}{tag}[{i}].", shifted)
             continue
         try:
             value = elem.value
@@ -129,7 +133,8 @@ def _dicom_elements(scanner: Scanner, ds, file: str, prefix: str) -> None:
                     continue
                 scanner.value(str(v), file, where, elem.keyword or None,
                               patterns=elem.VR in _TEXT_VRS or elem.tag.is_private,
-                              dates=elem.VR not in ("DA", "DT", "TM", "UI"))
+                              dates=elem.VR not in ("DA", "DT", "TM", "UI"),
+                              shifted=shifted and elem.VR in ("DA", "DT"))
 
 
 def _private_creator(ds, tag) -> str | None:

@@ -29,6 +29,7 @@ from napari_ultramn.errors import InputError
 
 KINDS = ("patient_id", "patient_name", "birth_date", "study_date", "institution", "site",
          "accession", "other")
+DATE_KINDS = ("birth_date", "study_date")
 SECRET_DIR = ".secret"
 IDENTIFIERS_FILE = "identifiers.json"
 
@@ -133,7 +134,7 @@ def variants(ident: Identifier) -> tuple[list[tuple[tuple[str, ...], str]], str 
     value = str(ident.value or "").strip()
     if ident.kind == "patient_name":
         found = _name_variants(value)
-    elif ident.kind in ("birth_date", "study_date"):
+    elif ident.kind in DATE_KINDS:
         days = parse_dates(value)
         if days:
             return [(_folded(r), "date") for day in days for r in date_renderings(day)], None

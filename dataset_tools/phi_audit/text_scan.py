@@ -14,7 +14,7 @@ import json
 import re
 from pathlib import Path
 
-from .identifiers import Matcher, mask_value
+from .identifiers import DATE_KINDS, Matcher, mask_value
 from .patterns import find_patterns
 from .report import Hit
 
@@ -53,15 +53,23 @@ class Scanner:
             self.hits.append(hit)
 
     def value(self, text: str, file: str, location: str, key: str | None = None, *,
-              patterns: bool = True, pn_element: bool = False, dates: bool = True) -> None:
-        """Search one value stored under ``key``; a value that is JSON text is walked too."""
+              patterns: bool = True, pn_element: bool = False, dates: bool = True,
+              shifted: bool = False) -> None:
+        """Search one value stored under ``key``; a value that is JSON text is walked too.
+
+        ``shifted``: the value is a date shifted on purpose (also any key ending ``_shifted``):
+        one participant's shifted date may well be another's real one, so the list's dates are
+        not matched there."""
         if not isinstance(text, str) or not text.strip():
             return
         if _NUMBER.fullmatch(text):  # most cells of our tables: only an ID or a compact date fits
             if len(text.strip()) < 4 or not text.strip().lstrip("+-").isdigit():
                 return  # a measurement, not an ID
             patterns = patterns and len(text.strip()) == 8
+        shifted = shifted or str(key or "").endswith("_shifted")
         for m in self.matcher.find(text):
+            if shifted and m.identifier.kind in DATE_KINDS:
+                continue
             self.add("identifier", file, location,
                      f"{m.identifier.kind} ({m.what}) {m.identifier.masked()}")
         if patterns:
