@@ -217,6 +217,8 @@ def test_burned_text_in_project_frames(project):
     hits = audit(project).hits
     assert [(h.category, h.file.endswith(clip.name)) for h in hits] == [("burned_text", True)]
     assert hits[0].location.startswith("HDF5 /frames, frames 0-9, bbox rows ")
+    report = run_to_end(audit_paths([project], IDENTIFIERS, burned_text=False))
+    assert report.clean and "pixels not searched" in report.notes[-1]
 
 
 def test_phantom_clips_are_clean_and_their_source_is_not():

@@ -87,7 +87,7 @@ def scan_dicom(scanner: Scanner, path: Path, file: str) -> None:
     if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
         scanner.add("pattern", file, "(0028,0301) BurnedInAnnotation",
                     "the file declares burned-in annotation (YES)")
-    if "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+    if scanner.pixels and ("PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds):
         from napari_ultramn.io import open_clip
 
         clip = open_clip(path)

@@ -16,6 +16,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".we
 def scan_frames(scanner: Scanner, frames, file: str, where: str = "") -> None:
     """Burned-in text in a clip: ``frames`` is ``(T, H, W[, C])``, an array or anything indexable
     by frame (an h5py dataset, ``Clip.frames``); a sample of frames is read, never all."""
+    if not scanner.pixels:
+        return
     shape = tuple(getattr(frames, "shape", ()))
     if len(shape) == 2:
         sample, idx = to_gray(np.asarray(frames)), np.array([0])
@@ -78,8 +80,8 @@ def scan_video(scanner: Scanner, path: Path, file: str) -> None:
     for where, metadata in tags:
         for key, value in (metadata or {}).items():
             scanner.value(str(value), file, f"{where} tag '{key}'", str(key))
-    clip = open_clip(path)
-    scan_frames(scanner, clip.frames, file)
+    if scanner.pixels:
+        scan_frames(scanner, open_clip(path).frames, file)
 
 
 def scan_numpy(scanner: Scanner, path: Path, file: str) -> None:

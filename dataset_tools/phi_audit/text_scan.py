@@ -27,8 +27,9 @@ _NUMBER = re.compile(r"\s*[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?\s*")
 class Scanner:
     """Collects hits for one audit."""
 
-    def __init__(self, matcher: Matcher):
+    def __init__(self, matcher: Matcher, *, pixels: bool = True):
         self.matcher = matcher
+        self.pixels = pixels  # search frames and images for burned-in text
         self.hits: list[Hit] = []
         self._seen: set[tuple] = set()
 

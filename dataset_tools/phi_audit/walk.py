@@ -72,11 +72,12 @@ def scan_file(scanner: Scanner, path: Path, file: str) -> None:
         scanner.binary_strings(path, file)  # checkpoints, ONNX models, archives
 
 
-def audit_paths(paths, identifiers: list[Identifier]) -> ProgressGen[AuditReport]:
+def audit_paths(paths, identifiers: list[Identifier], *, burned_text: bool = True) -> ProgressGen[AuditReport]:
     """Search every file under ``paths`` (projects, datasets, reports, run folders, single files)
     for ``identifiers``, identifier-shaped values and burned-in text. Yields progress; returns
     the :class:`AuditReport` (``report.hits`` empty = clean). ``.secret`` folders, the project's
-    key store, are never read or reported."""
+    key store, are never read or reported. ``burned_text=False`` skips the pixels (decoding every
+    clip's sample frames is most of the time an audit takes)."""
     roots = [Path(p) for p in paths]
     if not roots:
         raise InputError(None, "nothing to audit: give at least one path")
@@ -86,11 +87,13 @@ def audit_paths(paths, identifiers: list[Identifier]) -> ProgressGen[AuditReport
         if _in_secret(root.resolve()):
             raise InputError(root, f"is inside {SECRET_DIR}/, the project's key store: audit-phi never reads it")
     matcher = Matcher(identifiers)
-    scanner = Scanner(matcher)
+    scanner = Scanner(matcher, pixels=burned_text)
     report = AuditReport(paths=[scanner.redact(str(r)) for r in roots],
                          identifiers_searched=len(matcher.identifiers) - len(matcher.unsearchable))
     report.notes += [f"identifier {i.kind} {i.masked()} not searched: {why}"
                      for i, why in matcher.unsearchable]
+    if not burned_text:
+        report.notes.append("pixels not searched for burned-in text (burned_text=False)")
     work = []
     for root in roots:
         files, folders = _files(root)

@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--project", metavar="PROJECT", action="append", default=[],
                    help="project whose identifiers to use, for a dataset or run folder kept "
                    "outside it (repeatable)")
+    p.add_argument("--no-pixels", action="store_true",
+                   help="skip the search for text burned into frames and images (faster)")
     p.add_argument("--json", metavar="OUT", help="also write the report as JSON (atomic)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -61,7 +63,8 @@ def run(args) -> int:
     from napari_ultramn.schema import validate
 
     identifiers = gather_identifiers(args.paths, args.identifiers, args.project)
-    report = run_with_progress_bar(audit_paths(args.paths, identifiers), desc="audit-phi", quiet=args.quiet)
+    report = run_with_progress_bar(audit_paths(args.paths, identifiers, burned_text=not args.no_pixels),
+                                   desc="audit-phi", quiet=args.quiet)
     for line in report.lines():
         print(line)
     if args.json:
