@@ -98,8 +98,9 @@ def _name_variants(value: str) -> list[tuple[tuple[str, ...], str]]:
     for fam, giv in spellings:
         f, g = _folded(fam), _folded(giv)
         if f and g:
-            out += [(f + g, "full name"), (g + f, "full name"), (f + g[:1], "full name"),
-                    (g[:1] + f, "full name")]
+            first, initial = g[:1], (g[0][:1],)  # "Mueller Anna Maria" also as "Mueller Anna"/"A. Mueller"
+            out += [(f + g, "full name"), (g + f, "full name"), (f + first, "full name"),
+                    (first + f, "full name"), (f + initial, "full name"), (initial + f, "full name")]
         if f and len("".join(f)) >= 3 and " ".join(f) not in _COMMON_WORDS:
             out.append((f, "family name"))
         if not f and g:
@@ -121,11 +122,13 @@ def parse_dates(value: str) -> list[dt.date]:
 
 def date_renderings(day: dt.date) -> list[str]:
     """The ways a date is written: YYYYMMDD, YYYY-MM-DD, DD.MM.YYYY, MM/DD/YYYY, DD/MM/YYYY, also
-    without leading zeros ("3.4.1985")."""
+    without leading zeros ("3.4.1985") and, zero-padded, with the two-digit year scanner screens
+    use ("03.04.85")."""
     y, m, d = f"{day.year:04d}", day.month, day.day
     out = {f"{y}{m:02d}{d:02d}", f"{y}-{m:02d}-{d:02d}"}
-    for mm, dd in ((f"{m:02d}", f"{d:02d}"), (str(m), str(d))):
-        out |= {f"{dd}.{mm}.{y}", f"{mm}/{dd}/{y}", f"{dd}/{mm}/{y}", f"{y}-{mm}-{dd}"}
+    for mm, dd, yy in ((f"{m:02d}", f"{d:02d}", y), (str(m), str(d), y), (f"{m:02d}", f"{d:02d}", y[2:])):
+        out |= {f"{dd}.{mm}.{yy}", f"{mm}/{dd}/{yy}", f"{dd}/{mm}/{yy}"}
+    out.add(f"{y}-{m}-{d}")
     return sorted(out)
 
 
