@@ -316,6 +316,32 @@ def test_scanner_file_ingested_is_clean_and_the_source_is_not(tmp_path):
             ("burned_text", "(7FE0,0010) PixelData")} <= found
 
 
+def test_images_embedded_in_a_report(tmp_path):
+    """A report's plots (dark text on white) are fine; a frame thumbnail with a name band is not."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from napari_ultramn.report import ReportSection, figure_html, image_html, write_report
+    from tests.project_factory import nerve_masks, synthetic_frames
+
+    rng = np.random.default_rng(2)
+    frame = synthetic_frames(nerve_masks(1, (64, 96), rng), rng)[0]
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot([0, 1, 2], [1, 3, 2], label="Dice per clip")
+    ax.set_title("Agreement 2023 by rater")
+    ax.legend()
+    banded = frame.copy()
+    banded[:14] = 0
+    sections = [ReportSection("plots", figure_html(fig) + image_html(frame)),
+                ReportSection("leak", image_html(draw_text(banded, "MUELLER ANNA", (2, 2), 10)))]
+    write_report(tmp_path / "report.html", "r", sections)
+    hits = audit(tmp_path / "report.html").hits
+    assert [(h.category, h.location.split(", frame 0")[0].split(", ")[-1]) for h in hits] == [
+        ("burned_text", "embedded image 3")]  # the plot and the clean frame come first
+
+
 def test_video_tags_are_searched(tmp_path):
     import av
 

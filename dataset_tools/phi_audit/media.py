@@ -44,26 +44,27 @@ def _ocr(scanner, sample, idx, region, file, prefix) -> None:
                         f"{m.identifier.kind} ({m.what}) {m.identifier.masked()}")
 
 
-def scan_image(scanner: Scanner, path: Path, file: str) -> None:
+def scan_image(scanner: Scanner, source, file: str, where: str = "") -> None:
+    """An image file (``source`` a path) or embedded image (``source`` its bytes): its text
+    metadata (PNG text chunks, comments, EXIF) and its pixels."""
+    import io
+
     from PIL import Image, ImageSequence
 
-    with Image.open(path) as im:
-        for key, value in (im.info or {}).items():  # PNG tEXt/iTXt chunks, comments
+    prefix = f"{where}, " if where else ""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+        tags = [(f"image metadata '{k}'", str(k), v) for k, v in (im.info or {}).items()]
+        tags += [(f"EXIF tag {t}", f"exif_{t}", v) for t, v in im.getexif().items()]
+        for location, key, value in tags:
             if isinstance(value, bytes):
                 value = value.decode("latin-1", "replace")
             if isinstance(value, str):
-                scanner.value(value, file, f"image metadata '{key}'", str(key))
-        exif = im.getexif()
-        for tag, value in exif.items():
-            if isinstance(value, bytes):
-                value = value.decode("latin-1", "replace")
-            if isinstance(value, str):
-                scanner.value(value, file, f"EXIF tag {tag}", f"exif_{tag}")
+                scanner.value(value, file, prefix + location, key)
         frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)][:64]
     if len(frames) == 1:
-        scan_frames(scanner, frames[0], file)
+        scan_frames(scanner, frames[0], file, where)
     elif frames and len({f.shape for f in frames}) == 1:
-        scan_frames(scanner, np.stack(frames), file)
+        scan_frames(scanner, np.stack(frames), file, where)
 
 
 def scan_video(scanner: Scanner, path: Path, file: str) -> None:

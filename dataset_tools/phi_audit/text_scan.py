@@ -8,6 +8,7 @@ patient does not put the name in the audit log.
 
 from __future__ import annotations
 
+import base64
 import csv
 import html
 import json
@@ -18,7 +19,7 @@ from .identifiers import DATE_KINDS, Matcher, mask_value
 from .patterns import find_patterns
 from .report import Hit
 
-_DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+")
+_DATA_URI = re.compile(r"data:([\w/+.-]+);base64,([A-Za-z0-9+/=\s]+)")
 _PRINTABLE = re.compile(rb"[\x20-\x7e]{4,}")
 _CHUNK = 8 << 20
 _NUMBER = re.compile(r"\s*[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?\s*")
@@ -133,11 +134,19 @@ class Scanner:
                     name = header[c] if c < len(header) else f"#{c + 1}"
                     self.value(cell, file, f"row {n}, column '{name}'", name)
 
-    def text_file(self, path: Path, file: str, *, is_html: bool = False) -> None:
+    def text_file(self, path: Path, file: str, *, is_html: bool = False, on_image=None) -> None:
+        """Line by line. In HTML, entities are decoded and embedded (base64) images are handed
+        to ``on_image(data: bytes, where: str)`` instead of being searched as text."""
         with open(path, encoding="utf-8", errors="replace") as fh:
             for n, line in enumerate(fh, 1):
                 if is_html:
-                    # embedded images are plots and thumbnails, not text; their base64 is noise
+                    for k, m in enumerate(_DATA_URI.finditer(line)):
+                        if on_image is not None and m.group(1).startswith("image/"):
+                            try:
+                                data = base64.b64decode(m.group(2))
+                            except ValueError:
+                                continue
+                            on_image(data, f"line {n}, embedded image {k + 1}")
                     line = html.unescape(_DATA_URI.sub(" ", line))
                 self.value(line, file, f"line {n}")
 

@@ -55,7 +55,8 @@ def scan_file(scanner: Scanner, path: Path, file: str) -> None:
     elif suffix in (".csv", ".tsv"):
         scanner.csv_file(path, file)
     elif suffix in HTML_SUFFIXES:
-        scanner.text_file(path, file, is_html=True)
+        scanner.text_file(path, file, is_html=True,
+                          on_image=lambda data, where: scan_image(scanner, data, file, where))
     elif suffix in HDF5_SUFFIXES:
         scan_hdf5(scanner, path, file)
     elif _is_dicom(path):
