@@ -84,6 +84,13 @@ def test_matcher_ignores_near_misses(text):
     assert not Matcher(IDENTIFIERS).find(text), text
 
 
+def test_a_date_ingest_recorded_in_several_renderings_is_one_date():
+    renderings = [Identifier("birth_date", v) for v in (BIRTH, "1985-03-12", "12.03.1985", "03/12/1985")]
+    m = Matcher(renderings)
+    assert len(m.find("dob 12/03/1985")) == 1
+    assert m.find("1985-12-03") == []  # "03/12/1985" is read as the date the others name
+
+
 def test_short_identifiers_are_reported_unsearchable():
     m = Matcher([Identifier("patient_id", "12"), Identifier("patient_id", "AB")])
     assert not m and {why for _, why in m.unsearchable} == {"too short to search for"}

@@ -8,14 +8,23 @@ grains of similar size too, but they change from frame to frame, their peaks dif
 edges fade into the grain around them. The detector:
 
 1. takes the frames in groups of a few consecutive samples; in each group keeps the pixels that
-   are *static* (for a single image every pixel is);
+   are *static* (a single image, or a frozen clip, has no temporal cue: shape alone must do);
 2. finds thin bright strokes: the white top-hat (pixel minus its grey opening with a window wider
-   than a stroke) is high, and the pixel is bright;
+   than a stroke) is high, and the pixel is bright. A single image is also tried at each grey
+   level that stands out of the histogram (text is drawn in one exact colour; over bright
+   speckle its strokes touch grains, but no grain has exactly that level);
 3. keeps connected components shaped like glyphs (height within bounds, not a solid blob, strokes
    thin), then clusters them into rows (similar height, aligned centres, small gaps);
-4. accepts a row with enough glyphs of one colour and sharp edges, merges the rows of a text block
-   and reports its bounding box, merging the boxes found in consecutive groups into one frame
-   range.
+4. accepts a row with enough glyphs that are unchanged across the group, of one colour, with
+   sharp edges, on one baseline, of one size and narrower than tall (a bright fascia or bone
+   line breaks into wide pieces on a baseline too); merges the rows of a text block and reports
+   its bounding box, merging the boxes of consecutive groups into one frame range.
+
+Measured while building it (phantom clips 128-640 px wide, 8 seeds x 4 planes, 30 % degraded
+frames, ``generate_clip``): no text found in 160 clean clips nor in 640 of their single frames. Text in a
+dark band is found in clips, single frames, JPEG stills and H.264 video; text typed over moving
+speckle in clips from about 11 px high; over speckle in a *single* image only about half the
+time (the weakest case: no temporal cue and no dark background).
 
 :func:`find_burned_text` is the test-covered path. :func:`ocr_text` reads the boxes with
 Tesseract when it happens to be installed, so identifiers in them can be named; nothing depends

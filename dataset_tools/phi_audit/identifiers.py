@@ -132,15 +132,19 @@ def date_renderings(day: dt.date) -> list[str]:
     return sorted(out)
 
 
-def variants(ident: Identifier) -> tuple[list[tuple[tuple[str, ...], str]], str | None]:
-    """``([(token sequence, what it is)], None)`` or ``([], why it cannot be searched)``."""
+def variants(ident: Identifier, known_dates: frozenset = frozenset()) -> tuple[list[tuple[tuple[str, ...], str]], str | None]:
+    """``([(token sequence, what it is)], None)`` or ``([], why it cannot be searched)``.
+
+    ``known_dates``: dates other identifiers name unambiguously; an ambiguous "03/12/1985"
+    (ingest also records that rendering) is then read as the one of them it can mean."""
     value = str(ident.value or "").strip()
     if ident.kind == "patient_name":
         found = _name_variants(value)
     elif ident.kind in DATE_KINDS:
         days = parse_dates(value)
+        days = [d for d in days if d in known_dates] or days
         if days:
-            return [(_folded(r), "date") for day in days for r in date_renderings(day)], None
+            return sorted({(_folded(r), "date") for day in days for r in date_renderings(day)}), None
         found = [(_folded(value), "value")]
     else:
         toks = _folded(value)
@@ -171,8 +175,10 @@ class Matcher:
         self.identifiers = list(dict.fromkeys(identifiers))
         self.unsearchable: list[tuple[Identifier, str]] = []
         self._index: dict[tuple[str, ...], list[tuple[Identifier, str]]] = {}
+        known = frozenset(d for i in self.identifiers if i.kind in DATE_KINDS
+                          for d in [parse_dates(i.value)] if len(d) == 1 for d in d)
         for ident in self.identifiers:
-            found, why = variants(ident)
+            found, why = variants(ident, known)
             if why:
                 self.unsearchable.append((ident, why))
             for seq, what in found:
@@ -196,7 +202,11 @@ class Matcher:
                 if hit:
                     start, end = toks[i][1], toks[i + n - 1][2]
                     if end > covered_to:
-                        out += [Match(ident, what, start, end) for ident, what in hit]
+                        # one hit per kind: the same date listed in three renderings is one date
+                        kinds = {}
+                        for ident, what in hit:
+                            kinds.setdefault((ident.kind, what), Match(ident, what, start, end))
+                        out += kinds.values()
                         covered_to = end
                     break
         return out
