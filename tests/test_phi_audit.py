@@ -174,6 +174,15 @@ def test_planted_identifiers_are_found_where_they_are(project):
     assert len(report.hits) == 3, report.lines()
 
 
+def test_a_file_that_cannot_be_read_fails_the_audit(project):
+    from dataset_tools.phi_audit import audit_project
+
+    (project / "clips" / "broken.h5").write_bytes(b"not hdf5 at all")
+    report = run_to_end(audit_project(project))
+    assert [(h.category, h.file.split("/", 1)[1]) for h in report.hits] == [("unreadable", "clips/broken.h5")]
+    assert report.lines()[-1].startswith("NOT clean: 1 hit(s) (1 unreadable)")
+
+
 def test_dicom_private_tag_and_nested_sequence(tmp_path):
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence

@@ -10,7 +10,7 @@ frames. Modules: :mod:`.identifiers` (the list and the matcher), :mod:`.patterns
 
 Ingest and build-dataset call it at the end::
 
-    report = yield from audit_paths([project_root], load_identifiers(project_root))
+    report = yield from audit_project(project_root)  # = audit_paths([root], load_identifiers(root))
     if report.hits: ...  # report.lines() says where, with every identifier masked
 """
 
@@ -26,10 +26,10 @@ from .identifiers import (
     read_identifiers_csv,
 )
 from .report import AuditReport, Hit
-from .walk import audit_paths
+from .walk import audit_paths, audit_project
 
 __all__ = [
-    "KINDS", "AuditReport", "Hit", "Identifier", "Matcher", "TextRegion", "audit_paths",
+    "KINDS", "AuditReport", "Hit", "Identifier", "Matcher", "TextRegion", "audit_paths", "audit_project",
     "find_burned_text", "find_projects", "identifiers_file", "load_identifiers", "mask_value",
     "read_identifiers_csv",
 ]

@@ -116,3 +116,10 @@ def audit_paths(paths, identifiers: list[Identifier], *, burned_text: bool = Tru
     yield Progress(len(work), len(work), "audit done")
     report.hits = scanner.hits
     return report
+
+
+def audit_project(project_root, *, burned_text: bool = True) -> ProgressGen[AuditReport]:
+    """Audit one project against the identifiers its ingests recorded (what ingest runs last)."""
+    from .identifiers import load_identifiers
+
+    return (yield from audit_paths([project_root], load_identifiers(project_root), burned_text=burned_text))
