@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "agreement",
     "build_dataset",
     "validate_dataset",
+    "audit_phi",
     "inspect_dataset",
     "train",
     "evaluate",
