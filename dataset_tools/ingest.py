@@ -43,7 +43,7 @@ from napari_ultramn import DEFAULT_PLANES
 from napari_ultramn.errors import InputError
 from napari_ultramn.io.clip import Clip, Region, file_sha256
 from napari_ultramn.io.open_clip import clip_kind
-from napari_ultramn.progress import Progress, ProgressGen
+from napari_ultramn.progress import Progress, ProgressGen, relay
 from napari_ultramn.project import (
     LOCK_TIMEOUT_S,
     Project,
@@ -72,6 +72,8 @@ class IngestSummary:
     #: clips of two participants with near-identical content, one of them new in this run: most
     #: likely one patient under two ids (dataset_tools.fingerprint.DuplicatePair)
     duplicates: list = field(default_factory=list)
+    #: the PHI audit of what this run wrote (dataset_tools.phi_audit.AuditReport; None: nothing new)
+    audit: object = None
 
     def line(self) -> str:
         recropped = f", {len(self.recropped)} re-cropped" if self.recropped else ""
@@ -349,6 +351,17 @@ def ingest(source: str | Path, project_dir: str | Path, *, mapping_csv: str | Pa
         lock.release()
 
 
+def _audit_written(project: Project, clip_ids: list[str]):
+    """``audit-phi`` over what this run wrote (registry, project file, new clips and DICOM copies),
+    against the identifiers ingest has seen: the proof, every run, that none of them got through."""
+    from .phi_audit import audit_paths, load_identifiers
+
+    root = project.root
+    files = [root / "clips.json", root / "project.json"] + [project.clip_path(c) for c in clip_ids]
+    files += [p for c in clip_ids if (p := root / "dicom" / f"{c}.dcm").exists()]
+    return (yield from audit_paths(files, load_identifiers(root)))
+
+
 def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop) -> ProgressGen[IngestSummary]:
     from napari_ultramn.region_corrections import load_corrections
 
@@ -379,5 +392,7 @@ def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop) 
         yield Progress(len(sources), len(sources), "looking for the same recording under two participants")
         summary.duplicates = [p for p in likely_duplicate_pairs(project.clips(), project)
                               if p.clip_a in new or p.clip_b in new]
+        summary.audit = yield from relay(_audit_written(project, sorted(new)), lambda p: Progress(
+            len(sources), len(sources), f"PHI audit: {p.message}"))
     yield Progress(len(sources), len(sources), summary.line())
     return summary

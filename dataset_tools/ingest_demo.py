@@ -43,10 +43,13 @@ def demo_stage(ctx: DemoContext) -> ProgressGen[ReportSection]:
     yield Progress(1, 1, f"project has {len(df)} clips")
     counts = pd.crosstab(df["plane"], df["side"]).reset_index()
     counts.columns.name = None  # else the pivot's "side" label shows as a stray header cell
+    audit = ("" if summary.audit is None else
+             f"<p class='{'good' if not summary.audit.hits else 'bad'}'>PHI audit of what ingest wrote "
+             f"(<code>ultramn audit-phi</code>): {escape(summary.audit.summary())}.</p>")
     html = (
-        f"<p>Ingested <code>{escape(ctx.paths['study'] / 'dicom')}</code> into "
-        f"<code>{escape(project_dir)}</code>: {escape(summary.line())}. Participants are keyed-hash "
-        f"pseudonyms; dates shifted; frames cropped to the ultrasound imaging region.</p>"
+        f"<p>Ingested <a href='study/dicom/'><code>study/dicom/</code></a> into "
+        f"<a href='project/'><code>project/</code></a>: {escape(summary.line())}. Participants are keyed-hash "
+        f"pseudonyms; dates shifted; frames cropped to the ultrasound imaging region.</p>{audit}"
         f"<h3>Clips per plane and side</h3>{table_html(counts)}<h3>Clips</h3>{table_html(df, max_rows=24)}"
     )
     return ReportSection("Ingest and de-identification", html)

@@ -111,7 +111,9 @@ def test_ingest_registers_stills_sequences_and_series(tmp_path):
     img.SetSpacing((0.1, 0.1, 1.0))
     sitk.WriteImage(img, str(source / "loop.mha"))
     mapping = tmp_path / "map.csv"
-    mapping.write_text("file,patient_id\nstill.png,P1\nloop.mha,P2\nseries,P3\n")
+    # these tiny test images hold no ultrasound texture to find, so each gets its imaging area
+    mapping.write_text("file,patient_id,region\nstill.png,P1,0 0 12 10\nloop.mha,P2,1 1 11 9\n"
+                       "series,P3,0 0 8 8\n")
     summary = run_to_end(ingest(source, tmp_path / "project", mapping_csv=mapping))
     assert summary.failed == [] and len(summary.added) == 3
     records = {r["source_kind"]: r for r in Project.open(tmp_path / "project").clips()}

@@ -79,4 +79,17 @@ def run(args) -> int:
     for group in manifest.get("suspected_duplicates", []):
         print(f"  kept together in {'/'.join(group['splits'])}: participants {', '.join(group['participants'])} "
               "share near-identical clips (likely one patient under two ids)")
-    return 0
+    return audit_dataset(args)
+
+
+def audit_dataset(args) -> int:
+    """``audit-phi`` over the new dataset against the project's identifiers; 1 when it finds any."""
+    from dataset_tools.phi_audit import audit_paths, load_identifiers
+    from napari_ultramn.progress import run_with_progress_bar
+
+    report = run_with_progress_bar(audit_paths([args.out_dir], load_identifiers(args.project)),
+                                   desc="PHI audit", quiet=args.quiet)
+    print(f"PHI audit of {args.out_dir}: {report.summary()}")
+    if report.hits:
+        print("\n".join(f"  {line}" for line in report.lines()))
+    return 1 if report.hits else 0

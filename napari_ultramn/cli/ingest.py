@@ -51,4 +51,10 @@ def run(args) -> int:
         print(f"  likely one patient under two ids: {pair.clip_a} ({pair.participant_a}) and {pair.clip_b} "
               f"({pair.participant_b}) hold near-identical frames (distance {pair.distance:.3f}); "
               "build-dataset keeps them in one split")
-    return 2 if summary.failed else 0
+    if summary.audit is not None:
+        print(f"PHI audit of what this ingest wrote: {summary.audit.summary()}")
+        if summary.audit.hits:
+            print("\n".join(f"  {line}" for line in summary.audit.lines()))
+    if summary.failed:
+        return 2
+    return 1 if summary.audit is not None and summary.audit.hits else 0
