@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_ultramn import DEFAULT_PLANES
+from napari_ultramn.atomic import remove_stale_temporaries
 from napari_ultramn.errors import InputError
 from napari_ultramn.io.clip import Clip, Region, file_sha256
 from napari_ultramn.io.open_clip import clip_kind
@@ -74,6 +75,8 @@ class IngestSummary:
     duplicates: list = field(default_factory=list)
     #: the PHI audit of what this run wrote (dataset_tools.phi_audit.AuditReport; None: nothing new)
     audit: object = None
+    #: (files, bytes) of temporary files that killed writers had left in the project, now removed
+    cleaned: tuple[int, int] = (0, 0)
 
     def line(self) -> str:
         recropped = f", {len(self.recropped)} re-cropped" if self.recropped else ""
@@ -373,7 +376,7 @@ def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop) 
                {r["source_sha256"]: r for r in project.clips()})  # fixed while we hold the lock
     if no_crop and not project.config.get("no_crop"):
         project.set_config(no_crop=True)
-    summary = IngestSummary()
+    summary = IngestSummary(cleaned=remove_stale_temporaries(root))
     base = source if source.is_dir() and clip_kind(source) != "frames" else source.parent
     for i, path in enumerate(sources):
         rel = _relative(path, base, source)

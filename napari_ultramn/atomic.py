@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -139,3 +140,28 @@ def atomic_path(path: str | Path, suffix: str = ".partial") -> Iterator[Path]:
             os.fsync(fh.fileno())
         _finish(tmp, path)
     _fsync_dir(path.parent)
+
+
+#: Temporary names of this module (``.<name>.<random>.tmp`` / ``.partial``).
+_TEMPORARY = re.compile(r"^\..+\.(tmp|partial)$")
+
+
+def remove_stale_temporaries(folder: str | Path, older_than_s: float = 3600.0) -> tuple[int, int]:
+    """Delete temporary files a killed writer left under ``folder``; returns ``(files, bytes)``.
+
+    Only files untouched for ``older_than_s`` go, so a writer still at work (an annotator
+    autosaving beside an ingest) never loses the file it is writing.
+    """
+    import time
+
+    now, removed, freed = time.time(), 0, 0
+    for path in Path(folder).rglob(".*"):
+        try:
+            st = path.lstat()
+            if not _TEMPORARY.match(path.name) or not path.is_file() or now - st.st_mtime < older_than_s:
+                continue
+            path.unlink()
+        except OSError:
+            continue  # gone already, or not ours to delete: leave it
+        removed, freed = removed + 1, freed + st.st_size
+    return removed, freed

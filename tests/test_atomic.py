@@ -31,3 +31,22 @@ def test_finished_files_get_the_umask_mode_not_mkstemps_0600(tmp_path, write):
     write(target)
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
     assert stat.S_IMODE(target.stat().st_mode) & stat.S_IRGRP  # readable by the team (umask 022)
+
+
+def test_stale_temporaries_of_killed_writers_are_removed_fresh_ones_kept(tmp_path):
+    import os
+    import time
+
+    from napari_ultramn.atomic import remove_stale_temporaries
+
+    (tmp_path / "clips").mkdir()
+    stale = [tmp_path / "clips" / ".P1-ab.h5.x1y2.partial", tmp_path / ".clips.json.k3.tmp"]
+    fresh = tmp_path / ".r1.json.z9.tmp"  # an autosave being written right now
+    keep = [tmp_path / "clips" / "P1-ab.h5", tmp_path / ".secret", fresh]
+    for path in [*stale, *keep]:
+        path.write_bytes(b"x" * 10)
+    old = time.time() - 7200
+    for path in stale + [tmp_path / "clips" / "P1-ab.h5"]:
+        os.utime(path, (old, old))
+    assert remove_stale_temporaries(tmp_path) == (2, 20)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in keep)

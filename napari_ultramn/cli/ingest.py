@@ -42,6 +42,9 @@ def run(args) -> int:
                keep_dicom=args.keep_dicom, no_crop=args.no_crop, lock_timeout_s=LOCK_TIMEOUT_S if args.wait is None else args.wait),
         desc="ingest", quiet=args.quiet,
     )
+    files, freed = summary.cleaned
+    if files:
+        print(f"removed {files} temporary file(s) of interrupted runs ({freed / 1e6:.1f} MB) from {args.project}")
     print(f"{args.project}: {summary.line()}")
     for clip_id, note in summary.recropped:
         print(f"  re-cropped: {clip_id}: {note}")
