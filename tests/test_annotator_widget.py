@@ -30,8 +30,8 @@ def project(tmp_path):
 
 def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot, project):
     viewer, w = annotator(make_napari_viewer)
-    assert "<b>1</b></td><td>plane transverse_wrist" in w.keys_label.text()
-    assert "<b>I</b></td><td>interpolate keyframes" in w.keys_label.text()
+    assert "<b>F1</b></td><td>plane transverse_wrist" in w.keys_label.text()
+    assert "<b>Shift-I</b></td><td>interpolate keyframes" in w.keys_label.text()
     w.project_edit.setText(str(project.root))
     w.rater_edit.setText("r1")
     w.open_project_button.click()
@@ -40,7 +40,7 @@ def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot
     s = w.session
     assert s.clip_id == "c0" and not w.preannotate_button.isEnabled()
 
-    press(viewer, qtbot, Qt.Key.Key_2)  # plane by key, even with the nerve layer active
+    press(viewer, qtbot, Qt.Key.Key_F2)  # plane by key, even with the nerve layer active
     assert s.annotation.clip_plane == "transverse_forearm"
 
     nerve = w.layers["nerve"]
@@ -53,7 +53,7 @@ def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot
     assert w.measure_table.horizontalHeaderItem(2).text() == "area mm²"
     viewer.dims.set_current_step(0, 6)
     nerve.paint((6, 24, 20), 1)
-    press(viewer, qtbot, Qt.Key.Key_I)
+    press(viewer, qtbot, Qt.Key.Key_I, SHIFT)
     assert [s.annotation.frames[t].provenance for t in range(7)] == ["drawn"] + ["interpolated"] * 5 + ["drawn"]
     assert w.measure_table.rowCount() == 7 and "Centroid excursion over 7 frames" in w.excursion_label.text()
     assert nerve.data[3].max() == 2  # filled frames are shown in the 'filled' colour
@@ -101,11 +101,11 @@ def test_polygon_propagation_accept_writer_and_preannotate(make_napari_viewer, q
     assert s.annotation.frames[0].mask.sum() == 12 * 10
 
     viewer.dims.set_current_step(0, 0)
-    press(viewer, qtbot, Qt.Key.Key_P, SHIFT)
+    press(viewer, qtbot, Qt.Key.Key_Right, CTRL)
     assert w.pending is not None and "propagation preview" in [lay.name for lay in viewer.layers]
     assert sorted(s.annotation.frames) == [0]  # nothing changes before accepting
     viewer.dims.set_current_step(0, 4)
-    press(viewer, qtbot, Qt.Key.Key_A)
+    press(viewer, qtbot, Qt.Key.Key_A, Qt.KeyboardModifier.AltModifier)
     assert [s.annotation.frames[t].provenance for t in sorted(s.annotation.frames)] == ["drawn"] + ["propagated"] * 4
     assert w.pending is None and "propagation preview" not in [lay.name for lay in viewer.layers]
     assert w.layers["nerve"].metadata["provenance"][:6] == [0, 2, 2, 2, 2, -1]

@@ -51,13 +51,14 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self._worker = None
         self._range_start: int | None = None
         self._corrupt_clip: str | None = None
+        self._tool: dict = {}  # the rater's labels tool, kept from clip to clip
         self._updating = False
-        self._bound: list = []
         build_panels(self)
         self.measurement = MeasurementView(self)
         self.rater_edit.setText(os.environ.get("ULTRAMN_RATER", ""))
         self._connect()
         self.keys_label.setText(keys.help_html(self.plane_labels))
+        self._keys = keys.KeyFilter(self, viewer)  # refuses a table that clashes with napari's keys
         viewer.dims.events.current_step.connect(self._on_frame)
         # When napari deletes the widget (viewer closed) Python methods can no longer run, so the
         # lock is released through a holder that outlives the widget.
@@ -67,10 +68,10 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
     def event(self, ev) -> bool:
         # Closing the dock ('x') only unparents this widget: release the clip and the keys then,
         # or reopening the annotator in this window would find its own lock and refuse.
-        if ev.type() == QEvent.Type.ParentChange and self.parent() is None and self.session is not None:
-            self.close_session()
-            keys.unbind_all(self._bound)
-            self._bound = []
+        if ev.type() == QEvent.Type.ParentChange and self.parent() is None:
+            if self.session is not None:
+                self.close_session()
+            self._keys.remove()  # napari's keymaps were never touched: nothing else to restore
         return super().event(ev)
 
     # -- wiring --------------------------------------------------------------------------
@@ -174,8 +175,8 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self.range_plane.addItems(self.plane_labels)
         self.range_plane.setCurrentText(self.plane_labels[-1])
         self._updating = False
-        keys.unbind_all(self._bound)
-        self._bound = keys.bind_all(self, self.viewer)
+        self._keys.remove()  # the plane keys follow the project's planes
+        self._keys = keys.KeyFilter(self, self.viewer)
         self.keys_label.setText(keys.help_html(self.plane_labels))
         self._refresh_queue()
         self.info(f"Project '{self.project.name}': {len(self.project.clips())} clips.")
@@ -231,10 +232,9 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
             return False
         s = self._holder["session"] = self.session
         self.measurement.reset(s)  # before adding layers: adding them moves the frame slider
-        self.layers = L.add_clip_layers(self.viewer, s, self._layer_metadata())
+        self.layers = L.add_clip_layers(self.viewer, s, self._layer_metadata(), self._tool)
         self.layers["nerve"].events.paint.connect(self._on_paint)
         self.layers["outline"].events.data.connect(self._on_shapes)
-        self._bound += keys.bind_all(self, self.viewer, self.layers["nerve"])
         n = s.annotation.n_frames
         for spin in (self.range_start, self.range_stop):
             spin.setRange(0, n - 1)
@@ -255,6 +255,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self.cancel()
         self._drop_pending()
         if self.layers:
+            self._tool = L.tool_of(self.layers)
             L.remove_layers(self.viewer, self.layers)
         if self.session is not None:
             session, self.session = self.session, None
