@@ -28,7 +28,12 @@ def project(tmp_path):
     return make_project(tmp_path / "proj", n_clips=3, n_frames=8, shape=(48, 64))
 
 
-def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot, project):
+def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot, project, monkeypatch):
+    from qtpy.QtWidgets import QMessageBox
+
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes)
     viewer, w = annotator(make_napari_viewer)
     assert "<b>F1</b></td><td>plane transverse_wrist" in w.keys_label.text()
     assert "<b>Shift-I</b></td><td>interpolate keyframes" in w.keys_label.text()
@@ -79,6 +84,7 @@ def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot
     assert "[flagged]" in w.queue_list.item(0).text()
 
     press(viewer, qtbot, Qt.Key.Key_D, SHIFT)
+    assert asked == ["c0: 1 of 8 frames are not traced (frame 8). Mark it done anyway?"]
     assert w.progress_label.text() == "1 / 3 clips done"
     viewer.dims.set_current_step(0, 2)
     nerve.paint((2, 24, 30), 1)  # the last stroke: switching clips must write it before unlocking

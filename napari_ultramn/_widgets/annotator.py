@@ -9,16 +9,16 @@ are in :mod:`.annotator_keys`, layer handling in :mod:`.annotator_layers`, the c
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 import os
 import warnings
 from typing import TYPE_CHECKING
 
-from qtpy.QtCore import QEvent
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import QFileDialog, QListWidgetItem, QWidget
 
 from .. import DEFAULT_PLANES, NON_STANDARD
+from ..annotation.controller import AnnotatorController
 from ..annotation.queue import QUEUE_STATUSES, ClipQueue
 from ..annotation.session import ADJUDICATED, AnnotationSession, CorruptAnnotationError
 from ..annotation.store import check_id
@@ -47,13 +47,17 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self.queue: ClipQueue | None = None
         self.session: AnnotationSession | None = None
         self.layers: dict = {}
+        self.ctl = AnnotatorController()  # the state: draft comment and quality, range, frame, mode
         self.pending = None  # a finished propagation waiting for "accept up to here"
         self._worker = None
-        self._range_start: int | None = None
         self._corrupt_clip: str | None = None
         self._tool: dict = {}  # the rater's labels tool, kept from clip to clip
         self._updating = False
         build_panels(self)
+        self._draft_timer = QTimer(self)  # a typed comment is saved once typing pauses
+        self._draft_timer.setSingleShot(True)
+        self._draft_timer.setInterval(800)
+        self._draft_timer.timeout.connect(self._commit_draft)
         self.measurement = MeasurementView(self)
         self.rater_edit.setText(os.environ.get("ULTRAMN_RATER", ""))
         self._connect()
@@ -85,6 +89,9 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self.prev_clip_button.clicked.connect(self.key_previous_clip)
         self.plane_combo.currentIndexChanged.connect(self._on_plane_combo)
         self.range_button.clicked.connect(self._on_range_button)
+        self.comment_edit.textEdited.connect(self._on_comment_typed)
+        self.comment_edit.editingFinished.connect(self._commit_draft)
+        self.quality_combo.activated.connect(self._on_quality)
         self.clear_ranges_button.clicked.connect(lambda: self._do(lambda s: s.clear_plane_ranges()))
         self.flag_button.clicked.connect(self._on_flag_button)
         self.done_button.clicked.connect(self.key_done)
@@ -109,6 +116,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
 
     @property
     def current_frame(self) -> int:
+        """0-based, as napari's slider; everything the dock shows adds 1."""
         return int(self.viewer.dims.current_step[0]) if self.session else 0
 
     def go_to_frame(self, t: int) -> None:
@@ -162,13 +170,15 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
             return False
         # In review mode the work being done is the 'adjudicated' annotation: queue that.
         owner = ADJUDICATED if self.review_check.isChecked() else self.rater_edit.text().strip()
-        self.queue = ClipQueue(self.project, owner)
+        self.ctl.review = self.review_check.isChecked()
+        self.queue = ClipQueue(self.project, owner, blind=self.ctl.blind)
         self._updating = True
         for combo, key, values in ((self.plane_filter, "plane", self.queue.planes()),
                                    (self.participant_filter, "participant", self.queue.participants()),
                                    (self.status_filter, "status", list(QUEUE_STATUSES))):
             combo.clear()
             combo.addItems([_ALL[key], *values])
+        self.plane_filter.setVisible(not self.ctl.blind)
         self.plane_combo.clear()
         self.plane_combo.addItems(["— plane not set —", *self.plane_labels])
         self.range_plane.clear()
@@ -202,7 +212,8 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self.queue_list.clear()
         current = self.session.clip_id if self.session else None
         for e in self.queue.entries(**self.filters()):
-            item = QListWidgetItem(f"{e.clip_id}   {e.participant or '?'}   {e.plane or '—'}   "
+            plane = "" if self.ctl.blind else f"{e.plane or '—'}   "  # blind: the header's plane is hidden
+            item = QListWidgetItem(f"{e.clip_id}   {e.participant or '?'}   {plane}"
                                    f"[{e.display_status.replace('_', ' ')}]")
             item.setData(0x0100, e.clip_id)
             self.queue_list.addItem(item)
@@ -231,18 +242,21 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
             self.error(exc)
             return False
         s = self._holder["session"] = self.session
+        self.ctl.attach(s)
+        start = self.ctl.frame  # adding the layers moves the slider: go back to it after
         self.measurement.reset(s)  # before adding layers: adding them moves the frame slider
         self.layers = L.add_clip_layers(self.viewer, s, self._layer_metadata(), self._tool)
         self.layers["nerve"].events.paint.connect(self._on_paint)
         self.layers["outline"].events.data.connect(self._on_shapes)
         n = s.annotation.n_frames
-        for spin in (self.range_start, self.range_stop):
-            spin.setRange(0, n - 1)
-        self.range_stop.setValue(n - 1)
+        for spin in (self.range_start, self.range_stop):  # frames as a person counts them: 1..n
+            spin.setRange(1, n)
+        self.range_start.setValue(1)
+        self.range_stop.setValue(n)
         self.review_box.setVisible(s.review)
         self.pick_combo.clear()
         self.pick_combo.addItems([lay.metadata["rater"] for lay in self.layers["raters"]])
-        self.viewer.dims.set_current_step(0, (s.annotation.keyframes() or [0])[0])
+        self.viewer.dims.set_current_step(0, start)
         self.refresh_clip_view([])
         self._refresh_queue()
         note = f" Set aside the unreadable file as {s.set_aside_path.name}." if s.set_aside_path else ""
@@ -254,17 +268,23 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         """Cancel running work, release the lock, remove the clip's layers."""
         self.cancel()
         self._drop_pending()
+        self._draft_timer.stop()
+        try:
+            self.ctl.commit_draft()  # the comment as typed
+        except UltramnError as exc:
+            self.error(exc)
         if self.layers:
             self._tool = L.tool_of(self.layers)
             L.remove_layers(self.viewer, self.layers)
         if self.session is not None:
             session, self.session = self.session, None
+            self.ctl.detach()
             self._holder.clear()
             try:
                 session.close()  # writes the pending autosave before releasing the lock
             except UltramnError as exc:
                 self.error(exc)
-        self._range_start = None
+        self._show_frame_on_slider()
 
     def _on_set_aside(self) -> None:
         if self._corrupt_clip:
@@ -289,20 +309,18 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self._updating = True
         self.plane_combo.setCurrentIndex(
             self.plane_labels.index(ann.clip_plane) + 1 if ann.clip_plane in self.plane_labels else 0)
-        self.quality_combo.setCurrentText(ann.quality)
-        self.comment_edit.setText(ann.comment)
+        self.quality_combo.setCurrentText(self.ctl.draft_quality)
+        if self.comment_edit.text() != self.ctl.draft_comment:  # never under the cursor of a typist
+            self.comment_edit.setText(self.ctl.draft_comment)
         self._updating = False
-        self.ranges_label.setText("; ".join(f"{r.start}–{r.stop - 1} {r.plane}" for r in ann.plane_ranges)
-                                  or "no frame ranges")
+        self.ranges_label.setText(self.ctl.ranges_text())
         rec = s.project.clip_record(s.clip_id)
         self.clip_label.setText(f"<b>{s.clip_id}</b> · participant {rec.get('participant')} · "
                                 f"{rec.get('side') or '?'} · {ann.n_frames} frames · status "
                                 f"{ann.status.replace('_', ' ')}" + ("" if ann.quality == "ok" else f" · <b>{ann.quality}</b>"))
         self.undo_button.setEnabled(s.history.can_undo)
         self.redo_button.setEnabled(s.history.can_redo)
-        if s.saves:
-            rel = s.path.relative_to(s.project.root)
-            self.save_label.setText(f"Autosaved {_dt.datetime.now():%H:%M:%S} → {rel} ({s.saves} saves)")
+        self.save_label.setText(self.ctl.save_text())
         self.measurement.update(s)
         self._on_frame()
         if self.queue is not None:  # the first change of a clip makes it 'in progress'
@@ -317,13 +335,9 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
             return
         t = self.current_frame
         ann = s.annotation
-        fm = ann.frames.get(t)
-        what = "unannotated" if fm is None else fm.provenance.replace("_", " ")
-        if fm is not None and fm.confidence is not None:
-            what += f" (confidence {fm.confidence:.2f})"
-        keyframes = ann.keyframes()
-        self.frame_label.setText(f"Frame {t + 1} / {ann.n_frames} · {what} · plane "
-                                 f"{ann.frame_plane(t) or 'not set'} · {len(keyframes)} keyframes")
+        self.ctl.set_frame(t)
+        self._show_frame_on_slider()
+        self.frame_label.setText(self.ctl.frame_text())
         planes = ann.frame_planes()
         non_standard = [p == self.plane_labels[-1] for p in planes]
         self.track_label.setPixmap(track_pixmap(ann.provenance_codes(), non_standard, t,
@@ -356,13 +370,39 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         if not self._updating and self.session is not None:
             self._do(lambda s: s.set_clip_plane(self.plane_labels[index - 1] if index > 0 else None))
 
+    def _show_frame_on_slider(self) -> None:
+        """napari's slider counts from 0: name its axis 'frame k / T' as the dock counts."""
+        dims = self.viewer.dims
+        if dims.ndim != 3:
+            return
+        s = self.session
+        label = "frame" if s is None else f"frame {self.current_frame + 1} / {s.annotation.n_frames}"
+        if dims.axis_labels[0] != label:
+            dims.axis_labels = (label, *dims.axis_labels[1:])
+
     def _on_range_button(self) -> None:
-        a, b = sorted((self.range_start.value(), self.range_stop.value()))
-        self._do(lambda s: s.set_plane_range(a, b + 1, self.range_plane.currentText()))
+        said: list[str] = []
+        first, last = self.range_start.value(), self.range_stop.value()  # as shown: 1-based
+        if self._do(lambda _s: said.append(self.ctl.label_range(first, last, self.range_plane.currentText()))):
+            self.info(said[0])
+
+    def _on_comment_typed(self, text: str) -> None:
+        self.ctl.set_comment(text)
+        self._draft_timer.start()
+
+    def _commit_draft(self) -> None:
+        self._draft_timer.stop()
+        if self.session is not None and self.ctl.draft_dirty:
+            if self._do(lambda _s: self.ctl.commit_draft()):
+                self._refresh_queue()
+
+    def _on_quality(self, _index: int) -> None:
+        if self.session is not None and self._do(lambda _s: self.ctl.set_quality(self.quality_combo.currentText())):
+            self._refresh_queue()
 
     def _on_flag_button(self) -> None:
-        self._do(lambda s: s.set_flag(self.quality_combo.currentText(), self.comment_edit.text()))
-        self._refresh_queue()
+        self.ctl.set_comment(self.comment_edit.text())
+        self._on_quality(0)
 
 
 def _release_holder(holder: dict, *_args) -> None:

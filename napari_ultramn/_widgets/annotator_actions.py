@@ -22,17 +22,9 @@ class KeyActionsMixin:
         self._do(lambda s: s.set_clip_plane(plane))
 
     def key_non_standard(self) -> None:
-        if self.session is None:
-            return
-        t = self.current_frame
-        if self._range_start is None:
-            self._range_start = t
-            self.info(f"Non-standard from frame {t + 1}: go to its last frame and press 0 again.")
-            return
-        a, b = sorted((self._range_start, t))
-        self._range_start = None
-        if self._do(lambda s: s.set_plane_range(a, b + 1, self.plane_labels[-1])):
-            self.info(f"Frames {a + 1}–{b + 1} labelled {self.plane_labels[-1]}.")
+        said: list[str] = []
+        if self._do(lambda _s: said.append(self.ctl.mark_range(self.plane_labels[-1]))):
+            self.info(said[0])
 
     def _step_keyframe(self, direction: int) -> None:
         if self.session is None:
@@ -75,12 +67,29 @@ class KeyActionsMixin:
     def key_flag(self) -> None:
         if self.session is None:
             return
-        order = ("ok", "poor", "unusable")
-        nxt = order[(order.index(self.session.annotation.quality) + 1) % 3]
-        self._do(lambda s: s.set_flag(nxt, self.comment_edit.text()))
-        self._refresh_queue()
+        self.ctl.set_comment(self.comment_edit.text())
+        if self._do(lambda _s: self.ctl.cycle_quality()):
+            self._refresh_queue()
+            self.info(f"{self.session.clip_id} flagged {self.ctl.draft_quality}; comment saved.")
 
     def key_done(self) -> None:
-        if self._do(lambda s: s.set_status("done")):
+        if self.session is None:
+            return
+        self.ctl.set_comment(self.comment_edit.text())
+        done: list[bool] = []
+        if not self._do(lambda _s: done.append(self.ctl.mark_done(self.confirm))):
+            return
+        if done[0]:
             self._refresh_queue()
             self.info(f"{self.session.clip_id} done. {self.queue.progress_text()}. N: next clip.")
+        else:
+            self.info(f"{self.session.clip_id} not marked done.")
+
+    def confirm(self, question: str) -> bool:
+        """Ask before a step that may lose or hide work (tests patch QMessageBox.question)."""
+        from qtpy.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(self, "Annotator", question,
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes

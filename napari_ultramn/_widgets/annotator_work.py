@@ -11,6 +11,7 @@ from pathlib import Path
 
 from qtpy.QtWidgets import QListWidgetItem
 
+from ..annotation.controller import span
 from ..errors import UltramnError
 from . import annotator_layers as L
 from .workers import start
@@ -28,6 +29,7 @@ class LongWorkMixin:
         if self.session is None or self._worker is not None:
             return
         try:
+            self.ctl.check_propagation(direction)  # refused in 1-based words, before any work
             gen = self.session.propagation(self.current_frame, direction)
         except UltramnError as exc:
             self.error(exc)
@@ -59,8 +61,13 @@ class LongWorkMixin:
         up_to = t if (t - r.anchor) * r.direction > 0 else None  # at the anchor: accept everything
         if self._do(lambda s: s.accept_propagation(r, up_to)):
             self._drop_pending()
+            got = [f for f in r.frames() if up_to is None or (f - up_to) * r.direction <= 0]
+            self.info(f"Accepted the propagation into {span(min(got), max(got) + 1)}." if got
+                      else "Accepted the propagation.")
 
     def _drop_pending(self) -> None:
+        if self.pending is not None:
+            self.info("")  # "go to the last good frame and accept" no longer applies
         self.pending = None
         self.accept_button.setEnabled(False)
         self.warnings_list.clear()
