@@ -56,6 +56,7 @@ def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot
     assert project.annotations.load("c0", "r1").keyframes() == [0]
     assert "mm²" in w.measure_label.text() and w.measure_table.rowCount() == 1
     assert w.measure_table.horizontalHeaderItem(2).text() == "area mm²"
+    assert w.measure_table.horizontalHeaderItem(3).toolTip() == "perimeter mm"
     viewer.dims.set_current_step(0, 6)
     nerve.paint((6, 24, 20), 1)
     press(viewer, qtbot, Qt.Key.Key_I, SHIFT)
@@ -161,13 +162,13 @@ def test_blind_mode_hides_raters_review_overlays_and_picks(make_napari_viewer, p
     viewer, w = annotator(make_napari_viewer)
     w.open_project(project.root, "r1")
     w.open_clip("c0")
-    assert not any(lay.name.startswith("rater ") for lay in viewer.layers) and w.review_box.isHidden()
+    assert not any(lay.name.startswith("rater ") for lay in viewer.layers) and w.sections["Review: other raters"].isHidden()
     assert w.session.annotation.frames[0].mask.sum() == disk((48, 64), (24, 12), 5).sum()
 
     w.open_project(project.root, "chief", review=True)
     w.open_clip("c0")
     assert [lay.name for lay in viewer.layers if lay.name.startswith("rater ")] == ["rater r1", "rater r2"]
-    assert not w.review_box.isHidden()
+    assert not w.sections["Review: other raters"].isHidden() and not w.review_box.isHidden()
     w.pick_combo.setCurrentText("r2")
     w.pick_clip_button.click()
     assert w.progress_label.text() == "0 / 3 clips done"  # the queue is the adjudicated work

@@ -189,6 +189,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self._keys = keys.KeyFilter(self, self.viewer)
         self.keys_label.setText(keys.help_html(self.plane_labels))
         self._refresh_queue()
+        self.sections["Project"].set_expanded(False)  # room for the clip on a laptop; a click reopens it
         self.info(f"Project '{self.project.name}': {len(self.project.clips())} clips.")
         return True
 
@@ -253,7 +254,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
             spin.setRange(1, n)
         self.range_start.setValue(1)
         self.range_stop.setValue(n)
-        self.review_box.setVisible(s.review)
+        self.sections["Review: other raters"].setVisible(s.review)  # blind: other raters are not named
         self.pick_combo.clear()
         self.pick_combo.addItems([lay.metadata["rater"] for lay in self.layers["raters"]])
         self.viewer.dims.set_current_step(0, start)
