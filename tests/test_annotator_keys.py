@@ -1,31 +1,18 @@
 """The annotator's keys never change napari's tool: real key events on the canvas, every binding."""
 
 import pytest
-from qtpy.QtCore import Qt
-from qtpy.QtGui import QKeySequence
 
 from napari_ultramn._widgets import annotator_keys as keys
+from tests.annotator_gui import key
 from tests.test_session import make_project
 
 pytestmark = pytest.mark.gui
 
-_MODS = {"Shift": Qt.KeyboardModifier.ShiftModifier, "Control": Qt.KeyboardModifier.ControlModifier,
-         "Alt": Qt.KeyboardModifier.AltModifier}
 _NAV = ("key_next_clip", "key_previous_clip")
 
 
-def qt_key(spelling: str):
-    """'Control-Shift-Z' -> (Qt.Key.Key_Z, Control|Shift)."""
-    *mods, name = spelling.split("-")
-    modifier = Qt.KeyboardModifier.NoModifier
-    for m in mods:
-        modifier |= _MODS[m]
-    return QKeySequence(name)[0].key(), modifier
-
-
 def click(viewer, qtbot, spelling: str) -> None:
-    key, modifier = qt_key(spelling)
-    qtbot.keyClick(viewer.window._qt_viewer.canvas.native, key, modifier)
+    key(viewer, qtbot, spelling)
 
 
 def tool(layer) -> tuple:

@@ -104,7 +104,8 @@ def test_polygon_propagation_accept_writer_and_preannotate(make_napari_viewer, q
     s = w.session
     square = np.array([[0, 18, 6], [0, 18, 15], [0, 29, 15], [0, 29, 6]], float)
     w.layers["outline"].add_polygons([square])
-    assert s.annotation.keyframes() == [0] and len(w.layers["outline"].data) == 0
+    assert s.annotation.keyframes() == [0]
+    qtbot.waitUntil(lambda: len(w.layers["outline"].data) == 0, timeout=2000)  # emptied once napari is done
     assert s.annotation.frames[0].mask.sum() == 12 * 10
 
     viewer.dims.set_current_step(0, 0)

@@ -361,6 +361,14 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         if not masks:
             return
         self._do(lambda s: [s.set_mask(t, m, label="polygon") for t, m in masks.items()])
+        # napari sends 'added' from inside its own _finish_drawing: emptying the layer now re-enters
+        # it and fails (TypeError), leaving the layer broken for every later click. Empty it after.
+        QTimer.singleShot(0, self._clear_outline)
+
+    def _clear_outline(self) -> None:
+        outline = self.layers.get("outline")
+        if outline is None or outline not in self.viewer.layers or not len(outline.data):
+            return
         self._updating = True
         try:
             outline.data = []
