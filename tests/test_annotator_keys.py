@@ -108,3 +108,25 @@ def test_the_key_list_names_napari_tool_keys_and_has_no_duplicates(make_napari_v
     text = keys.help_text(["a", "b", "non_standard"])
     assert "F1  plane a" in text and "F2  plane b" in text and "F3" not in text
     assert "P / E / F  paint / erase / fill (napari)" in text and "[ / ]  brush smaller / larger (napari)" in text
+
+
+def test_typing_in_the_dock_never_reaches_napari_and_plugin_keys_work_from_the_dock(opened, qtbot):
+    from napari.settings import get_settings
+    from qtpy.QtCore import Qt
+
+    viewer, w = opened
+    nerve = w.layers["nerve"]
+    nerve.paint((0, 16, 20), 1)
+    nerve.paint((4, 16, 20), 1)
+    viewer.dims.set_current_step(0, 0)
+    click(viewer, qtbot, "P")  # napari: paint, remembering pan/zoom under the bare key P
+    settings = get_settings().application
+    delay, settings.hold_button_delay = settings.hold_button_delay, 0.0
+    try:
+        w.comment_edit.setFocus()
+        qtbot.keyClicks(w.comment_edit, "probe slipped, zoom")  # the releases of p and z went to napari
+        assert str(nerve.mode) == "paint" and w.comment_edit.text() == "probe slipped, zoom"
+        qtbot.keyClick(w.interpolate_button, Qt.Key.Key_K)  # a plugin key with a button focused
+        assert viewer.dims.current_step[0] == 4 and str(nerve.mode) == "paint"
+    finally:
+        settings.hold_button_delay = delay

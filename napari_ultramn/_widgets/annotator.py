@@ -63,6 +63,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self._connect()
         self.keys_label.setText(keys.help_html(self.plane_labels))
         self._keys = keys.KeyFilter(self, viewer)  # refuses a table that clashes with napari's keys
+        self._dock_keys = keys.DockKeys()
         viewer.dims.events.current_step.connect(self._on_frame)
         # When napari deletes the widget (viewer closed) Python methods can no longer run, so the
         # lock is released through a holder that outlives the widget.
@@ -77,6 +78,14 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
                 self.close_session()
             self._keys.remove()  # napari's keymaps were never touched: nothing else to restore
         return super().event(ev)
+
+    def keyPressEvent(self, ev) -> None:  # noqa: N802 (Qt's name): a key the dock's controls left
+        if not self._dock_keys.press(self._keys, ev):
+            super().keyPressEvent(ev)  # on to napari's viewer, through napari's dock
+
+    def keyReleaseEvent(self, ev) -> None:  # noqa: N802
+        if not self._dock_keys.release(ev):
+            super().keyReleaseEvent(ev)
 
     # -- wiring --------------------------------------------------------------------------
     def _connect(self) -> None:

@@ -186,14 +186,50 @@ class KeyFilter(QObject):
             return False
         if kind not in (QEvent.Type.KeyPress, QEvent.Type.ShortcutOverride):
             return False
+        if kind == QEvent.Type.ShortcutOverride:
+            if _event_keybinding(ev) not in self._table:
+                return False
+            ev.accept()  # ask Qt for the key press instead of a menu shortcut
+            return True
+        return self.press(ev)
+
+    def press(self, ev) -> bool:
+        """Run the plugin action of key press ``ev``; False if the key is not the plugin's."""
         entry = self._table.get(_event_keybinding(ev))
         if entry is None:
             return False
         ev.accept()
-        if kind == QEvent.Type.ShortcutOverride:
-            return True  # ask Qt for the key press instead of a menu shortcut
         self._swallowed.add(ev.key())
         if not ev.isAutoRepeat():
             action, args = entry
             getattr(self._widget, action)(*args)
         return True
+
+
+class DockKeys:
+    """Keys pressed while the dock has the focus (a button, a list, a text field).
+
+    napari's dock passes every key event its widget leaves unhandled to the viewer, releases
+    included. A release whose press a text field took (typing 'p' in the comment) then fired
+    napari's stale "hold P" restore and switched the brush back to pan/zoom. So only the release
+    of a press that went on to napari goes on too; plugin keys act here as on the canvas.
+    """
+
+    def __init__(self):
+        self._passed_on: set[int] = set()
+
+    def press(self, key_filter: KeyFilter, ev) -> bool:
+        """True if handled here; False: let it go on to napari (and remember its release goes too)."""
+        if key_filter.press(ev):
+            return True
+        self._passed_on.add(ev.key())
+        return False
+
+    def release(self, ev) -> bool:
+        """True if napari must not see this release."""
+        if ev.key() not in self._passed_on:
+            ev.accept()
+            return True
+        if not ev.isAutoRepeat():
+            self._passed_on.discard(ev.key())
+        return False

@@ -51,7 +51,7 @@ class LongWorkMixin:
         frames = result.frames()
         span = f"frames {frames[0] + 1}–{frames[-1] + 1}" if frames else "no frames"
         self.info(f"Propagated {span} ({len(result.warnings)} warnings). Go to the last good frame "
-                  "and press A to accept up to it.")
+                  "and press Alt-A to accept up to it.")
 
     def key_accept(self) -> None:
         r = self.pending
