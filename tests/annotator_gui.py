@@ -36,7 +36,7 @@ def key(viewer, qtbot, spelling: str) -> None:
 
 def to_canvas(viewer, layer, row: float, col: float) -> QPoint:
     """Canvas pixel of ``layer``'s data point (row, col) in the current 2D view."""
-    cam, native = viewer.camera, canvas(viewer)
+    cam, native = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera, canvas(viewer)
     cy, cx = cam.center[-2:]
     sy, sx = layer.scale[-2:]
     x = (col * sx - cx) * cam.zoom + native.width() / 2

@@ -1,8 +1,10 @@
 """The radiologist's dock widget: a queue of clips, plane labels, nerve tracing, measurement.
 
 A thin layer over the plain-Python core: :class:`AnnotationSession` (lock, history, autosave,
-blind/review mode), :class:`ClipQueue`, interpolation, propagation and measurement. The widget
-only moves data between those and the napari layers, and shows what happened. Keyboard bindings
+blind/review mode), :class:`ClipQueue`, interpolation, propagation and measurement; what a person
+has typed or half-done (comment, quality, a half-marked range) and the current frame live in the
+Qt-free :class:`AnnotatorController`. The widget only moves data between those and the napari
+layers, and shows what happened (frames 1-based, as a person counts). Keyboard bindings
 are in :mod:`.annotator_keys`, layer handling in :mod:`.annotator_layers`, the controls in
 :mod:`.annotator_panels`, measurement display in :mod:`.annotator_measure`.
 """
@@ -383,44 +385,6 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
             outline.data = []
         finally:
             self._updating = False
-
-    def _on_plane_combo(self, index: int) -> None:
-        if not self._updating and self.session is not None:
-            self._do(lambda s: s.set_clip_plane(self.plane_labels[index - 1] if index > 0 else None))
-
-    def _show_frame_on_slider(self) -> None:
-        """napari's slider counts from 0: name its axis 'frame k / T' as the dock counts."""
-        dims = self.viewer.dims
-        if dims.ndim != 3:
-            return
-        s = self.session
-        label = "frame" if s is None else f"frame {self.current_frame + 1} / {s.annotation.n_frames}"
-        if dims.axis_labels[0] != label:
-            dims.axis_labels = (label, *dims.axis_labels[1:])
-
-    def _on_range_button(self) -> None:
-        said: list[str] = []
-        first, last = self.range_start.value(), self.range_stop.value()  # as shown: 1-based
-        if self._do(lambda _s: said.append(self.ctl.label_range(first, last, self.range_plane.currentText()))):
-            self.info(said[0])
-
-    def _on_comment_typed(self, text: str) -> None:
-        self.ctl.set_comment(text)
-        self._draft_timer.start()
-
-    def _commit_draft(self) -> None:
-        self._draft_timer.stop()
-        if self.session is not None and self.ctl.draft_dirty:
-            if self._do(lambda _s: self.ctl.commit_draft()):
-                self._refresh_queue()
-
-    def _on_quality(self, _index: int) -> None:
-        if self.session is not None and self._do(lambda _s: self.ctl.set_quality(self.quality_combo.currentText())):
-            self._refresh_queue()
-
-    def _on_flag_button(self) -> None:
-        self.ctl.set_comment(self.comment_edit.text())
-        self._on_quality(0)
 
 
 def _release_holder(holder: dict, *_args) -> None:
