@@ -65,10 +65,11 @@ def test_the_dock_fits_a_laptop_window_and_leaves_the_canvas_half(make_napari_vi
         section.setVisible(True)
         section.set_expanded(True)
     w.frame_label.setText(w.frame_label.text() + " · a very long status line " * 3)
-    w.ranges_label.setText("; ".join(f"frames {i}–{i + 2} non_standard" for i in range(1, 30, 4)))
+    long_line = "c0: autosaved 12:00:00 → annotations/c0/" + "r1" * 60 + ".json (3 saves)"
+    w.save_label.setText(long_line)
     settle()
     assert clipped(w) == []
-    assert w.ranges_label.text().endswith("…") and w.ranges_label.toolTip().startswith("frames 1–3")
+    assert w.save_label.text().endswith("…") and w.save_label.toolTip() == long_line
     w.close_session()
 
 
