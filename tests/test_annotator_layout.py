@@ -1,7 +1,15 @@
 """The annotator fits a 1366x768 laptop: the canvas keeps half the window, no text is clipped."""
 
 import pytest
-from qtpy.QtWidgets import QApplication, QLabel, QPushButton, QScrollArea
+from qtpy.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QStyle,
+    QStyleOptionComboBox,
+)
 
 from napari_ultramn._widgets.annotator_sections import ElidedLabel
 from tests.test_session import make_project
@@ -44,6 +52,15 @@ def clipped(w) -> list[str]:
     for button in w.findChildren(QPushButton):
         if button.isVisible() and button.fontMetrics().horizontalAdvance(button.text()) > button.contentsRect().width():
             bad.append(f"button {button.text()!r} ({button.width()} px)")
+    for combo in w.findChildren(QComboBox):
+        if not combo.isVisible() or not combo.currentText():
+            continue
+        opt = QStyleOptionComboBox()
+        combo.initStyleOption(opt)
+        field = combo.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, opt,
+                                             QStyle.SubControl.SC_ComboBoxEditField, combo)
+        if combo.fontMetrics().horizontalAdvance(combo.currentText()) > field.width():
+            bad.append(f"combo {combo.currentText()!r} ({field.width()} px)")
     header = w.measure_table.horizontalHeader()
     for j in range(w.measure_table.columnCount()):
         text = w.measure_table.horizontalHeaderItem(j).text()
@@ -70,6 +87,12 @@ def test_the_dock_fits_a_laptop_window_and_leaves_the_canvas_half(make_napari_vi
     settle()
     assert clipped(w) == []
     assert w.save_label.text().endswith("…") and w.save_label.toolTip() == long_line
+    w.open_project(w.project.root, "chief", review=True)  # review: the plane filter shows too
+    w.open_clip("c0")
+    w.plane_filter.setCurrentIndex(w.plane_filter.findText("transverse_forearm"))
+    w.range_plane.setCurrentText("longitudinal_forearm")
+    settle()
+    assert not w.plane_filter.isHidden() and clipped(w) == []
     w.close_session()
 
 

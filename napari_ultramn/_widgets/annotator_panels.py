@@ -107,7 +107,8 @@ def build_panels(w) -> None:
     w.plane_filter = _combo()
     w.participant_filter = _combo()
     w.status_filter = _combo()
-    v.addWidget(row(w.plane_filter, w.participant_filter, w.status_filter))
+    v.addWidget(w.plane_filter)  # its own row: hidden in blind mode, long plane names in review
+    v.addWidget(row(w.participant_filter, w.status_filter))
     w.queue_list = QListWidget()
     w.queue_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     w.queue_list.setMaximumHeight(100)
@@ -128,6 +129,7 @@ def build_panels(w) -> None:
     w.clip_label = _wrapping("—")
     form.addRow(w.clip_label)
     w.plane_combo = _combo(8)
+    w.plane_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # plane names whole
     form.addRow("Plane", w.plane_combo)
     w.range_start = QSpinBox()
     w.range_stop = QSpinBox()
@@ -135,9 +137,11 @@ def build_panels(w) -> None:
         spin.setToolTip("frames as numbered on screen, 1 to the clip's length; both included")
     form.addRow("Frames", row(w.range_start, QLabel("to"), w.range_stop))
     w.range_plane = _combo(8)
+    w.range_plane.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
     w.range_button = _button("Label", "label frames first..last (both included) with this plane")
     w.clear_ranges_button = _button("Clear", "remove every frame range of this clip")
-    form.addRow("as", row(w.range_plane, w.range_button, w.clear_ranges_button))
+    form.addRow("as", w.range_plane)
+    form.addRow(row(w.range_button, w.clear_ranges_button))
     w.ranges_label = _wrapping()  # every range in full: it is what the rater checks
     form.addRow(w.ranges_label)
     w.quality_combo = QComboBox()
