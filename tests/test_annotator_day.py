@@ -57,6 +57,7 @@ def test_a_day_of_work(make_napari_viewer, qtbot, tmp_path, monkeypatch):
         "drawn", "interpolated", "interpolated", "interpolated", "interpolated", "drawn"]
     key(viewer, qtbot, "Control-Right")  # propagate from frame 6 to the end
     assert w.pending is not None and "press Alt-A to accept" in w.message_label.text()
+    assert w.progress_bar.format() == "frame 8 / 8 %p%"  # the core's 0-based progress, counted as shown
     at(7)
     key(viewer, qtbot, "Alt-A")  # accept up to here
     assert w.pending is None and w.message_label.text() == "Accepted the propagation into frames 7–8."

@@ -1,5 +1,6 @@
 """The annotator's Qt-free state: 1-based frames on screen, drafts saved as typed, asking before done."""
 
+import numpy as np
 import pytest
 
 from napari_ultramn.annotation.controller import AnnotatorController, runs, span
@@ -95,6 +96,9 @@ def test_propagation_refused_in_one_based_words(ctl):
     with pytest.raises(InputError, match="^frame 8: nothing to propagate into in that direction$"):
         ctl.check_propagation(1)
     ctl.check_propagation(-1)  # backwards there is room
+    ctl.session.set_mask(7, np.zeros((32, 40), bool))
+    with pytest.raises(InputError, match="^frame 8 is traced as 'no nerve': there is nothing to propagate$"):
+        ctl.check_propagation(-1)
 
 
 def test_blind_mode_starts_without_the_header_plane_review_keeps_it(project):

@@ -111,7 +111,9 @@ class LongWorkMixin:
         def on_yield(p):
             self.progress_bar.setMaximum(max(p.total, 1))
             self.progress_bar.setValue(p.done)
-            self.progress_bar.setFormat(f"{p.message} %p%")
+            t = p.metrics.get("frame") if isinstance(p.metrics, dict) else None
+            text = p.message if t is None else f"frame {int(t) + 1} / {self.session.annotation.n_frames}"
+            self.progress_bar.setFormat(f"{text} %p%")  # the core counts frames from 0, the dock from 1
 
         self._worker = True  # "running", until _work_finished (also in synchronous test mode)
         worker = start(gen, on_yield, done, self.error, self._work_finished)

@@ -168,6 +168,8 @@ class AnnotatorController:
         t = self.frame
         if t not in s.annotation.frames:
             raise InputError(None, f"frame {shown(t)} has no mask to propagate; trace it first")
+        if not s.annotation.frames[t].mask.any():
+            raise InputError(None, f"frame {shown(t)} is traced as 'no nerve': there is nothing to propagate")
         if s.propagation_stop(t, direction)[0] == t:
             raise InputError(None, f"frame {shown(t)}: nothing to propagate into in that direction")
 
