@@ -64,7 +64,7 @@ def test_a_day_of_work(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     stroke(3, 24, 26)  # correct an interpolated frame
     assert w.session.annotation.frames[3].provenance == "drawn"
     key(viewer, qtbot, "Control-Z")
-    assert w.session.annotation.frames[3].provenance == "interpolated"
+    assert w.session.annotation.frames[3].provenance == "interpolated" and w.message_label.text() == "Undone: frame 4."
     key(viewer, qtbot, "Control-Shift-Z")
     assert w.session.annotation.frames[3].provenance == "drawn"
     w.comment_edit.setFocus()

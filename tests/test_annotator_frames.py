@@ -87,3 +87,13 @@ def test_blind_mode_shows_nothing_from_the_header(make_napari_viewer, project):
     w.open_project(project.root, "chief", review=True)
     assert "transverse_wrist" in w.queue_list.item(0).text() and not w.plane_filter.isHidden()
     w.close_session()
+
+
+def test_a_comment_typed_just_before_the_window_closes_is_written(make_napari_viewer, qtbot, project):
+    viewer, w = annotator(make_napari_viewer, project)
+    w.open_clip("c1")
+    w.comment_edit.setFocus()
+    qtbot.keyClicks(w.comment_edit, "gel ran out")
+    assert w.project.annotations.load("c1", "r1") is None  # the debounce has not fired yet
+    viewer.close()
+    assert w.project.annotations.load("c1", "r1").comment == "gel ran out"

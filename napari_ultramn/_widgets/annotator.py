@@ -254,6 +254,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
             self.error(exc)
             return False
         s = self._holder["session"] = self.session
+        self._holder["ctl"] = self.ctl  # plain Python: it can still write a typed comment then
         self.ctl.attach(s)
         start = self.ctl.frame  # adding the layers moves the slider: go back to it after
         self.measurement.reset(s)  # before adding layers: adding them moves the frame slider
@@ -388,9 +389,11 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
 
 
 def _release_holder(holder: dict, *_args) -> None:
-    session = holder.pop("session", None)
+    session, ctl = holder.pop("session", None), holder.pop("ctl", None)
     if session is not None:
         try:
+            if ctl is not None and ctl.session is session:
+                ctl.commit_draft()  # a comment typed just before the window closed
             session.close()
         except UltramnError as exc:  # the viewer is going away: no widget left to show it in
             warnings.warn(str(exc), stacklevel=2)

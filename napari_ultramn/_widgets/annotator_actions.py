@@ -7,16 +7,28 @@ widget's ``_do`` so problems are shown as messages, never raised into napari's k
 
 from __future__ import annotations
 
+from ..annotation.controller import runs, span
+
 
 class KeyActionsMixin:
     # -- actions (buttons and keys) ---------------------------------------------------------------
     def undo(self) -> None:
-        if self.session is not None:
-            self.refresh_clip_view(self.session.undo())
+        self._step_history("undo", "Undone")
 
     def redo(self) -> None:
-        if self.session is not None:
-            self.refresh_clip_view(self.session.redo())
+        self._step_history("redo", "Redone")
+
+    def _step_history(self, verb: str, done: str) -> None:
+        s = self.session
+        if s is None:
+            return
+        if not getattr(s.history, f"can_{verb}"):
+            self.info(f"Nothing to {verb}.")
+            return
+        frames = getattr(s, verb)()
+        self.refresh_clip_view(frames)
+        where = ", ".join(span(a, b) for a, b in runs(frames))
+        self.info(f"{done}: {where}." if frames else f"{done} (the plane, a range or the flag).")
 
     def key_plane(self, plane: str) -> None:
         self._do(lambda s: s.set_clip_plane(plane))
