@@ -127,3 +127,12 @@ def test_texts_are_about_the_open_clip(ctl):
     assert ctl.frame_text() == "Frame 2 / 8 · drawn · plane not set · 1 keyframes"
     with pytest.raises(InputError, match="Open a clip first"):
         AnnotatorController().frame_text()
+
+
+def test_a_blind_queue_never_carries_the_header_plane(project):
+    from napari_ultramn.annotation.queue import ClipQueue
+
+    blind, review = ClipQueue(project, "r1", blind=True), ClipQueue(project, "r1")
+    assert [e.plane for e in blind.entries()] == [None, None] and blind.planes() == []
+    assert [e.plane for e in review.entries()] == ["transverse_wrist", "transverse_forearm"]
+    assert blind.next_unlabelled() == "c0"
