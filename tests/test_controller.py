@@ -136,3 +136,18 @@ def test_a_blind_queue_never_carries_the_header_plane(project):
     assert [e.plane for e in blind.entries()] == [None, None] and blind.planes() == []
     assert [e.plane for e in review.entries()] == ["transverse_wrist", "transverse_forearm"]
     assert blind.next_unlabelled() == "c0"
+
+
+def test_a_propagation_is_accepted_up_to_the_current_frame(ctl):
+    from napari_ultramn.progress import run_to_end
+
+    ctl.session.set_mask(1, disk((32, 40), (16, 12), 5))
+    ctl.set_frame(1)
+    ctl.check_propagation(1)
+    said = ctl.propagated(run_to_end(ctl.session.propagation(1, 1)))
+    assert said.startswith("Propagated into frames 3–8 (") and "Alt-A" in said
+    ctl.set_frame(4)  # the last good frame, 0-based 4: shown as frame 5
+    assert ctl.accept_pending() == "Accepted the propagation into frames 3–5."
+    assert ctl.pending is None and sorted(ctl.session.annotation.frames) == [1, 2, 3, 4]
+    with pytest.raises(InputError, match="^Nothing to accept: propagate first.$"):
+        ctl.accept_pending()

@@ -50,7 +50,6 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self.session: AnnotationSession | None = None
         self.layers: dict = {}
         self.ctl = AnnotatorController()  # the state: draft comment and quality, range, frame, mode
-        self.pending = None  # a finished propagation waiting for "accept up to here"
         self._worker = None
         self._corrupt_clip: str | None = None
         self._tool: dict = {}  # the rater's labels tool, kept from clip to clip
@@ -120,6 +119,11 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self.pick_clip_button.clicked.connect(lambda: self._do(lambda s: s.pick(self.pick_combo.currentText())))
         self.pick_frame_button.clicked.connect(
             lambda: self._do(lambda s: s.pick(self.pick_combo.currentText(), [self.current_frame])))
+
+    @property
+    def pending(self):
+        """The propagation waiting for "accept up to here" (kept by the controller)."""
+        return self.ctl.pending
 
     @property
     def plane_labels(self) -> list[str]:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from qtpy.QtWidgets import QListWidgetItem
 
-from ..annotation.controller import span
 from ..errors import UltramnError
 from . import annotator_layers as L
 from .workers import start
@@ -38,7 +37,7 @@ class LongWorkMixin:
         self._start(gen, self._propagation_done)
 
     def _propagation_done(self, result) -> None:
-        self.pending = result
+        said = self.ctl.propagated(result)
         L.show_preview(self.viewer, self.layers, result, self.layers["nerve"].data.shape,
                        self.layers["nerve"].scale)
         self.warnings_list.clear()
@@ -48,27 +47,19 @@ class LongWorkMixin:
             item.setData(0x0100, t)
             self.warnings_list.addItem(item)
         self.accept_button.setEnabled(True)
-        frames = result.frames()
-        span = f"frames {frames[0] + 1}–{frames[-1] + 1}" if frames else "no frames"
-        self.info(f"Propagated {span} ({len(result.warnings)} warnings). Go to the last good frame "
-                  "and press Alt-A to accept up to it.")
+        self.info(said)
 
     def key_accept(self) -> None:
-        r = self.pending
-        if r is None or self.session is None:
+        if self.ctl.pending is None or self.session is None:
             return
-        t = self.current_frame
-        up_to = t if (t - r.anchor) * r.direction > 0 else None  # at the anchor: accept everything
-        if self._do(lambda s: s.accept_propagation(r, up_to)):
+        said: list[str] = []
+        if self._do(lambda _s: said.append(self.ctl.accept_pending())):
             self._drop_pending()
-            got = [f for f in r.frames() if up_to is None or (f - up_to) * r.direction <= 0]
-            self.info(f"Accepted the propagation into {span(min(got), max(got) + 1)}." if got
-                      else "Accepted the propagation.")
+            self.info(said[0])
 
     def _drop_pending(self) -> None:
-        if self.pending is not None:
+        if self.ctl.drop_pending():
             self.info("")  # "go to the last good frame and accept" no longer applies
-        self.pending = None
         self.accept_button.setEnabled(False)
         self.warnings_list.clear()
         self.warnings_list.setVisible(False)

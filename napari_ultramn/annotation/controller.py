@@ -55,6 +55,7 @@ class AnnotatorController:
         self.range_start: int | None = None  # 0-based first frame of a half-marked range
         self.draft_comment = ""
         self.draft_quality = "ok"
+        self.pending = None  # a finished propagation waiting for "accept up to here"
         self._listeners: list[Callable[[str], None]] = []
 
     # -- events ----------------------------------------------------------------------------------
@@ -90,7 +91,7 @@ class AnnotatorController:
         session = self.session
         if session is not None:
             self.commit_draft()
-        self.session, self.range_start = None, None
+        self.session, self.range_start, self.pending = None, None, None
         self._emit("clip")
         return session
 
@@ -160,6 +161,35 @@ class AnnotatorController:
         if ann is None or not ann.plane_ranges:
             return "no frame ranges"
         return "; ".join(f"{span(r.start, r.stop)} {r.plane}" for r in ann.plane_ranges)
+
+    # -- propagation: preview, then "accept up to here" ----------------------------------------------
+    def propagated(self, result) -> str:
+        """Keep a finished propagation for review; returns what to tell the rater."""
+        self.pending = result
+        self._emit("pending")
+        frames = result.frames()
+        where = span(min(frames), max(frames) + 1) if frames else "no frames"
+        return (f"Propagated into {where} ({len(result.warnings)} warnings). Go to the last good frame "
+                "and press Alt-A to accept up to it.")
+
+    def accept_pending(self) -> str:
+        """Accept the pending propagation up to the current frame (all of it at its anchor)."""
+        s, r = self._need(), self.pending
+        if r is None:
+            raise InputError(None, "Nothing to accept: propagate first.")
+        t = self.frame
+        up_to = t if (t - r.anchor) * r.direction > 0 else None
+        s.accept_propagation(r, up_to)
+        self.drop_pending()
+        got = [f for f in r.frames() if up_to is None or (f - up_to) * r.direction <= 0]
+        return f"Accepted the propagation into {span(min(got), max(got) + 1)}." if got else "Accepted nothing."
+
+    def drop_pending(self) -> bool:
+        """Forget the pending propagation; True if there was one."""
+        had, self.pending = self.pending is not None, None
+        if had:
+            self._emit("pending")
+        return had
 
     # -- checks before long work and before "done" ---------------------------------------------------
     def check_propagation(self, direction: int) -> None:
