@@ -84,8 +84,12 @@ def test_blind_mode_shows_nothing_from_the_header(make_napari_viewer, project):
     assert w.plane_filter.isHidden()
     w.open_clip("c0")
     assert w.plane_combo.currentIndex() == 0 and w.session.annotation.clip_plane is None
+    assert w.clip_label.text() == "<b>c0</b> · participant p0 · 8 frames · status not started"
+    assert "transverse" not in w.frame_label.text() + w.ranges_label.text()
     w.open_project(project.root, "chief", review=True)
     assert "transverse_wrist" in w.queue_list.item(0).text() and not w.plane_filter.isHidden()
+    w.open_clip("c0")
+    assert " · left · " in w.clip_label.text() and w.session.annotation.clip_plane == "transverse_wrist"
     w.close_session()
 
 

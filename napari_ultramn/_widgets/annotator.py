@@ -332,9 +332,10 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self._updating = False
         self.ranges_label.setText(self.ctl.ranges_text())
         rec = s.project.clip_record(s.clip_id)
-        self.clip_label.setText(f"<b>{s.clip_id}</b> · participant {rec.get('participant')} · "
-                                f"{rec.get('side') or '?'} · {ann.n_frames} frames · status "
-                                f"{ann.status.replace('_', ' ')}" + ("" if ann.quality == "ok" else f" · <b>{ann.quality}</b>"))
+        side = "" if self.ctl.blind else f"{rec.get('side') or '?'} · "  # blind: nothing from the header
+        self.clip_label.setText(f"<b>{s.clip_id}</b> · participant {rec.get('participant')} · {side}"
+                                f"{ann.n_frames} frames · status {ann.status.replace('_', ' ')}"
+                                + ("" if ann.quality == "ok" else f" · <b>{ann.quality}</b>"))
         self.undo_button.setEnabled(s.history.can_undo)
         self.redo_button.setEnabled(s.history.can_redo)
         self.save_label.setText(self.ctl.save_text())
