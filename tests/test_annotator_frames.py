@@ -63,12 +63,14 @@ def test_typed_comment_is_saved_without_flag_and_done_asks_first(make_napari_vie
     assert w.save_label.text() == "c0: no changes yet (saved as you work)"
     w.comment_edit.setFocus()
     qtbot.keyClicks(w.comment_edit, "probe slipped")
-    qtbot.waitUntil(lambda: w.project.annotations.load("c0", "r1") is not None, timeout=3000)  # debounced
+    qtbot.waitUntil(lambda: w.session.saves > 0, timeout=3000)  # debounced
+    w.session.flush()
     assert w.project.annotations.load("c0", "r1").comment == "probe slipped"
     assert w.save_label.text().startswith("c0: autosaved ")
     qtbot.keyClicks(w.comment_edit, ", redo")  # typed, then "Done" at once: nothing is lost
     w.done_button.click()
     assert asked == ["c0: no plane is set; 8 of 8 frames are not traced (frames 1–8). Mark it done anyway?"]
+    w.session.flush()  # the dock saves on a worker thread
     saved = w.project.annotations.load("c0", "r1")
     assert (saved.status, saved.comment) == ("in_progress", "probe slipped, redo")
     assert w.message_label.text() == "c0 not marked done."
@@ -96,6 +98,7 @@ def test_blind_mode_shows_nothing_from_the_header(make_napari_viewer, project):
 def test_a_comment_typed_just_before_the_window_closes_is_written(make_napari_viewer, qtbot, project):
     viewer, w = annotator(make_napari_viewer, project)
     w.open_clip("c1")
+    w._draft_timer.setInterval(60_000)  # the window closes before the debounced save is due
     w.comment_edit.setFocus()
     qtbot.keyClicks(w.comment_edit, "gel ran out")
     assert w.project.annotations.load("c1", "r1") is None  # the debounce has not fired yet

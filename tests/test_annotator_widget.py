@@ -80,6 +80,7 @@ def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot
 
     w.comment_edit.setText("shadow over the nerve")
     press(viewer, qtbot, Qt.Key.Key_F, SHIFT)
+    s.flush()
     saved = project.annotations.load("c0", "r1")
     assert (saved.quality, saved.comment, len(saved.frames)) == ("poor", "shadow over the nerve", 7)
     assert "[flagged]" in w.queue_list.item(0).text()
