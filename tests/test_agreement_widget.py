@@ -30,6 +30,8 @@ def test_compute_and_open_worst_frame(make_napari_viewer, project, tmp_path):
     names = [layer.name for layer in viewer.layers]
     assert names == [clip_id, f"{clip_id} r1", f"{clip_id} r2", f"{clip_id} r3"]
     assert viewer.dims.current_step[0] == frame
+    assert widget.worst_table.item(0, 1).text() == str(frame + 1)  # frames on screen are 1-based
+    assert f"{clip_id}, frame {frame + 1} / " in widget.status.text()
     widget.open_worst(0)  # reopening replaces, never duplicates
     assert len(viewer.layers) == 4
 

@@ -28,10 +28,15 @@ def project(tmp_path):
     return make_project(tmp_path / "proj", n_clips=3, n_frames=8, shape=(48, 64))
 
 
-def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot, project):
+def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot, project, monkeypatch):
+    from qtpy.QtWidgets import QMessageBox
+
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes)
     viewer, w = annotator(make_napari_viewer)
-    assert "<b>1</b></td><td>plane transverse_wrist" in w.keys_label.text()
-    assert "<b>I</b></td><td>interpolate keyframes" in w.keys_label.text()
+    assert "<b>F1</b></td><td>plane transverse_wrist" in w.keys_label.text()
+    assert "<b>Shift-I</b></td><td>interpolate keyframes" in w.keys_label.text()
     w.project_edit.setText(str(project.root))
     w.rater_edit.setText("r1")
     w.open_project_button.click()
@@ -40,7 +45,7 @@ def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot
     s = w.session
     assert s.clip_id == "c0" and not w.preannotate_button.isEnabled()
 
-    press(viewer, qtbot, Qt.Key.Key_2)  # plane by key, even with the nerve layer active
+    press(viewer, qtbot, Qt.Key.Key_F2)  # plane by key, even with the nerve layer active
     assert s.annotation.clip_plane == "transverse_forearm"
 
     nerve = w.layers["nerve"]
@@ -51,9 +56,10 @@ def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot
     assert project.annotations.load("c0", "r1").keyframes() == [0]
     assert "mm²" in w.measure_label.text() and w.measure_table.rowCount() == 1
     assert w.measure_table.horizontalHeaderItem(2).text() == "area mm²"
+    assert w.measure_table.horizontalHeaderItem(3).toolTip() == "perimeter mm"
     viewer.dims.set_current_step(0, 6)
     nerve.paint((6, 24, 20), 1)
-    press(viewer, qtbot, Qt.Key.Key_I)
+    press(viewer, qtbot, Qt.Key.Key_I, SHIFT)
     assert [s.annotation.frames[t].provenance for t in range(7)] == ["drawn"] + ["interpolated"] * 5 + ["drawn"]
     assert w.measure_table.rowCount() == 7 and "Centroid excursion over 7 frames" in w.excursion_label.text()
     assert nerve.data[3].max() == 2  # filled frames are shown in the 'filled' colour
@@ -74,11 +80,13 @@ def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot
 
     w.comment_edit.setText("shadow over the nerve")
     press(viewer, qtbot, Qt.Key.Key_F, SHIFT)
+    s.flush()
     saved = project.annotations.load("c0", "r1")
     assert (saved.quality, saved.comment, len(saved.frames)) == ("poor", "shadow over the nerve", 7)
     assert "[flagged]" in w.queue_list.item(0).text()
 
     press(viewer, qtbot, Qt.Key.Key_D, SHIFT)
+    assert asked == ["c0: 1 of 8 frames are not traced (frame 8). Mark it done anyway?"]
     assert w.progress_label.text() == "1 / 3 clips done"
     viewer.dims.set_current_step(0, 2)
     nerve.paint((2, 24, 30), 1)  # the last stroke: switching clips must write it before unlocking
@@ -97,15 +105,16 @@ def test_polygon_propagation_accept_writer_and_preannotate(make_napari_viewer, q
     s = w.session
     square = np.array([[0, 18, 6], [0, 18, 15], [0, 29, 15], [0, 29, 6]], float)
     w.layers["outline"].add_polygons([square])
-    assert s.annotation.keyframes() == [0] and len(w.layers["outline"].data) == 0
+    assert s.annotation.keyframes() == [0]
+    qtbot.waitUntil(lambda: len(w.layers["outline"].data) == 0, timeout=2000)  # emptied once napari is done
     assert s.annotation.frames[0].mask.sum() == 12 * 10
 
     viewer.dims.set_current_step(0, 0)
-    press(viewer, qtbot, Qt.Key.Key_P, SHIFT)
+    press(viewer, qtbot, Qt.Key.Key_Right, CTRL)
     assert w.pending is not None and "propagation preview" in [lay.name for lay in viewer.layers]
     assert sorted(s.annotation.frames) == [0]  # nothing changes before accepting
     viewer.dims.set_current_step(0, 4)
-    press(viewer, qtbot, Qt.Key.Key_A)
+    press(viewer, qtbot, Qt.Key.Key_A, Qt.KeyboardModifier.AltModifier)
     assert [s.annotation.frames[t].provenance for t in sorted(s.annotation.frames)] == ["drawn"] + ["propagated"] * 4
     assert w.pending is None and "propagation preview" not in [lay.name for lay in viewer.layers]
     assert w.layers["nerve"].metadata["provenance"][:6] == [0, 2, 2, 2, 2, -1]
@@ -155,13 +164,13 @@ def test_blind_mode_hides_raters_review_overlays_and_picks(make_napari_viewer, p
     viewer, w = annotator(make_napari_viewer)
     w.open_project(project.root, "r1")
     w.open_clip("c0")
-    assert not any(lay.name.startswith("rater ") for lay in viewer.layers) and w.review_box.isHidden()
+    assert not any(lay.name.startswith("rater ") for lay in viewer.layers) and w.sections["Review: other raters"].isHidden()
     assert w.session.annotation.frames[0].mask.sum() == disk((48, 64), (24, 12), 5).sum()
 
     w.open_project(project.root, "chief", review=True)
     w.open_clip("c0")
     assert [lay.name for lay in viewer.layers if lay.name.startswith("rater ")] == ["rater r1", "rater r2"]
-    assert not w.review_box.isHidden()
+    assert not w.sections["Review: other raters"].isHidden() and not w.review_box.isHidden()
     w.pick_combo.setCurrentText("r2")
     w.pick_clip_button.click()
     assert w.progress_label.text() == "0 / 3 clips done"  # the queue is the adjudicated work

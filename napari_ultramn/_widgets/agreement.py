@@ -132,8 +132,9 @@ class AgreementWidget(QWidget):
     def _on_result(self, result) -> None:
         self.result = result
         fill_table(self.summary_table, result.summary())
-        worst = result.worst_frames(50)
-        fill_table(self.worst_table, worst[["clip_id", "frame", "dice", "pair", "area_diff", "area_unit"]])
+        worst = result.worst_frames(50)[["clip_id", "frame", "dice", "pair", "area_diff", "area_unit"]].copy()
+        worst["frame"] = worst["frame"].astype(int) + 1  # frames on screen are 1-based (files: 0-based)
+        fill_table(self.worst_table, worst)
         notes = " ".join(result.notes)
         self.status.setText(f"Report: {result.report_path}" + (f"\n{notes}" if notes else ""))
 
@@ -185,4 +186,4 @@ class AgreementWidget(QWidget):
             except (ImportError, TypeError, ValueError):  # older napari: keep the default colours
                 pass
         self.viewer.dims.set_current_step(0, frame)
-        self.status.setText(f"{clip_id}, frame {frame}: {len(anns)} raters shown as outlines")
+        self.status.setText(f"{clip_id}, frame {frame + 1} / {clip.n_frames}: {len(anns)} raters shown as outlines")

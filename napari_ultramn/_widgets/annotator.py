@@ -1,24 +1,26 @@
 """The radiologist's dock widget: a queue of clips, plane labels, nerve tracing, measurement.
 
 A thin layer over the plain-Python core: :class:`AnnotationSession` (lock, history, autosave,
-blind/review mode), :class:`ClipQueue`, interpolation, propagation and measurement. The widget
-only moves data between those and the napari layers, and shows what happened. Keyboard bindings
+blind/review mode), :class:`ClipQueue`, interpolation, propagation and measurement; what a person
+has typed or half-done (comment, quality, a half-marked range) and the current frame live in the
+Qt-free :class:`AnnotatorController`. The widget only moves data between those and the napari
+layers, and shows what happened (frames 1-based, as a person counts). Keyboard bindings
 are in :mod:`.annotator_keys`, layer handling in :mod:`.annotator_layers`, the controls in
 :mod:`.annotator_panels`, measurement display in :mod:`.annotator_measure`.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 import os
 import warnings
 from typing import TYPE_CHECKING
 
-from qtpy.QtCore import QEvent
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import QFileDialog, QListWidgetItem, QWidget
 
 from .. import DEFAULT_PLANES, NON_STANDARD
+from ..annotation.controller import AnnotatorController
 from ..annotation.queue import QUEUE_STATUSES, ClipQueue
 from ..annotation.session import ADJUDICATED, AnnotationSession, CorruptAnnotationError
 from ..annotation.store import check_id
@@ -47,17 +49,22 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self.queue: ClipQueue | None = None
         self.session: AnnotationSession | None = None
         self.layers: dict = {}
-        self.pending = None  # a finished propagation waiting for "accept up to here"
+        self.ctl = AnnotatorController()  # the state: draft comment and quality, range, frame, mode
         self._worker = None
-        self._range_start: int | None = None
         self._corrupt_clip: str | None = None
+        self._tool: dict = {}  # the rater's labels tool, kept from clip to clip
         self._updating = False
-        self._bound: list = []
         build_panels(self)
+        self._draft_timer = QTimer(self)  # a typed comment is saved once typing pauses
+        self._draft_timer.setSingleShot(True)
+        self._draft_timer.setInterval(800)
+        self._draft_timer.timeout.connect(self._commit_draft)
         self.measurement = MeasurementView(self)
         self.rater_edit.setText(os.environ.get("ULTRAMN_RATER", ""))
         self._connect()
         self.keys_label.setText(keys.help_html(self.plane_labels))
+        self._keys = keys.KeyFilter(self, viewer)  # refuses a table that clashes with napari's keys
+        self._dock_keys = keys.DockKeys()
         viewer.dims.events.current_step.connect(self._on_frame)
         # When napari deletes the widget (viewer closed) Python methods can no longer run, so the
         # lock is released through a holder that outlives the widget.
@@ -67,11 +74,19 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
     def event(self, ev) -> bool:
         # Closing the dock ('x') only unparents this widget: release the clip and the keys then,
         # or reopening the annotator in this window would find its own lock and refuse.
-        if ev.type() == QEvent.Type.ParentChange and self.parent() is None and self.session is not None:
-            self.close_session()
-            keys.unbind_all(self._bound)
-            self._bound = []
+        if ev.type() == QEvent.Type.ParentChange and self.parent() is None:
+            if self.session is not None:
+                self.close_session()
+            self._keys.remove()  # napari's keymaps were never touched: nothing else to restore
         return super().event(ev)
+
+    def keyPressEvent(self, ev) -> None:  # noqa: N802 (Qt's name): a key the dock's controls left
+        if not self._dock_keys.press(self._keys, ev):
+            super().keyPressEvent(ev)  # on to napari's viewer, through napari's dock
+
+    def keyReleaseEvent(self, ev) -> None:  # noqa: N802
+        if not self._dock_keys.release(ev):
+            super().keyReleaseEvent(ev)
 
     # -- wiring --------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -84,6 +99,9 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self.prev_clip_button.clicked.connect(self.key_previous_clip)
         self.plane_combo.currentIndexChanged.connect(self._on_plane_combo)
         self.range_button.clicked.connect(self._on_range_button)
+        self.comment_edit.textEdited.connect(self._on_comment_typed)
+        self.comment_edit.editingFinished.connect(self._commit_draft)
+        self.quality_combo.activated.connect(self._on_quality)
         self.clear_ranges_button.clicked.connect(lambda: self._do(lambda s: s.clear_plane_ranges()))
         self.flag_button.clicked.connect(self._on_flag_button)
         self.done_button.clicked.connect(self.key_done)
@@ -103,11 +121,17 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
             lambda: self._do(lambda s: s.pick(self.pick_combo.currentText(), [self.current_frame])))
 
     @property
+    def pending(self):
+        """The propagation waiting for "accept up to here" (kept by the controller)."""
+        return self.ctl.pending
+
+    @property
     def plane_labels(self) -> list[str]:
         return self.project.plane_labels if self.project else [*DEFAULT_PLANES, NON_STANDARD]
 
     @property
     def current_frame(self) -> int:
+        """0-based, as napari's slider; everything the dock shows adds 1."""
         return int(self.viewer.dims.current_step[0]) if self.session else 0
 
     def go_to_frame(self, t: int) -> None:
@@ -161,23 +185,26 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
             return False
         # In review mode the work being done is the 'adjudicated' annotation: queue that.
         owner = ADJUDICATED if self.review_check.isChecked() else self.rater_edit.text().strip()
-        self.queue = ClipQueue(self.project, owner)
+        self.ctl.review = self.review_check.isChecked()
+        self.queue = ClipQueue(self.project, owner, blind=self.ctl.blind)
         self._updating = True
         for combo, key, values in ((self.plane_filter, "plane", self.queue.planes()),
                                    (self.participant_filter, "participant", self.queue.participants()),
                                    (self.status_filter, "status", list(QUEUE_STATUSES))):
             combo.clear()
             combo.addItems([_ALL[key], *values])
+        self.plane_filter.setVisible(not self.ctl.blind)
         self.plane_combo.clear()
         self.plane_combo.addItems(["— plane not set —", *self.plane_labels])
         self.range_plane.clear()
         self.range_plane.addItems(self.plane_labels)
         self.range_plane.setCurrentText(self.plane_labels[-1])
         self._updating = False
-        keys.unbind_all(self._bound)
-        self._bound = keys.bind_all(self, self.viewer)
+        self._keys.remove()  # the plane keys follow the project's planes
+        self._keys = keys.KeyFilter(self, self.viewer)
         self.keys_label.setText(keys.help_html(self.plane_labels))
         self._refresh_queue()
+        self.sections["Project"].set_expanded(False)  # room for the clip on a laptop; a click reopens it
         self.info(f"Project '{self.project.name}': {len(self.project.clips())} clips.")
         return True
 
@@ -201,7 +228,8 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self.queue_list.clear()
         current = self.session.clip_id if self.session else None
         for e in self.queue.entries(**self.filters()):
-            item = QListWidgetItem(f"{e.clip_id}   {e.participant or '?'}   {e.plane or '—'}   "
+            plane = "" if self.ctl.blind else f"{e.plane or '—'}   "  # blind: the header's plane is hidden
+            item = QListWidgetItem(f"{e.clip_id}   {e.participant or '?'}   {plane}"
                                    f"[{e.display_status.replace('_', ' ')}]")
             item.setData(0x0100, e.clip_id)
             self.queue_list.addItem(item)
@@ -230,19 +258,22 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
             self.error(exc)
             return False
         s = self._holder["session"] = self.session
+        self._holder["ctl"] = self.ctl  # plain Python: it can still write a typed comment then
+        self.ctl.attach(s)
+        start = self.ctl.frame  # adding the layers moves the slider: go back to it after
         self.measurement.reset(s)  # before adding layers: adding them moves the frame slider
-        self.layers = L.add_clip_layers(self.viewer, s, self._layer_metadata())
+        self.layers = L.add_clip_layers(self.viewer, s, self._layer_metadata(), self._tool)
         self.layers["nerve"].events.paint.connect(self._on_paint)
         self.layers["outline"].events.data.connect(self._on_shapes)
-        self._bound += keys.bind_all(self, self.viewer, self.layers["nerve"])
         n = s.annotation.n_frames
-        for spin in (self.range_start, self.range_stop):
-            spin.setRange(0, n - 1)
-        self.range_stop.setValue(n - 1)
-        self.review_box.setVisible(s.review)
+        for spin in (self.range_start, self.range_stop):  # frames as a person counts them: 1..n
+            spin.setRange(1, n)
+        self.range_start.setValue(1)
+        self.range_stop.setValue(n)
+        self.sections["Review: other raters"].setVisible(s.review)  # blind: other raters are not named
         self.pick_combo.clear()
         self.pick_combo.addItems([lay.metadata["rater"] for lay in self.layers["raters"]])
-        self.viewer.dims.set_current_step(0, (s.annotation.keyframes() or [0])[0])
+        self.viewer.dims.set_current_step(0, start)
         self.refresh_clip_view([])
         self._refresh_queue()
         note = f" Set aside the unreadable file as {s.set_aside_path.name}." if s.set_aside_path else ""
@@ -254,16 +285,23 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         """Cancel running work, release the lock, remove the clip's layers."""
         self.cancel()
         self._drop_pending()
+        self._draft_timer.stop()
+        try:
+            self.ctl.commit_draft()  # the comment as typed
+        except UltramnError as exc:
+            self.error(exc)
         if self.layers:
+            self._tool = L.tool_of(self.layers)
             L.remove_layers(self.viewer, self.layers)
         if self.session is not None:
             session, self.session = self.session, None
+            self.ctl.detach()
             self._holder.clear()
             try:
                 session.close()  # writes the pending autosave before releasing the lock
             except UltramnError as exc:
                 self.error(exc)
-        self._range_start = None
+        self._show_frame_on_slider()
 
     def _on_set_aside(self) -> None:
         if self._corrupt_clip:
@@ -288,20 +326,19 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self._updating = True
         self.plane_combo.setCurrentIndex(
             self.plane_labels.index(ann.clip_plane) + 1 if ann.clip_plane in self.plane_labels else 0)
-        self.quality_combo.setCurrentText(ann.quality)
-        self.comment_edit.setText(ann.comment)
+        self.quality_combo.setCurrentText(self.ctl.draft_quality)
+        if self.comment_edit.text() != self.ctl.draft_comment:  # never under the cursor of a typist
+            self.comment_edit.setText(self.ctl.draft_comment)
         self._updating = False
-        self.ranges_label.setText("; ".join(f"{r.start}–{r.stop - 1} {r.plane}" for r in ann.plane_ranges)
-                                  or "no frame ranges")
+        self.ranges_label.setText(self.ctl.ranges_text())
         rec = s.project.clip_record(s.clip_id)
-        self.clip_label.setText(f"<b>{s.clip_id}</b> · participant {rec.get('participant')} · "
-                                f"{rec.get('side') or '?'} · {ann.n_frames} frames · status "
-                                f"{ann.status.replace('_', ' ')}" + ("" if ann.quality == "ok" else f" · <b>{ann.quality}</b>"))
+        side = "" if self.ctl.blind else f"{rec.get('side') or '?'} · "  # blind: nothing from the header
+        self.clip_label.setText(f"<b>{s.clip_id}</b> · participant {rec.get('participant')} · {side}"
+                                f"{ann.n_frames} frames · status {ann.status.replace('_', ' ')}"
+                                + ("" if ann.quality == "ok" else f" · <b>{ann.quality}</b>"))
         self.undo_button.setEnabled(s.history.can_undo)
         self.redo_button.setEnabled(s.history.can_redo)
-        if s.saves:
-            rel = s.path.relative_to(s.project.root)
-            self.save_label.setText(f"Autosaved {_dt.datetime.now():%H:%M:%S} → {rel} ({s.saves} saves)")
+        self.save_label.setText(self.ctl.save_text())
         self.measurement.update(s)
         self._on_frame()
         if self.queue is not None:  # the first change of a clip makes it 'in progress'
@@ -316,13 +353,9 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
             return
         t = self.current_frame
         ann = s.annotation
-        fm = ann.frames.get(t)
-        what = "unannotated" if fm is None else fm.provenance.replace("_", " ")
-        if fm is not None and fm.confidence is not None:
-            what += f" (confidence {fm.confidence:.2f})"
-        keyframes = ann.keyframes()
-        self.frame_label.setText(f"Frame {t + 1} / {ann.n_frames} · {what} · plane "
-                                 f"{ann.frame_plane(t) or 'not set'} · {len(keyframes)} keyframes")
+        self.ctl.set_frame(t)
+        self._show_frame_on_slider()
+        self.frame_label.setText(self.ctl.frame_text())
         planes = ann.frame_planes()
         non_standard = [p == self.plane_labels[-1] for p in planes]
         self.track_label.setPixmap(track_pixmap(ann.provenance_codes(), non_standard, t,
@@ -345,29 +378,27 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         if not masks:
             return
         self._do(lambda s: [s.set_mask(t, m, label="polygon") for t, m in masks.items()])
+        # napari sends 'added' from inside its own _finish_drawing: emptying the layer now re-enters
+        # it and fails (TypeError), leaving the layer broken for every later click. Empty it after.
+        QTimer.singleShot(0, self._clear_outline)
+
+    def _clear_outline(self) -> None:
+        outline = self.layers.get("outline")
+        if outline is None or outline not in self.viewer.layers or not len(outline.data):
+            return
         self._updating = True
         try:
             outline.data = []
         finally:
             self._updating = False
 
-    def _on_plane_combo(self, index: int) -> None:
-        if not self._updating and self.session is not None:
-            self._do(lambda s: s.set_clip_plane(self.plane_labels[index - 1] if index > 0 else None))
-
-    def _on_range_button(self) -> None:
-        a, b = sorted((self.range_start.value(), self.range_stop.value()))
-        self._do(lambda s: s.set_plane_range(a, b + 1, self.range_plane.currentText()))
-
-    def _on_flag_button(self) -> None:
-        self._do(lambda s: s.set_flag(self.quality_combo.currentText(), self.comment_edit.text()))
-        self._refresh_queue()
-
 
 def _release_holder(holder: dict, *_args) -> None:
-    session = holder.pop("session", None)
+    session, ctl = holder.pop("session", None), holder.pop("ctl", None)
     if session is not None:
         try:
+            if ctl is not None and ctl.session is session:
+                ctl.commit_draft()  # a comment typed just before the window closed
             session.close()
         except UltramnError as exc:  # the viewer is going away: no widget left to show it in
             warnings.warn(str(exc), stacklevel=2)

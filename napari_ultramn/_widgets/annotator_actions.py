@@ -7,32 +7,36 @@ widget's ``_do`` so problems are shown as messages, never raised into napari's k
 
 from __future__ import annotations
 
+from ..annotation.controller import runs, span
+
 
 class KeyActionsMixin:
     # -- actions (buttons and keys) ---------------------------------------------------------------
     def undo(self) -> None:
-        if self.session is not None:
-            self.refresh_clip_view(self.session.undo())
+        self._step_history("undo", "Undone")
 
     def redo(self) -> None:
-        if self.session is not None:
-            self.refresh_clip_view(self.session.redo())
+        self._step_history("redo", "Redone")
+
+    def _step_history(self, verb: str, done: str) -> None:
+        s = self.session
+        if s is None:
+            return
+        if not getattr(s.history, f"can_{verb}"):
+            self.info(f"Nothing to {verb}.")
+            return
+        frames = getattr(s, verb)()
+        self.refresh_clip_view(frames)
+        where = ", ".join(span(a, b) for a, b in runs(frames))
+        self.info(f"{done}: {where}." if frames else f"{done} (the plane, a range or the flag).")
 
     def key_plane(self, plane: str) -> None:
         self._do(lambda s: s.set_clip_plane(plane))
 
     def key_non_standard(self) -> None:
-        if self.session is None:
-            return
-        t = self.current_frame
-        if self._range_start is None:
-            self._range_start = t
-            self.info(f"Non-standard from frame {t + 1}: go to its last frame and press 0 again.")
-            return
-        a, b = sorted((self._range_start, t))
-        self._range_start = None
-        if self._do(lambda s: s.set_plane_range(a, b + 1, self.plane_labels[-1])):
-            self.info(f"Frames {a + 1}–{b + 1} labelled {self.plane_labels[-1]}.")
+        said: list[str] = []
+        if self._do(lambda _s: said.append(self.ctl.mark_range(self.plane_labels[-1]))):
+            self.info(said[0])
 
     def _step_keyframe(self, direction: int) -> None:
         if self.session is None:
@@ -75,12 +79,68 @@ class KeyActionsMixin:
     def key_flag(self) -> None:
         if self.session is None:
             return
-        order = ("ok", "poor", "unusable")
-        nxt = order[(order.index(self.session.annotation.quality) + 1) % 3]
-        self._do(lambda s: s.set_flag(nxt, self.comment_edit.text()))
-        self._refresh_queue()
+        self.ctl.set_comment(self.comment_edit.text())
+        if self._do(lambda _s: self.ctl.cycle_quality()):
+            self._refresh_queue()
+            self.info(f"{self.session.clip_id} flagged {self.ctl.draft_quality}; comment saved.")
 
     def key_done(self) -> None:
-        if self._do(lambda s: s.set_status("done")):
+        if self.session is None:
+            return
+        self.ctl.set_comment(self.comment_edit.text())
+        done: list[bool] = []
+        if not self._do(lambda _s: done.append(self.ctl.mark_done(self.confirm))):
+            return
+        if done[0]:
             self._refresh_queue()
             self.info(f"{self.session.clip_id} done. {self.queue.progress_text()}. N: next clip.")
+        else:
+            self.info(f"{self.session.clip_id} not marked done.")
+
+    def confirm(self, question: str) -> bool:
+        """Ask before a step that may lose or hide work (tests patch QMessageBox.question)."""
+        from qtpy.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(self, "Annotator", question,
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    # -- the clip's controls (forwarded to the controller) -----------------------------------------
+    def _on_plane_combo(self, index: int) -> None:
+        if not self._updating and self.session is not None:
+            self._do(lambda s: s.set_clip_plane(self.plane_labels[index - 1] if index > 0 else None))
+
+    def _show_frame_on_slider(self) -> None:
+        """napari's slider counts from 0: name its axis 'frame k / T' as the dock counts."""
+        dims = self.viewer.dims
+        if dims.ndim != 3:
+            return
+        s = self.session
+        label = "frame" if s is None else f"frame {self.current_frame + 1} / {s.annotation.n_frames}"
+        if dims.axis_labels[0] != label:
+            dims.axis_labels = (label, *dims.axis_labels[1:])
+
+    def _on_range_button(self) -> None:
+        said: list[str] = []
+        first, last = self.range_start.value(), self.range_stop.value()  # as shown: 1-based
+        if self._do(lambda _s: said.append(self.ctl.label_range(first, last, self.range_plane.currentText()))):
+            self.info(said[0])
+
+    def _on_comment_typed(self, text: str) -> None:
+        self.ctl.set_comment(text)
+        self._draft_timer.start()
+
+    def _commit_draft(self) -> None:
+        self._draft_timer.stop()
+        if self.session is not None and self.ctl.draft_dirty:
+            if self._do(lambda _s: self.ctl.commit_draft()):
+                self._refresh_queue()
+
+    def _on_quality(self, _index: int) -> None:
+        if self.session is not None and self._do(lambda _s: self.ctl.set_quality(self.quality_combo.currentText())):
+            self._refresh_queue()
+
+    def _on_flag_button(self) -> None:
+        self.ctl.set_comment(self.comment_edit.text())
+        self._on_quality(0)

@@ -75,8 +75,12 @@ def painted_masks(data, atoms, current: int) -> dict[int, np.ndarray]:
     return masks or {current: np.asarray(data[current]) > 0}
 
 
-def add_clip_layers(viewer, session, metadata: dict) -> dict:
-    """Add the clip, nerve, polygon and (review) rater layers; returns them by role."""
+def add_clip_layers(viewer, session, metadata: dict, tool: dict | None = None) -> dict:
+    """Add the clip, nerve, polygon and (review) rater layers; returns them by role.
+
+    ``tool`` (``mode``, ``brush_size`` of the previous clip's nerve layer) carries the rater's
+    tool over to the next clip: moving on never changes it.
+    """
     clip = session.clip
     scale = (1.0, *(clip.spacing_mm or (1.0, 1.0)))
     image = viewer.add_image(clip.frames, name=f"clip {session.clip_id}", scale=scale,
@@ -96,6 +100,8 @@ def add_clip_layers(viewer, session, metadata: dict) -> dict:
     )
     nerve.selected_label = 1
     nerve.brush_size = max(3, min(clip.frame_shape) // 40)
+    for attr, value in (tool or {}).items():
+        setattr(nerve, attr, value)
     layers["nerve"] = nerve
     layers["outline"] = viewer.add_shapes(
         ndim=3, name=OUTLINE, scale=scale, edge_color="#ffd21f", face_color="transparent", edge_width=1,
@@ -104,6 +110,12 @@ def add_clip_layers(viewer, session, metadata: dict) -> dict:
     if viewer.dims.ndim == 3:
         viewer.dims.axis_labels = ("frame", "row", "col")
     return layers
+
+
+def tool_of(layers: dict) -> dict:
+    """The nerve layer's tool (mode and brush size), to carry over to the next clip."""
+    nerve = layers.get("nerve")
+    return {} if nerve is None else {"mode": str(nerve.mode), "brush_size": int(nerve.brush_size)}
 
 
 def remove_layers(viewer, layers: dict) -> None:

@@ -39,8 +39,13 @@ class MeasurementView:
         else:
             self.w.unit_label.setText("Units: px — this clip has no calibration, so nothing is in mm")
         u = self.unit
-        self.w.measure_table.setHorizontalHeaderLabels(
-            ["frame", "source", f"area {u}²", f"perimeter {u}", "flattening", "circularity"])
+        tab = self.w.measure_table
+        # Short headings (the dock is narrow); the whole name is the heading's tooltip.
+        heads = (("frame", "frame (1-based)"), ("source", "how the mask was made"), (f"area {u}²", f"area {u}²"),
+                 (f"perim. {u}", f"perimeter {u}"), ("flat.", "flattening"), ("circ.", "circularity"))
+        tab.setHorizontalHeaderLabels([short for short, _ in heads])
+        for j, (_short, full) in enumerate(heads):
+            tab.horizontalHeaderItem(j).setToolTip(full)
 
     def _measure(self, session) -> dict[int, dict]:
         frames = session.annotation.frames

@@ -13,7 +13,6 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -21,12 +20,15 @@ from qtpy.QtWidgets import (
     QListWidget,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QTableWidget,
     QVBoxLayout,
+    QWidget,
 )
 
 from ..annotation.model import PROVENANCES
+from .annotator_sections import ElidedLabel, Section, scrolling
 from .layout import row
 
 #: Frame-track colours (RGB) by provenance code; index -1 (unannotated) is the last entry.
@@ -50,101 +52,141 @@ def _button(text: str, tip: str = "") -> QPushButton:
     return b
 
 
+def _combo(min_chars: int = 6) -> QComboBox:
+    """A combo that may shrink below its longest item (Qt elides the shown text)."""
+    c = QComboBox()
+    c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    c.setMinimumContentsLength(min_chars)
+    c.currentTextChanged.connect(c.setToolTip)
+    return c
+
+
+def _wrapping(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    return label
+
+
 def build_panels(w) -> None:
-    """Create every control as an attribute of ``w`` and lay them out in group boxes."""
-    layout = QVBoxLayout(w)
-    layout.setContentsMargins(4, 4, 4, 4)
-    w.setMaximumWidth(560)  # leave the canvas most of the window
+    """Create every control as an attribute of ``w``, in folding sections inside a scroll area.
+
+    Laid out for a ~340 px wide dock (napari's canvas keeps half a 1366x768 window); the
+    messages stay below the scroll area, always in sight.
+    """
+    content = QWidget()
+    layout = QVBoxLayout(content)
+    layout.setContentsMargins(2, 2, 2, 2)
+    w.sections = {}
+
+    def section(title: str, body: QWidget, expanded: bool = True) -> None:
+        w.sections[title] = Section(title, body, expanded)
+        layout.addWidget(w.sections[title])
 
     # -- who and where ------------------------------------------------------------------
-    box = QGroupBox("Project")
+    box = QWidget()
     form = QFormLayout(box)
+    form.setContentsMargins(0, 0, 0, 0)
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # a narrow dock puts fields below
     w.project_edit = QLineEdit()
     w.project_edit.setPlaceholderText("annotation project folder")
     w.browse_button = _button("…", "choose the project folder")
     w.rater_edit = QLineEdit()
-    w.rater_edit.setPlaceholderText("your rater id, e.g. r1")
-    w.review_check = QCheckBox("Review (adjudicate)")
-    w.review_check.setToolTip("see every rater's masks and build the final 'adjudicated' one")
+    w.rater_edit.setPlaceholderText("rater id, e.g. r1")
+    w.review_check = QCheckBox("Review")
+    w.review_check.setToolTip("adjudicate: see every rater's masks and build the final 'adjudicated' one")
     w.open_project_button = _button("Open project")
     form.addRow("Folder", row(w.project_edit, w.browse_button))
     form.addRow("Rater", row(w.rater_edit, w.review_check))
     form.addRow(w.open_project_button)
-    layout.addWidget(box)
+    section("Project", box)
 
     # -- queue --------------------------------------------------------------------------
-    box = QGroupBox("Clips")
+    box = QWidget()
     v = QVBoxLayout(box)
-    w.plane_filter = QComboBox()
-    w.participant_filter = QComboBox()
-    w.status_filter = QComboBox()
-    v.addWidget(row(w.plane_filter, w.participant_filter, w.status_filter))
+    v.setContentsMargins(0, 0, 0, 0)
+    w.plane_filter = _combo()
+    w.participant_filter = _combo()
+    w.status_filter = _combo()
+    v.addWidget(w.plane_filter)  # its own row: hidden in blind mode, long plane names in review
+    v.addWidget(row(w.participant_filter, w.status_filter))
     w.queue_list = QListWidget()
     w.queue_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    w.queue_list.setMaximumHeight(120)
+    w.queue_list.setMaximumHeight(100)
     v.addWidget(w.queue_list)
-    w.progress_label = QLabel("no project open")
+    w.progress_label = ElidedLabel("no project open")
     w.progress_label.setStyleSheet("font-weight: bold")
-    w.prev_clip_button = _button("◀ Previous", "previous unlabelled clip (Shift-N)")
+    w.prev_clip_button = _button("◀ Prev", "previous unlabelled clip (Shift-N)")
     w.next_clip_button = _button("Next ▶", "next unlabelled clip (N)")
-    v.addWidget(row(w.progress_label, w.prev_clip_button, w.next_clip_button))
-    layout.addWidget(box)
+    v.addWidget(w.progress_label)
+    v.addWidget(row(w.prev_clip_button, w.next_clip_button))
+    section("Clips", box)
 
     # -- clip: plane, ranges, flag --------------------------------------------------------
-    box = QGroupBox("Clip")
+    box = QWidget()
     form = QFormLayout(box)
-    w.clip_label = QLabel("—")
-    w.clip_label.setWordWrap(True)
+    form.setContentsMargins(0, 0, 0, 0)
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # a narrow dock puts fields below
+    w.clip_label = _wrapping("—")
     form.addRow(w.clip_label)
-    w.plane_combo = QComboBox()
+    w.plane_combo = _combo(8)
+    w.plane_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # plane names whole
     form.addRow("Plane", w.plane_combo)
     w.range_start = QSpinBox()
     w.range_stop = QSpinBox()
-    w.range_plane = QComboBox()
-    w.range_button = _button("Label frames", "label frames start..stop (inclusive) with this plane")
-    form.addRow("Frames", row(w.range_start, QLabel("to"), w.range_stop, w.range_plane, w.range_button))
-    w.ranges_label = QLabel("")
-    w.clear_ranges_button = _button("Clear ranges")
-    form.addRow(row(w.ranges_label, w.clear_ranges_button))
+    for spin in (w.range_start, w.range_stop):
+        spin.setToolTip("frames as numbered on screen, 1 to the clip's length; both included")
+    form.addRow("Frames", row(w.range_start, QLabel("to"), w.range_stop))
+    w.range_plane = _combo(8)
+    w.range_plane.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+    w.range_button = _button("Label", "label frames first..last (both included) with this plane")
+    w.clear_ranges_button = _button("Clear", "remove every frame range of this clip")
+    form.addRow("as", w.range_plane)
+    form.addRow(row(w.range_button, w.clear_ranges_button))
+    w.ranges_label = _wrapping()  # every range in full: it is what the rater checks
+    form.addRow(w.ranges_label)
     w.quality_combo = QComboBox()
     w.quality_combo.addItems(["ok", "poor", "unusable"])
-    w.comment_edit = QLineEdit()
-    w.comment_edit.setPlaceholderText("comment (why poor / unusable)")
     w.flag_button = _button("Flag", "save quality and comment (Shift-F cycles the quality)")
-    form.addRow("Quality", row(w.quality_combo, w.comment_edit, w.flag_button))
+    form.addRow("Quality", row(w.quality_combo, w.flag_button))
+    w.comment_edit = QLineEdit()
+    w.comment_edit.setPlaceholderText("comment (saved as you type)")
+    form.addRow("Comment", w.comment_edit)
     w.done_button = _button("Mark clip done", "Shift-D")
-    w.set_aside_button = _button("Set corrupt file aside and start again")
+    w.set_aside_button = _button("Set corrupt file aside", "keep the unreadable file, renamed, and start again")
     w.set_aside_button.setVisible(False)
     form.addRow(row(w.done_button, w.set_aside_button))
-    layout.addWidget(box)
+    section("Clip", box)
 
     # -- tracing tools --------------------------------------------------------------------
-    box = QGroupBox("Nerve")
+    box = QWidget()
     v = QVBoxLayout(box)
-    w.frame_label = QLabel("")
+    v.setContentsMargins(0, 0, 0, 0)
+    w.frame_label = _wrapping()
     w.track_label = QLabel()
     w.track_label.setMinimumHeight(18)
+    w.track_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
     w.track_label.setToolTip("top: yellow/orange = human keyframes, cyan = interpolated, "
                              "green = propagated, magenta = model; bottom red = non-standard plane")
     v.addWidget(w.frame_label)
     v.addWidget(w.track_label)
-    legend = QLabel(" ".join(
+    legend = _wrapping(" ".join(
         f'<span style="color: rgb{tuple(int(c) for c in TRACK_COLOURS[i])}">■</span> {p}'
         for i, p in enumerate(PROVENANCES)
     ))
     legend.setTextFormat(Qt.TextFormat.RichText)
     v.addWidget(legend)
-    w.interpolate_button = _button("Interpolate", "fill frames between keyframes (I)")
-    w.propagate_back_button = _button("◀ Propagate", "Alt-P")
-    w.propagate_button = _button("Propagate ▶", "Shift-P")
+    w.interpolate_button = _button("Interpolate", "fill frames between keyframes (Shift-I)")
+    w.propagate_back_button = _button("◀ Propagate", "Ctrl-Left")
+    w.propagate_button = _button("Propagate ▶", "Ctrl-Right")
     v.addWidget(row(w.interpolate_button, w.propagate_back_button, w.propagate_button))
-    w.accept_button = _button("Accept up to here", "A")
+    w.accept_button = _button("Accept to here", "accept the propagation up to this frame (Alt-A)")
     w.cancel_button = _button("Cancel")
     w.accept_button.setEnabled(False)
     w.cancel_button.setEnabled(False)
     w.undo_button = _button("Undo", "Ctrl-Z")
     w.redo_button = _button("Redo", "Ctrl-Shift-Z")
-    v.addWidget(row(w.accept_button, w.cancel_button, w.undo_button, w.redo_button))
+    v.addWidget(row(w.accept_button, w.cancel_button))
+    v.addWidget(row(w.undo_button, w.redo_button))
     w.progress_bar = QProgressBar()
     w.progress_bar.setVisible(False)
     v.addWidget(w.progress_bar)
@@ -158,51 +200,54 @@ def build_panels(w) -> None:
     w.preannotate_button = _button("Pre-annotate", "fill untouched frames and the plane from a model")
     w.preannotate_button.setEnabled(False)
     v.addWidget(row(w.model_edit, w.preannotate_button))
-    layout.addWidget(box)
+    section("Nerve", box)
 
     # -- review -----------------------------------------------------------------------------
-    w.review_box = QGroupBox("Review: other raters")
+    w.review_box = QWidget()
     h = QHBoxLayout(w.review_box)
-    w.pick_combo = QComboBox()
+    h.setContentsMargins(0, 0, 0, 0)
+    w.pick_combo = _combo()
     w.pick_clip_button = _button("Use all", "take this rater's masks and planes as the final ones")
     w.pick_frame_button = _button("Use frame", "take this rater's mask of the current frame")
     for x in (w.pick_combo, w.pick_clip_button, w.pick_frame_button):
         h.addWidget(x)
-    w.review_box.setVisible(False)
-    layout.addWidget(w.review_box)
+    section("Review: other raters", w.review_box)
+    w.sections["Review: other raters"].setVisible(False)
 
     # -- measurement ------------------------------------------------------------------------
-    box = QGroupBox("Measurement")
+    box = QWidget()
     v = QVBoxLayout(box)
-    w.unit_label = QLabel("")
-    w.measure_label = QLabel("")
-    w.measure_label.setWordWrap(True)
-    w.excursion_label = QLabel("")
+    v.setContentsMargins(0, 0, 0, 0)
+    w.unit_label = _wrapping()
+    w.measure_label = _wrapping()
+    w.excursion_label = _wrapping()
     w.measure_table = QTableWidget(0, 6)
     w.measure_table.setMinimumHeight(110)
     w.measure_table.setMaximumHeight(160)
-    w.measure_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    w.measure_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     w.measure_table.verticalHeader().setVisible(False)
     w.measure_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     for x in (w.unit_label, w.measure_label, w.excursion_label, w.measure_table):
         v.addWidget(x)
-    layout.addWidget(box)
+    section("Measurement", box)
 
-    # -- keys and messages --------------------------------------------------------------------
+    # -- keys ---------------------------------------------------------------------------------
     w.keys_label = QLabel("")
     w.keys_label.setTextFormat(Qt.TextFormat.RichText)
+    w.keys_label.setWordWrap(True)
     w.keys_label.setStyleSheet("font-size: 10px")
-    keys_box = QGroupBox("Keys")
-    QVBoxLayout(keys_box).addWidget(w.keys_label)
-    layout.addWidget(keys_box)
-    w.save_label = QLabel("")
-    w.save_label.setWordWrap(True)
-    w.message_label = QLabel("")
-    w.message_label.setWordWrap(True)
-    w.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    layout.addWidget(w.save_label)
-    layout.addWidget(w.message_label)
+    section("Keys", w.keys_label, expanded=False)
     layout.addStretch(1)
+
+    outer = QVBoxLayout(w)
+    outer.setContentsMargins(2, 2, 2, 2)
+    outer.addWidget(scrolling(content), 1)
+    w.save_label = ElidedLabel("")
+    w.message_label = _wrapping()
+    w.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    outer.addWidget(w.save_label)
+    outer.addWidget(w.message_label)
+    w.setMaximumWidth(520)
 
 
 def track_pixmap(codes: np.ndarray, non_standard: np.ndarray, current: int, width: int = 320) -> QPixmap:

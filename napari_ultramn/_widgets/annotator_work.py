@@ -28,6 +28,7 @@ class LongWorkMixin:
         if self.session is None or self._worker is not None:
             return
         try:
+            self.ctl.check_propagation(direction)  # refused in 1-based words, before any work
             gen = self.session.propagation(self.current_frame, direction)
         except UltramnError as exc:
             self.error(exc)
@@ -36,7 +37,7 @@ class LongWorkMixin:
         self._start(gen, self._propagation_done)
 
     def _propagation_done(self, result) -> None:
-        self.pending = result
+        said = self.ctl.propagated(result)
         L.show_preview(self.viewer, self.layers, result, self.layers["nerve"].data.shape,
                        self.layers["nerve"].scale)
         self.warnings_list.clear()
@@ -46,22 +47,19 @@ class LongWorkMixin:
             item.setData(0x0100, t)
             self.warnings_list.addItem(item)
         self.accept_button.setEnabled(True)
-        frames = result.frames()
-        span = f"frames {frames[0] + 1}–{frames[-1] + 1}" if frames else "no frames"
-        self.info(f"Propagated {span} ({len(result.warnings)} warnings). Go to the last good frame "
-                  "and press A to accept up to it.")
+        self.info(said)
 
     def key_accept(self) -> None:
-        r = self.pending
-        if r is None or self.session is None:
+        if self.ctl.pending is None or self.session is None:
             return
-        t = self.current_frame
-        up_to = t if (t - r.anchor) * r.direction > 0 else None  # at the anchor: accept everything
-        if self._do(lambda s: s.accept_propagation(r, up_to)):
+        said: list[str] = []
+        if self._do(lambda _s: said.append(self.ctl.accept_pending())):
             self._drop_pending()
+            self.info(said[0])
 
     def _drop_pending(self) -> None:
-        self.pending = None
+        if self.ctl.drop_pending():
+            self.info("")  # "go to the last good frame and accept" no longer applies
         self.accept_button.setEnabled(False)
         self.warnings_list.clear()
         self.warnings_list.setVisible(False)
@@ -104,7 +102,9 @@ class LongWorkMixin:
         def on_yield(p):
             self.progress_bar.setMaximum(max(p.total, 1))
             self.progress_bar.setValue(p.done)
-            self.progress_bar.setFormat(f"{p.message} %p%")
+            t = p.metrics.get("frame") if isinstance(p.metrics, dict) else None
+            text = p.message if t is None else f"frame {int(t) + 1} / {self.session.annotation.n_frames}"
+            self.progress_bar.setFormat(f"{text} %p%")  # the core counts frames from 0, the dock from 1
 
         self._worker = True  # "running", until _work_finished (also in synchronous test mode)
         worker = start(gen, on_yield, done, self.error, self._work_finished)

@@ -55,11 +55,16 @@ class QueueEntry:
 
 
 class ClipQueue:
-    """The clips of ``project`` as seen by ``rater``; call :meth:`refresh` after saves elsewhere."""
+    """The clips of ``project`` as seen by ``rater``; call :meth:`refresh` after saves elsewhere.
 
-    def __init__(self, project, rater: str):
+    ``blind``: the plane recorded from the clip's header is left out of every entry (and so of
+    the filters), or the rater would copy it and plane agreement would come out perfect.
+    """
+
+    def __init__(self, project, rater: str, *, blind: bool = False):
         self.project = project
         self.rater = rater
+        self.blind = blind
         self._cache: dict[str, tuple[float, tuple[str, str, bool]]] = {}
         self._entries: list[QueueEntry] = []
         self.refresh()
@@ -89,7 +94,7 @@ class ClipQueue:
         status, quality, corrupt = self._header(rec["clip_id"])
         return QueueEntry(
             clip_id=rec["clip_id"], participant=rec.get("participant"), side=rec.get("side"),
-            plane=rec.get("plane"), n_frames=int(rec.get("n_frames", 0)), status=status,
+            plane=None if self.blind else rec.get("plane"), n_frames=int(rec.get("n_frames", 0)), status=status,
             quality=quality, corrupt=corrupt,
         )
 

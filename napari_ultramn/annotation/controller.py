@@ -1,0 +1,249 @@
+"""The annotator's state in one place, without Qt: what the widgets show and forward to.
+
+The dock used to keep this state in widget attributes, the contents of Qt controls and
+re-entrancy flags; a typed comment lived only in a line edit until "Flag" was clicked (and a
+refresh overwrote it), and frame numbers were 1-based in some places and 0-based in others.
+Here every user action is a method, and the state a person sees is derived from one place:
+
+* frames are 0-based inside (files, the API, the session) and **1-based in every text** this
+  module produces (:func:`shown`), including error messages;
+* the draft comment and quality are kept as typed and written by :meth:`commit_draft` (the
+  widget calls it debounced, on clip switch and on close);
+* a half-marked non-standard range, the blind/review mode and the current frame live here.
+
+Listeners registered with :meth:`on` are called with the event name after each change.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+
+from ..errors import InputError
+
+QUALITIES = ("ok", "poor", "unusable")
+
+
+def shown(t: int) -> int:
+    """A 0-based frame index as a person reads it (1-based)."""
+    return int(t) + 1
+
+
+def span(start: int, stop: int) -> str:
+    """The half-open 0-based frames ``[start, stop)`` as a person reads them: 'frames 3–5'."""
+    return f"frame {shown(start)}" if stop - start == 1 else f"frames {shown(start)}–{stop}"
+
+
+def runs(frames) -> list[tuple[int, int]]:
+    """Sorted 0-based frames as half-open runs ``[(start, stop), ...]``."""
+    out: list[tuple[int, int]] = []
+    for t in sorted(frames):
+        if out and out[-1][1] == t:
+            out[-1] = (out[-1][0], t + 1)
+        else:
+            out.append((t, t + 1))
+    return out
+
+
+class AnnotatorController:
+    """The state of one annotator window; ``session`` is an :class:`AnnotationSession` or ``None``."""
+
+    def __init__(self, review: bool = False):
+        self.review = review
+        self.session = None
+        self.frame = 0
+        self.range_start: int | None = None  # 0-based first frame of a half-marked range
+        self.draft_comment = ""
+        self.draft_quality = "ok"
+        self.pending = None  # a finished propagation waiting for "accept up to here"
+        self._listeners: list[Callable[[str], None]] = []
+
+    # -- events ----------------------------------------------------------------------------------
+    def on(self, listener: Callable[[str], None]) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, name: str) -> None:
+        for fn in list(self._listeners):
+            fn(name)
+
+    @property
+    def blind(self) -> bool:
+        """Blind mode: nothing from the clip's header or from other raters is shown or prefilled."""
+        return not self.review
+
+    # -- the clip ----------------------------------------------------------------------------------
+    def attach(self, session) -> None:
+        """Show ``session``'s clip: the draft starts as what is saved."""
+        self.session = session
+        self.review = session.review
+        ann = session.annotation
+        if self.blind and session.saves == 0 and not session.path.exists():
+            # A new annotation comes prefilled with the plane from the clip's header: the rater
+            # would copy it. Nothing is written until the rater's own first change.
+            ann.clip_plane = None
+        self.draft_comment, self.draft_quality = ann.comment, ann.quality
+        self.range_start = None
+        self.frame = (ann.keyframes() or [0])[0]
+        self._emit("clip")
+
+    def detach(self):
+        """Write the draft and let go of the session (returned, for the caller to close)."""
+        session = self.session
+        if session is not None:
+            self.commit_draft()
+        self.session, self.range_start, self.pending = None, None, None
+        self._emit("clip")
+        return session
+
+    def _need(self):
+        if self.session is None:
+            raise InputError(None, "Open a clip first.")
+        return self.session
+
+    def set_frame(self, t: int) -> None:
+        self.frame = int(t)
+        self._emit("frame")
+
+    # -- comment and quality -----------------------------------------------------------------------
+    def set_comment(self, text: str) -> None:
+        self.draft_comment = text
+        self._emit("draft")
+
+    def set_quality(self, quality: str) -> None:
+        if quality not in QUALITIES:
+            raise InputError(None, f"quality must be one of {QUALITIES}, not '{quality}'")
+        self.draft_quality = quality
+        self.commit_draft()
+
+    def cycle_quality(self) -> str:
+        self.set_quality(QUALITIES[(QUALITIES.index(self.draft_quality) + 1) % len(QUALITIES)])
+        return self.draft_quality
+
+    @property
+    def draft_dirty(self) -> bool:
+        ann = self.session.annotation if self.session else None
+        return ann is not None and (ann.comment, ann.quality) != (self.draft_comment, self.draft_quality)
+
+    def commit_draft(self) -> bool:
+        """Save the comment and quality as typed (if they changed); True if a change was written."""
+        if not self.draft_dirty:
+            return False
+        self.session.set_flag(self.draft_quality, self.draft_comment)
+        self._emit("saved")
+        return True
+
+    # -- planes and ranges (1-based in, 1-based out) -------------------------------------------------
+    def label_range(self, first: int, last: int, plane: str) -> str:
+        """Label the frames ``first``..``last`` *as shown* (1-based, inclusive, either order)."""
+        s = self._need()
+        n = s.annotation.n_frames
+        a, b = sorted((int(first), int(last)))
+        if a < 1 or b > n:
+            raise InputError(None, f"frames {a}–{b} are outside this clip's frames 1–{n}")
+        s.set_plane_range(a - 1, b, plane)
+        return f"{span(a - 1, b).capitalize()} labelled {plane}."
+
+    def mark_range(self, plane: str) -> str:
+        """First press: remember the current frame; second press: label the range up to here."""
+        self._need()
+        if self.range_start is None:
+            self.range_start = self.frame
+            self._emit("range")
+            return f"{plane} from frame {shown(self.frame)}: go to its last frame and press the key again."
+        start, self.range_start = self.range_start, None
+        try:
+            return self.label_range(shown(start), shown(self.frame), plane)
+        finally:
+            self._emit("range")
+
+    def ranges_text(self) -> str:
+        ann = self.session.annotation if self.session else None
+        if ann is None or not ann.plane_ranges:
+            return "no frame ranges"
+        return "; ".join(f"{span(r.start, r.stop)} {r.plane}" for r in ann.plane_ranges)
+
+    # -- propagation: preview, then "accept up to here" ----------------------------------------------
+    def propagated(self, result) -> str:
+        """Keep a finished propagation for review; returns what to tell the rater."""
+        self.pending = result
+        self._emit("pending")
+        frames = result.frames()
+        where = span(min(frames), max(frames) + 1) if frames else "no frames"
+        return (f"Propagated into {where} ({len(result.warnings)} warnings). Go to the last good frame "
+                "and press Alt-A to accept up to it.")
+
+    def accept_pending(self) -> str:
+        """Accept the pending propagation up to the current frame (all of it at its anchor)."""
+        s, r = self._need(), self.pending
+        if r is None:
+            raise InputError(None, "Nothing to accept: propagate first.")
+        t = self.frame
+        up_to = t if (t - r.anchor) * r.direction > 0 else None
+        s.accept_propagation(r, up_to)
+        self.drop_pending()
+        got = [f for f in r.frames() if up_to is None or (f - up_to) * r.direction <= 0]
+        return f"Accepted the propagation into {span(min(got), max(got) + 1)}." if got else "Accepted nothing."
+
+    def drop_pending(self) -> bool:
+        """Forget the pending propagation; True if there was one."""
+        had, self.pending = self.pending is not None, None
+        if had:
+            self._emit("pending")
+        return had
+
+    # -- checks before long work and before "done" ---------------------------------------------------
+    def check_propagation(self, direction: int) -> None:
+        """Refuse, in 1-based words, a propagation the session would refuse in 0-based ones."""
+        s = self._need()
+        t = self.frame
+        if t not in s.annotation.frames:
+            raise InputError(None, f"frame {shown(t)} has no mask to propagate; trace it first")
+        if not s.annotation.frames[t].mask.any():
+            raise InputError(None, f"frame {shown(t)} is traced as 'no nerve': there is nothing to propagate")
+        if s.propagation_stop(t, direction)[0] == t:
+            raise InputError(None, f"frame {shown(t)}: nothing to propagate into in that direction")
+
+    def done_questions(self) -> list[str]:
+        """What a person should confirm before marking the clip done (empty: nothing to ask)."""
+        ann = self._need().annotation
+        out = []
+        if ann.clip_plane is None:
+            out.append("no plane is set")
+        untraced = [t for t in range(ann.n_frames) if t not in ann.frames]
+        if untraced and self.draft_quality != "unusable":
+            where = ", ".join(span(a, b) for a, b in runs(untraced)[:4])
+            more = "…" if len(runs(untraced)) > 4 else ""
+            out.append(f"{len(untraced)} of {ann.n_frames} frames are not traced ({where}{more})")
+        return out
+
+    def mark_done(self, confirm: Callable[[str], bool]) -> bool:
+        """Write the draft, ask ``confirm(question)`` if something is missing, then mark done."""
+        s = self._need()
+        self.commit_draft()
+        questions = self.done_questions()
+        if questions and not confirm(f"{s.clip_id}: " + "; ".join(questions) + ". Mark it done anyway?"):
+            return False
+        s.set_status("done")
+        self._emit("saved")
+        return True
+
+    # -- texts ------------------------------------------------------------------------------------
+    def frame_text(self) -> str:
+        ann = self._need().annotation
+        t = self.frame
+        fm = ann.frames.get(t)
+        what = "unannotated" if fm is None else fm.provenance.replace("_", " ")
+        if fm is not None and fm.confidence is not None:
+            what += f" (confidence {fm.confidence:.2f})"
+        return (f"Frame {shown(t)} / {ann.n_frames} · {what} · plane {ann.frame_plane(t) or 'not set'} · "
+                f"{len(ann.keyframes())} keyframes")
+
+    def save_text(self, now: _dt.datetime | None = None) -> str:
+        """The autosave line, always about the open clip."""
+        s = self.session
+        if s is None:
+            return ""
+        if not s.saves:
+            return f"{s.clip_id}: no changes yet (saved as you work)"
+        rel = s.path.relative_to(s.project.root)
+        return f"{s.clip_id}: autosaved {(now or _dt.datetime.now()):%H:%M:%S} → {rel} ({s.saves} saves)"
