@@ -143,7 +143,7 @@ def _line_boxes(words: np.ndarray, text_px: float) -> np.ndarray:
     from scipy import ndimage as ndi
 
     h, w = words.shape
-    pad_r, pad_c = 2, 2 + round(0.05 * text_px)
+    pad_r, pad_c = 1, 1 + round(0.05 * text_px)
     reach = max(1, round(text_px / 2))
     lines, _ = ndi.label(ndi.maximum_filter(words, (1, 2 * reach + 1)))
     out = np.zeros(words.shape, bool)
