@@ -91,7 +91,7 @@ def detect_imaging_area(frames: np.ndarray) -> ImagingArea:
     region, shape = _region_and_shape(area)
     sub = area[region.top:region.bottom, region.left:region.right]
     keep = np.ones_like(sub) if shape == "rectangle" else sub.copy()
-    keep &= ~_overlays_in(lo, region, scale.text_px)
+    keep &= ~_static_only(_overlays_in(lo, region, scale.text_px), hi, lo, region)
     crop = (slice(region.top, region.bottom), slice(region.left, region.right))
     confidence, reason = _confidence(ref[crop], sub, region, h, w, shape)
     return ImagingArea(region, keep, shape, "detected", confidence, reason)
@@ -107,7 +107,8 @@ def area_from_region(region: Region, frames: np.ndarray, source: str) -> Imaging
     r = Region(max(0, region.top), max(0, region.left), min(h, region.bottom), min(w, region.right))
     if r.height <= 0 or r.width <= 0:
         raise InputError(None, f"region {region.as_list()} lies outside the {h}x{w} frame")
-    keep = ~_overlays_in(stack.min(axis=0), r, _Scale(h, w).text_px)
+    lo = stack.min(axis=0)
+    keep = ~_static_only(_overlays_in(lo, r, _Scale(h, w).text_px), stack.max(axis=0), lo, r)
     return ImagingArea(r, keep, "rectangle", source, 1.0, f"region given by {source}")
 
 
@@ -278,6 +279,37 @@ def _overlays_in(lo: np.ndarray, region: Region, text_px: float) -> np.ndarray:
     t, l = max(0, region.top - m), max(0, region.left - m)  # noqa: E741
     found = static_overlays(lo[t:region.bottom + m, l:region.right + m], text_px)
     return found[region.top - t:region.top - t + region.height, region.left - l:region.left - l + region.width]
+
+
+#: A burned-in overlay's bright pixels vary over a clip only by video compression's ringing: the
+#: steadiest quarter of them by at most this many grey levels, or this share of what the imaging
+#: area's tissue pixels vary by (H.264 text and calipers over moving speckle: 12-25 levels, at
+#: most ~0.3 of the tissue's; bright tissue the overlay finder took for strokes in 48 phantom
+#: cines: 42 levels and 0.47 of the tissue's at the least).
+OVERLAY_MAX_CHANGE = 12
+OVERLAY_MAX_CHANGE_SHARE = 0.4
+
+
+def _static_only(found: np.ndarray, hi: np.ndarray, lo: np.ndarray, region: Region) -> np.ndarray:
+    """Drop candidate overlays whose bright pixels change over a moving clip: they are tissue
+    (fascia, bone, an epineurium) that stays bright in the temporal minimum, not something drawn
+    on the screen, and blanking them would cut anatomy. A frozen clip or a single image has no
+    change to judge by, so there the spatial cues alone decide."""
+    from scipy import ndimage as ndi
+
+    crop = (slice(region.top, region.bottom), slice(region.left, region.right))
+    change, bright = (hi[crop].astype(np.int16) - lo[crop]), lo[crop] >= 120
+    tissue = hi[crop] >= 60  # not the black corners of a fan, which never change
+    if not found.any() or not tissue.any() or np.median(change[tissue]) <= OVERLAY_MAX_CHANGE:
+        return found  # frozen or single frame
+    limit = max(OVERLAY_MAX_CHANGE, OVERLAY_MAX_CHANGE_SHARE * float(np.median(change[tissue])))
+    out = found.copy()
+    labels, _ = ndi.label(found)
+    for i, box in enumerate(ndi.find_objects(labels), 1):
+        ink = (labels[box] == i) & bright[box]
+        if ink.any() and np.percentile(change[box][ink], 25) > limit:
+            out[box][labels[box] == i] = False
+    return out
 
 
 # -- confidence --------------------------------------------------------------------------------
