@@ -33,8 +33,9 @@ STAGES = (
     ("dataset", "dataset_tools.dataset_demo"),
     ("model", "napari_ultramn.model.demo"),
 )
-#: Typical seconds per stage on an idle 2-core machine (quick, full): only shapes the progress bar.
-STAGE_SECONDS = {"phantom": (2, 6), "ingest": (2, 8), "agreement": (3, 15), "dataset": (2, 8), "model": (15, 420)}
+#: Typical seconds per stage on an idle 2-core machine (quick, full): only shapes the progress bar
+#: (full: measured by CI's run of the README's install line, 3.7 min in all).
+STAGE_SECONDS = {"phantom": (2, 3), "ingest": (1, 8), "agreement": (6, 13), "dataset": (5, 7), "model": (12, 190)}
 #: Progress units of the whole demo (a bar of per-mille).
 TOTAL = 1000
 STATE_DIR = ".demo"
