@@ -60,6 +60,7 @@ HEADER_WORDS = {
     "ci_low_boot_participants": "95% CI low (participant bootstrap)",
     "ci_high_boot_participants": "95% CI high (participant bootstrap)", "n_clips": "clips", "n_frames": "frames",
     "n_subjects": "subjects", "n_raters": "raters", "n_participants": "participants",
+    "n_one_empty": "frames with one mask empty", "n_both_empty": "frames with both masks empty",
     "sd": "SD", "loa_low": "lower limit of agreement", "loa_high": "upper limit of agreement",
 }
 _UNIT_SUFFIXES = (("_mm2", "mm²"), ("_mm", "mm"), ("_ms", "ms"), ("_s", "s"), ("_px", "px"))
