@@ -34,8 +34,8 @@ STAGES = (
     ("model", "napari_ultramn.model.demo"),
 )
 #: Typical seconds per stage on an idle 2-core machine (quick, full): only shapes the progress bar
-#: (full: measured by CI's run of the README's install line, 3.7 min in all).
-STAGE_SECONDS = {"phantom": (2, 3), "ingest": (1, 8), "agreement": (6, 13), "dataset": (5, 7), "model": (12, 190)}
+#: (full: measured by a run of .ci/run, the README's install line, 2.2 min in all).
+STAGE_SECONDS = {"phantom": (2, 3), "ingest": (1, 7), "agreement": (6, 11), "dataset": (5, 5), "model": (12, 106)}
 #: Progress units of the whole demo (a bar of per-mille).
 TOTAL = 1000
 STATE_DIR = ".demo"
