@@ -31,7 +31,8 @@ def _current_umask() -> int:
 _FILE_MODE = 0o666 & ~_current_umask()
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or link in ``directory`` durable (a no-op where folders cannot be opened)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # e.g. Windows cannot open directories
@@ -83,7 +84,14 @@ def _removed_on_error(tmp_name: str | Path, path: Path) -> Iterator[None]:
         raise
 
 
-def _finish(tmp_name: str | Path, path: Path) -> None:
+def _finish(tmp_name: str | Path, path: Path, exclusive: bool = False) -> None:
+    if exclusive:  # a hard link fails if the name is taken: FileExistsError, nothing replaced
+        try:
+            os.link(tmp_name, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+        return
     try:
         os.replace(tmp_name, path)
     except OSError as exc:  # e.g. ``path`` is a folder
@@ -91,27 +99,39 @@ def _finish(tmp_name: str | Path, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, suffix: str = ".tmp") -> Iterator[BinaryIO]:
+def atomic_open(path: str | Path, suffix: str = ".tmp", *, mode: int | None = None,
+                exclusive: bool = False) -> Iterator[BinaryIO]:
     """Open a binary file whose content appears at ``path`` only when the block ends cleanly.
 
     A full disk, a quota or a folder we may not write to ends in one :class:`OutputError` naming
-    ``path``, with the temporary file removed.
+    ``path``, with the temporary file removed. ``mode``: the file's permissions, set before a byte
+    is written (default: what a plain open() gives; 0o600 for secrets). ``exclusive``: never replace
+    an existing ``path`` (raises FileExistsError at the end of the block, nothing changed).
     """
     path = Path(path)
     fd, tmp_name = _make_temp(path, suffix)
     with _removed_on_error(tmp_name, path):
-        os.fchmod(fd, _FILE_MODE)
+        os.fchmod(fd, _FILE_MODE if mode is None else mode)
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        _finish(tmp_name, path)
-    _fsync_dir(path.parent)
+        _finish(tmp_name, path, exclusive)
+    fsync_dir(path.parent)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_open(path) as fh:
-        fh.write(data)
+def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None,
+                       exclusive: bool = False) -> bool:
+    """Write ``data`` atomically (see :func:`atomic_open`); False when ``exclusive`` and ``path``
+    already exists (then nothing was written)."""
+    try:
+        with atomic_open(path, mode=mode, exclusive=exclusive) as fh:
+            fh.write(data)
+    except FileExistsError:
+        if not exclusive:
+            raise
+        return False
+    return True
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -139,7 +159,7 @@ def atomic_path(path: str | Path, suffix: str = ".partial") -> Iterator[Path]:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         _finish(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 #: Temporary names of this module (``.<name>.<random>.tmp`` / ``.partial``).

@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .atomic import _fsync_dir
+from .atomic import fsync_dir
 from .errors import ConflictError, InputError
 from .holders import describe_holder, holder_info, holder_state, read_holder, unlock_hint
 
@@ -275,11 +275,11 @@ class OutputFolder:
                 raise InputError(self.path, f"could not be put in place ({exc.strerror or exc}); "
                                  f"{kept}") from None
             raise
-        _fsync_dir(self.parent)
+        fsync_dir(self.parent)
         if had_old:
             _remove(old)
         self.journal_path.unlink()
-        _fsync_dir(self.parent)
+        fsync_dir(self.parent)
 
     def _undo(self, had_old: bool, old: Path) -> None:
         try:
@@ -322,7 +322,7 @@ class OutputFolder:
         if _exists(old) and _exists(self.path):
             _remove(old)
         self.journal_path.unlink()
-        _fsync_dir(self.parent)
+        fsync_dir(self.parent)
 
     def _remove_leftovers(self) -> None:
         """Delete folders and temporaries of runs of this output that died (we hold the lock)."""

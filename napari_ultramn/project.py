@@ -17,13 +17,11 @@ Nothing in the project except ``.secret/`` can identify a patient.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import os
 import secrets
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -32,7 +30,7 @@ from pathlib import Path
 from . import DEFAULT_PLANES, NON_STANDARD, __version__
 from .annotation.model import now_iso
 from .annotation.store import AnnotationStore
-from .atomic import _fsync_dir  # the same directory fsync every atomic write ends with
+from .atomic import atomic_write_bytes
 from .errors import ConflictError, InputError, output_error
 from .schema import read_json, validate, write_json
 
@@ -150,28 +148,10 @@ def _lock_fd(fd: int) -> bool:
 def write_private(path: Path, data: bytes, *, replace: bool = True) -> bool:
     """Write a secret file atomically, readable by its owner only (mode 0600 from the start).
 
-    The temporary file is created 0600 in the target's folder (``mkstemp``), written and fsynced,
-    then renamed over ``path`` (``replace``) or hard-linked to it, which fails if ``path`` exists
-    (returns False, nothing changed). A crash leaves the old file or the new one, never half of one.
+    ``replace=False`` never overwrites an existing ``path`` (returns False, nothing changed). A
+    crash leaves the old file or the new one, never half of one.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if replace:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)
-    return True
+    return atomic_write_bytes(path, data, mode=0o600, exclusive=not replace)
 
 
 def check_plane_vocabulary(root: str | Path, planes) -> list[str]:

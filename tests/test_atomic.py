@@ -50,3 +50,15 @@ def test_stale_temporaries_of_killed_writers_are_removed_fresh_ones_kept(tmp_pat
         os.utime(path, (old, old))
     assert remove_stale_temporaries(tmp_path) == (2, 20)
     assert not any(p.exists() for p in stale) and all(p.exists() for p in keep)
+
+
+def test_secret_mode_and_exclusive_write(tmp_path):
+    import stat
+
+    from napari_ultramn.atomic import atomic_write_bytes
+
+    key = tmp_path / "pseudonym.key"
+    assert atomic_write_bytes(key, b"first", mode=0o600, exclusive=True)
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert not atomic_write_bytes(key, b"second", mode=0o600, exclusive=True)  # never replaced
+    assert key.read_bytes() == b"first" and sorted(p.name for p in tmp_path.iterdir()) == ["pseudonym.key"]
