@@ -58,8 +58,8 @@ from .fingerprint import clip_fingerprint, likely_duplicate_pairs
 from .ingest_identity import dicom_identity
 from .ingest_mapping import MAPPING_COLUMNS, mapping_row, read_mapping  # noqa: F401  (re-exported)
 
-#: Frames of a clip the imaging-area detection looks at, spread evenly over it.
-SAMPLE_FRAMES = 32
+#: Frames decoded, cropped and blanked at a time (bounds the memory of the uncropped frames).
+DECODE_BLOCK = 32
 _REGION_WAY_ON = ("give its region in the mapping CSV (column region, 'x0 y0 x1 y1' in source "
                   "pixels)")
 
@@ -135,12 +135,6 @@ def plane_from_text(text: str, planes: list[str]) -> str | None:
     return guess if guess in planes else None
 
 
-def _sample(clip: Clip) -> np.ndarray:
-    """Up to SAMPLE_FRAMES frames spread over the clip, (n, H, W) uint8."""
-    idx = np.unique(np.linspace(0, clip.n_frames - 1, min(clip.n_frames, SAMPLE_FRAMES)).round().astype(int))
-    return np.stack([clip.frame(int(i)) for i in idx])
-
-
 def _inside(region: Region, frame_shape: tuple[int, int], source: Path, what: str) -> Region:
     h, w = frame_shape
     if region.top < 0 or region.left < 0 or region.bottom > h or region.right > w:
@@ -161,7 +155,7 @@ def imaging_area(clip: Clip, source: Path, *, correction: Region | None, mapped:
         detect_imaging_area,
     )
 
-    sample = _sample(clip)
+    sample = clip.frames  # lazy: screen_region decodes only the frames it samples
     if correction is not None:
         return area_from_region(_inside(correction, clip.frame_shape, source, "corrected region"),
                                 sample, "corrected")
@@ -196,8 +190,8 @@ def _cropped_frames(clip: Clip, area) -> np.ndarray:
         return clip.to_array()
     r = area.region
     out = np.empty((clip.n_frames, r.height, r.width), np.uint8)
-    for t0 in range(0, clip.n_frames, SAMPLE_FRAMES):
-        block = np.stack([clip.frame(t) for t in range(t0, min(t0 + SAMPLE_FRAMES, clip.n_frames))])
+    for t0 in range(0, clip.n_frames, DECODE_BLOCK):
+        block = np.stack([clip.frame(t) for t in range(t0, min(t0 + DECODE_BLOCK, clip.n_frames))])
         out[t0:t0 + len(block)] = apply_imaging_area(block, area)
     return out
 
