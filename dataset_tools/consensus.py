@@ -27,6 +27,7 @@ import numpy as np
 from napari_ultramn import NON_STANDARD
 from napari_ultramn.annotation import PROVENANCES, ClipAnnotation
 from napari_ultramn.annotation.model import HUMAN_PROVENANCES
+from napari_ultramn.metrics import dice  # the one Dice, with the one empty-mask convention
 
 TIE_RULES = ("none", "first", "non_standard")
 
@@ -164,12 +165,6 @@ def check_annotations(annotations: dict[str, ClipAnnotation]) -> tuple[int, tupl
         clip = next(iter(annotations.values())).clip_id
         raise ValueError(f"clip {clip}: raters' annotations disagree on the clip's shape ({desc})")
     return next(iter(shapes.values()))
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two boolean masks; both empty = 1 (they agree there is no nerve)."""
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
 
 
 def _quality(qualities: list[str]) -> str:
