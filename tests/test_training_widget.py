@@ -91,3 +91,33 @@ def test_a_failing_process_shows_its_error(widget, tmp_path, qtbot, monkeypatch)
     widget.poll()
     assert "exit 2" in widget.status_label.text() and "something is wrong" in widget.status_label.text()
     assert widget.start_button.isEnabled()
+
+
+def test_labelling_loop_round_from_the_dock(widget, tmp_path, qtbot):
+    """Click 'Train on labelled clips, then pre-annotate the rest': a real round in its own process."""
+    from qtpy.QtCore import Qt
+
+    from tests.project_factory import make_project
+
+    panel = widget.loop_panel
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert "Choose the project and a loop folder first" in panel.status_label.text() and panel.process is None
+    project = make_project(tmp_path / "proj", n_participants=3, clips_per_participant=1, raters=("r1",),
+                           unannotated=("p2_c0",))
+    loop = tmp_path / "loop"
+    qtbot.keyClicks(panel.project_edit, str(project.root))
+    qtbot.keyClicks(panel.loop_edit, str(loop))
+    widget.epochs_spin.setValue(1)
+    widget.window_spin.setValue(8)
+    widget.batch_spin.setValue(2)
+    widget.device_combo.setCurrentText("cpu")
+    tiny = ["--model-kwargs", '{"base_channels": 4, "depth": 2}']
+    real = panel.command
+    panel.command = lambda: real() + tiny  # the dock's settings, a network small enough for a test
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert panel.running and not panel.start_button.isEnabled() and widget.timer.isActive()
+    qtbot.waitUntil(lambda: not panel.running and panel.process is None, timeout=180_000)
+    assert "round 1 done" in panel.status_label.text(), panel.status_label.text()
+    assert panel.start_button.isEnabled() and project.annotations.exists("p2_c0", "model")
+    assert widget.preannotate_run_edit.text() == str(loop / "round-1" / "model")  # followed its curves
+    assert widget.follower is not None and any(r.get("event") == "end" for r in widget.follower.records)

@@ -39,7 +39,8 @@ from qtpy.QtWidgets import (
 
 from .layout import row
 from .tables import cell_text, fill_table
-from .workers import start
+from .training_loop import LabelLoopPanel
+from .workers import start, stop_process
 
 if TYPE_CHECKING:
     import napari
@@ -142,8 +143,10 @@ class TrainingWidget(QWidget):
         pl.addWidget(self.preannotate_button)
         pl.addWidget(self.preannotate_bar)
 
+        self.loop_panel = LabelLoopPanel(self)  # train on what is labelled, pre-annotate the rest
+
         layout = QVBoxLayout(self)
-        for box in (train_box, runs_box, pre_box):
+        for box in (train_box, self.loop_panel, runs_box, pre_box):
             layout.addWidget(box)
         layout.addStretch(1)
 
@@ -211,11 +214,7 @@ class TrainingWidget(QWidget):
     def cancel_training(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
         self.poll()
         self.status_label.setText("Cancelled; Resume continues from the last finished epoch.")
 
@@ -224,21 +223,37 @@ class TrainingWidget(QWidget):
         self.resume_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
 
+    @property
+    def training_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def follow(self, run_dir: str | Path) -> None:
         """Follow an existing run's progress log (e.g. one started from a shell)."""
-        from ..model.runlog import PROGRESS_FILE, ProgressFollower
-
         self.run_edit.setText(str(run_dir))
-        self.follower = ProgressFollower(Path(run_dir) / PROGRESS_FILE)
+        self.follow_progress(run_dir)
         self.poll()
         self.timer.start()
 
+    def follow_progress(self, run_dir: str | Path) -> None:
+        """Show ``run_dir``'s progress and curves from now on (the labelling loop's rounds too)."""
+        from ..model.runlog import PROGRESS_FILE, ProgressFollower
+
+        self.follower = ProgressFollower(Path(run_dir) / PROGRESS_FILE)
+        self.preannotate_run_edit.setText(str(run_dir))
+
     def poll(self) -> None:
         """Read new progress lines, update the bar and curves; notice when the process ends."""
+        self.loop_panel.poll()
         if self.follower is None:
+            if not self.loop_panel.running:
+                self.timer.stop()
             return
         new = self.follower.poll()
         records = self.follower.records
+        if not new and not self.training_running and not self.loop_panel.running and any(
+                r.get("event") == "end" for r in records):
+            self.timer.stop()  # a finished run and nothing else to follow
+            return
         starts = [r for r in records if r.get("event") == "start"]
         if new and starts:
             total = int(starts[-1].get("total_steps") or 0)
@@ -259,8 +274,9 @@ class TrainingWidget(QWidget):
             elif self.process.returncode not in (0, None):
                 self.status_label.setText(f"Training stopped (exit {self.process.returncode}): {self._last_log_line()} "
                                           "Resume continues from the last finished epoch.")
-            if self.process is None or exited:
+            if (self.process is None or exited) and not self.loop_panel.running:
                 self.timer.stop()
+            if self.process is None or exited:
                 self._set_running(False)
             self.refresh_runs()
 
@@ -290,7 +306,8 @@ class TrainingWidget(QWidget):
             self.metric_ax.legend(fontsize=7, loc="lower right")
         self.loss_ax.set_xlabel("step", fontsize=8)
         self.metric_ax.set_xlabel("epoch", fontsize=8)
-        self.loss_ax.legend(fontsize=7, loc="upper right")
+        if self.loss_ax.lines:  # a run that has not logged a step yet has nothing to name
+            self.loss_ax.legend(fontsize=7, loc="upper right")
         self.figure.tight_layout()
         self.canvas.draw_idle()
 

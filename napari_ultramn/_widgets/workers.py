@@ -43,3 +43,14 @@ def start(gen, on_yield: Callable, on_return: Callable, on_error: Callable, on_f
     worker.finished.connect(on_finish)
     worker.start()
     return worker
+
+
+def stop_process(process) -> None:
+    """Terminate a child process (a training run, a loop round); kill it if it has not gone in 10 s."""
+    import subprocess
+
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "train",
     "evaluate",
     "preannotate",
+    "label_loop",
     "export_model",
     "unlock",
 )

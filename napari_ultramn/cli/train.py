@@ -39,15 +39,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def parse_model_kwargs(text: str) -> dict:
+    """The ``--model-kwargs`` JSON object (network constructor arguments), or one clear error."""
     from napari_ultramn.errors import InputError
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(None, f"--model-kwargs is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InputError(None, f"--model-kwargs must be a JSON object like '{{\"depth\": 3}}', got {text!r}")
+    return value
+
+
+def run(args) -> int:
     from napari_ultramn.model.train import train_run
     from napari_ultramn.progress import run_with_progress_bar
 
-    try:
-        model_kwargs = json.loads(args.model_kwargs)
-    except json.JSONDecodeError as exc:
-        raise InputError(None, f"--model-kwargs is not JSON: {exc}") from None
+    model_kwargs = parse_model_kwargs(args.model_kwargs)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     summary = run_with_progress_bar(
         train_run(args.dataset_dir, args.run_dir, model=args.model, epochs=args.epochs,

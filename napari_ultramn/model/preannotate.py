@@ -145,8 +145,13 @@ def preannotate_clip(run_or_model, clip, device: str = "auto") -> ProgressGen[Pr
 
 
 def human_labelled(project, clip_id: str) -> bool:
-    """True when any rater drew or edited a keyframe of the clip."""
-    return any(a.keyframes() for a in project.annotations.load_all(clip_id).values())
+    """True when a human drew or edited a keyframe of the clip, or a human rater marked it done.
+
+    A clip accepted as proposed (every frame 'model', status done) is finished human work too:
+    it must never be offered again as a clip to label next.
+    """
+    return any(a.keyframes() or (rater != MODEL_RATER and a.status == "done")
+               for rater, a in project.annotations.load_all(clip_id).items())
 
 
 def preannotate_project(run_dir, project, rater: str = MODEL_RATER, clip_ids=None, *, ranking_csv=None,
@@ -158,6 +163,8 @@ def preannotate_project(run_dir, project, rater: str = MODEL_RATER, clip_ids=Non
     """
     import pandas as pd
 
+    from ..annotation.model import now_iso
+    from ..annotation.model_doubt import record_model_doubt
     from ..annotation.store import check_id
     from ..atomic import atomic_write_text
     from ..errors import InputError
@@ -199,6 +206,8 @@ def preannotate_project(run_dir, project, rater: str = MODEL_RATER, clip_ids=Non
     base = Path(run_dir) if Path(run_dir).is_dir() else Path(run_dir).parent
     csv = Path(ranking_csv) if ranking_csv else base / "preannotation_ranking.csv"
     atomic_write_text(csv, ranking.to_csv(index=False))
+    # the queue orders unlabelled clips by this (most doubtful first), whichever run wrote it
+    record_model_doubt(project.root, {r["clip_id"]: r for r in rows}, str(run_dir), now_iso())
     yield Progress(len(ids), len(ids), f"wrote {len(written)} proposals")
     return {"written": written, "skipped": skipped, "ranking": ranking, "csv": csv}
 
