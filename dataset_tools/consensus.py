@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 
@@ -159,7 +160,7 @@ def check_annotations(annotations: dict[str, ClipAnnotation]) -> tuple[int, tupl
     """Every rater's annotation must describe the same clip geometry; returns ``(T, (H, W))``."""
     if not annotations:
         raise ValueError("no annotations given: consensus needs at least one rater")
-    shapes = {r: (a.n_frames, tuple(a.frame_shape)) for r, a in annotations.items()}
+    shapes = {r: (a.n_frames, (int(a.frame_shape[0]), int(a.frame_shape[1]))) for r, a in annotations.items()}
     if len(set(shapes.values())) > 1:
         desc = ", ".join(f"{r}: {n} frames of {s[0]}x{s[1]}" for r, (n, s) in shapes.items())
         clip = next(iter(annotations.values())).clip_id
@@ -216,14 +217,14 @@ def clip_consensus(
     staple_results: dict[str, StapleResult] = {}
     groups: dict[tuple[int, ...], list[int]] = {}
     for t in np.flatnonzero(annotated):
-        who = tuple(np.flatnonzero(ann_r[:, t]))
+        who = tuple(int(i) for i in np.flatnonzero(ann_r[:, t]))
         groups.setdefault(who, []).append(int(t))
         provenance[t] = _provenance([int(prov_r[i, t]) for i in who])
         if len(who) >= 2:
             pair_dice = [dice(masks_r[i, t], masks_r[j, t]) for i, j in combinations(who, 2)]
             disagreement[t] = 1.0 - float(np.mean(pair_dice))
     for who, frames in groups.items():
-        sub = masks_r[np.ix_(list(who), frames)]  # (r, f, H, W)
+        sub = masks_r[np.ix_(np.asarray(who), np.asarray(frames))]  # (r, f, H, W)
         if method == "majority" or len(who) == 1:
             out[frames] = majority_mask(sub)
         else:
@@ -262,7 +263,7 @@ def worst_frames(
     n_frames, _ = check_annotations(annotations)
     raters = sorted(annotations)
     pixel_area = 1.0 if spacing_mm is None else float(spacing_mm[0]) * float(spacing_mm[1])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for t in range(n_frames):
         who = [r for r in raters if t in annotations[r].frames]
         if len(who) < 2:

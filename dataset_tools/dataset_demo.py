@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from napari_ultramn.demo_context import DemoContext
 from napari_ultramn.progress import Progress, ProgressGen
@@ -11,7 +12,7 @@ from napari_ultramn.report import ReportSection, escape, table_html
 
 def choose_labels(project) -> tuple[str | None, str | None]:
     """``(consensus, rater)``: majority when some clip has two raters, else the busiest rater."""
-    raters = Counter()
+    raters: Counter[str] = Counter()
     multi = False
     for clip_id in project.annotations.clip_ids():
         names = project.annotations.raters(clip_id)
@@ -42,7 +43,7 @@ def demo_stage(ctx: DemoContext) -> ProgressGen[ReportSection]:
     # the model's window is 16 frames (8 quick); never exclude the phantom's clips for length alone
     min_frames = max(1, min(8 if ctx.quick else 16, shortest))
     consensus, rater = choose_labels(project)
-    opts = dict(size=size, seed=ctx.seed, min_frames=min_frames, overwrite=True)
+    opts: dict[str, Any] = dict(size=size, seed=ctx.seed, min_frames=min_frames, overwrite=True)
     try:
         manifest = yield from build_dataset(project, out, consensus=consensus, rater=rater, **opts)
     except InputError:

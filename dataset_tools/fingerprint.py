@@ -187,9 +187,9 @@ def frame_hashes(frame: np.ndarray, weight: np.ndarray | None = None) -> bytes |
     out = []
     for keep, dy, dx in WINDOWS:
         # equal margins keep the window centred on its offset; moved windows stay inside the frame
-        corners = ((1 - keep) / 2 + dy) * h, ((1 - keep) / 2 + dx) * w
-        corners = (*corners, corners[0] + keep * h, corners[1] + keep * w)
-        small = _fill_dead(_cell_means(sums, *corners), _cell_means(weights, *corners))
+        top, left = ((1 - keep) / 2 + dy) * h, ((1 - keep) / 2 + dx) * w
+        box = (top, left, top + keep * h, left + keep * w)
+        small = _fill_dead(_cell_means(sums, *box), _cell_means(weights, *box))
         digest = None if small is None else _hash(small)
         if digest is None:
             return None

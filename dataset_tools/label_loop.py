@@ -11,6 +11,7 @@ Training widget follows it).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from napari_ultramn.annotation.model import now_iso
 from napari_ultramn.errors import InputError
@@ -37,7 +38,8 @@ def split_clips(project) -> tuple[list[str], list[str]]:
     """(clips a human labelled, clips no human labelled), in registry order."""
     from napari_ultramn.model.preannotate import human_labelled
 
-    labelled, todo = [], []
+    labelled: list[str] = []
+    todo: list[str] = []
     for cid in project.clip_ids():
         (labelled if human_labelled(project, cid) else todo).append(cid)
     return labelled, todo
@@ -63,7 +65,7 @@ def label_loop(project_root, out_dir, *, model: str = "ultramn", epochs: int = 2
                          f"{len(participants)} participant(s). Label a few more clips first.")
     k = next_round(out_dir)
     round_dir = out_dir / f"round-{k}"
-    record = {"format": "ultramn-label-loop", "schema_version": 1, "project": str(project.root), "round": k,
+    record: dict[str, Any] = {"format": "ultramn-label-loop", "schema_version": 1, "project": str(project.root), "round": k,
               "stage": "build", "started_at": now_iso(), "updated_at": now_iso(), "labelled_clips": labelled,
               "todo_clips": todo, "dataset": str(round_dir / "dataset"), "run": str(round_dir / "model")}
 

@@ -149,7 +149,7 @@ def make_split(records: list[dict], ratios=DEFAULT_RATIOS, seed: int = 0, *, dup
         units[group_of[p]].update(strata[p])
         tiebreak[group_of[p]] = min(tiebreak[group_of[p]], tiebreak[p])
     order = sorted(units, key=lambda u: (-units[u]["size"], tiebreak[u]))
-    held = {s: Counter() for s in SPLITS}
+    held: dict[str, Counter] = {s: Counter() for s in SPLITS}
     unit_split: dict[str, str] = {}
     for u in order:
         best, best_score = None, -np.inf
@@ -162,6 +162,7 @@ def make_split(records: list[dict], ratios=DEFAULT_RATIOS, seed: int = 0, *, dup
             )
             if score > best_score + 1e-12:
                 best, best_score = s, score
+        assert best is not None  # SPLITS is never empty
         unit_split[u] = best
         held[best].update(units[u])
     _fill_empty(unit_split, units, ratios, totals)

@@ -43,7 +43,7 @@ MIN_FINGERPRINT_RANGE = 16
 
 def frame_fingerprints(frames: np.ndarray) -> list[bytes | None]:
     """One 16-byte content hash per frame; None for near-uniform frames."""
-    out = []
+    out: list[bytes | None] = []
     for f in frames:
         if int(f.max()) - int(f.min()) < MIN_FINGERPRINT_RANGE:
             out.append(None)

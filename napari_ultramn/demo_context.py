@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError
 
@@ -53,7 +54,7 @@ class DemoContext:
     quick: bool = False
     seed: int = 0
     paths: StagePaths = None  # type: ignore[assignment]  # made from out_dir
-    results: dict[str, object] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)  # a manifest, DataFrames, summaries
 
     def __post_init__(self):
         self.out_dir = Path(self.out_dir)

@@ -59,7 +59,9 @@ OUTPUT_ERRNOS = {errno.ENOSPC: "no space left on the disk", errno.EDQUOT: "disk 
 
 def describe_oserror(exc: OSError) -> str:
     """A short, human problem for an OSError ('no space left on the disk'), without the path."""
-    return OUTPUT_ERRNOS.get(exc.errno) or (os.strerror(exc.errno) if exc.errno else str(exc))
+    if exc.errno is None:
+        return str(exc)
+    return OUTPUT_ERRNOS.get(exc.errno) or os.strerror(exc.errno)
 
 
 def output_error(exc: OSError, path: str | Path | None = None) -> OutputError:

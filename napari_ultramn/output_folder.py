@@ -46,7 +46,7 @@ from .holders import describe_holder, holder_info, holder_state, read_holder, un
 try:
     import fcntl
 except ImportError:  # Windows: the lock falls back to checking the recorded holder
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 

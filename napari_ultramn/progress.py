@@ -76,7 +76,8 @@ class PlainProgress:
         self.desc, self.stream, self.every_s = desc, stream, every_s
         self.clock = clock or time.monotonic
         self.t0 = self.clock()
-        self.last_t, self.last_stage = -1e9, None
+        self.last_t = -1e9
+        self.last_stage: str | None = None
 
     def line(self, p: Progress) -> str | None:
         now = self.clock()

@@ -115,7 +115,7 @@ def _strokes(group: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray
         # A frozen clip (a still exported as video) is static everywhere: no temporal cue then.
         if still[bright].mean() < 0.5 if bright.any() else True:
             return [(image, mask & still, spread, "static")]
-    out = [(image, mask, None, "still")]
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, str]] = [(np.asarray(image), mask, None, "still")]
     counts = np.bincount(np.asarray(image, np.uint8).ravel(), minlength=256).astype(float)
     # how far each grey level stands above its neighbours (+-2..8 levels)
     spike = np.zeros(256)
@@ -126,7 +126,7 @@ def _strokes(group: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray
         if spike[level] > 4:
             flat = np.abs(image - level) <= 1
             # the cores of anti-aliased strokes, rejoined where a stroke fell between pixels
-            out.append((image, ndimage.binary_closing(flat, np.ones((2, 2))) | flat, None, "flat"))
+            out.append((np.asarray(image), np.asarray(ndimage.binary_closing(flat, np.ones((2, 2))) | flat), None, "flat"))
     return out
 
 
@@ -269,7 +269,8 @@ def find_burned_text(frames: np.ndarray, frame_indices: np.ndarray | None = None
                 found[prev] = TextRegion(p.first_frame, last, p.bbox, max(p.glyphs, n), p.static)
                 open_regions[prev] = g
             else:
-                found.append(TextRegion(first, last, tuple(int(v) for v in box), n, static))
+                top, left, bottom, right = (int(v) for v in box)
+                found.append(TextRegion(first, last, (top, left, bottom, right), n, static))
                 open_regions[len(found) - 1] = g
     return found
 

@@ -175,8 +175,8 @@ class Matcher:
         self.identifiers = list(dict.fromkeys(identifiers))
         self.unsearchable: list[tuple[Identifier, str]] = []
         self._index: dict[tuple[str, ...], list[tuple[Identifier, str]]] = {}
-        known = frozenset(d for i in self.identifiers if i.kind in DATE_KINDS
-                          for d in [parse_dates(i.value)] if len(d) == 1 for d in d)
+        known = frozenset(dates[0] for i in self.identifiers if i.kind in DATE_KINDS
+                          for dates in [parse_dates(i.value)] if len(dates) == 1)
         for ident in self.identifiers:
             found, why = variants(ident, known)
             if why:
@@ -203,7 +203,7 @@ class Matcher:
                     start, end = toks[i][1], toks[i + n - 1][2]
                     if end > covered_to:
                         # one hit per kind: the same date listed in three renderings is one date
-                        kinds = {}
+                        kinds: dict[tuple[str, str], Match] = {}
                         for ident, what in hit:
                             kinds.setdefault((ident.kind, what), Match(ident, what, start, end))
                         out += kinds.values()

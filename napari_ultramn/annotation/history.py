@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from .model import ClipAnnotation, FrameMask
 
@@ -24,7 +25,7 @@ class ChangeGroup:
 
     label: str
     frames: dict[int, tuple[FrameMask | None, FrameMask | None]] = field(default_factory=dict)
-    fields: dict[str, tuple[object, object]] = field(default_factory=dict)
+    fields: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.frames or self.fields)

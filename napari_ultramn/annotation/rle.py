@@ -23,11 +23,11 @@ def rle_encode(mask: np.ndarray) -> list[int]:
 def rle_decode(counts: list[int], shape: tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`rle_encode`; raises ValueError if the counts do not fill ``shape``."""
     total = int(np.prod(shape))
-    counts = np.asarray(counts, dtype=np.int64)
-    if counts.size and (counts < 0).any():
+    runs = np.asarray(counts, dtype=np.int64)
+    if runs.size and (runs < 0).any():
         raise ValueError("RLE counts must be non-negative")
-    if int(counts.sum()) != total:
-        raise ValueError(f"RLE counts sum to {int(counts.sum())}, expected {total} for shape {tuple(shape)}")
-    values = np.zeros(counts.size, dtype=bool)
+    if int(runs.sum()) != total:
+        raise ValueError(f"RLE counts sum to {int(runs.sum())}, expected {total} for shape {tuple(shape)}")
+    values = np.zeros(runs.size, dtype=bool)
     values[1::2] = True
-    return np.repeat(values, counts).reshape(shape)
+    return np.repeat(values, runs).reshape(shape)

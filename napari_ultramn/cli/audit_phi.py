@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +43,7 @@ def gather_identifiers(paths: list[str], csv_path: str | None, projects: list[st
     from napari_ultramn.errors import InputError
 
     found = read_identifiers_csv(csv_path) if csv_path else []
-    roots = list(projects)
+    roots: list[str | Path] = list(projects)
     for project in projects:
         if not identifiers_file(project).is_file():
             raise InputError(project, "has no .secret/identifiers.json (ingest writes it; or give --identifiers CSV)")

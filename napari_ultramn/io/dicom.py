@@ -433,11 +433,20 @@ def calibration(ds) -> tuple[tuple[float, float] | None, SpacingSource, Region |
     else PixelSpacing, else ImagerPixelSpacing."""
     spacing, region = us_region_calibration(ds)
     source: SpacingSource = "us_region" if spacing is not None else "none"
-    if spacing is None and ds.get("PixelSpacing"):
-        spacing, source = tuple(float(v) for v in ds.PixelSpacing), "pixel_spacing"
-    elif spacing is None and ds.get("ImagerPixelSpacing"):
-        spacing, source = tuple(float(v) for v in ds.ImagerPixelSpacing), "imager_pixel_spacing"
+    if spacing is None and _pair(ds.get("PixelSpacing")):
+        spacing, source = _pair(ds.PixelSpacing), "pixel_spacing"
+    elif spacing is None and _pair(ds.get("ImagerPixelSpacing")):
+        spacing, source = _pair(ds.ImagerPixelSpacing), "imager_pixel_spacing"
     return spacing, source, region
+
+
+def _pair(values) -> tuple[float, float] | None:
+    """(row, column) mm from a PixelSpacing-like value; None unless it holds exactly two numbers."""
+    try:
+        row_mm, col_mm = (float(v) for v in values)
+    except (TypeError, ValueError):
+        return None
+    return row_mm, col_mm
 
 
 def dicom_clip(

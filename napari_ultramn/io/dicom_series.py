@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -133,15 +134,16 @@ def _order_key(member: tuple[Path, object]) -> tuple:
 
 def _series_frame_time_ms(headers: list) -> float | None:
     """Median step between acquisition times, else the first file's own timing fields."""
-    times = [_acquired_s(ds) for ds in headers]
-    if len(times) > 1 and all(t is not None for t in times):
+    acquired = [_acquired_s(ds) for ds in headers]
+    times = [t for t in acquired if t is not None]
+    if len(times) > 1 and len(times) == len(acquired):
         step = float(np.median(np.diff(times)))
         if step > 0:
             return round(step * 1000.0, 6)
     return frame_time_ms(headers[0])
 
 
-def _one_series(folder: Path, found: FolderDicoms) -> list[tuple[Path, object]]:
+def _one_series(folder: Path, found: FolderDicoms) -> list[tuple[Path, Any]]:  # pydicom Datasets
     """The members (path, header) of the folder's one series in frame order, or refuse."""
     if not found.series:
         if found.others:

@@ -80,7 +80,8 @@ def _read_image(path: Path) -> np.ndarray:
             return np.moveaxis(img, 0, -1) if page.axes.startswith("S") else img
     from PIL import Image
 
-    with Image.open(path) as im:
+    with Image.open(path) as opened:
+        im: Image.Image = opened
         if im.mode in ("P", "PA"):  # palette images: look the colours up, not the indices
             im = im.convert("RGBA")
         elif im.mode == "1":

@@ -46,7 +46,8 @@ def compression_kwargs(compression: str | None) -> dict:
 
         # uint8 data: byte shuffling has nothing to reorder, so it is off
         level = 1 if compression == "zstd" else 5
-        return dict(hdf5plugin.Blosc(cname=compression, clevel=level, shuffle=hdf5plugin.Blosc.NOSHUFFLE))
+        return dict(hdf5plugin.Blosc(cname=compression,  # type: ignore[arg-type]  # a checked name
+                                        clevel=level, shuffle=hdf5plugin.Blosc.NOSHUFFLE))
     if compression == "gzip":
         return {"compression": "gzip", "compression_opts": 1}
     if compression == "lzf":

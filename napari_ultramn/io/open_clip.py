@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import InputError
@@ -65,6 +66,7 @@ def open_clip(path: str | Path, *, crop_to_region: bool = False, **kwargs) -> Cl
     kind = clip_kind(path)
     if path.is_dir() and kind != "dicom_series":
         kind = "frames"  # so an empty folder gets "holds no ... frames and no DICOM files"
+    reader: Callable[..., Clip]
     if kind == "dicom":
         from .dicom import read_dicom_clip as reader
     elif kind == "dicom_series":

@@ -10,6 +10,7 @@ every frame's presentation timestamp and of the keyframes, then decodes frame 0.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -38,13 +39,14 @@ class _VideoFrames:
         self.stream.thread_type = "AUTO"  # frame threading: decode ahead on the spare core
         self._lock = threading.Lock()
         self._index_packets()
-        self._decoder = None
+        self._decoder: Iterator | None = None
         self._next = 0  # index of the frame the running decoder yields next
 
     def _index_packets(self) -> None:
         import av
 
-        pts, key_pts = [], []
+        pts: list[int | None] = []
+        key_pts: list[int | None] = []
         try:
             for packet in self.container.demux(self.stream):
                 if packet.size == 0:  # the flushing packet at the end of the stream
@@ -57,10 +59,10 @@ class _VideoFrames:
             raise InputError(self.path, f"video is corrupt ({reason})") from None
         # Without timestamps frames can only be numbered in decode order, from the start.
         self.has_pts = bool(pts) and all(p is not None for p in pts)
-        self.pts = sorted(pts) if self.has_pts else list(range(len(pts)))
+        self.pts = sorted(p for p in pts if p is not None) if self.has_pts else list(range(len(pts)))
         self._pts_to_index = {p: i for i, p in enumerate(self.pts)}
         self.key_index = (
-            sorted({self._pts_to_index[p] for p in key_pts}) if self.has_pts else [0]
+            sorted({self._pts_to_index[p] for p in key_pts if p is not None}) if self.has_pts else [0]
         )
         self.n_frames = len(self.pts)
 
@@ -81,6 +83,7 @@ class _VideoFrames:
             ahead_keys = [k for k in self.key_index if self._next < k <= index]
             if self._decoder is None or index < self._next or ahead_keys:
                 self._seek(index)
+            assert self._decoder is not None  # _seek made one
             try:
                 for frame in self._decoder:
                     if self.has_pts and frame.pts is not None:

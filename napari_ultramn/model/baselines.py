@@ -68,6 +68,7 @@ class UNet2D(FramesModel):
         self.decoder = nn.ModuleList(
             DoubleConv(widths[i + 1] + widths[i], widths[i], norm) for i in reversed(range(depth)))
         self.seg_head = nn.Conv2d(widths[0], 1, 1)
+        assert self.seg_head.bias is not None  # Conv2d's default bias=True
         nn.init.constant_(self.seg_head.bias, SEG_PRIOR_BIAS)
         self.heads = PlaneHeads(widths[-1], n_planes)
 

@@ -9,9 +9,13 @@ the batch, and an optional ``cache`` dict that makes the very same weights run a
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 NORMS = ("batch", "group", "instance")
 #: Initial bias of the segmentation logits: the nerve covers a few % of a frame, so starting at
@@ -129,7 +133,7 @@ class TemporalResidual(nn.Module):
         super().__init__()
         self.conv = CausalConv(channels, channels, temporal_kernel, spatial_kernel=1)
         self.norm = make_norm(norm, channels)
-        nn.init.zeros_(self.norm.weight)
+        nn.init.zeros_(self.norm.weight)  # type: ignore[arg-type]  # every make_norm kind has a weight
 
     def forward(self, x: torch.Tensor, n_frames: int, cache: dict | None = None) -> torch.Tensor:
         return F.relu(x + self.norm(self.conv(x, n_frames, cache)))
@@ -166,7 +170,7 @@ class PlaneHeads(nn.Module):
 
 
 @torch.no_grad()
-def fold_batchnorm(model: nn.Module) -> nn.Module:
+def fold_batchnorm(model: ModuleT) -> ModuleT:
     """Fold every BatchNorm2d that directly follows a conv into that conv, in place.
 
     For inference only (eval statistics): ``y = gamma (conv(x) - mean) / sqrt(var + eps) + beta``
@@ -180,9 +184,11 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
                 continue
             conv = getattr(module, conv_name)
             conv = conv.conv if isinstance(conv, CausalConv) else conv
-            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-            bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+            mean, var = norm.running_mean, norm.running_var
+            assert mean is not None and var is not None  # eval-mode statistics are tracked
+            scale = norm.weight / torch.sqrt(var + norm.eps)
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
             conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
-            conv.bias = nn.Parameter((bias - norm.running_mean) * scale + norm.bias)
+            conv.bias = nn.Parameter((bias - mean) * scale + norm.bias)
             setattr(module, norm_name, nn.Identity())
     return model

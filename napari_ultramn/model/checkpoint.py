@@ -90,7 +90,7 @@ def model_from_checkpoint(ckpt: dict | str | Path):
 
 def resize_stack(stack: np.ndarray, size: tuple[int, int], order: int = 1) -> np.ndarray:
     """Resize ``(T, H, W)`` (or ``(T, C, H, W)``) to ``size``; identity when it already fits."""
-    size = tuple(int(s) for s in size)
+    size = (int(size[0]), int(size[1]))
     if tuple(stack.shape[-2:]) == size:
         return stack
     import torch

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,10 +18,10 @@ from ..demo_context import DemoContext
 from ..progress import Progress, ProgressGen
 from ..report import ReportSection, escape, image_html, table_html
 
-QUICK = {"epochs": 1, "batch_size": 2, "lr": 3e-3, "max_minutes": 0.5, "max_steps": 4,
+QUICK: dict[str, Any] = {"epochs": 1, "batch_size": 2, "lr": 3e-3, "max_minutes": 0.5, "max_steps": 4,
          "model_kwargs": {"base_channels": 4, "depth": 2}}
 # bounded by epochs, never by seconds: a slow or busy machine takes longer and ends with the same model
-FULL = {"epochs": 15, "batch_size": 4, "lr": 3e-3, "max_minutes": None, "model_kwargs": {"base_channels": 8, "depth": 3}}
+FULL: dict[str, Any] = {"epochs": 15, "batch_size": 4, "lr": 3e-3, "max_minutes": None, "model_kwargs": {"base_channels": 8, "depth": 3}}
 
 
 def demo_window(manifest: dict, wanted: int) -> int:
@@ -75,6 +76,7 @@ def demo_stage(ctx: DemoContext) -> ProgressGen[ReportSection]:
     clip_id = pick_clip(project)
     pre = yield from preannotate_project(run, project, clip_ids=[clip_id], device="cpu")
     ann = project.annotations.load(clip_id, "model")
+    assert ann is not None  # preannotate_project just wrote it
     masks, _ = ann.mask_stack()
     t = int(np.argmax(masks.reshape(len(masks), -1).sum(1)))
     clip = project.open_clip(clip_id)
@@ -94,7 +96,7 @@ def demo_stage(ctx: DemoContext) -> ProgressGen[ReportSection]:
         f"at epoch {summary['best_epoch'] + 1} (epochs count from 1). Run folder "
         f"<a href='run/'><code>run/</code></a>; the evaluation alone: <a href='run/eval/{split}/report.html'>"
         f"<code>run/eval/{split}/report.html</code></a>. Evaluated on the {held_out}.</p>"
-        + result.section.html
+        + (result.section.html if result.section else "")
         + f"<h3>Pre-annotation</h3><p>Proposals for clip <code>{escape(clip_id)}</code> written as rater "
         f"'model' (never over a human's annotation).</p>" + label_next_html(pre["ranking"]) + thumb
     )

@@ -20,9 +20,11 @@ baseline run is reused, not retrained.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +43,7 @@ class EvalResult:
     """Summaries per model name, tables (DataFrames) per '<model>/<table>', where files went."""
 
     summary: dict[str, dict]
-    tables: dict[str, object] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)  # pandas DataFrames
     out_dir: Path | None = None
     section: ReportSection | None = None
 
@@ -92,6 +94,10 @@ def plane_metrics(truth: np.ndarray, pred: np.ndarray, labels: list[str]) -> tup
     return summary, frame
 
 
+def _restate_baseline(name: str, p: Progress) -> Progress:
+    return Progress(p.done, p.total, f"baseline {name}: {p.message}", p.metrics)
+
+
 def evaluate_checkpoint(run, dataset_dir, split: str = "test", device: str = "cpu", name: str | None = None) -> ProgressGen[dict]:
     """Run one checkpoint over a split; returns {'summary', 'frames', 'clips', 'confusion', 'example'}."""
     import pandas as pd
@@ -130,8 +136,8 @@ def evaluate_checkpoint(run, dataset_dir, split: str = "test", device: str = "cp
             "clip_plane_correct": float(labels[int(pred["clip_plane_prob"].argmax())] == true_clip) if true_clip else float("nan"),
         })
         if example is None and len(ann) and clip["masks"][ann].any():
-            t = int(ann[np.argmax(clip["masks"][ann].reshape(len(ann), -1).sum(1))])
-            example = (clip["frames"][t], clip["masks"][t], masks[t], clip["clip_id"], t)
+            biggest = int(ann[np.argmax(clip["masks"][ann].reshape(len(ann), -1).sum(1))])
+            example = (clip["frames"][biggest], clip["masks"][biggest], masks[biggest], clip["clip_id"], biggest)
     frames, clips = pd.DataFrame(rows), pd.DataFrame(clip_rows)
     planes, confusion = plane_metrics(np.concatenate(truth) if truth else np.zeros(0, int),
                                       np.concatenate(guess) if guess else np.zeros(0, int), labels)
@@ -188,8 +194,7 @@ def train_baselines(run_dir, dataset_dir, names=BASELINES, device: str = "auto")
                             lr=args["lr"], max_minutes=args.get("max_minutes"), seed=args["seed"],
                             patience=args.get("patience", 5), device=device, resume=resume,
                             model_kwargs=baseline_kwargs(name, args.get("model_kwargs") or {}))
-            yield from relay(gen, lambda p, name=name: Progress(
-                p.done, p.total, f"baseline {name}: {p.message}", p.metrics))
+            yield from relay(gen, functools.partial(_restate_baseline, name))
         out[name] = target
     return out
 

@@ -30,6 +30,7 @@ from torch import nn
 
 from napari_ultramn.atomic import atomic_write_bytes
 from napari_ultramn.model.blocks import CausalConv, fold_batchnorm
+from napari_ultramn.model.network import FramesModel
 
 OUTPUT_NAMES = ("seg", "presence", "plane_frame", "plane_clip")
 #: tolerance of the exported-vs-eager check (float32; folding and kernels reorder sums)
@@ -48,8 +49,8 @@ class _TupleOutputs(nn.Module):
         return tuple(out[name] for name in OUTPUT_NAMES)
 
 
-def _prepare(model: nn.Module, window: int, size: Sequence[int] | None
-             ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+def _prepare(model: FramesModel, window: int, size: Sequence[int] | None
+             ) -> tuple[FramesModel, torch.Tensor, torch.Tensor]:
     """Eval-mode, BN-folded CPU copy; a trace input and a differently shaped check input."""
     if not hasattr(model, "config") or not hasattr(model, "check_input"):
         raise TypeError(f"export needs a model from build_model(); got {type(model).__name__}")
@@ -66,7 +67,7 @@ def _prepare(model: nn.Module, window: int, size: Sequence[int] | None
     return export_model, example, check
 
 
-def _metadata(model: nn.Module, plane_labels: Sequence[str] | None) -> dict[str, Any]:
+def _metadata(model: FramesModel, plane_labels: Sequence[str] | None) -> dict[str, Any]:
     meta: dict[str, Any] = {"config": model.config, "outputs": list(OUTPUT_NAMES),
                             "input": "(B, C, T, H, W) float in [0, 1]"}
     if plane_labels is not None:
@@ -87,7 +88,7 @@ def _check_agreement(what: str, got: Sequence[Any], want: dict[str, torch.Tensor
                                f"(max difference {diff}); not written")
 
 
-def export_torchscript(model: nn.Module, path: str | Path, window: int = 4,
+def export_torchscript(model: FramesModel, path: str | Path, window: int = 4,
                        size: Sequence[int] | None = None,
                        plane_labels: Sequence[str] | None = None) -> Path:
     """Trace ``model`` to TorchScript at ``path`` (atomic); ``torch.jit.load`` returns a module
@@ -130,7 +131,7 @@ def _checked_onnx(buffer, meta: dict[str, Any]) -> tuple[bytes, Any]:
     return proto.SerializeToString(), onnxruntime
 
 
-def export_onnx(model: nn.Module, path: str | Path, window: int = 4,
+def export_onnx(model: FramesModel, path: str | Path, window: int = 4,
                 size: Sequence[int] | None = None, opset: int = 17,
                 plane_labels: Sequence[str] | None = None) -> Path:
     """Export ``model`` to ONNX at ``path`` (atomic) with dynamic batch, time, height, width.
@@ -150,7 +151,8 @@ def export_onnx(model: nn.Module, path: str | Path, window: int = 4,
     with torch.no_grad(), warnings.catch_warnings():
         # the legacy (TorchScript-based) exporter: the torch.export one needs onnxscript
         warnings.simplefilter("ignore")
-        torch.onnx.export(_TupleOutputs(export_model), (example,), buffer, dynamo=False,
+        torch.onnx.export(_TupleOutputs(export_model), (example,), buffer,  # type: ignore[arg-type]  # a file object works
+                          dynamo=False,
                           input_names=["frames"], output_names=list(OUTPUT_NAMES),
                           dynamic_axes=axes, opset_version=opset)
         want = export_model(check)
@@ -167,7 +169,7 @@ class _StreamStep(nn.Module):
     """One stream step with explicit state, for ONNX: ``(frame, feature_sum, count, *states)
     -> (mask_prob, presence, plane_probs, clip_plane_probs, feature_sum, count, *states)``."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: FramesModel):
         super().__init__()
         self.model = model
         self.convs = [m for m in model.modules()
@@ -186,7 +188,7 @@ class _StreamStep(nn.Module):
                 *(cache[id(conv)] for conv in self.convs))
 
 
-def export_onnx_stream(model: nn.Module, path: str | Path, size: Sequence[int],
+def export_onnx_stream(model: FramesModel, path: str | Path, size: Sequence[int],
                        opset: int = 17, plane_labels: Sequence[str] | None = None) -> Path:
     """Export the one-frame stream step to ONNX at ``path`` (atomic), for a fixed frame size.
 
@@ -220,7 +222,7 @@ def export_onnx_stream(model: nn.Module, path: str | Path, size: Sequence[int],
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(step, inputs, buffer, dynamo=False, input_names=in_names,
+        torch.onnx.export(step, inputs, buffer, dynamo=False, input_names=in_names,  # type: ignore[arg-type]
                           output_names=out_names, opset_version=opset)
     data, onnxruntime = _checked_onnx(buffer, meta)
     if onnxruntime is not None:

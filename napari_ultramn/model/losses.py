@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from numbers import Real
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -118,6 +119,8 @@ class MultitaskLoss(nn.Module):
     cross-entropy only (see the module docstring).
     """
 
+    plane_class_weights: torch.Tensor | None  # a buffer: follows the module to its device
+
     def __init__(self, seg_dice_weight: float = 1.0, seg_ce_weight: float = 1.0,
                  presence_weight: float = 0.5, plane_weight: float = 1.0,
                  clip_plane_weight: float = 0.5,
@@ -194,7 +197,7 @@ class MultitaskLoss(nn.Module):
             parts["clip_plane"] = _masked_cross_entropy(outputs["plane_clip"].float(),
                                                         batch["clip_plane"].reshape(b).long())
 
-        total = sum(wt[f"{name}_weight"] * value for name, value in parts.items())
+        total = cast(torch.Tensor, sum(wt[f"{name}_weight"] * value for name, value in parts.items()))
         # outputs whose every part is switched off still join the graph (as exact zeros), so
         # DistributedDataParallel finds a gradient for every parameter
         used = {"seg": ("seg_dice", "seg_ce"), "presence": ("presence",),

@@ -193,6 +193,7 @@ class UltraMNet(FramesModel):
             DecoderStage(widths[i + 1], widths[i], norm) for i in reversed(range(depth - 1)))
         # depth-to-space: 4 logits per half-resolution position = one per full-resolution pixel
         self.seg_head = nn.Conv2d(widths[0], 4, 1)
+        assert self.seg_head.bias is not None  # Conv2d's default bias=True
         nn.init.constant_(self.seg_head.bias, SEG_PRIOR_BIAS)
         self.heads = PlaneHeads(widths[-1], n_planes)
 

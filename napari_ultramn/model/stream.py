@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from napari_ultramn.model.blocks import fold_batchnorm
+from napari_ultramn.model.network import FramesModel
 
 
 class StreamingUltraMN:
@@ -43,7 +43,7 @@ class StreamingUltraMN:
     as numpy float32 for ndarray input and as tensors (on the model's device) for tensor input.
     """
 
-    def __init__(self, model: nn.Module, device: str | torch.device | None = None,
+    def __init__(self, model: FramesModel, device: str | torch.device | None = None,
                  channels_last: bool = False, half: bool = False):
         if not hasattr(model, "forward_frames") or not hasattr(model, "heads"):
             raise TypeError(f"StreamingUltraMN needs a model from build_model(); got "
@@ -112,7 +112,7 @@ class StreamingUltraMN:
         self._feature_sum = features if self._feature_sum is None else self._feature_sum + features
         self.frame_index += 1
         clip_logits = self.model.heads.clip(self._feature_sum / (self.frame_index + 1))
-        out = {
+        out: dict[str, Any] = {
             "mask_prob": torch.sigmoid(seg[0, 0]).float(),
             "presence": float(torch.sigmoid(presence[0]).float()),
             "plane_probs": torch.softmax(plane_frame[0].float(), dim=-1),

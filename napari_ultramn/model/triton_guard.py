@@ -41,5 +41,5 @@ def keep_triton_out_after_gl(maps: Path = MAPS) -> bool:
         return True  # already blocked
     if "triton" in sys.modules or not foreign_llvm_loaded(maps):
         return False
-    sys.modules["triton"] = None  # Python's way of saying "this module is not importable"
+    sys.modules["triton"] = None  # type: ignore[assignment]  # Python's way of saying "this module is not importable"
     return True

@@ -146,13 +146,18 @@ def write_us_dicom(
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
     from pydicom.sequence import Sequence
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, JPEGBaseline8Bit
+    from pydicom.uid import (
+        PYDICOM_IMPLEMENTATION_UID,
+        UID,
+        ExplicitVRLittleEndian,
+        JPEGBaseline8Bit,
+    )
 
     screen, text_mask, region = compose_screen(frames, header, spacing_mm)
     n, rows, cols = screen.shape
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = US_MULTIFRAME_SOP_CLASS
-    meta.MediaStorageSOPInstanceUID = header.sop_uid
+    meta.MediaStorageSOPClassUID = UID(US_MULTIFRAME_SOP_CLASS)
+    meta.MediaStorageSOPInstanceUID = UID(header.sop_uid)
     meta.TransferSyntaxUID = JPEGBaseline8Bit if compress == "jpeg" else ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds = Dataset()

@@ -156,7 +156,7 @@ def _degraded_runs(rng, n: int, fraction: float, avoid: np.ndarray) -> list[str 
         kind = str(rng.choice(DEGRADATIONS))
         starts = [s for s in free if all(s + i in free and not taken[s + i] for i in range(length))]
         if not starts:  # fall back to any free frames
-            idx = [i for i in free if not taken[i]][:length]
+            idx = [int(i) for i in free if not taken[i]][:length]
         else:
             s0 = int(rng.choice(starts))
             idx = list(range(s0, s0 + length))

@@ -52,6 +52,7 @@ class NerveRenderer:
             rho = self._rho(u, v)
             e = self._texture(rho, self._oval_fascicles(xx, yy, rho, rng))
         else:
+            assert spec.half is not None  # a band spec has its half-heights
             self.href = float(spec.half.max())
             ext = int(np.ceil(self.href * (1 + BLEND + 0.15))) + 4
             self.r0 = float(ext)
@@ -159,19 +160,21 @@ class NerveRenderer:
             ty, tx = v * np.float32(s.b) + np.float32(self.r0), u * np.float32(s.a) + np.float32(self.c0)
         else:
             # Rows the band can touch, from 1D bounds first (cheap), then 2D on those rows only.
-            n_cols = len(s.centre_y)
+            centre_y, band_half = s.centre_y, s.half
+            assert centre_y is not None and band_half is not None  # a band spec has both
+            n_cols = len(centre_y)
             lo_c = np.clip(np.arange(w) + ox + row_shift.min(), 0, n_cols - 1)
             hi_c = np.clip(np.arange(w) + ox + row_shift.max(), 0, n_cols - 1)
-            ext = float(s.half.max()) * (1 + BLEND) + 2 + dy_max
-            c_min = min(s.centre_y[lo_c].min(), s.centre_y[hi_c].min()) + gy - oy
-            c_max = max(s.centre_y[lo_c].max(), s.centre_y[hi_c].max()) + gy - oy
+            ext = float(band_half.max()) * (1 + BLEND) + 2 + dy_max
+            c_min = min(centre_y[lo_c].min(), centre_y[hi_c].min()) + gy - oy
+            c_max = max(centre_y[lo_c].max(), centre_y[hi_c].max()) + gy - oy
             r_lo, r_hi = max(0, int(c_min - ext)), min(h, int(np.ceil(c_max + ext)) + 1)
             if r_hi <= r_lo:
                 return None
             c_lo, c_hi = 0, w
             cols = np.clip(np.arange(w)[None, :] + ox + row_shift[r_lo:r_hi, None], 0, n_cols - 1)
-            centre = s.centre_y[cols] + (gy - oy - col_shift[None, :]).astype(np.float32)
-            half = s.half[cols] * np.float32(1 - s.flatten * flex)
+            centre = centre_y[cols] + (gy - oy - col_shift[None, :]).astype(np.float32)
+            half = band_half[cols] * np.float32(1 - s.flatten * flex)
             v = (np.arange(r_lo, r_hi, dtype=np.float32)[:, None] - centre) / half
             rho = np.abs(v)
             ty = v * np.float32(self.href) + np.float32(self.r0)

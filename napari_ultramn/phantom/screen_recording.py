@@ -95,7 +95,7 @@ def text_only_screen(size: tuple[int, int] = (240, 320), seed: int = 0) -> np.nd
     painter = _Overlay(size[0], size[1], rng)
     step = painter.font_px + 4
     for i, y in enumerate(range(4, size[0] - step, step)):
-        painter.text(8 + (i % 3) * 6, y, f"{rng.choice(_NAMES)}  ID {rng.integers(1e7, 1e8)}  "
+        painter.text(8 + (i % 3) * 6, y, f"{rng.choice(_NAMES)}  ID {rng.integers(10**7, 10**8)}  "
                      f"2024-0{1 + i % 9}-1{i % 10}  exam {i}")
     painter.logo(size[0] - 3 * step, size[1] - 5 * step)
     return painter.composite(np.zeros((1, *size), np.uint8))[0]
@@ -326,7 +326,7 @@ class _Overlay:
         if calipers:
             ys, xs = np.nonzero(area)
             for _ in range(2):
-                i = rng.integers(ys.size)
+                i = int(rng.integers(ys.size))
                 self.caliper(ys[i], xs[i])
             y = self.h * 0.7 if self.w > self.h else geom.bottom + 4 * fp
             self.text(4, y, f"D {rng.uniform(2, 9):.2f} mm")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ from .generate import generate_clip
 SIDES = ("right", "left")
 STUDY_COLUMNS = ["file", "patient_id", "side", "plane", "sex", "age", "site", "manufacturer", "n_frames", "sha256"]
 
-SITES = (
+SITES: tuple[dict[str, Any], ...] = (
     {"site": "NGH", "institution": "Northgate University Hospital", "manufacturer": "Sonora Medical Systems",
      "model": "SonoVista 9", "software": "4.2.1", "transducer": "L18-5", "khz": 15000, "station": "NGH-US3",
      "address": "12 Northgate Road, Eastbury"},
