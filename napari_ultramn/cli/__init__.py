@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "evaluate",
     "preannotate",
     "export_model",
+    "export_registry",
     "unlock",
 )
 
