@@ -172,7 +172,7 @@ def migrate_registry(root: str | Path) -> dict | None:
             n = 1
             while not atomic_write_bytes(backup, data, exclusive=True):  # an earlier one this second
                 backup, n = root / f"{CLIPS_FILE}.bak-{stamp}-{n}", n + 1
-        Registry.create(root / REGISTRY_FILE, records).close()
+        Registry.create(root / REGISTRY_FILE, records, checked=True).close()
         config = {**read_json(root / PROJECT_FILE, "project"), "registry_version": REGISTRY_VERSION}
         write_json(root / PROJECT_FILE, config, "project")
         return config

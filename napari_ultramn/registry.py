@@ -29,6 +29,7 @@ import logging
 import os
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -67,6 +68,8 @@ _UPSERT = ("INSERT INTO clips (clip_id, participant, side, plane, n_frames, sour
 _MIGRATIONS: dict[int, tuple[str, ...]] = {}
 
 _log = logging.getLogger(__name__)
+#: Connections a forked child inherited from its parent, kept alive so they are never finalized here.
+_INHERITED: list[sqlite3.Connection] = []
 _WAY_ON = ("restore it from a backup of the project, or move it aside: the project is then rebuilt "
            "from clips.json (the last export) when next opened, and re-running ingest on the sources "
            "registers any clip added since")
@@ -107,15 +110,17 @@ class Registry:
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, records: Iterable[dict] = ()) -> Registry:
-        """Build a new registry holding ``records`` (validated) and return it opened.
+    def create(cls, path: str | Path, records: Iterable[dict] = (), *, checked: bool = False) -> Registry:
+        """Build a new registry holding ``records`` and return it opened. ``checked``: the caller
+        has already validated them (a converted clips.json: thousands of records, checked once).
 
         Built in a temporary file beside ``path`` and renamed in when complete, so a crash leaves
         no registry (the next open builds it again), never half of one. Replaces ``path``.
         """
         path = Path(path)
         records = list(records)
-        _validate(records, path)
+        if not checked:
+            _validate(records, path)
         try:
             with atomic_path(path, ".partial") as tmp:
                 conn = sqlite3.connect(tmp, isolation_level=None)
@@ -152,6 +157,9 @@ class Registry:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
             return self._conn
+        if self._conn is not None:  # inherited through fork: never used, never closed here (closing
+            _INHERITED.append(self._conn)  # it could checkpoint or unlock under the parent's feet)
+            self._conn = None
         if not self.path.is_file():
             raise InputError(self.path, f"clip registry not found: {_WAY_ON}")
         with self._errors():
@@ -297,9 +305,9 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
 def _validate(records: list[dict], path: Path) -> None:
     """Each record against the registry schema (only these records, not the whole registry)."""
     validate({"schema_version": 1, "clips": records}, "clips", path)
-    ids = [r["clip_id"] for r in records]
-    if len(set(ids)) != len(ids):
-        raise InputError(path, f"clip ids given twice in one update: {sorted({i for i in ids if ids.count(i) > 1})}")
+    twice = sorted(i for i, n in Counter(r["clip_id"] for r in records).items() if n > 1)
+    if twice:
+        raise InputError(path, f"clip ids given twice in one update: {twice}")
 
 
 def _error(exc: sqlite3.Error, path: Path) -> Exception:
