@@ -280,11 +280,11 @@ class Registry:
         path = Path(path)
         clips = self._records(order="clip_id")
         obj = {"schema_version": 1, "clips": clips}
-        validate(obj, "clips", path)
         text = json.dumps(obj, indent=1) + "\n"  # as napari_ultramn.atomic.atomic_write_json
         with contextlib.suppress(OSError, UnicodeDecodeError):
             if path.read_text(encoding="utf-8") == text:
-                return len(clips)  # unchanged: the file (and its time stamp) stays as it was
+                return len(clips)  # unchanged (a re-ingest): the file was checked when written
+        validate(obj, "clips", path)
         atomic_write_text(path, text)
         return len(clips)
 

@@ -231,3 +231,31 @@ def test_two_processes_adding_clips_at_once_lose_nothing(tmp_path):
         assert w.returncode == 0, err
     ids = Project.open(root).clip_ids()
     assert sorted(ids) == sorted([f"c{i:04d}" for i in (*range(60), *range(1000, 1060))])
+
+
+def test_ingest_is_one_transaction_per_clip_and_one_export(tmp_path, monkeypatch):
+    """Ingesting 1 or 3 files reads the whole registry the same number of times (at the start and
+    for the duplicate search, never per clip), upserts once per clip and exports once per run."""
+    from dataset_tools.ingest import ingest
+    from napari_ultramn.progress import run_to_end
+    from tests.test_ingest import make_us_dicom
+
+    calls = {"all": 0, "upsert": 0, "export": 0}
+    for name in calls:
+        real = getattr(Registry, name)
+        monkeypatch.setattr(Registry, name, lambda self, *a, _real=real, _name=name, **k: (
+            calls.__setitem__(_name, calls[_name] + 1), _real(self, *a, **k))[1])
+    seen = []
+    for n in (1, 3):
+        for i in range(n):
+            make_us_dicom(tmp_path / f"src{n}" / f"{i}.dcm", patient_id=f"MRN-{i}", n_frames=2, seed=i)
+        calls.update(dict.fromkeys(calls, 0))
+        summary = run_to_end(ingest(tmp_path / f"src{n}", tmp_path / f"p{n}"))
+        assert len(summary.added) == n
+        seen.append(dict(calls))
+        project = Project.open(tmp_path / f"p{n}")
+        exported = json.loads((project.root / CLIPS_FILE).read_text())["clips"]
+        assert exported == sorted(project.clips(), key=lambda r: r["clip_id"])
+    assert [s["upsert"] for s in seen] == [1, 3]
+    assert [s["export"] for s in seen] == [2, 2]  # the empty registry the project starts with, the run's
+    assert seen[0]["all"] == seen[1]["all"]
