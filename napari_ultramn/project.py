@@ -84,7 +84,9 @@ class ProjectLock:
             return False
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, json.dumps(holder_info()).encode())
+        # no command line: an ingest's names the source folder, often a patient's name, and this
+        # file stays in the project (which must hold no identifier)
+        os.write(fd, json.dumps(holder_info(command="")).encode())
         self._held[self._key] = [fd, 1]
         return True
 

@@ -259,3 +259,18 @@ def test_ingest_is_one_transaction_per_clip_and_one_export(tmp_path, monkeypatch
     assert [s["upsert"] for s in seen] == [1, 3]
     assert [s["export"] for s in seen] == [2, 2]  # the empty registry the project starts with, the run's
     assert seen[0]["all"] == seen[1]["all"]
+
+
+def test_the_project_lock_records_its_holder_but_no_command_line(tmp_path):
+    """An ingest's command line names its source folder (often a patient's name): never written."""
+    import socket
+
+    from napari_ultramn.project import LOCK_FILE, ProjectLock
+
+    (tmp_path / "p").mkdir()
+    lock = ProjectLock(tmp_path / "p")
+    with lock:
+        info = json.loads((tmp_path / "p" / LOCK_FILE).read_text())
+        assert info["pid"] == os.getpid() and info["hostname"] == socket.gethostname()
+        assert info["command"] == "" and "start_time" in info
+        assert lock.holder() == f"pid {os.getpid()} on {socket.gethostname()}, since {info['acquired']}"
