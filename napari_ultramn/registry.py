@@ -143,10 +143,20 @@ class Registry:
         return registry
 
     def close(self) -> None:
+        """Close this process's connection (the last one to close checkpoints and removes the WAL
+        file). Also done when the registry is dropped: a sqlite3 connection sits in a reference
+        cycle, so without this it would stay open, its files too, until the garbage collector ran."""
         with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()  # the last connection checkpoints and removes the WAL file
+            if self._conn is not None:
+                if self._pid == os.getpid():
+                    self._conn.close()
+                else:  # inherited through fork: never closed here (that could checkpoint or
+                    _INHERITED.append(self._conn)  # unlock under the parent's feet)
             self._conn, self._pid = None, -1
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter exit modules may be gone
+            self.close()
 
     def __getstate__(self) -> dict:  # a Project sent to a worker process: it re-opens there
         return {"path": self.path}
@@ -157,9 +167,7 @@ class Registry:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
             return self._conn
-        if self._conn is not None:  # inherited through fork: never used, never closed here (closing
-            _INHERITED.append(self._conn)  # it could checkpoint or unlock under the parent's feet)
-            self._conn = None
+        self.close()  # one inherited through fork is set aside, never used here
         if not self.path.is_file():
             raise InputError(self.path, f"clip registry not found: {_WAY_ON}")
         with self._errors():
