@@ -70,7 +70,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {}
 _log = logging.getLogger(__name__)
 #: Connections a forked child inherited from its parent, kept alive so they are never finalized here.
 _INHERITED: list[sqlite3.Connection] = []
-_WAY_ON = ("restore it from a backup of the project, or move it aside: the project is then rebuilt "
+_WAY_ON = ("restore it from a backup of the project, or move it (with any -wal and -shm file beside "
+           "it) aside: the project is then rebuilt "
            "from clips.json (the last export) when next opened, and re-running ingest on the sources "
            "registers any clip added since")
 
@@ -121,6 +122,9 @@ class Registry:
         records = list(records)
         if not checked:
             _validate(records, path)
+        if not path.exists():  # journals of a registry moved aside would be applied to this one
+            for stale in (path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal")):
+                stale.unlink(missing_ok=True)
         try:
             with atomic_path(path, ".partial") as tmp:
                 conn = sqlite3.connect(tmp, isolation_level=None)

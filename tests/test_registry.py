@@ -160,7 +160,8 @@ def test_a_damaged_registry_is_one_clear_error(tmp_path, damage, problem):
     Project.create(root).registry.close()
     (root / REGISTRY_FILE).write_bytes(damage)
     with pytest.raises(InputError, match=rf"registry\.sqlite: {problem}: restore it from a backup of the "
-                                          r"project, or move it aside: the project is then rebuilt from clips\.json"):
+                                          r"project, or move it \(with any -wal and -shm file beside it\) aside: "
+                                          r"the project is then rebuilt from clips\.json"):
         Project.open(root)
 
 
@@ -274,3 +275,19 @@ def test_the_project_lock_records_its_holder_but_no_command_line(tmp_path):
         assert info["pid"] == os.getpid() and info["hostname"] == socket.gethostname()
         assert info["command"] == "" and "start_time" in info
         assert lock.holder() == f"pid {os.getpid()} on {socket.gethostname()}, since {info['acquired']}"
+
+
+def test_a_damaged_registry_moved_aside_is_rebuilt_from_the_last_export(tmp_path):
+    """The way on the damage message names: move it aside, open again."""
+    project = Project.create(tmp_path / "p")
+    project.upsert_clips([record(i) for i in range(5)])
+    project.export_registry()
+    project.upsert_clips([record(9)])  # added after the last export: ingest registers it again
+    project.registry.close()
+    db = tmp_path / "p" / REGISTRY_FILE
+    db.write_bytes(b"\0garbage" * 512)
+    with pytest.raises(InputError, match="clip registry is damaged"):
+        Project.open(tmp_path / "p")
+    db.rename(db.with_name("registry.sqlite.damaged"))
+    db.with_name(REGISTRY_FILE + "-wal").write_bytes(b"\0" * 64)  # one left behind: not applied
+    assert Project.open(tmp_path / "p").clip_ids() == [r["clip_id"] for r in project_order([record(i) for i in range(5)])]
