@@ -94,6 +94,12 @@ def test_export_registry_command(tmp_path, capsys):
     assert main(["export-registry", str(project.root), "--out", str(tmp_path / "audit.json")]) == 0
     assert capsys.readouterr().out.strip() == f"{tmp_path / 'audit.json'}: 2 clip records exported"
     assert json.loads((tmp_path / "audit.json").read_text())["clips"] == [record(1), record(2)]
+    project.registry.close()
+    (project.root / REGISTRY_FILE).write_bytes(b"not sqlite" * 200)
+    assert main(["export-registry", str(project.root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"ultramn export-registry: error: {project.root / REGISTRY_FILE}: "
+                                                   "clip registry is damaged")
 
 
 def test_queries_keep_the_project_order_and_replace_whole_records(tmp_path):
