@@ -3,7 +3,8 @@
 The whole run holds the project lock (``Project``'s ``ProjectLock``): a second ingest into the same
 project waits for the first (at most ``lock_timeout_s``, default 30 min, then stops with a message),
 so both runs' clips reach the registry. Each clip is one registry transaction
-(``registry.sqlite``); ``clips.json``, the registry's audit export, is written once at the end. Before any clip is written the pseudonym key exists
+(``registry.sqlite``); ``clips.json``, the registry's audit export, is written once at the end.
+Before any clip is written the pseudonym key exists
 (created 0600, atomically) and is checked; an empty, short or unreadable key stops the run. A bad
 mapping CSV (``ingest_mapping``) stops it too, before anything is written.
 
