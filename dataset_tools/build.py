@@ -364,7 +364,7 @@ def _manifest(project, folder, written, excluded, split, vocabulary, label_sourc
         "dataset_format_version": FORMAT_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "software_version": __version__,
-        "project": {"name": project.name, "clips_in_registry": len(project.clips())},
+        "project": {"name": project.name, "clips_in_registry": project.n_clips()},
         "label_source": {"method": "rater" if params["rater"] else "consensus",
                          "consensus": params["consensus"], "rater": params["rater"],
                          "min_raters": params["min_raters"], "description": label_source},

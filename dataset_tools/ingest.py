@@ -2,7 +2,9 @@
 
 The whole run holds the project lock (``Project``'s ``ProjectLock``): a second ingest into the same
 project waits for the first (at most ``lock_timeout_s``, default 30 min, then stops with a message),
-so both runs' clips reach the registry. Before any clip is written the pseudonym key exists
+so both runs' clips reach the registry. Each clip is one registry transaction
+(``registry.sqlite``); ``clips.json``, the registry's audit export, is written once at the end.
+Before any clip is written the pseudonym key exists
 (created 0600, atomically) and is checked; an empty, short or unreadable key stops the run. A bad
 mapping CSV (``ingest_mapping``) stops it too, before anything is written.
 
@@ -385,6 +387,7 @@ def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop) 
         else:
             (summary.added if status == "added" else summary.skipped).append(clip_id)
     new = set(summary.added) | {clip_id for clip_id, _ in summary.recropped}
+    project.export_registry()  # clips.json, the audit export: once per run (unchanged: not rewritten)
     if new:
         yield Progress(len(sources), len(sources), "looking for the same recording under two participants")
         summary.duplicates = [p for p in likely_duplicate_pairs(project.clips(), project)

@@ -4,10 +4,15 @@ Layout::
 
     PROJECT/
       project.json            name, plane vocabulary, settings      (schemas/project.schema.json)
-      clips.json              registry of de-identified clips          (schemas/clips.schema.json)
+      registry.sqlite         registry of de-identified clips: SQLite (napari_ultramn.registry)
+      clips.json              the registry exported for audit, after each ingest and by
+                              `ultramn export-registry`; never read back (schemas/clips.schema.json)
+      clips.json.bak-<time>   clips.json as it was when a project made before the database was
+                              converted (once, on first open)
       clips/<clip_id>.h5      frames cropped to the imaging region   (napari_ultramn.io.hdf5clip)
       annotations/<clip_id>/<rater>.json                              (schemas/annotation.schema.json)
-      .project.lock           held (flock) by a writer of the registry: ingest, for its whole run
+      .project.lock           held (flock) by ingest for its whole run, and while a project is made
+                              or converted
       .secret/                mode 0700; never exported, never leaves the project
         pseudonym.key         keyed-hash secret (64 hex digits), mode 0600
         identifiers.json      every raw identifier ingest saw, for audits (schemas/identifiers.schema.json)
@@ -21,7 +26,6 @@ import datetime as _dt
 import json
 import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterable
@@ -32,6 +36,8 @@ from .annotation.model import now_iso
 from .annotation.store import AnnotationStore
 from .atomic import atomic_write_bytes
 from .errors import ConflictError, InputError, output_error
+from .holders import holder_info, read_holder
+from .registry import REGISTRY_FILE, REGISTRY_VERSION, Registry
 from .schema import read_json, validate, write_json
 
 PROJECT_FILE = "project.json"
@@ -42,13 +48,13 @@ LOCK_TIMEOUT_S = 1800.0
 
 
 class ProjectLock:
-    """Exclusive lock of a project for writers of its registry (``flock`` on ``.project.lock``).
+    """Exclusive lock of a project for its writers (``flock`` on ``.project.lock``).
 
-    Ingest holds it for its whole run, so two ingests into one project run one after the other;
-    :meth:`Project.upsert_clips` takes it around its read-merge-write. The kernel releases a
+    Ingest holds it for its whole run, so two ingests into one project run one after the other
+    (the registry itself needs no lock: each upsert is a SQLite transaction). The kernel releases a
     ``flock`` when its process dies (even ``kill -9``), so there are no stale locks to clean up.
     Re-entrant within one thread (ingest holds it while calling ``upsert_clips``); other threads and
-    processes wait. The file holds who has it (pid, host, since), for the waiting message.
+    processes wait. The file holds who has it (``holders.holder_info``), for the waiting message.
     """
 
     # (lock path, process id, thread id) -> [fd, depth]; the pid keeps a forked child, which
@@ -76,21 +82,21 @@ class ProjectLock:
         if not _lock_fd(fd):
             os.close(fd)
             return False
-        info = {"pid": os.getpid(), "hostname": socket.gethostname(),
-                "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, json.dumps(info).encode())
+        # no command line: an ingest's names the source folder, often a patient's name, and this
+        # file stays in the project (which must hold no identifier)
+        os.write(fd, json.dumps(holder_info(command="")).encode())
         self._held[self._key] = [fd, 1]
         return True
 
     def holder(self) -> str:
         """Who holds the lock, in words (best effort: the file may be mid-rewrite)."""
-        try:
-            info = json.loads(self.path.read_text() or "{}")
-            return f"pid {info['pid']} on {info['hostname']}, since {info['since']}"
-        except (OSError, ValueError, KeyError, TypeError):
+        info = read_holder(self.path) or {}
+        if "pid" not in info or "hostname" not in info:
             return "another process"
+        text = f"pid {info['pid']} on {info['hostname']}, since {info.get('acquired') or info.get('since')}"
+        return text + (f", running `{info['command']}`" if info.get("command") else "")
 
     def waiting_message(self) -> str:
         return (f"waiting for another writer of the project ({self.holder()}) to finish "
@@ -145,6 +151,35 @@ def _lock_fd(fd: int) -> bool:
     return True
 
 
+def migrate_registry(root: str | Path) -> dict | None:
+    """Convert a project made before the registry was a database (``clips.json`` only), once.
+
+    Under the project lock, so a second process opening the project waits and then finds it done.
+    ``clips.json`` is validated whole, copied to ``clips.json.bak-<UTC time>`` (never overwritten:
+    the file to restore from) and left in place as the audit export; the database is built beside
+    and renamed in (a crash leaves the project as it was), then ``project.json`` records
+    ``registry_version``. Returns the new config, or None if another process converted it first.
+    """
+    root = Path(root)
+    with ProjectLock(root):
+        if (root / REGISTRY_FILE).exists():
+            return None
+        clips_path = root / CLIPS_FILE
+        records = []
+        if clips_path.exists():
+            records = read_json(clips_path, "clips")["clips"]
+            stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            data = clips_path.read_bytes()
+            backup = root / f"{CLIPS_FILE}.bak-{stamp}"
+            n = 1
+            while not atomic_write_bytes(backup, data, exclusive=True):  # an earlier one this second
+                backup, n = root / f"{CLIPS_FILE}.bak-{stamp}-{n}", n + 1
+        Registry.create(root / REGISTRY_FILE, records, checked=True).close()
+        config = {**read_json(root / PROJECT_FILE, "project"), "registry_version": REGISTRY_VERSION}
+        write_json(root / PROJECT_FILE, config, "project")
+        return config
+
+
 def write_private(path: Path, data: bytes, *, replace: bool = True) -> bool:
     """Write a secret file atomically, readable by its owner only (mode 0600 from the start).
 
@@ -174,12 +209,16 @@ def _not_a_file(root: str | Path) -> Path:
 
 
 class Project:
-    """Open with :meth:`open` or make with :meth:`create`; every read and write is schema-checked."""
+    """Open with :meth:`open` or make with :meth:`create`; every read and write is schema-checked.
 
-    def __init__(self, root: str | Path, config: dict, clips: list[dict]):
+    The clip registry is ``registry.sqlite`` (:class:`napari_ultramn.registry.Registry`): every
+    clip query goes to it, so a clip added by another process is seen at once.
+    """
+
+    def __init__(self, root: str | Path, config: dict, registry: Registry):
         self.root = Path(root)
         self.config = config
-        self._clips = {c["clip_id"]: c for c in clips}
+        self.registry = registry
         self.annotations = AnnotationStore(self.root)
         self._identifiers_known: set[tuple[str, str]] = set()  # cache of .secret/identifiers.json
 
@@ -201,24 +240,29 @@ class Project:
             "software_version": __version__,
             "planes": planes,
             "non_standard_label": NON_STANDARD,
+            "registry_version": REGISTRY_VERSION,
         }
         root.mkdir(parents=True, exist_ok=True)
         with ProjectLock(root):
             if (root / PROJECT_FILE).exists():  # another process made it while we waited
                 return cls.open(root)
             ensure_pseudonym_key(root)  # before anything else, so no clip exists without its key
-            write_json(root / CLIPS_FILE, {"schema_version": 1, "clips": []}, "clips")
+            registry = Registry.create(root / REGISTRY_FILE)
+            registry.export(root / CLIPS_FILE)
             write_json(root / PROJECT_FILE, config, "project")
-        return cls(root, config, [])
+        return cls(root, config, registry)
 
     @classmethod
     def open(cls, root: str | Path) -> Project:
+        """Open a project; one with only ``clips.json`` (made before the registry was a database)
+        is converted once (:func:`migrate_registry`)."""
         root = _not_a_file(root)
         if not (root / PROJECT_FILE).is_file():
             raise InputError(root, f"is not an UltraMN project (no {PROJECT_FILE})")
         config = read_json(root / PROJECT_FILE, "project")
-        clips = read_json(root / CLIPS_FILE, "clips")["clips"] if (root / CLIPS_FILE).exists() else []
-        return cls(root, config, clips)
+        if not (root / REGISTRY_FILE).exists():
+            config = migrate_registry(root) or config
+        return cls(root, config, Registry.open(root / REGISTRY_FILE))
 
     # -- vocabulary ----------------------------------------------------------------------
     @property
@@ -237,20 +281,26 @@ class Project:
 
     # -- clips ---------------------------------------------------------------------------
     def clips(self) -> list[dict]:
-        """Registry records, sorted by participant, side, plane, clip id."""
-        return sorted(
-            self._clips.values(),
-            key=lambda c: (c.get("participant") or "", c.get("side") or "", c.get("plane") or "", c["clip_id"]),
-        )
+        """Registry records, sorted by participant, side, plane, clip id (fresh copies)."""
+        return self.registry.all()
 
     def clip_ids(self) -> list[str]:
-        return [c["clip_id"] for c in self.clips()]
+        """Clip ids in :meth:`clips` order, without reading the records."""
+        return self.registry.ids()
+
+    def n_clips(self) -> int:
+        return self.registry.count()
+
+    def clip_summaries(self) -> list[dict]:
+        """``clip_id``, participant, side, plane, n_frames, source_sha256 of every clip, in
+        :meth:`clips` order: what a list of clips shows, without decoding whole records."""
+        return self.registry.summaries()
 
     def clip_record(self, clip_id: str) -> dict:
-        try:
-            return self._clips[clip_id]
-        except KeyError:
-            raise InputError(self.root, f"project has no clip '{clip_id}'") from None
+        rec = self.registry.get(clip_id)
+        if rec is None:
+            raise InputError(self.root, f"project has no clip '{clip_id}'")
+        return rec
 
     def clip_path(self, clip_id: str) -> Path:
         return self.root / self.clip_record(clip_id)["file"]
@@ -259,34 +309,30 @@ class Project:
         """The de-identified clip, lazily (``napari_ultramn.io.Clip``)."""
         from .io.hdf5clip import read_hdf5_clip
 
-        clip = read_hdf5_clip(self.clip_path(clip_id))
         rec = self.clip_record(clip_id)
+        clip = read_hdf5_clip(self.root / rec["file"])
         clip.participant, clip.side, clip.plane = rec.get("participant"), rec.get("side"), rec.get("plane")
         return clip
 
     def reload_clips(self) -> None:
-        """Re-read the registry from disk (another process may have added clips)."""
-        path = self.root / CLIPS_FILE
-        clips = read_json(path, "clips")["clips"] if path.exists() else []
-        self._clips = {c["clip_id"]: c for c in clips}
+        """Kept for callers written for the JSON registry: every query already reads the database,
+        so there is nothing to re-read."""
 
     def upsert_clips(self, records: list[dict]) -> None:
-        """Add or replace registry records and write the registry atomically (schema-checked).
+        """Add or replace registry records: one transaction, each record schema-checked.
 
-        Under the project lock the registry is re-read first, so records another process wrote
-        since this one opened the project are merged, never dropped.
+        Touches only these records (never a rewrite of the registry); records another process
+        added meanwhile stay. ``clips.json``, the audit export, is not rewritten: call
+        :meth:`export_registry` when a batch is done.
         """
-        with ProjectLock(self.root):
-            self.reload_clips()
-            merged = dict(self._clips)
-            for rec in records:
-                merged[rec["clip_id"]] = rec
-            write_json(
-                self.root / CLIPS_FILE,
-                {"schema_version": 1, "clips": sorted(merged.values(), key=lambda c: c["clip_id"])},
-                "clips",
-            )
-            self._clips = merged
+        self.registry.upsert(records)
+
+    def export_registry(self, path: str | Path | None = None) -> Path:
+        """Write the registry as JSON for audit (default ``PROJECT/clips.json``; schema-checked,
+        atomic, sorted by clip id) and return its path."""
+        path = self.root / CLIPS_FILE if path is None else Path(path)
+        self.registry.export(path)
+        return path
 
     def set_config(self, **values) -> None:
         """Update project.json (schema-checked, atomic, under the project lock)."""

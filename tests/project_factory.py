@@ -139,6 +139,7 @@ def make_project(
                 )
                 project.annotations.save(ann)
     project.upsert_clips(records)
+    project.export_registry()  # clips.json, as ingest leaves it
     return Project.open(root)
 
 

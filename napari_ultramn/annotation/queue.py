@@ -70,7 +70,8 @@ class ClipQueue:
         self.refresh()
 
     def refresh(self) -> list[QueueEntry]:
-        self._entries = [self._entry(rec) for rec in self.project.clips()]
+        # the registry's indexed fields only: no whole record is decoded for a list
+        self._entries = [self._entry(rec) for rec in self.project.clip_summaries()]
         return self._entries
 
     def _header(self, clip_id: str) -> tuple[str, str, bool]:

@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "preannotate",
     "label_loop",
     "export_model",
+    "export_registry",
     "unlock",
 )
 
