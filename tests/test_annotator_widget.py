@@ -212,7 +212,10 @@ def test_cli_opens_the_annotator_on_an_uncalibrated_clip(make_napari_viewer, tmp
     seen = {}
 
     def event_loop():  # stands in for napari.run(): look at the window, trace, "close" it
-        w = seen["widget"] = seen["viewer"].window.dock_widgets["Annotator (napari-ultramn)"]
+        from napari_ultramn._widgets.annotator import AnnotatorWidget
+
+        # the dock the command added (found by class: napari's dock registry API differs by version)
+        w = seen["widget"] = seen["viewer"].window._qt_window.findChild(AnnotatorWidget)
         seen["layers"] = [lay.name for lay in seen["viewer"].layers]
         w.session.set_mask(0, disk((32, 40), (16, 16), 5))
         w.refresh_clip_view([0])

@@ -100,7 +100,10 @@ def _kb(key):
 def napari_bindings(viewer) -> dict:
     """``{KeyBinding: [who binds it]}`` for the viewer, the layer types, the menus and mnemonics."""
     import napari.layers
-    from napari._app_model import get_app_model
+    try:
+        from napari._app_model import get_app_model
+    except ImportError:  # napari 0.5.0/0.5.1 name the same registry get_app
+        from napari._app_model import get_app as get_app_model
     from napari.utils.action_manager import action_manager
     from napari.utils.key_bindings import _get_user_keymap
 
