@@ -180,6 +180,9 @@ def build_panels(w) -> None:
     w.propagate_back_button = _button("◀ Propagate", "Ctrl-Left")
     w.propagate_button = _button("Propagate ▶", "Ctrl-Right")
     v.addWidget(row(w.interpolate_button, w.propagate_back_button, w.propagate_button))
+    w.assist_button = _button("Smart keyframe", "click inside the nerve for a proposal; Enter accepts (Shift-S)")
+    w.assist_button.setCheckable(True)  # the mode itself: annotator_assist
+    v.addWidget(w.assist_button)
     w.accept_button = _button("Accept to here", "accept the propagation up to this frame (Alt-A)")
     w.cancel_button = _button("Cancel")
     w.accept_button.setEnabled(False)

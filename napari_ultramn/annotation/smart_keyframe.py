@@ -38,10 +38,11 @@ WORK_PX_MM = 0.15
 #: field of view is 25-50 mm), which sizes the window as a fraction of the frame.
 ASSUMED_WIDTH_MM = 30.0
 #: Tuned on phantom clips (``benchmarks/bench_smart_keyframe.py``).
+SMOOTH_MM = 0.15       # speckle smoothing (one working pixel at full resolution)
 RIDGE_MM = 0.45        # distance either side of a point a ridge must stand above
 MIN_RADIUS_MM = 0.8    # the rim is never closer than this to the click (skips fascicles)
 RIM_OUT_MM = 0.2       # masks include the epineurial rim: move the contour out by its half width
-EDGE_SCORE = 1.0       # ridge strength (in std units) credited to the window border
+EDGE_SCORE = 0.3       # ridge strength (in std units) credited to the window border
 PRIOR_WEIGHT = 3.0     # ridge-score units per unit fall of the model's probability
 N_ANGLES = 72
 MAX_STEP = 2           # working pixels the radius may change between neighbouring rays
@@ -120,10 +121,10 @@ def propose_mask(
     factor = np.maximum(WORK_PX_MM / np.asarray(spacing_mm), 1.0)
     work_shape = tuple(int(max(8, round(n / f))) for n, f in zip(window.shape, factor))
     scale = np.array(window.shape) / np.array(work_shape)  # window px per working px
-    small = ndi.gaussian_filter(resize(window, work_shape, anti_aliasing=True), 1.0)
+    px_mm = float(np.mean(np.asarray(spacing_mm) * scale))
+    small = ndi.gaussian_filter(resize(window, work_shape, anti_aliasing=True), SMOOTH_MM / px_mm)
     if float(small.std()) < 1e-3 * max(float(np.abs(small).max()), 1e-6) or float(small.std()) < 1e-6:
         return empty  # flat region: no rim to find
-    px_mm = float(np.mean(np.asarray(spacing_mm) * scale))
     small_prior = None
     if prior is not None:
         small_prior = resize(prior[lo[0]:hi[0], lo[1]:hi[1]], work_shape, anti_aliasing=True)
