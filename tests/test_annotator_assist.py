@@ -8,7 +8,7 @@ from qtpy.QtTest import QTest
 from napari_ultramn.io.hdf5clip import write_hdf5_clip
 from napari_ultramn.metrics import dice
 from napari_ultramn.phantom import generate_clip
-from tests.annotator_gui import canvas, click, key, settle, to_canvas
+from tests.annotator_gui import canvas, click, key, open_annotator, settle, to_canvas
 from tests.test_session import make_project
 
 pytestmark = pytest.mark.gui
@@ -36,12 +36,7 @@ def phantom_project(tmp_path):
 def test_click_enter_saves_an_assisted_keyframe_and_leaves_the_tool_alone(make_napari_viewer, qtbot,
                                                                            phantom_project):
     project, clip = phantom_project
-    viewer = make_napari_viewer(show=True)
-    viewer.window._qt_window.resize(1366, 768)
-    _dock, w = viewer.window.add_plugin_dock_widget("napari-ultramn", "Annotator")
-    w.open_project(project.root, "r1")
-    w.open_clip("c0")
-    settle(10)
+    viewer, w = open_annotator(make_napari_viewer, project, "r1", "c0")
     nerve = w.layers["nerve"]
     nerve.mode = "paint"
     nerve.brush_size = 5
