@@ -133,3 +133,24 @@ def test_session_records_and_refines_an_assisted_frame(tmp_path):
         assert s.annotation.frames[2].edited_fraction == 0.0
     saved = AnnotationStore(project.root).load("c0", "r1")
     assert saved.frames[2].provenance == "assisted"
+
+
+def test_model_prior_is_the_models_causal_probability_cached_per_frame():
+    import torch
+
+    from napari_ultramn.annotation.smart_keyframe import model_prior
+    from napari_ultramn.model.checkpoint import predict_clip
+    from napari_ultramn.model.network import UltraMNet
+
+    torch.manual_seed(0)
+    model = UltraMNet(5, base_channels=4, depth=2).eval()
+    ckpt = {"window": 3, "input_size": (32, 32)}
+    frames = np.random.default_rng(1).integers(0, 255, (6, 40, 48), dtype=np.uint8)
+    prob = model_prior((model, ckpt), frames, 4)
+    assert prob.shape == (40, 48) and prob.dtype == np.float32 and 0 <= prob.min() <= prob.max() <= 1
+    assert model_prior((model, ckpt), frames, 4) is prob  # cached
+    expected = predict_clip(model, frames[2:5], window=3, input_size=(32, 32))["nerve_prob"][-1]
+    np.testing.assert_allclose(prob, expected, atol=1e-6)  # frames t-window+1 .. t, as the stream sees them
+    assert propose_mask(frames[4], [(20, 24)], prior=prob).shape == (40, 48)
+    with pytest.raises(ValueError, match="frame 6 out of range for a clip of 6 frames"):
+        model_prior((model, ckpt), frames, 6)

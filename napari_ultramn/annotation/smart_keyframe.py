@@ -260,20 +260,18 @@ _MODEL_CACHE: dict = {}
 PRIOR_CACHE_SIZE = 64
 
 
-def _clip_key(clip) -> str:
-    sha = getattr(clip, "sha256", None)
-    return str(sha) if sha else f"id{id(clip)}"
-
-
 def model_prior(run_or_model, clip, t: int) -> np.ndarray:
     """The model's nerve probability ``(H, W) float32`` for frame ``t`` of ``clip``.
 
     ``run_or_model``: a run folder, a checkpoint path or a loaded ``(model, ckpt)`` pair (as
     :func:`napari_ultramn.model.preannotate.load_model` takes). The model is causal, so frame
     ``t`` is predicted from the ``ckpt['window']`` frames ending at ``t`` (a short window: one
-    click costs one window, not the clip). Results are cached per clip and frame; loaded models
-    per path. ``clip``: a ``Clip`` (``frame(i)``, ``sha256``) or a ``(T, H, W)`` array.
+    click costs one window, not the clip). Results are cached by model and by the content of
+    those frames (so a new array at a recycled address never gets a stale answer); loaded models
+    per path. ``clip``: a ``Clip`` (``frame(i)``) or a ``(T, H, W)`` array.
     """
+    import hashlib
+
     from ..model.checkpoint import predict_clip
     from ..model.preannotate import load_model
 
@@ -287,15 +285,16 @@ def model_prior(run_or_model, clip, t: int) -> np.ndarray:
         if key not in _MODEL_CACHE:
             _MODEL_CACHE[key] = load_model(run_or_model)
         model, ckpt = _MODEL_CACHE[key]
-    cache_key = (id(model), _clip_key(clip), int(t))
-    if cache_key in _PRIOR_CACHE:
-        _PRIOR_CACHE.move_to_end(cache_key)
-        return _PRIOR_CACHE[cache_key]
     start = max(0, int(t) - int(ckpt["window"]) + 1)
     get = clip.frame if hasattr(clip, "frame") else (lambda i: np.asarray(clip[i]))
-    frames = np.stack([np.asarray(get(i)) for i in range(start, int(t) + 1)])
+    frames = np.ascontiguousarray(np.stack([np.asarray(get(i)) for i in range(start, int(t) + 1)]))
+    digest = hashlib.blake2b(frames.tobytes(), digest_size=16).hexdigest() + f"{frames.shape}{frames.dtype}"
+    cache_key = (id(model), digest)
+    if cache_key in _PRIOR_CACHE:
+        _PRIOR_CACHE.move_to_end(cache_key)
+        return _PRIOR_CACHE[cache_key][1]
     prob = predict_clip(model, frames, window=ckpt["window"], input_size=ckpt["input_size"])["nerve_prob"][-1]
-    _PRIOR_CACHE[cache_key] = prob
+    _PRIOR_CACHE[cache_key] = (model, prob)  # holding the model keeps its id unique while cached
     while len(_PRIOR_CACHE) > PRIOR_CACHE_SIZE:
         _PRIOR_CACHE.popitem(last=False)
     return prob
