@@ -78,6 +78,11 @@ def test_a_click_in_a_flat_region_gives_an_empty_mask(value):
     assert not propose_mask(frame, [(30, 40)], [(10, 10)], spacing_mm=(0.1, 0.1)).any()
 
 
+def test_no_rim_around_the_click_gives_an_empty_mask_not_the_window():
+    ramp = np.tile(np.linspace(0, 255, 200), (150, 1)).astype(np.uint8)  # shading, no boundary
+    assert not propose_mask(ramp, [(75, 100)], spacing_mm=(0.1, 0.1)).any()
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

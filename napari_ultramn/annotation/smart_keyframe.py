@@ -49,6 +49,7 @@ RIDGE_MM = 0.45        # distance either side of a point a ridge must stand abov
 MIN_RADIUS_MM = 0.8    # the rim is never closer than this to the click (skips fascicles)
 RIM_OUT_MM = 0.2       # masks include the epineurial rim: move the contour out by its half width
 EDGE_SCORE = 0.3       # ridge strength (in std units) credited to the window border
+MAX_BORDER_SHARE = 0.5  # share of rays ending on the window border beyond which nothing was found
 PRIOR_WEIGHT = 3.0     # ridge-score units per unit fall of the model's probability
 N_ANGLES = 72
 MAX_STEP = 2           # working pixels the radius may change between neighbouring rays
@@ -208,7 +209,10 @@ def _contour_radii(small, small_prior, centre, pos, neg, px_mm) -> np.ndarray | 
     score[np.arange(N_ANGLES), last] = np.maximum(score[np.arange(N_ANGLES), last], EDGE_SCORE)
     score[:, : int(round(MIN_RADIUS_MM / px_mm))] = _FORBIDDEN
     _constrain(score, angles, centre, pos, neg)
-    return _closed_path(score, MAX_STEP).astype(np.float32)
+    path = _closed_path(score, MAX_STEP)
+    if np.mean(path >= last) > MAX_BORDER_SHARE:
+        return None  # the contour is mostly the window itself: no rim around the click
+    return path.astype(np.float32)
 
 
 def _fall(p: np.ndarray, d: int) -> np.ndarray:
