@@ -125,17 +125,19 @@ def test_assisted_is_a_human_keyframe_that_round_trips(tmp_path):
 def test_session_records_and_refines_an_assisted_frame(tmp_path):
     project = make_project(tmp_path / "p", n_clips=1)
     with AnnotationSession.open(project, "c0", "r1") as s:
-        proposal = propose_mask(s.clip.frame(2), [(16, 12)], spacing_mm=s.clip.spacing_mm)
-        assert proposal[16, 12]
+        rows, cols = np.mgrid[:32, :40]
+        proposal = (rows - 16) ** 2 + (cols - 12) ** 2 <= 36  # what the clicks proposed
         fm = s.set_assisted_mask(2, proposal)
         assert fm.provenance == "assisted" and fm.edited_fraction == 0.0
         brushed = proposal.copy()
         brushed[14:19, 10:15] = False  # the rater erases a patch
         fm = s.set_mask(2, brushed)  # the brush refines it: still assisted, the change measured
         assert fm.provenance == "assisted" and 0 < fm.edited_fraction < 1
-        assert s.interpolate() == [] and s.annotation.keyframes() == [2]
         s.undo()
         assert s.annotation.frames[2].edited_fraction == 0.0
+        s.set_mask(5, proposal)  # a drawn keyframe: the assisted one anchors interpolation like it
+        assert s.annotation.keyframes() == [2, 5] and s.interpolate() == [3, 4]
+        assert s.annotation.frames[2].provenance == "assisted"
     saved = AnnotationStore(project.root).load("c0", "r1")
     assert saved.frames[2].provenance == "assisted"
 
