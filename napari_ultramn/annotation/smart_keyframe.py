@@ -13,7 +13,10 @@ interior septa and speckle are short and broken, so only the rim forms a closed 
 hard constraints: the contour passes beyond every positive click and stops before every
 negative one. The window border counts as a weak boundary so a nerve that leaves the window (a
 longitudinal band) is cut there rather than collapsing onto speckle; more positive clicks along
-the band widen the window.
+the band widen the window. A star-shaped contour whose radius changes by a bounded step from
+ray to ray cannot follow a long flat band, so the search also runs on rays stretched 3x
+laterally (:data:`STRETCHES`; a band then looks round) and keeps the contour whose rays collect
+the more rim per ray.
 
 With a model's nerve probability map (``prior``, e.g. :func:`model_prior`), the prior's outward
 fall adds to the ridge score, so the contour follows the model where the image is ambiguous and
@@ -50,6 +53,7 @@ MIN_RADIUS_MM = 0.8    # the rim is never closer than this to the click (skips f
 RIM_OUT_MM = 0.2       # masks include the epineurial rim: move the contour out by its half width
 EDGE_SCORE = 0.3       # ridge strength (in std units) credited to the window border
 MAX_BORDER_SHARE = 0.5  # share of rays ending on the window border beyond which nothing was found
+STRETCHES = (1.0, 3.0)  # lateral stretch of the rays: round and flat/elongated nerves
 PRIOR_WEIGHT = 3.0     # ridge-score units per unit fall of the model's probability
 N_ANGLES = 72
 MAX_STEP = 2           # working pixels the radius may change between neighbouring rays
@@ -138,13 +142,18 @@ def propose_mask(
     # Rays start at the first click, so a corrective click elsewhere adds a constraint without
     # moving every ray's origin.
     centre = (pos[0] - lo) / scale
-    radii = _contour_radii(small, small_prior, centre, (pos - lo) / scale, (neg - lo) / scale, px_mm)
-    if radii is None:
+    best = None
+    for stretch in STRETCHES:
+        found = _contour_radii(small, small_prior, centre, (pos - lo) / scale, (neg - lo) / scale, px_mm, stretch)
+        if found is not None and (best is None or found[1] > best[1]):
+            best = (found[0], found[1], stretch)
+    if best is None:
         return empty
+    radii, _, stretch = best
     angles = np.linspace(0.0, 2 * np.pi, N_ANGLES, endpoint=False)
     radii = radii + RIM_OUT_MM / px_mm
     rows = (centre[0] + np.sin(angles) * radii) * scale[0]
-    cols = (centre[1] + np.cos(angles) * radii) * scale[1]
+    cols = (centre[1] + stretch * np.cos(angles) * radii) * scale[1]
     rr, cc = draw_polygon(rows, cols, window.shape)
     mask = empty
     mask[lo[0] + rr, lo[1] + cc] = True
@@ -187,13 +196,16 @@ def _ridge_score(profiles: np.ndarray, d: int) -> np.ndarray:
     return np.minimum(profiles - before, profiles - after)
 
 
-def _contour_radii(small, small_prior, centre, pos, neg, px_mm) -> np.ndarray | None:
-    """Radius per ray ``(N_ANGLES,)`` in working pixels of the best closed contour, or None."""
+def _contour_radii(small, small_prior, centre, pos, neg, px_mm, stretch=1.0):
+    """``(radius per ray (N_ANGLES,), mean score per ray)`` of the best closed contour, or None.
+
+    Rays run at ``(sin a, stretch * cos a) * r`` working pixels from ``centre``; radii are in r.
+    """
     angles = np.linspace(0.0, 2 * np.pi, N_ANGLES, endpoint=False)
     n_r = int(np.ceil(np.hypot(*small.shape)))
     r = np.arange(n_r, dtype=np.float32)
     ys = centre[0] + np.sin(angles)[:, None] * r
-    xs = centre[1] + np.cos(angles)[:, None] * r
+    xs = centre[1] + stretch * np.cos(angles)[:, None] * r
     inside = (ys >= 0) & (ys <= small.shape[0] - 1) & (xs >= 0) & (xs <= small.shape[1] - 1)
     d = max(1, int(round(RIDGE_MM / px_mm)))
     score = _ridge_score(ndi.map_coordinates(small, [ys, xs], order=1, mode="nearest"), d)
@@ -208,11 +220,13 @@ def _contour_radii(small, small_prior, centre, pos, neg, px_mm) -> np.ndarray | 
     score[~inside] = _FORBIDDEN
     score[np.arange(N_ANGLES), last] = np.maximum(score[np.arange(N_ANGLES), last], EDGE_SCORE)
     score[:, : int(round(MIN_RADIUS_MM / px_mm))] = _FORBIDDEN
-    _constrain(score, angles, centre, pos, neg)
+    squeeze = np.array([1.0, 1.0 / stretch])
+    _constrain(score, angles, centre * squeeze, pos * squeeze, neg * squeeze)
     path = _closed_path(score, MAX_STEP)
     if np.mean(path >= last) > MAX_BORDER_SHARE:
         return None  # the contour is mostly the window itself: no rim around the click
-    return path.astype(np.float32)
+    quality = float(score[np.arange(N_ANGLES), path].mean())
+    return path.astype(np.float32), quality
 
 
 def _fall(p: np.ndarray, d: int) -> np.ndarray:
