@@ -179,7 +179,7 @@ def _quality(qualities: list[str]) -> str:
 
 def _provenance(codes: list[int]) -> int:
     human = [PROVENANCES.index(p) for p in HUMAN_PROVENANCES]
-    for h in human:  # 'drawn' outranks 'model_edited'
+    for h in human:  # 'drawn' outranks 'model_edited', which outranks 'assisted'
         if h in codes:
             return h
     return Counter(codes).most_common(1)[0][0]

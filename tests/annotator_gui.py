@@ -65,3 +65,14 @@ def drag(viewer, layer, points) -> None:
         settle(1)
     QTest.mouseRelease(native, LEFT, Qt.KeyboardModifier.NoModifier, ps[-1])
     settle(2)
+
+
+def open_annotator(make_napari_viewer, project, rater: str, clip_id: str, size=(1366, 768)):
+    """A shown viewer of ``size`` (a laptop screen) with the Annotator docked on ``clip_id``."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(*size)
+    _dock, w = viewer.window.add_plugin_dock_widget("napari-ultramn", "Annotator")
+    w.open_project(project.root, rater)
+    w.open_clip(clip_id)
+    settle(10)
+    return viewer, w

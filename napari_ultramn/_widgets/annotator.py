@@ -29,6 +29,7 @@ from ..project import Project
 from . import annotator_keys as keys
 from . import annotator_layers as L
 from .annotator_actions import KeyActionsMixin
+from .annotator_assist import SmartKeyframeMixin
 from .annotator_measure import MeasurementView
 from .annotator_panels import build_panels, track_pixmap
 from .annotator_work import LongWorkMixin
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 _ALL = {"plane": "all planes", "participant": "all participants", "status": "any status"}
 
 
-class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
+class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, QWidget):
     """Dock widget 'Annotator' (``napari-ultramn.annotator``)."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -60,6 +61,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self._draft_timer.setInterval(800)
         self._draft_timer.timeout.connect(self._commit_draft)
         self.measurement = MeasurementView(self)
+        self.init_assist()  # smart keyframe mode (annotator_assist)
         self.rater_edit.setText(os.environ.get("ULTRAMN_RATER", ""))
         self._connect()
         self.keys_label.setText(keys.help_html(self.plane_labels))
@@ -285,6 +287,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         """Cancel running work, release the lock, remove the clip's layers."""
         self.cancel()
         self._drop_pending()
+        self.stop_assist()  # smart keyframe clicks belong to this clip
         self._draft_timer.stop()
         try:
             self.ctl.commit_draft()  # the comment as typed

@@ -47,6 +47,17 @@ KEYS = (
     Binding("Control-Shift-Z", "redo", "redo", ("Labels Ctrl+Shift+Z",)),
 )
 
+# -- smart keyframe (issue 14, annotator_assist) ----------------------------------------------
+#: The mode's toggle is an ordinary plugin key (clash-checked like the rest). Its click,
+#: Shift-click, Enter and Escape belong to the mode only while it is on (annotator_assist takes
+#: them on the canvas then), so they are listed, never bound here: outside the mode Enter and
+#: Escape stay napari's.
+ASSIST_KEYS = (Binding("Shift-S", "key_smart_keyframe", "smart keyframe mode on/off"),)
+ASSIST_MODE_KEYS = (
+    ("click / Shift-click", "smart keyframe: point inside / outside the nerve"),
+    ("Enter / Escape", "smart keyframe: accept as 'assisted' / drop"),
+)
+
 #: napari's own keys the radiologist needs, listed (never bound) by the plugin.
 NAPARI_KEYS = (
     ("Left / Right", "previous / next frame (napari)"),
@@ -72,11 +83,11 @@ def plane_bindings(plane_labels: list[str]) -> list[Binding]:
 def bindings(plane_labels: list[str]) -> list[tuple[Binding, tuple]]:
     """Every plugin binding with the arguments its action is called with."""
     planes = [(b, (p,)) for b, p in zip(plane_bindings(plane_labels), plane_labels)]
-    return planes + [(b, ()) for b in KEYS]
+    return planes + [(b, ()) for b in (*KEYS, *ASSIST_KEYS)]
 
 
 def help_rows(plane_labels: list[str]) -> list[tuple[str, str]]:
-    return [(b.key, b.text) for b, _args in bindings(plane_labels)] + list(NAPARI_KEYS)
+    return [(b.key, b.text) for b, _args in bindings(plane_labels)] + list(ASSIST_MODE_KEYS) + list(NAPARI_KEYS)
 
 
 def help_text(plane_labels: list[str]) -> str:

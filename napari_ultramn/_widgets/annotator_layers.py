@@ -1,7 +1,8 @@
 """The annotator's layers: the clip, the editable 'nerve' labels, a polygon layer, previews, raters.
 
 The nerve Labels layer shows provenance by label value (1 human keyframe, 2 interpolated or
-propagated, 3 model proposal) so filled frames look different from traced ones; any non-zero
+propagated, 3 model proposal, 4 assisted keyframe: a smart-keyframe proposal the rater accepted)
+so filled frames look different from traced ones; any non-zero
 pixel is nerve. Changes the user paints arrive as Labels ``paint`` events; changes made by the
 core (undo, interpolation, propagation) are written into the layer's array directly, which emits
 no paint event, so there is no feedback loop.
@@ -17,7 +18,7 @@ NERVE = "nerve"
 OUTLINE = "nerve outline (polygon)"
 PREVIEW = "propagation preview"
 
-_VALUE = {"drawn": 1, "model_edited": 1, "interpolated": 2, "propagated": 2, "model": 3}
+_VALUE = {"drawn": 1, "model_edited": 1, "interpolated": 2, "propagated": 2, "model": 3, "assisted": 4}
 _RATER_COLOURS = ("#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#17becf", "#e377c2")
 
 
@@ -96,7 +97,7 @@ def add_clip_layers(viewer, session, metadata: dict, tool: dict | None = None) -
         layers["raters"].append(lay)
     nerve = viewer.add_labels(
         label_stack(session.annotation), name=NERVE, scale=scale, opacity=0.5,
-        colormap=_colormap({1: "#ffd21f", 2: "#3cc8e6", 3: "#dc5adc"}), metadata=dict(metadata),
+        colormap=_colormap({1: "#ffd21f", 2: "#3cc8e6", 3: "#dc5adc", 4: "#506eff"}), metadata=dict(metadata),
     )
     nerve.selected_label = 1
     nerve.brush_size = max(3, min(clip.frame_shape) // 40)

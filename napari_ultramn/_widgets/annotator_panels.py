@@ -39,6 +39,7 @@ TRACK_COLOURS = np.array(
         (90, 210, 110),  # propagated: green
         (220, 90, 220),  # model: magenta
         (245, 140, 40),  # model_edited: orange (a human keyframe)
+        (80, 110, 255),  # assisted: blue (a smart-keyframe proposal the rater accepted)
         (55, 55, 60),  # unannotated
     ],
     dtype=np.uint8,
@@ -165,7 +166,7 @@ def build_panels(w) -> None:
     w.track_label = QLabel()
     w.track_label.setMinimumHeight(18)
     w.track_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-    w.track_label.setToolTip("top: yellow/orange = human keyframes, cyan = interpolated, "
+    w.track_label.setToolTip("top: yellow/orange = human keyframes, blue = assisted keyframes, cyan = interpolated, "
                              "green = propagated, magenta = model; bottom red = non-standard plane")
     v.addWidget(w.frame_label)
     v.addWidget(w.track_label)
@@ -179,6 +180,9 @@ def build_panels(w) -> None:
     w.propagate_back_button = _button("◀ Propagate", "Ctrl-Left")
     w.propagate_button = _button("Propagate ▶", "Ctrl-Right")
     v.addWidget(row(w.interpolate_button, w.propagate_back_button, w.propagate_button))
+    w.assist_button = _button("Smart keyframe", "click inside the nerve for a proposal; Enter accepts (Shift-S)")
+    w.assist_button.setCheckable(True)  # the mode itself: annotator_assist
+    v.addWidget(w.assist_button)
     w.accept_button = _button("Accept to here", "accept the propagation up to this frame (Alt-A)")
     w.cancel_button = _button("Cancel")
     w.accept_button.setEnabled(False)

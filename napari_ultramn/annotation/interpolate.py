@@ -186,8 +186,8 @@ def fill_between_keyframes(
 ) -> list[int]:
     """Fill, in place, the frames between the human keyframes with interpolated masks.
 
-    Human keyframes are ``annotation.keyframes()`` (provenance 'drawn' or 'model_edited'); they are
-    never overwritten. Frames ``start <= t < stop`` (like ``range``; default the whole clip) that lie
+    Human keyframes are ``annotation.keyframes()`` (provenance 'drawn', 'model_edited' or
+    'assisted'); they are never overwritten. Frames ``start <= t < stop`` (like ``range``; default the whole clip) that lie
     strictly between two keyframes get provenance 'interpolated', replacing whatever machine mask
     (interpolated, propagated, model) they held. Keyframes outside ``[start, stop)`` still serve as
     the nearest keyframe of a frame inside it. Returns the frames written, sorted; an empty list if

@@ -14,9 +14,12 @@ import numpy as np
 from .. import __version__
 from .rle import rle_decode, rle_encode
 
-#: Where a frame's mask came from. 'drawn' and 'model_edited' are human keyframes.
-PROVENANCES = ("drawn", "interpolated", "propagated", "model", "model_edited")
-HUMAN_PROVENANCES = ("drawn", "model_edited")
+#: Where a frame's mask came from. 'drawn', 'model_edited' and 'assisted' are human keyframes.
+#: 'assisted' (issue 14) is a smart-keyframe proposal from the rater's clicks that the rater
+#: accepted (and perhaps brushed): it anchors interpolation and propagation like 'drawn' but is
+#: counted apart in effort figures. Appended last so older files' codes keep their meaning.
+PROVENANCES = ("drawn", "interpolated", "propagated", "model", "model_edited", "assisted")
+HUMAN_PROVENANCES = ("drawn", "model_edited", "assisted")
 STATUSES = ("not_started", "in_progress", "done")
 QUALITIES = ("ok", "poor", "unusable")
 
@@ -30,7 +33,8 @@ class FrameMask:
     """One frame's nerve mask ``(H, W) bool`` and where it came from.
 
     ``confidence`` is in [0, 1] for propagated and model masks; ``edited_fraction`` is, for
-    'model_edited', the fraction of the proposal's pixels the human changed (|A xor B| / |A or B|).
+    'model_edited' and 'assisted', the fraction of the proposal's pixels the human changed
+    (|A xor B| / |A or B|; 0 for an assisted proposal accepted as is).
     """
 
     mask: np.ndarray

@@ -106,7 +106,7 @@ class PropagationResult:
     def apply(self, annotation: ClipAnnotation, up_to: int | None = None) -> list[int]:
         """Write masks up to ``up_to`` into ``annotation`` as 'propagated' with their confidence.
 
-        Human keyframes (drawn, model_edited) are never touched. Returns the frames written.
+        Human keyframes (drawn, model_edited, assisted) are never touched. Returns the frames written.
         """
         written = []
         for t in self._reached_by(up_to):

@@ -200,14 +200,16 @@ class AnnotationSession:
         """A human traced or edited frame ``t``: it becomes a keyframe.
 
         Editing a model proposal makes it 'model_edited' with the fraction of it the human changed;
-        editing an interpolated or propagated frame makes it 'drawn'.
+        editing an interpolated or propagated frame makes it 'drawn'. Brushing an 'assisted' frame
+        keeps it 'assisted' (the rater still started from the clicks' proposal) and records the
+        fraction of the accepted proposal the brush changed, as for 'model_edited'.
         """
         mask = np.asarray(mask, dtype=bool)
         old = self.annotation.frames.get(t)
         kw: dict = {}
         provenance = "drawn"
-        if old is not None and old.provenance in ("model", "model_edited"):
-            provenance = "model_edited"
+        if old is not None and old.provenance in ("model", "model_edited", "assisted"):
+            provenance = "assisted" if old.provenance == "assisted" else "model_edited"
             proposal = self._proposals.get(t)
             if proposal is not None:
                 kw["edited_fraction"] = edited_fraction(proposal, mask)
@@ -215,6 +217,15 @@ class AnnotationSession:
                 kw["edited_fraction"] = min(1.0, (old.edited_fraction or 0.0) + edited_fraction(old.mask, mask))
         with self.change(label) as ann:
             ann.set_mask(t, mask, provenance, **kw)
+        return self.annotation.frames[t]
+
+    def set_assisted_mask(self, t: int, mask: np.ndarray, label: str = "smart keyframe") -> FrameMask:
+        """The rater accepted a smart-keyframe proposal (clicks -> mask) for frame ``t``: an
+        'assisted' keyframe, edited fraction 0. Later brushing measures against this mask."""
+        mask = np.asarray(mask, dtype=bool)
+        with self.change(label) as ann:
+            ann.set_mask(t, mask, "assisted", edited_fraction=0.0)
+        self._proposals[int(t)] = ann.frames[int(t)].mask
         return self.annotation.frames[t]
 
     def clear_frame(self, t: int) -> None:
