@@ -54,6 +54,10 @@ def test_the_widget_shows_reasons_the_clip_list_and_the_warning(make_napari_view
     assert w.excluded_label.text() == ("7 clips excluded: 6 × no consensus: 0 rater(s), need 2; "
                                        "1 × too short for the window: 5 frames < 8")
     assert w.excluded_button.isVisible() and not w.excluded_table.isVisible()
+    viewer.window._qt_window.resize(1366, 768)  # a laptop: the dock scrolls, no message is cut short
+    qtbot.wait(50)
+    for label in (w.warning_label, w.excluded_label, w.status):
+        assert label.height() >= label.heightForWidth(label.width()), label.text()
     qtbot.mouseClick(w.excluded_button, Qt.MouseButton.LeftButton)
     assert w.excluded_table.isVisible() and w.excluded_button.text() == "Hide excluded clips"
     rows = {w.excluded_table.item(i, 0).text(): w.excluded_table.item(i, 2).text()

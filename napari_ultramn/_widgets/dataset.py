@@ -16,17 +16,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from qtpy.QtCore import QSize
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QVBoxLayout,
@@ -77,6 +80,20 @@ def split_warning(manifest: dict) -> str:
             f"participant{'' if used == 1 else 's'} could be used, and a participant's clips stay in one "
             f"split. This dataset gives {'; '.join(_LOST[s] for s in empty)}. Annotate more "
             "participants (see why clips were excluded) or change the label source.")
+
+
+class _Scroll(QScrollArea):
+    """Scrolls the widget's column up and down; as wide as the column wants to be."""
+
+    def __init__(self, content: QWidget):
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setWidget(content)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        width = self.widget().sizeHint().width() + self.verticalScrollBar().sizeHint().width()
+        return QSize(width, 480)
 
 
 class DatasetWidget(QWidget):
@@ -187,10 +204,19 @@ class DatasetWidget(QWidget):
         vform.addRow("Dataset", row(self.dataset_edit, self.dataset_button))
         vform.addRow("Clip", self.clip_combo)
         vform.addRow(self.open_button)
+        content = QWidget()
+        column = QVBoxLayout(content)
+        column.setContentsMargins(0, 0, 0, 0)
+        for part in (build, self.counts_table, view):
+            column.addWidget(part)
+        column.addStretch(1)
+        for table in (self.counts_table, self.excluded_table):
+            table.setMinimumHeight(120)  # a few rows in sight; the dock scrolls instead of squeezing
         outer = QVBoxLayout(self)
-        outer.addWidget(build)
-        outer.addWidget(self.counts_table)
-        outer.addWidget(view)
+        outer.setContentsMargins(0, 0, 0, 0)
+        # On a 768 px screen the messages, the warning and the tables do not all fit: scroll rather
+        # than squeeze a wrapped message to fewer lines than it needs (its end was cut off).
+        outer.addWidget(_Scroll(content))
 
     def _browse(self, edit: QLineEdit) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a folder", edit.text() or str(Path.home()))
