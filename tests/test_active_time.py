@@ -177,6 +177,7 @@ def test_review_counts_human_raters_and_marks_clips_with_two_or_more(project):
     assert review.line(e1) == "c1   p1   transverse_forearm   [not started]   1 rater"
     blind = ClipQueue(project, "r1", blind=True)  # blind: other raters are never looked at
     assert blind.entry("c0").n_raters is None and not blind.entry("c0").multi_rater
+    assert {(e.plane, e.side) for e in blind.entries()} == {(None, None)}  # nothing from the header
     assert blind.line(blind.entry("c0")) == "c0   p0   [in progress]"
     with pytest.raises(ValueError, match="a queue is either blind or for review, not both"):
         ClipQueue(project, "r1", blind=True, review=True)

@@ -173,7 +173,7 @@ def build_panels(w) -> None:
     legend = _wrapping(" ".join(
         f'<span style="color: rgb{tuple(int(c) for c in TRACK_COLOURS[i])}">■</span> {p}'
         for i, p in enumerate(PROVENANCES)
-    ))
+    ) + " · a thin line: traced as no nerve")
     legend.setTextFormat(Qt.TextFormat.RichText)
     v.addWidget(legend)
     w.interpolate_button = _button("Interpolate", "fill frames between keyframes (Shift-I)")

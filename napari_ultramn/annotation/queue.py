@@ -90,8 +90,8 @@ def duration(seconds: float) -> str:
 class ClipQueue:
     """The clips of ``project`` as seen by ``rater``; call :meth:`refresh` after saves elsewhere.
 
-    ``blind``: the plane recorded from the clip's header is left out of every entry (and so of
-    the filters), or the rater would copy it and plane agreement would come out perfect.
+    ``blind``: the plane and side recorded from the clip's header are left out of every entry (and
+    so of the filters), or the rater would copy them and plane agreement would come out perfect.
     ``review``: each entry counts the clip's human raters (never with ``blind``).
     """
 
@@ -135,8 +135,8 @@ class ClipQueue:
             store = self.project.annotations
             n_raters = sum(r not in RESERVED_RATERS for r in store.raters(rec["clip_id"]))
         return QueueEntry(
-            clip_id=rec["clip_id"], participant=rec.get("participant"), side=rec.get("side"),
-            plane=None if self.blind else rec.get("plane"), n_frames=int(rec.get("n_frames", 0)), status=status,
+            clip_id=rec["clip_id"], participant=rec.get("participant"),
+            side=None if self.blind else rec.get("side"), plane=None if self.blind else rec.get("plane"), n_frames=int(rec.get("n_frames", 0)), status=status,
             quality=quality, corrupt=corrupt, active_seconds=active, n_raters=n_raters,
         )
 
