@@ -173,8 +173,8 @@ def test_review_counts_human_raters_and_marks_clips_with_two_or_more(project):
     e0, e1, e2 = (review.entry(c) for c in ("c0", "c1", "c2"))
     assert (e0.n_raters, e1.n_raters, e2.n_raters) == (2, 1, 0)  # 'model' is not a rater
     assert e0.multi_rater and not e1.multi_rater
-    assert review.line(e0) == "c0   p0   transverse_wrist   [not started]   ◆ 2 raters"
-    assert review.line(e1) == "c1   p1   transverse_forearm   [not started]   1 rater"
+    assert review.line(e0) == "◆ c0   p0   [not started]   2 raters   transverse_wrist"
+    assert review.line(e1) == "c1   p1   [not started]   1 rater   transverse_forearm"
     blind = ClipQueue(project, "r1", blind=True)  # blind: other raters are never looked at
     assert blind.entry("c0").n_raters is None and not blind.entry("c0").multi_rater
     assert {(e.plane, e.side) for e in blind.entries()} == {(None, None)}  # nothing from the header

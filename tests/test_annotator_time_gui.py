@@ -69,9 +69,9 @@ def test_review_marks_clips_with_two_raters_and_shows_the_layer_colours(make_nap
     window.resize(1366, 768)
     items = [w.queue_list.item(i) for i in range(w.queue_list.count())]
     assert [i.text() for i in items] == [
-        "c0   p0   transverse_wrist   [not started]   ◆ 2 raters",
-        "c2   p0   transverse_wrist   [not started]   0 raters",
-        "c1   p1   transverse_forearm   [not started]   1 rater"]
+        "◆ c0   p0   [not started]   2 raters   transverse_wrist",
+        "c2   p0   [not started]   0 raters   transverse_wrist",
+        "c1   p1   [not started]   1 rater   transverse_forearm"]
     assert [i.font().bold() for i in items] == [True, False, False]
     assert all(i.toolTip() == i.text() for i in items)  # the list elides; the tooltip has it all
     w.queue_list.setCurrentItem(items[0])

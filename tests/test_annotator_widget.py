@@ -174,7 +174,7 @@ def test_blind_mode_hides_raters_review_overlays_and_picks(make_napari_viewer, p
     w.pick_combo.setCurrentText("r2")
     w.pick_clip_button.click()
     assert w.progress_label.text() == "0 / 3 clips done"  # the queue is the adjudicated work
-    assert w.queue_list.item(0).text().endswith("[in progress]   ◆ 2 raters")  # review counts raters
+    assert w.queue_list.item(0).text() == "◆ c0   p0   [in progress]   2 raters   transverse_wrist"
     final = project.annotations.load("c0", ADJUDICATED)
     assert final.frames[0].mask.sum() == disk((48, 64), (24, 12), 8).sum()
     w.close_session()

@@ -113,7 +113,7 @@ def build_panels(w) -> None:
     w.queue_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     w.queue_list.setMaximumHeight(100)
     v.addWidget(w.queue_list)
-    w.progress_label = ElidedLabel("no project open")
+    w.progress_label = _wrapping("no project open")  # done, median time per clip, time left: all of it
     w.progress_label.setStyleSheet("font-weight: bold")
     w.prev_clip_button = _button("◀ Prev", "previous unlabelled clip (Shift-N)")
     w.next_clip_button = _button("Next ▶", "next unlabelled clip (N)")

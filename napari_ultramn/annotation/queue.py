@@ -54,14 +54,16 @@ class QueueEntry:
         return not self.corrupt and self.status != "done" and self.quality != "unusable"
 
     def text(self, show_plane: bool = True) -> str:
-        """The queue line, 'c0   p0   transverse_wrist   [in progress]' (no plane in blind mode),
-        ending in review mode with the number of raters, marked ◆ when two or more."""
-        plane = f"{self.plane or '—'}   " if show_plane else ""
-        line = f"{self.clip_id}   {self.participant or '?'}   {plane}[{self.display_status.replace('_', ' ')}]"
+        """The queue line, 'c0   p0   [in progress]   transverse_wrist' (no plane in blind mode).
+
+        In review mode the number of raters follows the status, and a clip with two or more
+        starts with ◆. What a narrow list may cut comes last: the plane.
+        """
+        mark = "◆ " if self.multi_rater else ""
+        line = f"{mark}{self.clip_id}   {self.participant or '?'}   [{self.display_status.replace('_', ' ')}]"
         if self.n_raters is not None:
-            mark = "◆ " if self.multi_rater else ""
-            line += f"   {mark}{self.n_raters} rater{'' if self.n_raters == 1 else 's'}"
-        return line
+            line += f"   {self.n_raters} rater{'' if self.n_raters == 1 else 's'}"
+        return line + (f"   {self.plane or '—'}" if show_plane else "")
 
     def matches(self, plane: str | None = None, participant: str | None = None,
                 status: str | None = None) -> bool:
