@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor
+from qtpy.QtWidgets import QLineEdit
 
 from napari_ultramn._widgets.annotator_panels import TRACK_COLOURS, rater_colour, track_pixmap
 from napari_ultramn.annotation.session import AnnotationSession
@@ -32,7 +33,9 @@ def annotator(make_napari_viewer, project, rater="r1", review=False, show=False)
 
 def test_real_actions_in_this_window_count_as_active_time(make_napari_viewer, qtbot, project):
     viewer, w = annotator(make_napari_viewer, project, show=True)
-    other = make_napari_viewer()  # another viewer's work is not this clip's
+    other = QLineEdit()  # another window (another viewer, an e-mail): not this clip's work
+    qtbot.addWidget(other)
+    other.show()
     clock = FakeClock()
     w.ctl.activity.clock = clock
     w.open_clip("c0")
@@ -46,7 +49,7 @@ def test_real_actions_in_this_window_count_as_active_time(make_napari_viewer, qt
     qtbot.mouseClick(w.sections["Keys"].toggle, Qt.MouseButton.LeftButton)
     assert w.session.annotation.active_seconds == 75
     clock.wait(30)
-    key(other, qtbot, "K")
+    qtbot.keyClicks(other, "elsewhere")
     assert w.session.annotation.active_seconds == 75
     w.close_session()  # the comment is written, with the time
     saved = w.project.annotations.load("c0", "r1")
