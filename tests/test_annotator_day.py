@@ -70,7 +70,7 @@ def test_a_day_of_work(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     w.comment_edit.setFocus()
     qtbot.keyClicks(w.comment_edit, "probe slipped at frames 3-4")
     key(viewer, qtbot, "Shift-D")  # done: nothing missing, so nothing asked
-    assert w.progress_label.text() == "1 / 2 clips done"
+    assert w.progress_label.text().startswith("1 / 2 clips done")  # then the median time, if any
     key(viewer, qtbot, "N")
     assert w.session.clip_id == "c1"
 

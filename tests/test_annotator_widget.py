@@ -87,7 +87,7 @@ def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot
 
     press(viewer, qtbot, Qt.Key.Key_D, SHIFT)
     assert asked == ["c0: 1 of 8 frames are not traced (frame 8). Mark it done anyway?"]
-    assert w.progress_label.text() == "1 / 3 clips done"
+    assert w.progress_label.text().startswith("1 / 3 clips done · median ")  # timed by real actions
     viewer.dims.set_current_step(0, 2)
     nerve.paint((2, 24, 30), 1)  # the last stroke: switching clips must write it before unlocking
     press(viewer, qtbot, Qt.Key.Key_N)  # next unlabelled clip; c0's lock is released
@@ -174,7 +174,7 @@ def test_blind_mode_hides_raters_review_overlays_and_picks(make_napari_viewer, p
     w.pick_combo.setCurrentText("r2")
     w.pick_clip_button.click()
     assert w.progress_label.text() == "0 / 3 clips done"  # the queue is the adjudicated work
-    assert w.queue_list.item(0).text().endswith("[in progress]")
+    assert w.queue_list.item(0).text() == "◆ c0   p0   [in progress]   2 raters   transverse_wrist"
     final = project.annotations.load("c0", ADJUDICATED)
     assert final.frames[0].mask.sum() == disk((48, 64), (24, 12), 8).sum()
     w.close_session()
@@ -219,14 +219,16 @@ def test_cli_opens_the_annotator_on_an_uncalibrated_clip(make_napari_viewer, tmp
         seen["layers"] = [lay.name for lay in seen["viewer"].layers]
         w.session.set_mask(0, disk((32, 40), (16, 16), 5))
         w.refresh_clip_view([0])
+        seen["texts"] = w.unit_label.text(), w.measure_label.text()  # closing the clip clears them
 
     monkeypatch.setattr(napari, "Viewer", lambda **kw: seen.setdefault("viewer", make_napari_viewer()))
     monkeypatch.setattr(napari, "run", event_loop)
     assert main(["annotate", str(project.root), "c2", "--rater", "r9"]) == 0
     assert "clip c2" in seen["layers"] and "nerve" in seen["layers"]
     w = seen["widget"]
-    assert "no calibration" in w.unit_label.text()
-    assert "px²" in w.measure_label.text() and "mm" not in w.measure_label.text()
+    unit, measure = seen["texts"]
+    assert "no calibration" in unit and "px²" in measure and "mm" not in measure
+    assert w.unit_label.text() == "" and w.clip_label.text() == "No clip open."  # nothing stale
     AnnotationSession.open(project, "c2", "r9").close()  # the lock was released after the loop
     assert main(["annotate", str(project.root), "nope", "--rater", "r9"]) == 2
     assert "project has no clip 'nope'" in capsys.readouterr().err

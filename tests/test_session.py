@@ -46,7 +46,7 @@ def project(tmp_path):
 
 def test_new_session_autosaves_every_change_and_reloads(project):
     with AnnotationSession.open(project, "c0", "r1") as s:
-        assert s.annotation.clip_plane == "transverse_wrist"  # from the registry
+        assert s.annotation.clip_plane is None  # blind mode: never prefilled from the header
         s.set_mask(0, disk((32, 40), (16, 10), 6))
         s.set_clip_plane("transverse_forearm")
         s.set_flag("poor", "probe slipped")
@@ -71,7 +71,7 @@ def test_undo_redo_restores_masks_and_fields_and_saves(project):
     s.set_mask(0, m & ~disk((32, 40), (16, 14), 3))
     s.set_clip_plane("longitudinal_wrist")
     assert s.undo() == []
-    assert s.annotation.clip_plane == "transverse_wrist"
+    assert s.annotation.clip_plane is None  # as it was: blind mode starts with no plane
     assert s.undo() == [0]
     np.testing.assert_array_equal(s.annotation.frames[0].mask, m)
     assert s.redo() == [0]
@@ -100,6 +100,7 @@ def test_bad_plane_and_range_are_refused_with_message(project):
             s.set_clip_plane("axial")
         with pytest.raises(InputError, match=r"frame range \[2, 9\) is outside the clip's 6 frames"):
             s.set_plane_range(2, 9, "non_standard")
+        s.set_clip_plane("transverse_wrist")
         s.set_plane_range(4, 2, "non_standard")
         assert s.annotation.frame_planes()[1:5] == ["transverse_wrist", "non_standard", "non_standard", "transverse_wrist"]
 

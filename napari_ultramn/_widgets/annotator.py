@@ -29,9 +29,10 @@ from ..project import Project
 from . import annotator_keys as keys
 from . import annotator_layers as L
 from .annotator_actions import KeyActionsMixin
+from .annotator_activity import ActivityFilter
 from .annotator_assist import SmartKeyframeMixin
 from .annotator_measure import MeasurementView
-from .annotator_panels import build_panels, track_pixmap
+from .annotator_panels import build_panels, follow_clip, track_pixmap
 from .annotator_work import LongWorkMixin
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, QWidge
         self._keys = keys.KeyFilter(self, viewer)  # refuses a table that clashes with napari's keys
         self._dock_keys = keys.DockKeys()
         viewer.dims.events.current_step.connect(self._on_frame)
+        self._activity = ActivityFilter(self)  # active time per clip, idle excluded
+        follow_clip(self)  # with no clip open, the status lines say so
         # When napari deletes the widget (viewer closed) Python methods can no longer run, so the
         # lock is released through a holder that outlives the widget.
         self._holder: dict = {}
@@ -188,7 +191,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, QWidge
         # In review mode the work being done is the 'adjudicated' annotation: queue that.
         owner = ADJUDICATED if self.review_check.isChecked() else self.rater_edit.text().strip()
         self.ctl.review = self.review_check.isChecked()
-        self.queue = ClipQueue(self.project, owner, blind=self.ctl.blind)
+        self.queue = ClipQueue(self.project, owner, blind=self.ctl.blind, review=self.ctl.review)
         self._updating = True
         for combo, key, values in ((self.plane_filter, "plane", self.queue.planes()),
                                    (self.participant_filter, "participant", self.queue.participants()),
@@ -230,9 +233,12 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, QWidge
         self.queue_list.clear()
         current = self.session.clip_id if self.session else None
         for e in self.queue.entries(**self.filters()):
-            plane = "" if self.ctl.blind else f"{e.plane or '—'}   "  # blind: the header's plane is hidden
-            item = QListWidgetItem(f"{e.clip_id}   {e.participant or '?'}   {plane}"
-                                   f"[{e.display_status.replace('_', ' ')}]")
+            item = QListWidgetItem(self.queue.line(e))  # blind: without the header's plane
+            item.setToolTip(item.text())  # the list elides a long line
+            if e.multi_rater:  # review: a clip two or more raters annotated
+                font = item.font()
+                font.setBold(True)
+                item.setFont(font)
             item.setData(0x0100, e.clip_id)
             self.queue_list.addItem(item)
             if e.clip_id == current:
@@ -362,7 +368,8 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, QWidge
         planes = ann.frame_planes()
         non_standard = [p == self.plane_labels[-1] for p in planes]
         self.track_label.setPixmap(track_pixmap(ann.provenance_codes(), non_standard, t,
-                                                max(200, self.track_label.width())))
+                                                max(200, self.track_label.width()),
+                                                empty=self.ctl.empty_frames()))
         self.measurement.show_frame(s, t)
 
     def _on_paint(self, event) -> None:

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 from qtpy.QtCore import Qt
-from qtpy.QtGui import QImage, QPixmap
+from qtpy.QtGui import QColor, QImage, QPixmap
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
     QFormLayout,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
@@ -28,6 +27,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..annotation.model import PROVENANCES
+from .annotator_layers import _RATER_COLOURS
 from .annotator_sections import ElidedLabel, Section, scrolling
 from .layout import row
 
@@ -114,7 +114,7 @@ def build_panels(w) -> None:
     w.queue_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     w.queue_list.setMaximumHeight(100)
     v.addWidget(w.queue_list)
-    w.progress_label = ElidedLabel("no project open")
+    w.progress_label = _wrapping("no project open")  # done, median time per clip, time left: all of it
     w.progress_label.setStyleSheet("font-weight: bold")
     w.prev_clip_button = _button("◀ Prev", "previous unlabelled clip (Shift-N)")
     w.next_clip_button = _button("Next ▶", "next unlabelled clip (N)")
@@ -167,13 +167,14 @@ def build_panels(w) -> None:
     w.track_label.setMinimumHeight(18)
     w.track_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
     w.track_label.setToolTip("top: yellow/orange = human keyframes, blue = assisted keyframes, cyan = interpolated, "
-                             "green = propagated, magenta = model; bottom red = non-standard plane")
+                             "green = propagated, magenta = model; a thin line only = traced as "
+                             "'no nerve' (empty mask); bottom red = non-standard plane")
     v.addWidget(w.frame_label)
     v.addWidget(w.track_label)
     legend = _wrapping(" ".join(
         f'<span style="color: rgb{tuple(int(c) for c in TRACK_COLOURS[i])}">■</span> {p}'
         for i, p in enumerate(PROVENANCES)
-    ))
+    ) + " · a thin line: traced as no nerve")
     legend.setTextFormat(Qt.TextFormat.RichText)
     v.addWidget(legend)
     w.interpolate_button = _button("Interpolate", "fill frames between keyframes (Shift-I)")
@@ -208,13 +209,18 @@ def build_panels(w) -> None:
 
     # -- review -----------------------------------------------------------------------------
     w.review_box = QWidget()
-    h = QHBoxLayout(w.review_box)
-    h.setContentsMargins(0, 0, 0, 0)
+    v = QVBoxLayout(w.review_box)
+    v.setContentsMargins(0, 0, 0, 0)
     w.pick_combo = _combo()
     w.pick_clip_button = _button("Use all", "take this rater's masks and planes as the final ones")
     w.pick_frame_button = _button("Use frame", "take this rater's mask of the current frame")
-    for x in (w.pick_combo, w.pick_clip_button, w.pick_frame_button):
-        h.addWidget(x)
+    v.addWidget(row(w.pick_combo, w.pick_clip_button, w.pick_frame_button))
+    w.rater_legend = _wrapping()  # the colour of each rater's layer, from the pick list
+    w.rater_legend.setTextFormat(Qt.TextFormat.RichText)
+    v.addWidget(w.rater_legend)
+    model = w.pick_combo.model()  # the pick list is filled with the rater layers, in layer order
+    for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset):
+        signal.connect(lambda *_args: show_rater_legend(w))
     section("Review: other raters", w.review_box)
     w.sections["Review: other raters"].setVisible(False)
 
@@ -254,12 +260,60 @@ def build_panels(w) -> None:
     w.setMaximumWidth(520)
 
 
-def track_pixmap(codes: np.ndarray, non_standard: np.ndarray, current: int, width: int = 320) -> QPixmap:
-    """Two-row strip: provenance per frame on top, non-standard frames below, a tick at ``current``."""
+def rater_colour(i: int) -> str:
+    """The colour of the ``i``-th rater layer (as :func:`.annotator_layers.add_clip_layers` gives it)."""
+    return _RATER_COLOURS[i % len(_RATER_COLOURS)]
+
+
+def show_rater_legend(w) -> None:
+    """Colour the pick list's raters as their layers and write the legend under it.
+
+    The pick list holds the review layers' raters in layer order, so item ``i`` has the colour
+    of layer ``i``; the legend follows every refill of the list.
+    """
+    combo = w.pick_combo
+    names = [combo.itemText(i) for i in range(combo.count())]
+    for i in range(len(names)):
+        combo.setItemData(i, QColor(rater_colour(i)), Qt.ItemDataRole.DecorationRole)
+    if not names:
+        w.rater_legend.setText("No other rater has annotated this clip." if w.ctl.session else "")
+        return
+    w.rater_legend.setText("Layers: " + " ".join(
+        f'<span style="color: {rater_colour(i)}">■</span>&nbsp;{name}' for i, name in enumerate(names)))
+
+
+def follow_clip(w) -> None:
+    """Keep the clip's status lines true: when no clip is open (closed, or the next one failed
+    to open) they say so instead of describing the clip that was open before."""
+
+    def on_event(name: str) -> None:
+        if name != "clip" or w.ctl.session is not None:
+            return
+        w.clip_label.setText("No clip open.")
+        for label in (w.frame_label, w.ranges_label, w.save_label, w.measure_label, w.excursion_label,
+                      w.unit_label, w.rater_legend):
+            label.setText("")
+        w.track_label.clear()
+        w.comment_edit.setText("")
+        w.measure_table.setRowCount(0)
+
+    w.ctl.on(on_event)
+
+
+def track_pixmap(codes: np.ndarray, non_standard: np.ndarray, current: int, width: int = 320,
+                 empty: np.ndarray | None = None) -> QPixmap:
+    """Two-row strip: provenance per frame on top, non-standard frames below, a tick at ``current``.
+
+    ``empty`` ((T,) bool): frames traced as 'no nerve' (an empty mask) show their provenance as a
+    thin line only, so a model that found nothing does not paint the strip as if it had proposed
+    a nerve everywhere.
+    """
     n = max(len(codes), 1)
     top = TRACK_COLOURS[np.asarray(codes, dtype=int)]  # -1 indexes the last (unannotated) colour
     bottom = np.where(np.asarray(non_standard, bool)[:, None], NON_STANDARD_COLOUR, (35, 35, 40))
     strip = np.concatenate([np.repeat(top[None], 10, 0), np.repeat(bottom[None], 4, 0)]).astype(np.uint8)
+    if empty is not None:
+        strip[3:10, np.asarray(empty, bool)] = TRACK_COLOURS[-1]
     cols = np.minimum((np.arange(width) * n) // width, n - 1)
     img = np.ascontiguousarray(strip[:, cols])
     if 0 <= current < n:

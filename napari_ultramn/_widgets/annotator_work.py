@@ -81,10 +81,9 @@ class LongWorkMixin:
         self._start(preannotate_clip(self.model_edit.text().strip(), self.session.clip), self._proposal_done)
 
     def _proposal_done(self, proposal) -> None:
-        masks = {t: proposal.masks[t] for t in range(len(proposal.masks))}
-        conf = {t: float(proposal.confidence[t]) for t in masks}
-        if self._do(lambda s: s.apply_proposals(masks, conf, proposal.frame_planes)):
-            self.info(f"Model proposal applied (plane {proposal.clip_plane}); your own frames were kept.")
+        said: list[str] = []  # names the plane the clip has now, not the model's guess
+        if self._do(lambda _s: said.append(self.ctl.apply_proposal(proposal))):
+            self.info(said[0])
 
     def _start(self, gen, on_done) -> None:
         session = self.session

@@ -4,26 +4,32 @@ Only translates between the viewer and the core (:mod:`dataset_tools.build`,
 :mod:`dataset_tools.inspect`): the build runs as a progress generator in a worker
 (``workers.start``; synchronous under ``ULTRAMN_SYNC_WORKERS=1``), the counts table is
 the manifest's, and a dataset clip opens as an Image layer with its masks as a Labels layer.
+After a build it says why clips were left out (reason -> count, the clip list on demand) and
+warns, in words, when a split the ratios asked for came out empty (e.g. 1 / 0 / 0 clips).
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from qtpy.QtCore import QSize
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QVBoxLayout,
@@ -39,6 +45,55 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "validation", "test")
 COUNT_COLUMNS = ("split", "plane", "side", "participants", "clips", "frames", "annotated_frames")
+EXCLUDED_COLUMNS = ("clip_id", "participant", "reason")
+#: What an empty split takes away, for the warning.
+_LOST = {"train": "nothing to train on", "validation": "no validation (model choice, early stopping)",
+         "test": "no held-out test"}
+
+
+def exclusion_summary(excluded: list[dict]) -> list[tuple[str, int]]:
+    """Why clips were excluded, most common first: ``[(reason, n_clips), ...]``.
+
+    Reasons that differ only in their details ("no consensus: 1 rater(s), need 2" and "... 0
+    rater(s) ...") are counted under the words before the colon; a reason every clip of its kind
+    shares is given whole.
+    """
+    kinds: dict[str, Counter] = {}
+    for e in excluded:
+        reason = str(e.get("reason", "unknown"))
+        kinds.setdefault(reason.split(":", 1)[0].strip(), Counter())[reason] += 1
+    rows = [(next(iter(c)) if len(c) == 1 else kind, sum(c.values())) for kind, c in kinds.items()]
+    return sorted(rows, key=lambda r: (-r[1], r[0]))
+
+
+def split_warning(manifest: dict) -> str:
+    """A sentence when a split the ratios asked for came out empty ('' when none did)."""
+    files = {f["split"]: f for f in manifest["files"]}
+    ratios = manifest["split"]["ratios"]  # {split: ratio}, as the split file has them
+    empty = [s for s in SPLITS if ratios.get(s, 0) > 0 and files.get(s, {}).get("clips", 0) == 0]
+    if not empty:
+        return ""
+    used = sum(f.get("participants", 0) for f in files.values())
+    asked = " / ".join(f"{ratios.get(s, 0):g}" for s in SPLITS)
+    return (f"Warning: {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty although the "
+            f"ratios ({asked}) ask for {'it' if len(empty) == 1 else 'them'}: only {used} "
+            f"participant{'' if used == 1 else 's'} could be used, and a participant's clips stay in one "
+            f"split. This dataset gives {'; '.join(_LOST[s] for s in empty)}. Annotate more "
+            "participants (see why clips were excluded) or change the label source.")
+
+
+class _Scroll(QScrollArea):
+    """Scrolls the widget's column up and down; as wide as the column wants to be."""
+
+    def __init__(self, content: QWidget):
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setWidget(content)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        width = self.widget().sizeHint().width() + self.verticalScrollBar().sizeHint().width()
+        return QSize(width, 480)
 
 
 class DatasetWidget(QWidget):
@@ -89,6 +144,18 @@ class DatasetWidget(QWidget):
         self.progress = QProgressBar()
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.warning_label = QLabel("")  # a degenerate split, in words
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet("color: #ff6b6b")
+        self.warning_label.setVisible(False)
+        self.excluded_label = QLabel("")  # reason -> count
+        self.excluded_label.setWordWrap(True)
+        self.excluded_button = QPushButton("Show excluded clips")
+        self.excluded_button.setCheckable(True)
+        self.excluded_button.setVisible(False)
+        self.excluded_table = QTableWidget(0, len(EXCLUDED_COLUMNS))
+        self.excluded_table.setHorizontalHeaderLabels(list(EXCLUDED_COLUMNS))
+        self.excluded_table.setVisible(False)
         self.counts_table = QTableWidget(0, len(COUNT_COLUMNS))
         self.counts_table.setHorizontalHeaderLabels(list(COUNT_COLUMNS))
 
@@ -109,6 +176,7 @@ class DatasetWidget(QWidget):
         self.build_button.clicked.connect(self.build)
         self.cancel_button.clicked.connect(self.cancel)
         self.open_button.clicked.connect(self.open_selected_clip)
+        self.excluded_button.toggled.connect(self._show_excluded_clips)
         self._labels_changed()
 
     def _layout(self) -> None:
@@ -127,15 +195,28 @@ class DatasetWidget(QWidget):
         form.addRow(row(self.build_button, self.cancel_button))
         form.addRow(self.progress)
         form.addRow(self.status)
+        form.addRow(self.warning_label)
+        form.addRow(self.excluded_label)
+        form.addRow(self.excluded_button)
+        form.addRow(self.excluded_table)
         view = QGroupBox("Look at a dataset")
         vform = QFormLayout(view)
         vform.addRow("Dataset", row(self.dataset_edit, self.dataset_button))
         vform.addRow("Clip", self.clip_combo)
         vform.addRow(self.open_button)
+        content = QWidget()
+        column = QVBoxLayout(content)
+        column.setContentsMargins(0, 0, 0, 0)
+        for part in (build, self.counts_table, view):
+            column.addWidget(part)
+        column.addStretch(1)
+        for table in (self.counts_table, self.excluded_table):
+            table.setMinimumHeight(120)  # a few rows in sight; the dock scrolls instead of squeezing
         outer = QVBoxLayout(self)
-        outer.addWidget(build)
-        outer.addWidget(self.counts_table)
-        outer.addWidget(view)
+        outer.setContentsMargins(0, 0, 0, 0)
+        # On a 768 px screen the messages, the warning and the tables do not all fit: scroll rather
+        # than squeeze a wrapped message to fewer lines than it needs (its end was cut off).
+        outer.addWidget(_Scroll(content))
 
     def _browse(self, edit: QLineEdit) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a folder", edit.text() or str(Path.home()))
@@ -192,6 +273,7 @@ class DatasetWidget(QWidget):
         self.build_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("Building...")
+        self.show_exclusions(None)  # the last build's reasons no longer apply
         self._gen = gen
         self.worker = start(gen, self._on_progress, self._on_built, self._on_error, self._on_finished)
 
@@ -216,6 +298,7 @@ class DatasetWidget(QWidget):
             f"labels {s['labels']}; {s['excluded']} clip(s) excluded."
         )
         self.show_counts(manifest["counts"])
+        self.show_exclusions(manifest)
         self.dataset_edit.setText(self.out_edit.text())
         self.refresh_clips()
 
@@ -232,6 +315,26 @@ class DatasetWidget(QWidget):
 
     def show_counts(self, rows: list[dict]) -> None:
         fill_table(self.counts_table, rows, COUNT_COLUMNS)
+
+    def show_exclusions(self, manifest: dict | None) -> None:
+        """Why clips were left out and whether a split came out empty (``None``: clear)."""
+        excluded = (manifest or {}).get("excluded", [])
+        warning = split_warning(manifest) if manifest else ""
+        self.warning_label.setText(warning)
+        self.warning_label.setVisible(bool(warning))
+        summary = exclusion_summary(excluded)
+        self.excluded_label.setText((
+            f"{len(excluded)} clip{'' if len(excluded) == 1 else 's'} excluded: "
+            + "; ".join(f"{n} × {reason}" for reason, n in summary)) if summary else "")
+        fill_table(self.excluded_table, excluded, EXCLUDED_COLUMNS)
+        self.excluded_table.resizeColumnsToContents()
+        self.excluded_button.setVisible(bool(excluded))
+        self.excluded_button.setChecked(False)
+        self._show_excluded_clips(False)
+
+    def _show_excluded_clips(self, shown: bool) -> None:
+        self.excluded_table.setVisible(shown and self.excluded_table.rowCount() > 0)
+        self.excluded_button.setText("Hide excluded clips" if shown else "Show excluded clips")
 
     # -- viewing ---------------------------------------------------------------------------
     def refresh_clips(self) -> None:

@@ -9,7 +9,10 @@ Here every user action is a method, and the state a person sees is derived from 
   module produces (:func:`shown`), including error messages;
 * the draft comment and quality are kept as typed and written by :meth:`commit_draft` (the
   widget calls it debounced, on clip switch and on close);
-* a half-marked non-standard range, the blind/review mode and the current frame live here.
+* a half-marked non-standard range, the blind/review mode and the current frame live here;
+* the **active time** per clip: the widget reports every user action (:meth:`AnnotatorController.active`)
+  and the :class:`ActivityClock` credits the time since the previous one, at most
+  :data:`IDLE_SECONDS`, to the open clip (written with its annotation: ``active_seconds``).
 
 Listeners registered with :meth:`on` are called with the event name after each change.
 """
@@ -17,11 +20,19 @@ Listeners registered with :meth:`on` are called with the event name after each c
 from __future__ import annotations
 
 import datetime as _dt
+import time
 from collections.abc import Callable
+
+import numpy as np
 
 from ..errors import InputError
 
 QUALITIES = ("ok", "poor", "unusable")
+
+#: A pause between two actions counts as active time up to this many seconds; the rest of a
+#: longer pause is idle (a call, a coffee). 60 s covers looking hard at a difficult frame
+#: before the next stroke, so real effort is not undercounted, while an hour away adds one minute.
+IDLE_SECONDS = 60.0
 
 
 def shown(t: int) -> int:
@@ -45,17 +56,47 @@ def runs(frames) -> list[tuple[int, int]]:
     return out
 
 
+class ActivityClock:
+    """Active time from a stream of user actions: each :meth:`tick` returns the seconds since the
+    previous one, capped at ``idle_seconds``. ``clock`` (monotonic seconds) is injectable for tests."""
+
+    def __init__(self, idle_seconds: float = IDLE_SECONDS, clock: Callable[[], float] = time.monotonic):
+        if not idle_seconds > 0:
+            raise ValueError(f"idle_seconds must be positive, got {idle_seconds}")
+        self.idle_seconds = float(idle_seconds)
+        self.clock = clock
+        self._last: float | None = None
+
+    def restart(self) -> None:
+        """Start counting from now (a clip was opened: that is an action too)."""
+        self._last = self.clock()
+
+    def stop(self) -> None:
+        """Nothing counts until the next :meth:`restart` (no clip open)."""
+        self._last = None
+
+    def tick(self) -> float:
+        """One user action: the active seconds it closes (0 if the clock is stopped)."""
+        if self._last is None:
+            return 0.0
+        now = self.clock()
+        gap, self._last = now - self._last, now
+        return min(max(gap, 0.0), self.idle_seconds)
+
+
 class AnnotatorController:
     """The state of one annotator window; ``session`` is an :class:`AnnotationSession` or ``None``."""
 
-    def __init__(self, review: bool = False):
+    def __init__(self, review: bool = False, clock: Callable[[], float] = time.monotonic):
         self.review = review
+        self.activity = ActivityClock(clock=clock)
         self.session = None
         self.frame = 0
         self.range_start: int | None = None  # 0-based first frame of a half-marked range
         self.draft_comment = ""
         self.draft_quality = "ok"
         self.pending = None  # a finished propagation waiting for "accept up to here"
+        self._empty: dict[int, tuple[object, bool]] = {}  # frame -> (FrameMask, its mask is empty)
         self._listeners: list[Callable[[str], None]] = []
 
     # -- events ----------------------------------------------------------------------------------
@@ -77,10 +118,7 @@ class AnnotatorController:
         self.session = session
         self.review = session.review
         ann = session.annotation
-        if self.blind and session.saves == 0 and not session.path.exists():
-            # A new annotation comes prefilled with the plane from the clip's header: the rater
-            # would copy it. Nothing is written until the rater's own first change.
-            ann.clip_plane = None
+        self.activity.restart()
         self.draft_comment, self.draft_quality = ann.comment, ann.quality
         self.range_start = None
         self.frame = (ann.keyframes() or [0])[0]
@@ -91,9 +129,18 @@ class AnnotatorController:
         session = self.session
         if session is not None:
             self.commit_draft()
+        self.activity.stop()
         self.session, self.range_start, self.pending = None, None, None
         self._emit("clip")
         return session
+
+    def active(self) -> float:
+        """The rater did something (key, click, paint, typing): credit the open clip the time
+        since the previous action (at most :data:`IDLE_SECONDS`); returns the seconds credited."""
+        seconds = self.activity.tick()
+        if self.session is not None and seconds > 0:
+            self.session.add_active_time(seconds)
+        return seconds
 
     def _need(self):
         if self.session is None:
@@ -191,6 +238,23 @@ class AnnotatorController:
             self._emit("pending")
         return had
 
+    def apply_proposal(self, proposal) -> str:
+        """Fill untouched frames with a model ``Proposal`` (``masks (T, H, W)``, ``confidence``,
+        ``frame_planes``, ``clip_plane``); says which plane the clip now has (the model's, or the
+        rater's own kept) and how many of the frames the model found no nerve in."""
+        s = self._need()
+        had = s.annotation.clip_plane
+        masks = {t: proposal.masks[t] for t in range(len(proposal.masks))}
+        conf = {t: float(proposal.confidence[t]) for t in masks}
+        filled = s.apply_proposals(masks, conf, proposal.frame_planes, clip_plane=proposal.clip_plane)
+        ann = s.annotation
+        empty = sum(not ann.frames[t].mask.any() for t in filled)
+        plane = (f"plane {ann.clip_plane} from the model" if ann.clip_plane != had
+                 else f"your plane {had} kept" if had else "no standard plane proposed")
+        none = f", {empty} of them with no nerve found" if empty else ""
+        return (f"Model proposal applied to {len(filled)} untouched frames{none} ({plane}); "
+                "your own frames were kept.")
+
     # -- checks before long work and before "done" ---------------------------------------------------
     def check_propagation(self, direction: int) -> None:
         """Refuse, in 1-based words, a propagation the session would refuse in 0-based ones."""
@@ -226,6 +290,18 @@ class AnnotatorController:
         s.set_status("done")
         self._emit("saved")
         return True
+
+    def empty_frames(self) -> np.ndarray:
+        """``(T,) bool``: frames annotated with an empty mask ('no nerve here'), for the frame
+        strip. Cached per FrameMask (they are replaced, never changed), so a slider move is cheap."""
+        ann = self._need().annotation
+        cache, self._empty = self._empty, {}
+        out = np.zeros(ann.n_frames, bool)
+        for t, fm in ann.frames.items():
+            hit = cache.get(t)
+            self._empty[t] = hit if hit is not None and hit[0] is fm else (fm, not fm.mask.any())
+            out[t] = self._empty[t][1]
+        return out
 
     # -- texts ------------------------------------------------------------------------------------
     def frame_text(self) -> str:

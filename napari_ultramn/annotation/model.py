@@ -78,6 +78,11 @@ class ClipAnnotation:
     quality: str = "ok"
     comment: str = ""
     modified: str = field(default_factory=now_iso)
+    #: Seconds the rater was actively working on this clip, over all sessions (idle pauses
+    #: excluded: :mod:`.controller`'s activity clock), and how many sessions that time came from.
+    #: Files written before this was recorded load as 0 (unknown, not "no effort").
+    active_seconds: float = 0.0
+    work_sessions: int = 0
 
     # -- planes --------------------------------------------------------------------------
     def frame_plane(self, t: int) -> str | None:
@@ -160,6 +165,8 @@ class ClipAnnotation:
             "comment": self.comment,
             "modified": self.modified,
             "software_version": __version__,
+            "active_seconds": round(float(self.active_seconds), 2),
+            "work_sessions": int(self.work_sessions),
             "frames": frames,
         }
 
@@ -191,4 +198,6 @@ class ClipAnnotation:
             quality=obj.get("quality", "ok"),
             comment=obj.get("comment", ""),
             modified=obj.get("modified", now_iso()),
+            active_seconds=float(obj.get("active_seconds", 0.0)),
+            work_sessions=int(obj.get("work_sessions", 0)),
         )

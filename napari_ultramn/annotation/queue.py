@@ -2,12 +2,17 @@
 
 Status comes from the rater's annotation files. Only the small header fields are read (never the
 masks), and results are cached by file modification time, so a 400-clip project refreshes fast.
+The active time recorded per clip gives the median time per done clip and an estimate of the
+time left; in review mode each entry also counts the clip's human raters (blind mode never looks).
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass
+
+from .store import RESERVED_RATERS
 
 #: Statuses shown to the rater; 'corrupt' marks a file the session will refuse to overwrite.
 QUEUE_STATUSES = ("not_started", "in_progress", "done", "flagged", "corrupt")
@@ -25,6 +30,13 @@ class QueueEntry:
     status: str  # not_started / in_progress / done (the rater's own status)
     quality: str  # ok / poor / unusable
     corrupt: bool = False
+    active_seconds: float = 0.0  # the rater's recorded active time on the clip (0: none recorded)
+    n_raters: int | None = None  # human raters of the clip; None in blind mode (not looked at)
+
+    @property
+    def multi_rater(self) -> bool:
+        """Two or more raters: a clip to compare and adjudicate."""
+        return (self.n_raters or 0) >= 2
 
     @property
     def flagged(self) -> bool:
@@ -41,6 +53,18 @@ class QueueEntry:
         """Still to label: not done, and not flagged unusable (an unusable clip needs no mask)."""
         return not self.corrupt and self.status != "done" and self.quality != "unusable"
 
+    def text(self, show_plane: bool = True) -> str:
+        """The queue line, 'c0   p0   [in progress]   transverse_wrist' (no plane in blind mode).
+
+        In review mode the number of raters follows the status, and a clip with two or more
+        starts with ◆. What a narrow list may cut comes last: the plane.
+        """
+        mark = "◆ " if self.multi_rater else ""
+        line = f"{mark}{self.clip_id}   {self.participant or '?'}   [{self.display_status.replace('_', ' ')}]"
+        if self.n_raters is not None:
+            line += f"   {self.n_raters} rater{'' if self.n_raters == 1 else 's'}"
+        return line + (f"   {self.plane or '—'}" if show_plane else "")
+
     def matches(self, plane: str | None = None, participant: str | None = None,
                 status: str | None = None) -> bool:
         if plane and self.plane != plane:
@@ -54,18 +78,33 @@ class QueueEntry:
         return True
 
 
+def duration(seconds: float) -> str:
+    """Seconds as a person reads them: '40 s', '2.5 min', '3 h 05 min'."""
+    seconds = max(float(seconds), 0.0)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    hours, minutes = divmod(int(round(seconds / 60)), 60)
+    return f"{hours} h {minutes:02d} min"
+
+
 class ClipQueue:
     """The clips of ``project`` as seen by ``rater``; call :meth:`refresh` after saves elsewhere.
 
-    ``blind``: the plane recorded from the clip's header is left out of every entry (and so of
-    the filters), or the rater would copy it and plane agreement would come out perfect.
+    ``blind``: the plane and side recorded from the clip's header are left out of every entry (and
+    so of the filters), or the rater would copy them and plane agreement would come out perfect.
+    ``review``: each entry counts the clip's human raters (never with ``blind``).
     """
 
-    def __init__(self, project, rater: str, *, blind: bool = False):
+    def __init__(self, project, rater: str, *, blind: bool = False, review: bool = False):
+        if blind and review:
+            raise ValueError("a queue is either blind or for review, not both")
         self.project = project
         self.rater = rater
         self.blind = blind
-        self._cache: dict[str, tuple[float, tuple[str, str, bool]]] = {}
+        self.review = review
+        self._cache: dict[str, tuple[float, tuple[str, str, bool, float]]] = {}
         self._entries: list[QueueEntry] = []
         self.refresh()
 
@@ -74,29 +113,34 @@ class ClipQueue:
         self._entries = [self._entry(rec) for rec in self.project.clip_summaries()]
         return self._entries
 
-    def _header(self, clip_id: str) -> tuple[str, str, bool]:
+    def _header(self, clip_id: str) -> tuple[str, str, bool, float]:
         path = self.project.annotations.path(clip_id, self.rater)
         try:
             mtime = path.stat().st_mtime_ns
         except FileNotFoundError:
-            return "not_started", "ok", False
+            return "not_started", "ok", False, 0.0
         cached = self._cache.get(clip_id)
         if cached and cached[0] == mtime:
             return cached[1]
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
-            header = (str(obj["status"]), str(obj.get("quality", "ok")), False)
+            header = (str(obj["status"]), str(obj.get("quality", "ok")), False,
+                      max(float(obj.get("active_seconds", 0.0)), 0.0))
         except (OSError, ValueError, KeyError, TypeError):
-            header = ("in_progress", "ok", True)
+            header = ("in_progress", "ok", True, 0.0)
         self._cache[clip_id] = (mtime, header)
         return header
 
     def _entry(self, rec: dict) -> QueueEntry:
-        status, quality, corrupt = self._header(rec["clip_id"])
+        status, quality, corrupt, active = self._header(rec["clip_id"])
+        n_raters = None
+        if self.review:
+            store = self.project.annotations
+            n_raters = sum(r not in RESERVED_RATERS for r in store.raters(rec["clip_id"]))
         return QueueEntry(
-            clip_id=rec["clip_id"], participant=rec.get("participant"), side=rec.get("side"),
-            plane=None if self.blind else rec.get("plane"), n_frames=int(rec.get("n_frames", 0)), status=status,
-            quality=quality, corrupt=corrupt,
+            clip_id=rec["clip_id"], participant=rec.get("participant"),
+            side=None if self.blind else rec.get("side"), plane=None if self.blind else rec.get("plane"), n_frames=int(rec.get("n_frames", 0)), status=status,
+            quality=quality, corrupt=corrupt, active_seconds=active, n_raters=n_raters,
         )
 
     # -- views ---------------------------------------------------------------------------
@@ -111,6 +155,10 @@ class ClipQueue:
             if e.clip_id == clip_id:
                 return e
         raise KeyError(f"clip '{clip_id}' is not in the project")
+
+    def line(self, entry: QueueEntry) -> str:
+        """How the queue list shows ``entry`` (blind: without the header's plane)."""
+        return entry.text(show_plane=not self.blind)
 
     def participants(self) -> list[str]:
         return sorted({e.participant for e in self._entries if e.participant})
@@ -127,9 +175,26 @@ class ClipQueue:
     def n_done(self, **filters) -> int:
         return sum(e.status == "done" for e in self.entries(**filters))
 
+    def median_seconds(self, **filters) -> float | None:
+        """Median active time per done clip (clips with recorded time only); None if there is none."""
+        times = [e.active_seconds for e in self.entries(**filters) if e.status == "done" and e.active_seconds > 0]
+        return statistics.median(times) if times else None
+
+    def seconds_left(self, **filters) -> float | None:
+        """Clips still needing work x the median time per done clip; None without a median."""
+        median = self.median_seconds(**filters)
+        return None if median is None else median * sum(e.needs_work for e in self.entries(**filters))
+
     def progress_text(self, **filters) -> str:
-        """e.g. '37 / 412 clips done' (within the filters, if any)."""
-        return f"{self.n_done(**filters)} / {len(self.entries(**filters))} clips done"
+        """e.g. '37 / 412 clips done · median 2.5 min per clip · about 15 h 25 min left'
+        (within the filters, if any)."""
+        text = f"{self.n_done(**filters)} / {len(self.entries(**filters))} clips done"
+        median = self.median_seconds(**filters)
+        if median is None:
+            return text
+        left = self.seconds_left(**filters)
+        return (f"{text} · median {duration(median)} per clip · "
+                + ("nothing left" if not left else f"about {duration(left)} left"))
 
     def next_unlabelled(self, current: str | None = None, *, backwards: bool = False,
                         wrap: bool = True, **filters) -> str | None:

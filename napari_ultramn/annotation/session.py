@@ -11,6 +11,9 @@ thread (:mod:`.autosave`), so a brush stroke never waits for it; :meth:`flush` w
 * **Review mode**: an adjudicator sees every rater's annotation of the clip
   (:meth:`other_annotations`) and builds the final one, saved under the rater id
   :data:`ADJUDICATED`, by picking a rater's work (:meth:`pick`) and editing it.
+* **Active time** (:meth:`add_active_time`, from the controller's activity clock) is kept in the
+  annotation and written with the next save, and by :meth:`close` if the file already exists
+  (looking at a clip without changing anything never creates a file: it would count as a rating).
 * A **corrupt** file is reported (:class:`CorruptAnnotationError`: path and schema error) and
   kept; only ``set_aside_corrupt=True`` (the user said yes) moves it aside to start afresh.
 """
@@ -18,6 +21,7 @@ thread (:mod:`.autosave`), so a brush stroke never waits for it; :meth:`flush` w
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -58,6 +62,8 @@ class AnnotationSession:
         self.set_aside_path = set_aside_path
         self.history = History(history_depth)
         self.saves = 0
+        self._active_unsaved = False  # active time credited since the last save
+        self._active_seen = False  # this session has counted itself in work_sessions
         self._proposals: dict[int, np.ndarray] = {}  # model masks, to measure how much a human edits
         self._closed = False
         self._saver = (BackgroundSaver(self._write, name=f"autosave {annotation.clip_id}")
@@ -96,8 +102,10 @@ class AnnotationSession:
                 aside = store.set_aside(clip_id, owner)
                 annotation = None
             if annotation is None:
-                annotation = ClipAnnotation(clip_id, owner, clip.n_frames, clip.frame_shape,
-                                            clip_plane=project.clip_record(clip_id).get("plane"))
+                # Blind mode starts with no plane: one prefilled from the clip's header would be
+                # copied, and plane agreement would come out perfect. Adjudication may start from it.
+                plane = project.clip_record(clip_id).get("plane") if review else None
+                annotation = ClipAnnotation(clip_id, owner, clip.n_frames, clip.frame_shape, clip_plane=plane)
             elif (annotation.n_frames, tuple(annotation.frame_shape)) != (clip.n_frames, clip.frame_shape):
                 raise CorruptAnnotationError(
                     path, f"annotation is for {annotation.n_frames} frames of "
@@ -110,14 +118,20 @@ class AnnotationSession:
                    set_aside_path=aside, history_depth=history_depth, background_save=background_save)
 
     def close(self) -> None:
-        """Write any pending autosave, then release the lock (raises if that last save failed)."""
-        if not self._closed:
-            self._closed = True
+        """Write the active time and any pending autosave, then release the lock (raises if that
+        last save failed)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
             try:
+                if self._active_unsaved and (self.saves or self.path.exists()):
+                    self.save()  # the time spent since the last change
+            finally:
                 if self._saver is not None:
                     self._saver.close()
-            finally:
-                self.lock.release()
+        finally:
+            self.lock.release()
 
     def __enter__(self) -> AnnotationSession:
         return self
@@ -159,6 +173,7 @@ class AnnotationSession:
         a failure of an earlier background write is raised here (the copy just handed over
         retries it).
         """
+        self._active_unsaved = False
         if self._saver is None:
             path = self._write(self.annotation)
             self.saves += 1
@@ -167,6 +182,18 @@ class AnnotationSession:
         self.saves += 1
         self._saver.check()
         return self.path
+
+    def add_active_time(self, seconds: float) -> None:
+        """Credit ``seconds`` of active work to this clip (not an undo step; saved with the next
+        change or on close). The first credit of a session counts one more work session."""
+        if seconds <= 0:
+            return
+        ann = self.annotation
+        if not self._active_seen:
+            self._active_seen = True
+            ann.work_sessions += 1
+        ann.active_seconds += float(seconds)
+        self._active_unsaved = True
 
     def flush(self) -> None:
         """Wait until every change is on disk (background mode); raises if a write failed."""
@@ -272,13 +299,16 @@ class AnnotationSession:
             result.apply(ann, up_to=up_to)
 
     def apply_proposals(self, masks: Mapping[int, np.ndarray], confidence: Mapping[int, float] | None = None,
-                        frame_planes: Sequence[str | None] | None = None) -> list[int]:
+                        frame_planes: Sequence[str | None] | None = None,
+                        clip_plane: str | None = None) -> list[int]:
         """Model pre-annotation hook: fill frames nobody has touched with 'model' masks.
 
         Only unannotated frames and earlier model proposals are replaced: human keyframes and
         the frames filled from them (interpolated, propagated) stay (the rule of
-        ``model.preannotate.Proposal.to_annotation``). ``frame_planes`` (one label per frame) sets the clip
-        plane to the most common standard plane if the rater has not chosen one. Returns the frames set.
+        ``model.preannotate.Proposal.to_annotation``). If the rater has not chosen a clip plane, it
+        becomes the model's ``clip_plane`` (as ``to_annotation`` does) when that is a standard plane,
+        else the most common standard plane of ``frame_planes`` (one label per frame). Returns the
+        frames set.
         """
         confidence = confidence or {}
         done = []
@@ -291,10 +321,12 @@ class AnnotationSession:
                 ann.set_mask(int(t), mask, "model", confidence=None if conf is None else float(conf))
                 self._proposals[int(t)] = ann.frames[int(t)].mask
                 done.append(int(t))
-            if frame_planes is not None and ann.clip_plane is None:
-                standard = [p for p in frame_planes if p in self.project.planes]
-                if standard:
-                    ann.clip_plane = max(set(standard), key=standard.count)
+            if ann.clip_plane is None:
+                standard = [p for p in (frame_planes or ()) if p in self.project.planes]
+                if clip_plane in self.project.planes:
+                    ann.clip_plane = clip_plane
+                elif standard:
+                    ann.clip_plane = Counter(standard).most_common(1)[0][0]  # ties: first seen
         return done
 
     # -- planes, flags, status ---------------------------------------------------------------
