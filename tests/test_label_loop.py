@@ -83,3 +83,27 @@ def test_damaged_doubt_file_reads_as_no_ordering(project):
     assert read_model_doubt(project.root) == {}
     record_model_doubt(project.root, {"p2_c1": {"uncertainty": 0.2}}, "run", "now")  # replaces the damaged file
     assert read_model_doubt(project.root) == {"p2_c1": 0.2}
+
+
+def test_queue_offers_the_most_doubtful_unlabelled_clips_first_and_keeps_its_order(tmp_path):
+    from napari_ultramn.annotation.model_doubt import record_model_doubt
+    from napari_ultramn.annotation.queue import ClipQueue
+
+    proj = make_project(tmp_path / "q", n_participants=3, clips_per_participant=2, raters=("r1",),
+                        unannotated=("p1_c0", "p1_c1", "p2_c0", "p2_c1"))
+    queue = ClipQueue(proj, "r2", blind=True)
+    before = [e.clip_id for e in queue.entries()]
+    assert queue.next_unlabelled() == before[0]  # no model yet: registry order
+    record_model_doubt(proj.root, {"p1_c0": {"uncertainty": 0.2}, "p2_c1": {"uncertainty": 0.9},
+                                   "p1_c1": {"uncertainty": 0.5}}, "run", "now")
+    order = [e.clip_id for e in queue.refresh()]
+    assert order[:3] == ["p2_c1", "p1_c1", "p1_c0"]
+    assert sorted(order[3:]) == sorted(set(before) - {"p2_c1", "p1_c1", "p1_c0"})
+    assert queue.next_unlabelled() == "p2_c1" and "model doubt 0.90" in queue.entry("p2_c1").text()
+    from napari_ultramn.annotation.session import AnnotationSession
+
+    with AnnotationSession.open(proj, "p2_c1", "r2") as s:  # the rater finishes the most doubtful clip
+        s.set_clip_plane(proj.plane_labels[0])
+        s.set_status("done")
+    assert [e.clip_id for e in queue.refresh()] == order  # nothing moved
+    assert queue.next_unlabelled("p2_c1") == "p1_c1" and queue.entry("p2_c1").doubt is None

@@ -4,14 +4,17 @@ Status comes from the rater's annotation files. Only the small header fields are
 masks), and results are cached by file modification time, so a 400-clip project refreshes fast.
 The active time recorded per clip gives the median time per done clip and an estimate of the
 time left; in review mode each entry also counts the clip's human raters (blind mode never looks).
+Once a model has pre-annotated the project, the clips not started yet come most doubtful first
+(``PROJECT/model_doubt.json``): a correction there teaches the next model the most.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from .model_doubt import read_model_doubt
 from .store import RESERVED_RATERS
 
 #: Statuses shown to the rater; 'corrupt' marks a file the session will refuse to overwrite.
@@ -32,6 +35,7 @@ class QueueEntry:
     corrupt: bool = False
     active_seconds: float = 0.0  # the rater's recorded active time on the clip (0: none recorded)
     n_raters: int | None = None  # human raters of the clip; None in blind mode (not looked at)
+    doubt: float | None = None  # the last pre-annotation's uncertainty (0-2) for a clip not started
 
     @property
     def multi_rater(self) -> bool:
@@ -63,6 +67,8 @@ class QueueEntry:
         line = f"{mark}{self.clip_id}   {self.participant or '?'}   [{self.display_status.replace('_', ' ')}]"
         if self.n_raters is not None:
             line += f"   {self.n_raters} rater{'' if self.n_raters == 1 else 's'}"
+        if self.doubt is not None:
+            line += f"   model doubt {self.doubt:.2f}"
         return line + (f"   {self.plane or '—'}" if show_plane else "")
 
     def matches(self, plane: str | None = None, participant: str | None = None,
@@ -110,7 +116,8 @@ class ClipQueue:
 
     def refresh(self) -> list[QueueEntry]:
         # the registry's indexed fields only: no whole record is decoded for a list
-        self._entries = [self._entry(rec) for rec in self.project.clip_summaries()]
+        entries = [self._entry(rec) for rec in self.project.clip_summaries()]
+        self._entries = _most_doubtful_first(entries, read_model_doubt(self.project.root))
         return self._entries
 
     def _header(self, clip_id: str) -> tuple[str, str, bool, float]:
@@ -222,3 +229,17 @@ class ClipQueue:
             return ids[0] if step > 0 else ids[-1]
         i = ids.index(current) + step
         return ids[i] if 0 <= i < len(ids) else None
+
+
+def _most_doubtful_first(entries: list[QueueEntry], doubt: dict[str, float]) -> list[QueueEntry]:
+    """The queue ordered most doubtful first; clips the model has not seen follow, in registry order.
+
+    The order depends on the model's figures only, never on the rater's progress, so opening a
+    clip or marking it done never moves the others ('next clip' stays predictable).
+    """
+    if not doubt:
+        return entries
+    marked = [replace(e, doubt=doubt.get(e.clip_id) if e.needs_work else None) for e in entries]
+    order = sorted(range(len(entries)), key=lambda i: (entries[i].clip_id not in doubt,
+                                                       -doubt.get(entries[i].clip_id, 0.0), i))
+    return [marked[i] for i in order]
