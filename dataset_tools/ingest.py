@@ -44,8 +44,9 @@ import numpy as np
 from napari_ultramn import DEFAULT_PLANES
 from napari_ultramn.atomic import remove_stale_temporaries
 from napari_ultramn.errors import InputError
-from napari_ultramn.io.clip import Clip, Region, file_sha256
+from napari_ultramn.io.clip import Clip, Region
 from napari_ultramn.io.open_clip import clip_kind
+from napari_ultramn.io.source_files import file_sha256
 from napari_ultramn.progress import Progress, ProgressGen, relay
 from napari_ultramn.project import (
     LOCK_TIMEOUT_S,

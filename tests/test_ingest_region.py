@@ -9,7 +9,8 @@ import pytest
 from dataset_tools import deid
 from dataset_tools.ingest import ingest
 from napari_ultramn.cli import main as cli_main
-from napari_ultramn.io.clip import Region, file_sha256
+from napari_ultramn.io.clip import Region
+from napari_ultramn.io.source_files import file_sha256
 from napari_ultramn.progress import run_to_end
 from napari_ultramn.project import Project
 from tests.test_ingest import make_us_dicom

@@ -261,7 +261,7 @@ def test_reader_and_ingest_find_sequences_not_their_data_files(tmp_path):
 
 def test_detached_headers_hash_their_pixels(tmp_path):
     """Two .mhd recordings with one header but other pixels are two clips, not a re-ingest."""
-    from napari_ultramn.io.clip import file_sha256
+    from napari_ultramn.io.source_files import file_sha256
 
     for name, seed in (("a", 0), ("b", 1)):
         (tmp_path / name).mkdir()

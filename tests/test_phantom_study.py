@@ -8,7 +8,7 @@ from napari_ultramn import DEFAULT_PLANES
 from napari_ultramn.cli import main as cli_main
 from napari_ultramn.errors import InputError
 from napari_ultramn.io import open_clip
-from napari_ultramn.io.clip import file_sha256
+from napari_ultramn.io.source_files import file_sha256
 from napari_ultramn.phantom import write_study
 from napari_ultramn.phantom.dicom_writer import plane_from_description
 from napari_ultramn.phantom.study import STUDY_COLUMNS

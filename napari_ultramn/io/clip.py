@@ -8,7 +8,6 @@ displays directly without decoding the whole clip.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import InputError
+from .source_files import file_sha256
 
 #: Where a clip's pixel spacing came from, in order of trust.
 SpacingSource = Literal["us_region", "pixel_spacing", "imager_pixel_spacing", "stored", "none"]
@@ -279,21 +279,3 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     if hi <= lo:
         return np.zeros(img.shape, np.uint8)
     return np.round((img.astype(np.float32) - lo) * (255.0 / (hi - lo))).astype(np.uint8)
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file (with a detached header's data files), or of all files in a folder
-    (sorted by name, content only)."""
-    path = Path(path)
-    h = hashlib.sha256()
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file())
-    else:  # a detached header (.mhd, .nhdr) and the files holding its pixels
-        from .image_sequence import data_files
-
-        files = [path, *data_files(path)]
-    for p in files:
-        with open(p, "rb") as fh:
-            while block := fh.read(chunk):
-                h.update(block)
-    return h.hexdigest()

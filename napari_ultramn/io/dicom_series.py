@@ -32,22 +32,12 @@ import numpy as np
 from ..errors import InputError
 from .clip import Clip
 from .dicom import _IMAGE_SOP_KEYWORDS, dicom_clip, dicom_frame_reader, frame_time_ms, read_dataset
-from .frames import natural_key
-
-
-def visible_files(folder: Path) -> list[Path]:
-    """Files directly in ``folder``, hidden ones and DICOMDIR skipped, in natural name order."""
-    files = [
-        p for p in Path(folder).iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.name.lower() != "dicomdir"
-    ]
-    return sorted(files, key=lambda p: natural_key(p.name))
+from .kinds import clip_kind
+from .source_files import natural_key, visible_files
 
 
 def dicom_files(folder: Path) -> list[Path]:
     """The DICOM files directly in ``folder`` (by suffix or DICM magic), in natural order."""
-    from .open_clip import clip_kind
-
     return [p for p in visible_files(folder) if clip_kind(p) == "dicom"]
 
 

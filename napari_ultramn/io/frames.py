@@ -10,21 +10,16 @@ share one shape, and decodes only frame 0.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
 from .clip import Clip, LazyFrames
+from .source_files import natural_key
 
 #: Images read as frames (a folder) or as a one-frame clip (one file): what Pillow and tifffile read.
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
-def natural_key(name: str) -> list:
-    """Sort key that compares digit runs as numbers: 'f2' < 'f10'."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
 def frame_files(folder: Path) -> list[Path]:

@@ -7,47 +7,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .clip import Clip
-from .frames import FRAME_SUFFIXES
-from .image_sequence import SEQUENCE_SUFFIXES
-
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".m4v", ".mkv", ".wmv"}
-HDF5_SUFFIXES = {".h5", ".hdf5"}
-DICOM_SUFFIXES = {".dcm", ".dicom"}
-#: A file kind for each suffix that decides it; other files are DICOM if they carry the magic.
-_KIND_BY_SUFFIX = {
-    **dict.fromkeys(VIDEO_SUFFIXES, "video"),
-    **dict.fromkeys(HDF5_SUFFIXES, "hdf5"),
-    **dict.fromkeys(DICOM_SUFFIXES, "dicom"),
-    **dict.fromkeys(FRAME_SUFFIXES, "image"),
-    **dict.fromkeys(SEQUENCE_SUFFIXES, "image_sequence"),
-}
-
-
-def clip_kind(path: str | Path) -> str | None:
-    """What ``path`` holds, judged from its name and (for DICOM) its magic, never its pixels.
-
-    Files: 'dicom', 'video', 'hdf5', 'image' (one PNG/JPEG/BMP/TIFF: a one-frame clip),
-    'image_sequence' (MetaImage or NRRD). Folders: 'dicom_series' when they hold DICOM files,
-    else 'frames' when they hold images. ``None``: not a clip.
-    """
-    path = Path(path)
-    if path.is_dir():
-        from .dicom_series import visible_files
-
-        try:
-            kinds = {clip_kind(p) for p in visible_files(path)}
-        except OSError:
-            return None
-        return "dicom_series" if "dicom" in kinds else "frames" if "image" in kinds else None
-    kind = _KIND_BY_SUFFIX.get(path.suffix.lower())
-    if kind is not None:
-        return kind
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-    except OSError:
-        return None
-    return "dicom" if head[128:132] == b"DICM" else None
+from .kinds import DICOM_SUFFIXES, HDF5_SUFFIXES, VIDEO_SUFFIXES, clip_kind  # noqa: F401 (API)
 
 
 def open_clip(path: str | Path, *, crop_to_region: bool = False, **kwargs) -> Clip:
@@ -106,7 +66,8 @@ def folder_sources(folder: str | Path) -> list[Path]:
       (they are project clips already); other files (``.raw`` data beside a ``.mhd``, notes) are
       ignored.
     """
-    from .dicom_series import sort_dicoms, visible_files
+    from .dicom_series import sort_dicoms
+    from .source_files import visible_files
 
     folder = Path(folder)
     kinds = {p: clip_kind(p) for p in visible_files(folder)}

@@ -22,7 +22,7 @@ from napari_ultramn.model.blocks import (
     PlaneHeads,
     max_pool2x2,
 )
-from napari_ultramn.model.network import FramesModel, _check_args
+from napari_ultramn.model.frames_model import FramesModel, check_args
 
 
 def stage_widths(base_channels: int, depth: int) -> list[int]:
@@ -54,7 +54,7 @@ class UNet2D(FramesModel):
     def __init__(self, n_planes: int, in_channels: int = 1, base_channels: int = 16,
                  depth: int = 3, norm: str = "batch"):
         super().__init__()
-        _check_args(n_planes, in_channels, base_channels, depth)
+        check_args(n_planes, in_channels, base_channels, depth)
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
         self.depth = depth

@@ -30,7 +30,7 @@ from torch import nn
 
 from napari_ultramn.atomic import atomic_write_bytes
 from napari_ultramn.model.blocks import CausalConv, fold_batchnorm
-from napari_ultramn.model.network import FramesModel
+from napari_ultramn.model.frames_model import FramesModel
 
 OUTPUT_NAMES = ("seg", "presence", "plane_frame", "plane_clip")
 #: tolerance of the exported-vs-eager check (float32; folding and kernels reorder sums)

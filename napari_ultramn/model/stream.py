@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from napari_ultramn.model.blocks import fold_batchnorm
-from napari_ultramn.model.network import FramesModel
+from napari_ultramn.model.frames_model import FramesModel
 
 
 class StreamingUltraMN:

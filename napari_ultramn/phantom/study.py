@@ -112,7 +112,7 @@ def write_study(
 def _write_study(out_dir: Path, participants: int, seed: int, n_frames: int, size, compress) -> ProgressGen:
     import pandas as pd
 
-    from ..io.clip import file_sha256
+    from ..io.source_files import file_sha256
 
     total = participants * len(SIDES) * len(DEFAULT_PLANES)
     rows, done = [], 0
