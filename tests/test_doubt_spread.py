@@ -16,23 +16,32 @@ from napari_ultramn.project import Project
 N, SIZE = 24, (96, 96)
 
 
-@pytest.fixture(scope="module")
-def phantom():
+def make_phantom():
     return generate_clip("transverse_wrist", seed=3, n_frames=N, size=SIZE, degraded_fraction=0.0,
                          out_of_plane_probability=0.0)
 
 
-@pytest.fixture
-def project(tmp_path, phantom):
-    project = Project.create(tmp_path / "proj")
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom()
+
+
+def phantom_project(root, phantom) -> Project:
+    """A project holding ``phantom`` as clip 'c0' (also used by the annotator's GUI test)."""
+    project = Project.create(root)
     meta = {"clip_id": "c0", "participant": "p0", "plane": phantom.plane, "spacing_mm": phantom.spacing_mm,
             "spacing_source": "stored", "source_sha256": "0" * 64}
     write_hdf5_clip(project.root / "clips" / "c0.h5", phantom.frames, meta)
     project.upsert_clips([{"clip_id": "c0", "file": "clips/c0.h5", "participant": "p0", "side": "right",
-                           "plane": phantom.plane, "source_sha256": "0" * 64, "n_frames": N,
-                           "frame_shape": list(SIZE), "spacing_mm": list(phantom.spacing_mm),
+                           "plane": phantom.plane, "source_sha256": "0" * 64, "n_frames": phantom.n_frames,
+                           "frame_shape": list(phantom.frames.shape[1:]), "spacing_mm": list(phantom.spacing_mm),
                            "spacing_source": "stored"}])
     return project
+
+
+@pytest.fixture
+def project(tmp_path, phantom):
+    return phantom_project(tmp_path / "proj", phantom)
 
 
 def drifted(phantom, t, per_frame=0.6):
