@@ -237,6 +237,8 @@ def make_project(root: Path, participants: int, n_frames: int, size: int, seed: 
     from napari_ultramn.project import Project
 
     study = root / "study"
+    if (root / "project" / "project.json").is_file():  # a rerun in the same work folder
+        return Project.open(root / "project"), study
     run_to_end(write_study(study, participants, seed=seed, n_frames=n_frames, size=(size, size)))
     run_to_end(ingest(study / "dicom", root / "project"))
     return Project.open(root / "project"), study
@@ -248,17 +250,64 @@ def train_model(root: Path, args) -> tuple:
     from napari_ultramn.model.preannotate import load_model
     from napari_ultramn.model.train import train_run
 
+    run = root / "run"
+    if (run / "best.pt").is_file():  # a model this work folder already trained (a rerun)
+        print(f"model: reusing {run}", flush=True)
+        return load_model(run)
     dataset = root / "train_dataset"
-    write_phantom_dataset(dataset, args.train_participants, 1, 0, args.frames, args.size, seed=args.seed + 1)
+    if not (dataset / "manifest.json").is_file():
+        write_phantom_dataset(dataset, args.train_participants, 1, 0, args.train_frames, args.train_size,
+                              seed=args.seed + 1)
     kw = {"base_channels": 4, "depth": 2} if args.quick else {"base_channels": 8, "depth": 3}
     t0 = time.perf_counter()
-    summary = run_to_end(train_run(dataset, root / "run", model="ultramn", epochs=args.epochs, batch_size=4,
-                                   window=min(16, args.frames), lr=3e-3, device="cpu", seed=0, patience=10_000,
+    summary = run_to_end(train_run(dataset, run, model="ultramn", epochs=args.epochs, batch_size=4,
+                                   window=min(args.window, args.train_frames), lr=3e-3, device="cpu", seed=0, patience=10_000,
                                    model_kwargs=kw, max_steps=4 if args.quick else None))
-    print(f"model: {args.train_participants} other participants, {summary['epochs_done']} epochs, "
+    print(f"model: {args.train_participants} other participants ({args.train_frames} frames of "
+          f"{args.train_size}x{args.train_size}), {summary['epochs_done']} epochs, "
           f"{summary['steps']} steps in {time.perf_counter() - t0:.0f} s; best validation score "
           f"{summary['best_score']:.3f}", flush=True)
-    return load_model(root / "run")
+    return load_model(run)
+
+
+def bench_spread(root: Path, size: int = 256, seed: int = 0) -> None:
+    """Time one correction spreading over 30 frames (keyframes 0 and 32, correction at 16), per plane.
+
+    The frames between come from a one-anchor propagation of frame 0 through the whole clip
+    (drifting as it goes); Dice of frames 1-31 to the truth before and after the correction.
+    """
+    from napari_ultramn import DEFAULT_PLANES
+    from napari_ultramn.io.hdf5clip import write_hdf5_clip
+    from napari_ultramn.phantom import generate_clip
+    from napari_ultramn.project import Project
+
+    project = Project.create(Path(tempfile.mkdtemp(prefix="spread-", dir=root)) / "project")
+    rows = []
+    for i, plane in enumerate(DEFAULT_PLANES):
+        clip = generate_clip(plane, seed=seed + i, n_frames=40, size=(size, size))
+        cid, sha = f"spread{i}", f"{i:064x}"
+        write_hdf5_clip(project.root / "clips" / f"{cid}.h5", clip.frames,
+                        {"clip_id": cid, "participant": "p0", "plane": plane, "spacing_mm": clip.spacing_mm,
+                         "spacing_source": "stored", "source_sha256": sha})
+        project.upsert_clips([{"clip_id": cid, "file": f"clips/{cid}.h5", "participant": "p0", "side": "right",
+                               "plane": plane, "source_sha256": sha, "n_frames": 40, "frame_shape": [size, size],
+                               "spacing_mm": list(clip.spacing_mm), "spacing_source": "stored"}])
+        with AnnotationSession.open(project, cid, "spread", background_save=True) as s:
+            s.set_mask(0, clip.masks[0])
+            s.accept_propagation(run_to_end(s.propagation(0, 1)))
+            s.set_mask(32, clip.masks[32])
+            between = range(1, 32)
+            before = np.mean([dice(s.annotation.frames[t].mask, clip.masks[t]) for t in between])
+            t0 = time.perf_counter()
+            changed = s.correct(16, clip.masks[16])
+            seconds = time.perf_counter() - t0
+            after = np.mean([dice(s.annotation.frames[t].mask, clip.masks[t]) for t in between])
+        rows.append((plane, len(changed) - 1, seconds, before, after))
+        print(f"spread {plane:22s} {len(changed) - 1} frames in {seconds:.2f} s; Dice of frames 2-32 "
+              f"{before:.3f} -> {after:.3f}", flush=True)
+    print(f"correction spread over 30 frames of {size}x{size}: median {statistics.median(r[2] for r in rows):.2f} s "
+          f"(max {max(r[2] for r in rows):.2f}); mean Dice of the frames between {np.mean([r[3] for r in rows]):.3f} "
+          f"-> {np.mean([r[4] for r in rows]):.3f}\n")
 
 
 def table(rows: dict[int, list[dict]]) -> str:
@@ -280,20 +329,28 @@ def table(rows: dict[int, list[dict]]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--participants", type=int, default=2, help="annotated participants (8 clips each)")
-    ap.add_argument("--train-participants", type=int, default=6, help="other participants the model learns from")
+    ap.add_argument("--train-participants", type=int, default=4, help="other participants the model learns from")
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--epochs", type=int, default=12)
+    # the model: small enough to train in minutes on 2 CPU cores (it pre-annotates at its own size)
+    ap.add_argument("--train-frames", type=int, default=24)
+    ap.add_argument("--train-size", type=int, default=64)
+    ap.add_argument("--window", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--strategies", type=int, nargs="+", default=[1, 2, 3, 4, 5], choices=[1, 2, 3, 4, 5])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="work folder (default: a new temporary folder)")
+    ap.add_argument("--no-spread", action="store_true", help="skip the 30-frame spread timing")
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (numbers meaningless)")
     args = ap.parse_args(argv)
     if args.quick:
         args.participants, args.train_participants, args.frames, args.size, args.epochs = 1, 2, 16, 64, 1
+        args.train_frames, args.train_size = 12, 32
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ultramn-bench-effort-"))
     print(f"work folder: {root}", flush=True)
     project, study = make_project(root, args.participants, args.frames, args.size, args.seed)
+    if not args.no_spread:
+        bench_spread(root, 64 if args.quick else 256, args.seed)
     model = train_model(root, args) if 5 in args.strategies else None
     import skimage.registration  # noqa: F401 - loaded once per viewer, not per clip: keep it out of clip 1's time
 
