@@ -22,7 +22,9 @@ Counted per clip: human-drawn frames (share of all frames), assisted frames, cor
 (frames redrawn or re-proposed after the tool's mask looked wrong), clicks (polygon vertices a
 person would click for a drawing: the contour simplified to 1 px; one per tool action or smart
 click), tool seconds (wall time inside the session and model calls: what the person waits for),
-and person-time ratio = tool s / (10 s x drawn frames). Medians over clips.
+and person-time ratio = tool s / (10 s x drawn frames); tool CPU seconds too, steadier than wall time
+on a shared machine and close to a quiet machine's wall time (the tool's work is single-threaded).
+Medians over clips.
 
     python benchmarks/bench_effort.py            # 2 participants (16 clips), model trained first
     python benchmarks/bench_effort.py --quick    # smoke run, about a minute (numbers meaningless)
@@ -102,7 +104,7 @@ class Annotator:
                  smart=None):
         self.s, self.truth, self.rng, self.smart = session, truth, rng, smart
         self.n = truth.shape[0]
-        self.counts = {"drawn": 0, "assisted": 0, "corrections": 0, "clicks": 0, "tool_s": 0.0}
+        self.counts = {"drawn": 0, "assisted": 0, "corrections": 0, "clicks": 0, "tool_s": 0.0, "tool_cpu_s": 0.0}
         self._sdf = {}
         self.assisted_provenance = "provenance" in inspect.signature(session.set_mask).parameters
 
@@ -128,11 +130,12 @@ class Annotator:
     def tool(self, fn, *args, clicks: int = 1, **kw):
         """Call the tool (one button or key: ``clicks``); its wall time is the person's wait."""
         self.counts["clicks"] += clicks
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             return fn(*args, **kw)
         finally:
             self.counts["tool_s"] += time.perf_counter() - t0
+            self.counts["tool_cpu_s"] += time.process_time() - c0
 
     def changed(self, fn) -> set[int]:
         """Frames whose mask ``fn()`` replaced."""
@@ -298,30 +301,33 @@ def bench_spread(root: Path, size: int = 256, seed: int = 0) -> None:
             s.set_mask(32, clip.masks[32])
             between = range(1, 32)
             before = np.mean([dice(s.annotation.frames[t].mask, clip.masks[t]) for t in between])
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             changed = s.correct(16, clip.masks[16])
-            seconds = time.perf_counter() - t0
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             after = np.mean([dice(s.annotation.frames[t].mask, clip.masks[t]) for t in between])
-        rows.append((plane, len(changed) - 1, seconds, before, after))
-        print(f"spread {plane:22s} {len(changed) - 1} frames in {seconds:.2f} s; Dice of frames 2-32 "
+        rows.append((plane, len(changed) - 1, seconds, before, after, cpu))
+        print(f"spread {plane:22s} {len(changed) - 1} frames in {seconds:.2f} s ({cpu:.2f} CPU s); Dice of frames 2-32 "
               f"{before:.3f} -> {after:.3f}", flush=True)
     print(f"correction spread over 30 frames of {size}x{size}: median {statistics.median(r[2] for r in rows):.2f} s "
-          f"(max {max(r[2] for r in rows):.2f}); mean Dice of the frames between {np.mean([r[3] for r in rows]):.3f} "
+          f"(max {max(r[2] for r in rows):.2f}; CPU {statistics.median(r[5] for r in rows):.2f} s); mean Dice of the frames between {np.mean([r[3] for r in rows]):.3f} "
           f"-> {np.mean([r[4] for r in rows]):.3f}\n")
 
 
 def table(rows: dict[int, list[dict]]) -> str:
-    head = ("| strategy | drawn frames | assisted | corrections | clicks | tool s/clip | "
-            "tool s / drawing s | final Dice (min) |\n|---|---|---|---|---|---|---|---|")
+    """Markdown table of medians over clips (person-time ratio on wall time and on CPU time)."""
+    head = ("| strategy | drawn frames | assisted | corrections | clicks | tool s/clip (CPU s) | "
+            "tool s / drawing s (CPU) | final Dice (min) |\n|---|---|---|---|---|---|---|---|")
     lines = [head]
     for k, rs in rows.items():
-        med = {key: statistics.median(r[key] for r in rs) for key in ("drawn", "assisted", "corrections", "clicks",
-                                                                       "tool_s", "dice_median")}
+        med = {key: statistics.median(r[key] for r in rs)
+               for key in ("assisted", "corrections", "clicks", "tool_s", "tool_cpu_s", "dice_median")}
         share = statistics.median(r["drawn"] / r["frames"] for r in rs)
-        ratio = statistics.median(r["tool_s"] / (DRAW_S * max(r["drawn"], 1)) for r in rs)
+        ratio, cpu_ratio = (statistics.median(r[key] / (DRAW_S * max(r["drawn"], 1)) for r in rs)
+                            for key in ("tool_s", "tool_cpu_s"))
         name = STRATEGIES[k - 1] + (" (stand-in)" if any(r["stand_in"] for r in rs) else "")
         lines.append(f"| ({k}) {name} | {100 * share:.1f}% | {med['assisted']:.0f} | {med['corrections']:.0f} | "
-                     f"{med['clicks']:.0f} | {med['tool_s']:.2f} | {ratio:.3f} | "
+                     f"{med['clicks']:.0f} | {med['tool_s']:.2f} ({med['tool_cpu_s']:.2f}) | "
+                     f"{ratio:.3f} ({cpu_ratio:.3f}) | "
                      f"{med['dice_median']:.3f} ({min(r['dice_min'] for r in rs):.3f}) |")
     return "\n".join(lines)
 
@@ -364,6 +370,7 @@ def main(argv=None) -> int:
             rows[k].append(r)
             print(f"{rec['clip_id']} ({k}) drawn {r['drawn']}/{r['frames']} assisted {r['assisted']} "
                   f"corrections {r['corrections']} clicks {r['clicks']} tool {r['tool_s']:.2f} s "
+                  f"({r['tool_cpu_s']:.2f} CPU s) "
                   f"Dice min {r['dice_min']:.3f}", flush=True)
     if smart_keyframe()[1] and any(k >= 4 for k in rows):
         print("NOTE: strategies 4-5 use the benchmark's STAND-IN smart keyframe "
