@@ -31,6 +31,7 @@ from . import annotator_layers as L
 from .annotator_actions import KeyActionsMixin
 from .annotator_activity import ActivityFilter
 from .annotator_assist import SmartKeyframeMixin
+from .annotator_doubt import DoubtMixin
 from .annotator_measure import MeasurementView
 from .annotator_panels import build_panels, follow_clip, track_pixmap
 from .annotator_work import LongWorkMixin
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 _ALL = {"plane": "all planes", "participant": "all participants", "status": "any status"}
 
 
-class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, QWidget):
+class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtMixin, QWidget):
     """Dock widget 'Annotator' (``napari-ultramn.annotator``)."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -57,6 +58,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, QWidge
         self._tool: dict = {}  # the rater's labels tool, kept from clip to clip
         self._updating = False
         build_panels(self)
+        self._build_doubt()  # issue 14: check doubtful frames, spread corrections
         self._draft_timer = QTimer(self)  # a typed comment is saved once typing pauses
         self._draft_timer.setSingleShot(True)
         self._draft_timer.setInterval(800)
@@ -355,6 +357,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, QWidge
             if e is None or (e.status, e.quality) != (ann.status, ann.quality):
                 self._refresh_queue()
         self._refresh_preannotate()
+        self._schedule_doubts()
 
     def _on_frame(self, *_args) -> None:
         s = self.session
@@ -377,7 +380,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, QWidge
         if s is None:
             return
         masks = L.painted_masks(self.layers["nerve"].data, event.value, self.current_frame)
-        self._do(lambda s: [s.set_mask(t, m) for t, m in masks.items()])
+        self._do(lambda s: [self._doubt_set_mask(s, t, m) for t, m in masks.items()])
 
     def _on_shapes(self, event) -> None:
         if self.session is None or self._updating or str(getattr(event, "action", "added")) not in (
@@ -387,7 +390,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, QWidge
         masks = L.polygons_to_masks(outline, self.session.annotation.frame_shape, self.current_frame)
         if not masks:
             return
-        self._do(lambda s: [s.set_mask(t, m, label="polygon") for t, m in masks.items()])
+        self._do(lambda s: [self._doubt_set_mask(s, t, m, label="polygon") for t, m in masks.items()])
         # napari sends 'added' from inside its own _finish_drawing: emptying the layer now re-enters
         # it and fails (TypeError), leaving the layer broken for every later click. Empty it after.
         QTimer.singleShot(0, self._clear_outline)

@@ -58,6 +58,11 @@ ASSIST_MODE_KEYS = (
     ("Enter / Escape", "smart keyframe: accept as 'assisted' / drop"),
 )
 
+# -- issue 14: checking doubtful frames (actions in annotator_doubt.py) ----------------------------
+DOUBT_KEYS = (
+    Binding("J", "key_next_doubt", "check the next doubtful frame"),
+)
+
 #: napari's own keys the radiologist needs, listed (never bound) by the plugin.
 NAPARI_KEYS = (
     ("Left / Right", "previous / next frame (napari)"),
@@ -83,7 +88,7 @@ def plane_bindings(plane_labels: list[str]) -> list[Binding]:
 def bindings(plane_labels: list[str]) -> list[tuple[Binding, tuple]]:
     """Every plugin binding with the arguments its action is called with."""
     planes = [(b, (p,)) for b, p in zip(plane_bindings(plane_labels), plane_labels)]
-    return planes + [(b, ()) for b in (*KEYS, *ASSIST_KEYS)]
+    return planes + [(b, ()) for b in (*KEYS, *ASSIST_KEYS, *DOUBT_KEYS)]
 
 
 def help_rows(plane_labels: list[str]) -> list[tuple[str, str]]:

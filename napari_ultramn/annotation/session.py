@@ -329,6 +329,37 @@ class AnnotationSession:
                     ann.clip_plane = Counter(standard).most_common(1)[0][0]  # ties: first seen
         return done
 
+    # -- corrections that spread, doubt (issue 14) ---------------------------------------------
+    def correct(self, t: int, mask: np.ndarray, label: str = "correct", *, reach_frames: int | None = 60,
+                **set_mask_kw) -> list[int]:
+        """A human correction of frame ``t`` that spreads to its derived neighbours; one undo step.
+
+        Frame ``t`` is set as :meth:`set_mask` sets it (``set_mask_kw`` go there); the propagated,
+        interpolated and model frames next to it are re-propagated from it up to the next human
+        keyframe on each side (blended with it), at most ``reach_frames`` away
+        (:func:`.repropagate.spread_correction`). Returns every frame that changed, ``t`` included.
+        """
+        from ..progress import run_to_end
+        from .repropagate import spread_correction
+
+        t = int(t)
+        spread = run_to_end(spread_correction(self.clip.frames, self.annotation, t, mask,
+                                              reach_frames=reach_frames))
+        corrected = self.set_mask(t, mask, label, **set_mask_kw)
+        # set_mask recorded the frame alone: take that step back and record frame and spread as one
+        self.undo()
+        with self.change(label) as ann:
+            ann.frames[t] = corrected
+            changed = spread.apply(ann)
+        return sorted({t, *changed})
+
+    def doubts(self, **kw):
+        """Frames to check, most doubtful first (:func:`.doubt.doubtful_frames`); the model proposals
+        this session applied are the second opinion of frames since propagated."""
+        from .doubt import doubtful_frames
+
+        return doubtful_frames(self.annotation, self._proposals, **kw)
+
     # -- planes, flags, status ---------------------------------------------------------------
     def _check_plane(self, plane: str | None) -> None:
         if plane is not None and plane not in self.project.plane_labels:
