@@ -33,7 +33,6 @@ Medians over clips.
 from __future__ import annotations
 
 import argparse
-import inspect
 import statistics
 import sys
 import tempfile
@@ -54,31 +53,6 @@ GOOD = 0.9  # Dice to the truth at which a person accepts a mask
 DRAW_S = 10.0  # a person's time to draw one frame
 STRATEGIES = ("every frame", "keyframes + interpolation", "+ propagation", "+ smart keyframes",
               "+ pre-annotation")
-
-
-def _stand_in_propose_mask(frame, positive, negative=(), *, prior=None, spacing_mm=None):
-    """STAND-IN for ``smart_keyframe.propose_mask`` (not on this branch yet): the prior mask moved
-    so its deepest point lands on the first positive click, minus a disk around negative clicks."""
-    shape = np.shape(frame)[:2]
-    if prior is None or not np.any(prior) or not positive:
-        return np.zeros(shape, bool)
-    depth = _signed_distance(np.asarray(prior, bool))
-    r, c = np.unravel_index(int(np.argmax(depth)), shape)
-    dr, dc = int(positive[0][0]) - r, int(positive[0][1]) - c
-    out = np.roll(np.roll(prior, dr, axis=0), dc, axis=1)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    for nr, nc in negative:
-        out &= (yy - nr) ** 2 + (xx - nc) ** 2 > 9
-    return out
-
-
-def smart_keyframe():
-    """``(propose_mask, is_stand_in)``: the real smart keyframe when this branch has it."""
-    try:
-        from napari_ultramn.annotation.smart_keyframe import propose_mask
-    except ImportError:
-        return _stand_in_propose_mask, True
-    return propose_mask, False
 
 
 def polygon_clicks(mask: np.ndarray) -> int:
@@ -106,7 +80,6 @@ class Annotator:
         self.n = truth.shape[0]
         self.counts = {"drawn": 0, "assisted": 0, "corrections": 0, "clicks": 0, "tool_s": 0.0, "tool_cpu_s": 0.0}
         self._sdf = {}
-        self.assisted_provenance = "provenance" in inspect.signature(session.set_mask).parameters
 
     # -- the person ----------------------------------------------------------------------
     def draw(self, t: int) -> np.ndarray:
@@ -167,9 +140,7 @@ class Annotator:
         self._correct(t, self.draw(t))
 
     def _correct(self, t: int, mask: np.ndarray, assisted: bool = False) -> None:
-        # 'assisted' provenance comes with the smart keyframe; until then such frames are 'drawn'
-        kw = {"provenance": "assisted"} if assisted and self.assisted_provenance else {}
-        self.tool(self.s.correct, t, mask, clicks=0, **kw)
+        self.tool(self.s.correct, t, mask, clicks=0, assisted=assisted)
 
     # -- review --------------------------------------------------------------------------
     def review(self, next_frame, fix) -> None:
@@ -197,7 +168,7 @@ class Annotator:
 def run_strategy(strategy: int, session: AnnotationSession, truth: np.ndarray, *, seed: int = 0,
                  model=None, keyframe_every: int = 10) -> dict:
     """Annotate one open clip with strategy 1-5; returns the counts, the final Dice and more."""
-    propose, stand_in = smart_keyframe()
+    from napari_ultramn.annotation.smart_keyframe import propose_mask as propose
     a = Annotator(session, truth, np.random.default_rng([seed, strategy]), smart=propose)
     s, n = session, truth.shape[0]
     if strategy == 1:
@@ -229,8 +200,7 @@ def run_strategy(strategy: int, session: AnnotationSession, truth: np.ndarray, *
         a.review(a.by_doubt, fix)
     a.tool(s.flush, clicks=0)
     final = [dice(s.annotation.frames[t].mask, truth[t]) for t in range(n)]
-    return {**a.counts, "frames": n, "dice_min": min(final), "dice_median": float(np.median(final)),
-            "stand_in": stand_in and strategy >= 4}
+    return {**a.counts, "frames": n, "dice_min": min(final), "dice_median": float(np.median(final))}
 
 
 def make_project(root: Path, participants: int, n_frames: int, size: int, seed: int):
@@ -324,7 +294,7 @@ def table(rows: dict[int, list[dict]]) -> str:
         share = statistics.median(r["drawn"] / r["frames"] for r in rs)
         ratio, cpu_ratio = (statistics.median(r[key] / (DRAW_S * max(r["drawn"], 1)) for r in rs)
                             for key in ("tool_s", "tool_cpu_s"))
-        name = STRATEGIES[k - 1] + (" (stand-in)" if any(r["stand_in"] for r in rs) else "")
+        name = STRATEGIES[k - 1]
         lines.append(f"| ({k}) {name} | {100 * share:.1f}% | {med['assisted']:.0f} | {med['corrections']:.0f} | "
                      f"{med['clicks']:.0f} | {med['tool_s']:.2f} ({med['tool_cpu_s']:.2f}) | "
                      f"{ratio:.3f} ({cpu_ratio:.3f}) | "
@@ -372,9 +342,6 @@ def main(argv=None) -> int:
                   f"corrections {r['corrections']} clicks {r['clicks']} tool {r['tool_s']:.2f} s "
                   f"({r['tool_cpu_s']:.2f} CPU s) "
                   f"Dice min {r['dice_min']:.3f}", flush=True)
-    if smart_keyframe()[1] and any(k >= 4 for k in rows):
-        print("NOTE: strategies 4-5 use the benchmark's STAND-IN smart keyframe "
-              "(napari_ultramn.annotation.smart_keyframe is not on this branch)")
     print(f"\n{len(project.clips())} phantom clips of {args.frames} frames, {args.size}x{args.size}; "
           f"a person's drawing time {DRAW_S:.0f} s per drawn frame; medians over clips\n")
     print(table(rows))

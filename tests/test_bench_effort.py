@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from benchmarks.bench_effort import GOOD, _stand_in_propose_mask, polygon_clicks, run_strategy
+from benchmarks.bench_effort import GOOD, polygon_clicks, run_strategy
 from napari_ultramn.annotation.session import AnnotationSession
 from napari_ultramn.metrics import dice
 from napari_ultramn.phantom import generate_clip
@@ -30,13 +30,12 @@ def test_simulated_annotator_finishes_every_frame_and_counts_its_work(tmp_path, 
     assert r["clicks"] >= r["drawn"] * 3 and r["tool_s"] > 0
     saved = project.annotations.load("c0", "sim")
     assert set(saved.frames) == set(range(n))
+    assisted = sum(fm.provenance == "assisted" for fm in saved.frames.values())
+    assert (assisted > 0) == (r["assisted"] > 0) and (strategy >= 4 or assisted == 0)
 
 
-def test_polygon_clicks_and_stand_in():
+def test_polygon_clicks():
     yy, xx = np.mgrid[:40, :40]
     disk = (yy - 20) ** 2 + (xx - 18) ** 2 <= 64
     assert polygon_clicks(np.zeros((40, 40), bool)) == 1
     assert 6 <= polygon_clicks(disk) <= 30
-    moved = _stand_in_propose_mask(np.zeros((40, 40)), [(25, 25)], prior=disk)
-    assert moved.sum() == disk.sum() and moved[25, 25]
-    assert not _stand_in_propose_mask(np.zeros((40, 40)), [(25, 25)], prior=None).any()

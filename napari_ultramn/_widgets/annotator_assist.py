@@ -131,7 +131,7 @@ class SmartKeyframeMixin:
             return
         t, mask = self.assist_frame, self.assist_mask
         self.stop_assist()
-        if self._do(lambda s: s.set_assisted_mask(t, mask)):
+        if self._do(lambda s: self._doubt_set_mask(s, t, mask, "smart keyframe", assisted=True)):
             self.info(f"Frame {t + 1}: assisted keyframe saved; the brush refines it.")
 
     def _show_assist(self) -> None:

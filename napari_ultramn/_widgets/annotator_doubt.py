@@ -74,12 +74,13 @@ class DoubtMixin:
         self.go_to_frame(worst[0].frame)
         self.info(worst[0].text())
 
-    def _doubt_set_mask(self, session, t: int, mask, label: str = "paint") -> None:
-        """An edit from the canvas: spread it (one undo step) or set the frame alone."""
+    def _doubt_set_mask(self, session, t: int, mask, label: str = "paint", assisted: bool = False) -> None:
+        """An edit from the canvas (``assisted``: an accepted smart keyframe): spread it (one undo
+        step) or set the frame alone."""
         if not self.spread_check.isChecked():
-            session.set_mask(t, mask, label)
+            (session.set_assisted_mask if assisted else session.set_mask)(t, mask, label)
             return
-        changed = session.correct(t, mask, label)
+        changed = session.correct(t, mask, label, assisted=assisted)
         self._doubt_checked().difference_update(changed)
         spread = [f for f in changed if f != t]
         if spread:

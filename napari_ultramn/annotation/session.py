@@ -232,6 +232,13 @@ class AnnotationSession:
         fraction of the accepted proposal the brush changed, as for 'model_edited'.
         """
         mask = np.asarray(mask, dtype=bool)
+        provenance, kw = self._human_edit(t, mask)
+        with self.change(label) as ann:
+            ann.set_mask(t, mask, provenance, **kw)
+        return self.annotation.frames[t]
+
+    def _human_edit(self, t: int, mask: np.ndarray) -> tuple[str, dict]:
+        """The provenance (and edited fraction) a human edit of frame ``t`` gives it (see set_mask)."""
         old = self.annotation.frames.get(t)
         kw: dict = {}
         provenance = "drawn"
@@ -242,9 +249,7 @@ class AnnotationSession:
                 kw["edited_fraction"] = edited_fraction(proposal, mask)
             else:  # proposal from an earlier session: add this edit to what was changed before
                 kw["edited_fraction"] = min(1.0, (old.edited_fraction or 0.0) + edited_fraction(old.mask, mask))
-        with self.change(label) as ann:
-            ann.set_mask(t, mask, provenance, **kw)
-        return self.annotation.frames[t]
+        return provenance, kw
 
     def set_assisted_mask(self, t: int, mask: np.ndarray, label: str = "smart keyframe") -> FrameMask:
         """The rater accepted a smart-keyframe proposal (clicks -> mask) for frame ``t``: an
@@ -331,26 +336,28 @@ class AnnotationSession:
 
     # -- corrections that spread, doubt (issue 14) ---------------------------------------------
     def correct(self, t: int, mask: np.ndarray, label: str = "correct", *, reach_frames: int | None = 60,
-                **set_mask_kw) -> list[int]:
+                assisted: bool = False) -> list[int]:
         """A human correction of frame ``t`` that spreads to its derived neighbours; one undo step.
 
-        Frame ``t`` is set as :meth:`set_mask` sets it (``set_mask_kw`` go there); the propagated,
-        interpolated and model frames next to it are re-propagated from it up to the next human
-        keyframe on each side (blended with it), at most ``reach_frames`` away
-        (:func:`.repropagate.spread_correction`). Returns every frame that changed, ``t`` included.
+        Frame ``t`` is set as :meth:`set_mask` sets it (``assisted``: as :meth:`set_assisted_mask`,
+        an accepted smart-keyframe proposal); the propagated, interpolated and model frames next to
+        it are re-propagated from it up to the next human keyframe on each side (blended with it),
+        at most ``reach_frames`` away (:func:`.repropagate.spread_correction`). Returns every frame
+        that changed, ``t`` included.
         """
         from ..progress import run_to_end
         from .repropagate import spread_correction
 
         t = int(t)
+        mask = np.asarray(mask, dtype=bool)
         spread = run_to_end(spread_correction(self.clip.frames, self.annotation, t, mask,
                                               reach_frames=reach_frames))
-        corrected = self.set_mask(t, mask, label, **set_mask_kw)
-        # set_mask recorded the frame alone: take that step back and record frame and spread as one
-        self.undo()
+        provenance, kw = ("assisted", {"edited_fraction": 0.0}) if assisted else self._human_edit(t, mask)
         with self.change(label) as ann:
-            ann.frames[t] = corrected
+            ann.set_mask(t, mask, provenance, **kw)
             changed = spread.apply(ann)
+        if assisted:
+            self._proposals[t] = self.annotation.frames[t].mask
         return sorted({t, *changed})
 
     def doubts(self, **kw):
