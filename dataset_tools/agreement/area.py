@@ -27,6 +27,7 @@ raters.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,7 +50,7 @@ def complete_cases(areas) -> np.ndarray:
     return x
 
 
-def mean_squares(areas) -> dict[str, np.ndarray | int]:
+def mean_squares(areas) -> dict[str, Any]:  # (B,) arrays, and the ints n, k
     """Two-way ANOVA mean squares of ``(n, k)`` or ``(B, n, k)`` complete tables: ``msr`` (subjects),
     ``msc`` (raters), ``mse`` (residual), ``msw`` (within subjects), each ``(B,)``; ``n``, ``k``."""
     x = np.asarray(areas, dtype=float)
@@ -77,7 +78,7 @@ def icc_values(areas) -> dict[str, np.ndarray | float]:
     ms = mean_squares(areas)
     msr, msc, mse, msw, n, k = (ms[key] for key in ("msr", "msc", "mse", "msw", "n", "k"))
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = {
+        out: dict[str, Any] = {
             "ICC1": (msr - msw) / (msr + (k - 1) * msw),
             "ICC2": (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n),
             "ICC3": (msr - mse) / (msr + (k - 1) * mse),

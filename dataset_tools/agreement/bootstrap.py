@@ -77,7 +77,7 @@ class ParticipantBootstrap:
         # One participant resampled is always the same data: no interval at all, not a zero-width one.
         return self.n_participants >= 2 and self.n_boot > 0
 
-    def ci(self, stat: Callable[[np.ndarray], float], alpha: float = 0.05) -> tuple[float, float, int]:
+    def ci(self, stat: Callable[..., float], alpha: float = 0.05) -> tuple[float, float, int]:
         """CI of ``stat(row_indices)``; replicates where the statistic is undefined are dropped
         and their number is reported (third value = valid replicates)."""
         if not self._usable():
@@ -85,7 +85,7 @@ class ParticipantBootstrap:
         reps = np.array([stat(self.rows(b)) for b in range(self.n_boot)], dtype=float)
         return percentile_ci(reps, alpha)
 
-    def ci_many(self, stat: Callable[[np.ndarray], dict], alpha: float = 0.05) -> dict[str, tuple[float, float, int]]:
+    def ci_many(self, stat: Callable[..., dict], alpha: float = 0.05) -> dict[str, tuple[float, float, int]]:
         """Like :meth:`ci` for a statistic returning several named coefficients at once."""
         reps: dict[str, list[float]] = {}
         if not self._usable():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -203,7 +204,7 @@ def per_category(ratings, categories=None) -> pd.DataFrame:
         given = int(counts[:, k].sum())
         denom = float((c * (rr - 1)).sum())
         specific = float((c * (c - 1)).sum()) / denom if denom else float("nan")
-        binary = np.where(codes < 0, None, np.where(codes == k, "yes", "no")).astype(object)
+        binary = np.where(codes < 0, None, np.where(codes == k, "yes", "no")).astype(object)  # type: ignore[call-overload]
         kappa = fleiss_kappa(binary, ["yes", "no"]) if given else float("nan")
         rows.append({"label": cat, "n_ratings": given, "specific_agreement": specific, "kappa": kappa})
     return pd.DataFrame(rows)
@@ -213,7 +214,7 @@ def label_agreement(ratings, categories=None, raters=None) -> dict:
     """Every coefficient for one subjects x raters matrix, with counts and reasons for NaNs."""
     codes, cats = encode(ratings, categories)
     n_rated = int(((codes >= 0).sum(axis=1) >= 2).sum())
-    out = {
+    out: dict[str, Any] = {
         "n_subjects": int(codes.shape[0]),
         "n_subjects_pairable": n_rated,
         "n_raters": int(codes.shape[1]),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from .history import snapshot
 from .model import ClipAnnotation
@@ -37,7 +38,7 @@ def frozen_copy(annotation: ClipAnnotation) -> ClipAnnotation:
 class BackgroundSaver:
     """One daemon thread running ``write(item)`` on the newest submitted item."""
 
-    def __init__(self, write: Callable[[object], object], name: str = "ultramn-autosave"):
+    def __init__(self, write: Callable[[Any], object], name: str = "ultramn-autosave"):
         self._write = write
         self._cond = threading.Condition()
         self._pending: object | None = None

@@ -173,7 +173,7 @@ class AnnotatorController:
 
     def commit_draft(self) -> bool:
         """Save the comment and quality as typed (if they changed); True if a change was written."""
-        if not self.draft_dirty:
+        if not self.draft_dirty or self.session is None:
             return False
         self.session.set_flag(self.draft_quality, self.draft_comment)
         self._emit("saved")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -143,7 +144,7 @@ class ClipAnnotation:
         frames = {}
         for t in sorted(self.frames):
             fm = self.frames[t]
-            entry = {"provenance": fm.provenance, "rle": rle_encode(fm.mask)}
+            entry: dict[str, Any] = {"provenance": fm.provenance, "rle": rle_encode(fm.mask)}
             if fm.confidence is not None:
                 entry["confidence"] = round(float(fm.confidence), 4)
             if fm.edited_fraction is not None:

@@ -382,7 +382,7 @@ def propagate_mask(
                 result.masks[t] = _blend(a[:2], b[:2], w, shape)
                 result.confidence[t] = (1 - w) * a[2] + w * b[2]
             elif a is not None or b is not None:  # one side vanished before reaching t
-                s, bx, c = a if a is not None else b
+                s, bx, c = a if a is not None else b  # type: ignore[misc]  # one of them is set
                 result.masks[t] = _paste(s > 0, bx, shape)
                 result.confidence[t] = c
         touches = touches or _touches_border(emask)

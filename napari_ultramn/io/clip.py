@@ -120,7 +120,7 @@ class LazyFrames:
         out = np.empty((len(indices), *self.shape[1:]), dtype=np.uint8)
         for j, i in enumerate(indices):
             out[j] = self.frame(int(i))
-        return out[(slice(None), *rest)] if rest else out
+        return out[(slice(None),) + tuple(rest)] if rest else out
 
     def __array__(self, dtype=None, copy=None):
         arr = self[:]
