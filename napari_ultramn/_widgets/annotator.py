@@ -274,6 +274,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self.pick_combo.clear()
         self.pick_combo.addItems([lay.metadata["rater"] for lay in self.layers["raters"]])
         self.viewer.dims.set_current_step(0, start)
+        self.display.clip_opened(s, self.layers)  # view settings, cine, caliper (annotator_display)
         self.refresh_clip_view([])
         self._refresh_queue()
         note = f" Set aside the unreadable file as {s.set_aside_path.name}." if s.set_aside_path else ""
@@ -290,6 +291,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
             self.ctl.commit_draft()  # the comment as typed
         except UltramnError as exc:
             self.error(exc)
+        self.display.clip_closed()  # stops cine, saves the view, removes the caliper
         if self.layers:
             self._tool = L.tool_of(self.layers)
             L.remove_layers(self.viewer, self.layers)

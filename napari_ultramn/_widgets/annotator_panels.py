@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..annotation.model import PROVENANCES
+from .annotator_display import build_view_section
 from .annotator_sections import ElidedLabel, Section, scrolling
 from .layout import row
 
@@ -201,6 +202,7 @@ def build_panels(w) -> None:
     w.preannotate_button.setEnabled(False)
     v.addWidget(row(w.model_edit, w.preannotate_button))
     section("Nerve", box)
+    section("View", build_view_section(w))  # window/level, outline, cine, caliper (annotator_display)
 
     # -- review -----------------------------------------------------------------------------
     w.review_box = QWidget()
