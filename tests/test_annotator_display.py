@@ -1,6 +1,7 @@
 """The View section by real mouse and key events at 1366x768: window/level, outline, cine, caliper, strip."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -130,8 +131,24 @@ def test_presets_by_key_and_combo_and_reset_are_saved(opened, qtbot):
     qtbot.mouseClick(w.wl_reset_button, Qt.MouseButton.LeftButton)
     assert tuple(image.contrast_limits) == (0, 255)
     qtbot.waitUntil(lambda: saved(project).get("preset") == "full range", timeout=3000)
-    key(viewer, qtbot, "Shift-R")
     assert w.message_label.text().startswith("Opened c0")  # no error shown
+    assert "Shift-W" in w.keys_label.text() and "cine play / pause" in w.keys_label.text()
+    views = project.root / "views"
+    shutil.rmtree(views)
+    views.write_text("not a folder")  # the next save cannot land: said in the dock, nothing raised
+    key(viewer, qtbot, "Shift-W")
+    qtbot.waitUntil(lambda: "views" in w.message_label.text(), timeout=3000)
+    assert tuple(image.contrast_limits) == pytest.approx(expected)  # the view still changed
+
+
+def test_an_unreadable_view_file_is_reported_and_the_defaults_used(opened):
+    project, _viewer, w = opened
+    (project.root / "views" / "c1").mkdir(parents=True)
+    (project.root / "views" / "c1" / "r1.json").write_text("{ not json")
+    w.open_clip("c1")
+    assert "r1.json: is not valid JSON" in w.message_label.text()
+    assert "using the defaults" in w.message_label.text()
+    assert tuple(w.layers["image"].contrast_limits) == (0, 255) and w.layers["nerve"].contour == 0
 
 
 def test_outline_or_filled_by_button_and_key_saved_with_the_view(opened, qtbot):
@@ -168,7 +185,13 @@ def test_cine_loops_its_range_at_the_clip_rate_and_stops_on_paint_or_another_cli
     qtbot.mouseClick(w.cine_button, Qt.MouseButton.LeftButton)
     assert w.display.cine.playing
     w.open_clip("c0")
-    assert not w.display.cine.playing and w.cine_stop.value() == 6  # the new clip: whole clip
+    assert not w.display.cine.playing and (w.cine_start.value(), w.cine_stop.value()) == (1, 6)  # whole clip
+    w.session.set_plane_range(1, 4, w.plane_labels[-1])  # frames 2-4 (on screen) are non-standard
+    w.go_to_frame(2)
+    qtbot.mouseClick(w.cine_button, Qt.MouseButton.LeftButton)
+    assert (w.cine_start.value(), w.cine_stop.value()) == (2, 4) and w.display.cine.playing
+    key(viewer, qtbot, "Shift-C")
+    assert not w.display.cine.playing and w.cine_button.text() == "▶ Play"
 
 
 def test_caliper_line_shows_mm_in_the_dock_and_beside_the_line(opened, qtbot):

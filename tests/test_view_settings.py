@@ -89,6 +89,15 @@ def test_cine_runs_at_the_clip_rate_or_says_it_assumes_one(frame_time_ms, fps, k
     assert got == pytest.approx(fps, rel=1e-4) and is_known == known
 
 
+def test_cine_loops_the_non_standard_range_around_the_frame_else_the_clip():
+    from napari_ultramn.annotation.model import PlaneRange
+
+    ranges = [PlaneRange(2, 5, "non_standard"), PlaneRange(6, 9, "transverse_wrist"), PlaneRange(4, 8, "non_standard")]
+    assert [vs.cine_default_range(ranges, "non_standard", t, 12) for t in (0, 2, 4, 7, 8, 11)] == [
+        (0, 11), (2, 4), (4, 7), (4, 7), (0, 11), (0, 11)]  # the last range marked wins, as in the file
+    assert vs.cine_default_range([], "non_standard", 0, 1) == (0, 0)
+
+
 def test_cine_loops_over_its_range():
     assert vs.cine_interval_ms(25.0) == 40 and vs.cine_interval_ms(25.0, 2.0) == 20
     assert [vs.next_cine_frame(t, 2, 4) for t in (0, 2, 3, 4, 9)] == [2, 3, 4, 2, 2]

@@ -274,12 +274,12 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self.pick_combo.clear()
         self.pick_combo.addItems([lay.metadata["rater"] for lay in self.layers["raters"]])
         self.viewer.dims.set_current_step(0, start)
-        self.display.clip_opened(s, self.layers)  # view settings, cine, caliper (annotator_display)
         self.refresh_clip_view([])
         self._refresh_queue()
         note = f" Set aside the unreadable file as {s.set_aside_path.name}." if s.set_aside_path else ""
         mode = "review: final annotation saved as 'adjudicated'" if s.review else "blind mode"
         self.info(f"Opened {clip_id} for {s.user} ({mode}).{note}")
+        self.display.clip_opened(s, self.layers)  # view settings, cine, caliper (annotator_display)
         return True
 
     def close_session(self) -> None:

@@ -11,7 +11,13 @@ from __future__ import annotations
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QComboBox, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
-from ..annotation.view_settings import SPEEDS, cine_fps, cine_interval_ms, next_cine_frame
+from ..annotation.view_settings import (
+    SPEEDS,
+    cine_default_range,
+    cine_fps,
+    cine_interval_ms,
+    next_cine_frame,
+)
 from .layout import row
 
 
@@ -42,6 +48,7 @@ class Cine:
         self.timer = QTimer(widget)
         self.timer.timeout.connect(self._tick)
         self._stoppers: list = []  # (emitter, callback) connected while a clip is open
+        self._auto = True  # the loop follows the frame (its non-standard range) until a person sets it
 
     def build(self) -> QWidget:
         w = self.w
@@ -50,7 +57,9 @@ class Cine:
         w.cine_start, w.cine_stop = QSpinBox(), QSpinBox()
         for spin in (w.cine_start, w.cine_stop):
             spin.setRange(1, 1)
-            spin.setToolTip("cine loop: frames as numbered on screen, both included")
+            spin.setToolTip("cine loop: frames as numbered on screen, both included (by default the "
+                            "non-standard range around the frame, else the whole clip)")
+            spin.valueChanged.connect(self._chosen)
         w.cine_speed = QComboBox()
         w.cine_speed.addItems([f"{s:g}×" for s in SPEEDS])
         w.cine_speed.setCurrentIndex(SPEEDS.index(1.0))
@@ -71,9 +80,11 @@ class Cine:
         w = self.w
         n = session.annotation.n_frames
         for spin in (w.cine_start, w.cine_stop):
+            spin.blockSignals(True)
             spin.setRange(1, n)
-        w.cine_start.setValue(1)
-        w.cine_stop.setValue(n)
+            spin.blockSignals(False)
+        self._auto = True
+        self._follow_frame()
         self.fps, self.fps_known = cine_fps(session.clip.frame_time_ms)
         source = "from the clip" if self.fps_known else "assumed: the clip has no frame time"
         w.cine_label.setText(f"Cine at {self.fps:.3g} frames/s ({source}).")
@@ -98,6 +109,8 @@ class Cine:
             w.error("Open a clip first.")
             self._show(False)
             return
+        if self._auto:
+            self._follow_frame()
         start, stop = self.frame_range()
         if stop <= start:
             w.error(f"Cine needs two or more frames: frames {start + 1} to {stop + 1} chosen.")
@@ -117,6 +130,17 @@ class Cine:
         """The loop, 0-based, both ends included (the spin boxes count from 1)."""
         a, b = self.w.cine_start.value() - 1, self.w.cine_stop.value() - 1
         return min(a, b), max(a, b)
+
+    def _follow_frame(self) -> None:
+        w, ann = self.w, self.w.session.annotation
+        start, stop = cine_default_range(ann.plane_ranges, w.plane_labels[-1], w.current_frame, ann.n_frames)
+        for spin, value in ((w.cine_start, start + 1), (w.cine_stop, stop + 1)):
+            spin.blockSignals(True)  # not a person's choice
+            spin.setValue(value)
+            spin.blockSignals(False)
+
+    def _chosen(self, *_args) -> None:
+        self._auto = False
 
     def _tick(self) -> None:
         if self.w.session is None:

@@ -178,6 +178,18 @@ def cine_interval_ms(fps: float, speed: float = 1.0) -> int:
     return max(1, round(1000.0 / (fps * speed)))
 
 
+def cine_default_range(plane_ranges, non_standard: str, current: int, n_frames: int) -> tuple[int, int]:
+    """The loop a person means when they chose none: the non-standard range around ``current``, else the clip.
+
+    ``plane_ranges`` are the annotation's ``PlaneRange`` (``start``, ``stop`` half-open, ``plane``);
+    the result is 0-based with both ends included. The last range marked wins, as in the annotation.
+    """
+    for r in reversed(list(plane_ranges)):
+        if r.plane == non_standard and r.start <= current < r.stop:
+            return int(r.start), int(r.stop) - 1
+    return 0, max(n_frames - 1, 0)
+
+
 def next_cine_frame(t: int, start: int, stop: int) -> int:
     """The frame after ``t`` looping over ``start..stop`` (0-based, both included)."""
     return start if t < start or t >= stop else t + 1
