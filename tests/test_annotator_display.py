@@ -96,6 +96,11 @@ def test_right_drag_sets_window_level_saved_per_clip_and_restored(opened, qtbot)
     w.open_clip("c0")
     assert tuple(w.layers["image"].contrast_limits) == pytest.approx(limits)  # restored
     assert "set by hand" in w.wl_label.text()
+    image = w.layers["image"]
+    w.layers["nerve"].mode = "paint"
+    viewer.layers.selection.active = image  # the clip itself chosen in the layer list: any nerve tool
+    right_drag(viewer, image, (20, 20), (20, 10))  # left: a narrower window, more contrast
+    assert vs.limits_to_window(image.contrast_limits)[0] < vs.limits_to_window(limits)[0] - 10
 
 
 def test_right_drag_stays_napari_s_in_paint_mode_and_on_other_layers(opened):
