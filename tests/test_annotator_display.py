@@ -14,6 +14,7 @@ from napari_ultramn.annotation import view_settings as vs
 from napari_ultramn.io.hdf5clip import write_hdf5_clip
 from napari_ultramn.io.open_clip import open_clip
 from tests.annotator_gui import canvas, drag, key, settle, to_canvas
+from tests.test_annotator_layout import clipped
 from tests.test_session import make_project
 
 pytestmark = pytest.mark.gui
@@ -132,11 +133,16 @@ def test_presets_by_key_and_combo_and_reset_are_saved(opened, qtbot):
     w.wl_preset_combo.setCurrentIndex(3)
     w.wl_preset_combo.activated.emit(3)  # what a pick from the open list sends
     assert tuple(image.contrast_limits) == (0, 127.5)
-    qtbot.waitUntil(lambda: saved(project).get("preset") == "dark scan (lower half)", timeout=3000)
+    qtbot.waitUntil(lambda: saved(project).get("preset") == "dark scan (0-50 %)", timeout=3000)
     qtbot.mouseClick(w.wl_reset_button, Qt.MouseButton.LeftButton)
     assert tuple(image.contrast_limits) == (0, 255)
     qtbot.waitUntil(lambda: saved(project).get("preset") == "full range", timeout=3000)
     assert w.message_label.text().startswith("Opened c0")  # no error shown
+    w.sections["View"].set_expanded(True)
+    for i in range(w.wl_preset_combo.count()):  # every preset's name fits a laptop's dock
+        w.wl_preset_combo.setCurrentIndex(i)
+        settle(3)
+        assert clipped(w) == []
     assert "Shift-W" in w.keys_label.text() and "cine play / pause" in w.keys_label.text()
     views = project.root / "views"
     shutil.rmtree(views)

@@ -12,7 +12,7 @@ from napari_ultramn.errors import InputError
 
 
 def test_settings_round_trip_per_clip_and_rater_and_leave_the_annotation_folder_alone(tmp_path):
-    s = vs.ViewSettings((20.0, 180.0), "auto (1-99 percentile)", "outline")
+    s = vs.ViewSettings((20.0, 180.0), "auto (1-99 %)", "outline")
     path = vs.save_view(tmp_path, "c0", "r1", s)
     assert path == tmp_path / "views" / "c0" / "r1.json"
     assert vs.load_view(tmp_path, "c0", "r1") == s
@@ -71,11 +71,11 @@ def test_presets_use_frames_spread_over_the_clip(rng):
     frames[20:] = rng.integers(100, 150, (20, 8, 8))
     sample = vs.sample_frames(frames, 16)
     assert len(sample) == 16
-    lo, hi = vs.preset_limits("auto (1-99 percentile)", sample, (0, 255))
+    lo, hi = vs.preset_limits("auto (1-99 %)", sample, (0, 255))
     assert 50 <= lo < 60 and 140 < hi <= 149  # both halves of the clip count
     assert vs.preset_limits("full range", sample, (0, 255)) == (0, 255)
-    assert vs.preset_limits("dark scan (lower half)", sample, (0, 255)) == (0, 127.5)
-    assert vs.preset_limits("auto (1-99 percentile)", np.full((2, 3, 3), 7), (0, 255)) == (0, 255)  # flat
+    assert vs.preset_limits("dark scan (0-50 %)", sample, (0, 255)) == (0, 127.5)
+    assert vs.preset_limits("auto (1-99 %)", np.full((2, 3, 3), 7), (0, 255)) == (0, 255)  # flat
     with pytest.raises(ValueError, match="unknown window/level preset 'x'"):
         vs.preset_limits("x", sample, (0, 255))
 

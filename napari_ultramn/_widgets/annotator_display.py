@@ -71,8 +71,7 @@ class DisplayTools:
         w = self.w
         w.wl_preset_combo = QComboBox()
         w.wl_preset_combo.addItems(list(vs.PRESETS))
-        w.wl_preset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        w.wl_preset_combo.setMinimumContentsLength(8)
+        w.wl_preset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # names whole
         w.wl_preset_combo.setPlaceholderText("set by hand")
         w.wl_preset_combo.setToolTip("window/level preset (Shift-W: next); right-drag on the image sets "
                                      "it by hand (in pan-zoom or holding Space)")
@@ -84,7 +83,7 @@ class DisplayTools:
         w.wl_label.setWordWrap(True)
         w.outline_button = toggle_button("Outline only", "show the nerve as its outline instead of filled "
                                          "(Shift-O)", self._on_outline)
-        return column(row(w.wl_preset_combo, w.wl_reset_button), w.wl_label, w.outline_button,
+        return column(w.wl_preset_combo, w.wl_label, row(w.wl_reset_button, w.outline_button),
                       self.cine.build(), self.caliper.build())
 
     # -- clip ------------------------------------------------------------------------------

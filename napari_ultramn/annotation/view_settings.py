@@ -143,11 +143,11 @@ def _fraction(lo_f: float, hi_f: float) -> Callable:
 #: name -> ``f(sample, value_range) -> (low, high)``. The first is the default and the reset.
 PRESETS: dict[str, Callable] = {
     "full range": lambda _sample, value_range: value_range,
-    "auto (1-99 percentile)": _percentiles(1, 99),
+    "auto (1-99 %)": _percentiles(1, 99),
     # Nerve borders are a bright epineurium against dark fat: a tighter stretch separates them.
-    "high contrast (5-95 percentile)": _percentiles(5, 95),
+    "contrast (5-95 %)": _percentiles(5, 95),
     # Deep or low-gain scans keep the tissue in the lower half of the grey range.
-    "dark scan (lower half)": _fraction(0.0, 0.5),
+    "dark scan (0-50 %)": _fraction(0.0, 0.5),
 }
 DEFAULT_PRESET = next(iter(PRESETS))
 
