@@ -289,6 +289,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         note = f" Set aside the unreadable file as {s.set_aside_path.name}." if s.set_aside_path else ""
         mode = "review: final annotation saved as 'adjudicated'" if s.review else "blind mode"
         self.info(f"Opened {clip_id} for {s.user} ({mode}).{note}")
+        self.display.clip_opened(s, self.layers)  # view settings, cine, caliper (annotator_display)
         return True
 
     def close_session(self) -> None:
@@ -301,6 +302,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
             self.ctl.commit_draft()  # the comment as typed
         except UltramnError as exc:
             self.error(exc)
+        self.display.clip_closed()  # stops cine, saves the view, removes the caliper
         if self.layers:
             self._tool = L.tool_of(self.layers)
             L.remove_layers(self.viewer, self.layers)

@@ -45,6 +45,12 @@ KEYS = (
     Binding("Shift-D", "key_done", "mark clip done"),
     Binding("Control-Z", "undo", "undo (any frame)", ("Labels Ctrl+Z",)),
     Binding("Control-Shift-Z", "redo", "redo", ("Labels Ctrl+Shift+Z",)),
+    # -- View section (annotator_display.py): window/level, nerve display, cine, caliper --------
+    Binding("Shift-W", "key_next_preset", "next window/level preset"),
+    Binding("Shift-R", "key_reset_window", "reset window/level (full range)"),
+    Binding("Shift-O", "key_nerve_outline", "nerve outline only / filled"),
+    Binding("Shift-C", "key_cine", "cine play / pause"),
+    Binding("Shift-M", "key_caliper", "caliper (measure a line) on / off"),
 )
 
 # -- smart keyframe (issue 14, annotator_assist) ----------------------------------------------
@@ -69,6 +75,7 @@ NAPARI_KEYS = (
     ("P / E / F", "paint / erase / fill (napari)"),
     ("[ / ]", "brush smaller / larger (napari)"),
     ("Space (hold)", "pan and zoom (napari)"),
+    ("right-drag", "window (left-right) / level (up-down) in pan-zoom or holding Space"),
 )
 
 #: Layer types whose napari keys the plugin must not shadow.

@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..annotation.model import PROVENANCES
+from .annotator_display import build_view_section
 from .annotator_layers import _RATER_COLOURS
 from .annotator_sections import ElidedLabel, Section, scrolling
 from .layout import row
@@ -206,6 +207,7 @@ def build_panels(w) -> None:
     w.preannotate_button.setEnabled(False)
     v.addWidget(row(w.model_edit, w.preannotate_button))
     section("Nerve", box)
+    section("View", build_view_section(w))  # window/level, outline, cine, caliper (annotator_display)
 
     # -- review -----------------------------------------------------------------------------
     w.review_box = QWidget()

@@ -213,3 +213,14 @@ def centroid_excursion(df: pd.DataFrame) -> dict[str, float | int | str]:
         f"path_length_{unit}": float(np.hypot(*np.diff(pts, axis=0).T).sum()),
     })
     return out
+
+
+def line_length(start, end, spacing_mm: tuple[float, float] | None) -> tuple[float, str]:
+    """Length of a caliper from ``start`` to ``end`` (``(row, col)`` in pixels) and its unit.
+
+    Measured in physical coordinates (pixels need not be square); ``'px'`` when the clip is
+    uncalibrated (``spacing_mm=None``), never a pretended millimetre.
+    """
+    row_mm, col_mm, unit = _check_spacing(spacing_mm)
+    (r0, c0), (r1, c1) = (tuple(float(v) for v in p[-2:]) for p in (start, end))
+    return math.hypot((r1 - r0) * row_mm, (c1 - c0) * col_mm), unit
