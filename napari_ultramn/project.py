@@ -11,6 +11,9 @@ Layout::
                               converted (once, on first open)
       clips/<clip_id>.h5      frames cropped to the imaging region   (napari_ultramn.io.hdf5clip)
       annotations/<clip_id>/<rater>.json                              (schemas/annotation.schema.json)
+      views/<clip_id>/<rater>.json   a rater's window/level and display   (schemas/view.schema.json)
+      model_doubt.json        the last pre-annotation's doubt per clip (schemas/model_doubt.schema.json)
+      region_corrections.json imaging areas a person drew      (schemas/region_corrections.schema.json)
       .project.lock           held (flock) by ingest for its whole run, and while a project is made
                               or converted
       .secret/                mode 0700; never exported, never leaves the project
