@@ -7,12 +7,12 @@ A mixin of :class:`.annotator.AnnotatorWidget`; it uses the widget's session, la
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 
 from qtpy.QtWidgets import QListWidgetItem
 
 from ..errors import UltramnError
-from . import annotator_layers as L
 from .workers import start
 
 
@@ -38,8 +38,7 @@ class LongWorkMixin:
 
     def _propagation_done(self, result) -> None:
         said = self.ctl.propagated(result)
-        L.show_preview(self.viewer, self.layers, result, self.layers["nerve"].data.shape,
-                       self.layers["nerve"].scale)
+        self.clip_layers.show_preview(result)
         self.warnings_list.clear()
         self.warnings_list.setVisible(bool(result.warnings))
         for t in sorted(result.warnings):
@@ -63,7 +62,7 @@ class LongWorkMixin:
         self.accept_button.setEnabled(False)
         self.warnings_list.clear()
         self.warnings_list.setVisible(False)
-        L.drop_preview(self.viewer, self.layers)
+        self.clip_layers.hide_preview()
 
     def preannotate_available(self) -> bool:
         run = self.model_edit.text().strip()
@@ -99,7 +98,15 @@ class LongWorkMixin:
         self.cancel_button.setEnabled(True)
         self.preannotate_button.setEnabled(False)
 
+        shown = [0.0]
+
         def on_yield(p):
+            # Each repaint of the dock costs the worker its GIL (a 30-frame propagation took 4x the
+            # core's time with one repaint per frame): a few updates a second are enough to see.
+            now = time.monotonic()
+            if now - shown[0] < 0.25 and p.done < p.total:
+                return
+            shown[0] = now
             self.progress_bar.setMaximum(max(p.total, 1))
             self.progress_bar.setValue(p.done)
             t = p.metrics.get("frame") if isinstance(p.metrics, dict) else None
