@@ -12,8 +12,8 @@ and ratios measured in the same run; never asserts. Run under a display, e.g.
 * Propagation over 31 frames (keyframes at 0 and 31; frames 1-30 propagated from 0 with 31 as
   the second anchor) and interpolation between the same keyframes: the core
   (``AnnotationSession.propagation`` run to its end + ``accept_propagation``;
-  ``AnnotationSession.interpolate``) against the widget doing the same through its own path
-  (worker thread, preview layer, accept, layers, measurement table, track, queue) until the
+  ``AnnotationSession.interpolate``; with the autosave flushed) against the widget doing the
+  same through its own path (worker thread, preview layer, accept, layers, measurement table, track, queue) until the
   event loop is idle again. Core and widget runs alternate, so load on a shared machine hits both.
 
 Runs on a checkout without prefetch too (prints "n/a"), so the figures before and after can be
@@ -82,11 +82,27 @@ def settle(app, until=None, timeout_s: float = 60.0) -> None:
         app.processEvents()
 
 
-def timed(fn, app, until=None) -> float:
-    t0 = time.perf_counter()
+class Clock:
+    """Wall time and this process's CPU time (all threads; steadier on a shared machine)."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def stop(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def timed(fn, app, until=None) -> tuple[float, float]:
+    clock = Clock()
     fn()
     settle(app, until)
-    return time.perf_counter() - t0
+    return clock.stop()
+
+
+def summary(times: list[tuple[float, float]]) -> str:
+    wall, cpu = [t[0] for t in times], [t[1] for t in times]
+    return (f"median {1000 * statistics.median(wall):7.1f} ms (min {1000 * min(wall):.1f}), "
+            f"CPU {1000 * statistics.median(cpu):7.1f} ms")
 
 
 def bench_switch(w, app, ids: list[str], repeats: int) -> None:
@@ -109,21 +125,22 @@ def bench_switch(w, app, ids: list[str], repeats: int) -> None:
     if prefetch is not None:
         w.prefetch_enabled = False
     cold = switch_times(False)
-    print(f"clip switch, cold (decode on demand):   median {1000 * statistics.median(cold):7.1f} ms"
-          f"  (min {1000 * min(cold):.1f}, max {1000 * max(cold):.1f})")
+    print(f"clip switch, cold (decode on demand):   {summary(cold)}")
     if prefetch is None:
         print("clip switch, next clip prefetched:      n/a (this checkout has no prefetch)")
         return
     warm = switch_times(True)
     w.prefetch_enabled = enabled
-    print(f"clip switch, next clip prefetched:      median {1000 * statistics.median(warm):7.1f} ms"
-          f"  (min {1000 * min(warm):.1f}, max {1000 * max(warm):.1f})")
+    print(f"clip switch, next clip prefetched:      {summary(warm)}")
 
 
 def bench_fill(w, app, truth, clip_id: str, repeats: int) -> None:
     """Propagation and interpolation, core vs widget, over frames 0..31 of ``clip_id``."""
+    w.prefetch_enabled = False  # its decoding thread would count in the CPU time here
     w.open_clip(clip_id)
     settle(app)
+    if getattr(w, "prefetch", None) is not None:
+        w.prefetch.want([])
     s = w.session
     for t in (0, 31):
         w._do(lambda s, t=t: s.set_mask(t, truth[clip_id][t]))
@@ -132,39 +149,50 @@ def bench_fill(w, app, truth, clip_id: str, repeats: int) -> None:
     def core_propagate():
         result = run_to_end(s.propagation(0, 1))
         s.accept_propagation(result)
+        s.flush()  # the save is part of the work, in both: the widget's is flushed too
 
     def widget_propagate():
         w.go_to_frame(0)
         settle(app)
-        t0 = time.perf_counter()
+        clock = Clock()
         w.propagate(1)
         settle(app, until=lambda: w._worker is None and w.pending is not None)
         w.key_accept()
         settle(app)
-        return time.perf_counter() - t0
+        s.flush()
+        return clock.stop()
 
     def core_interpolate():
         s.interpolate()
+        s.flush()
+
+    def widget_interpolate():
+        w.key_interpolate()
+        settle(app)
+        s.flush()
 
     rows = {}
     for name, core, widget in (
             ("propagation, 30 frames (0 -> 31)", core_propagate, widget_propagate),
-            ("interpolation, 30 frames (0 .. 31)", core_interpolate, lambda: timed(w.key_interpolate, app))):
+            ("interpolation, 30 frames (0 .. 31)", core_interpolate, lambda: timed(widget_interpolate, app))):
         c, g = [], []
         for _ in range(repeats):
             gc.collect()
-            t0 = time.perf_counter()
+            clock = Clock()
             core()
-            c.append(time.perf_counter() - t0)
+            c.append(clock.stop())
             w.undo()  # back to the two keyframes, through the widget so the layers follow
             settle(app)
+            s.flush()
             gc.collect()
             g.append(widget())
             w.undo()
             settle(app)
-        rows[name] = (statistics.median(c), statistics.median(g))
-    for name, (c, g) in rows.items():
-        print(f"{name:36s} core {1000 * c:7.1f} ms   widget {1000 * g:7.1f} ms   widget/core {g / c:5.2f}")
+            s.flush()
+        rows[name] = [(statistics.median(x[i] for x in c), statistics.median(x[i] for x in g)) for i in (0, 1)]
+    for name, ((c, g), (cc, gc_)) in rows.items():
+        print(f"{name:36s} core {1000 * c:7.1f} ms   widget {1000 * g:7.1f} ms   widget/core {g / c:5.2f}"
+              f"   (CPU: core {1000 * cc:.1f} ms, widget {1000 * gc_:.1f} ms, ratio {gc_ / max(cc, 1e-9):.2f})")
 
 
 def main(argv=None) -> None:

@@ -237,18 +237,28 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
             except UltramnError as exc:
                 self.error(exc)
         self.queue.refresh()
-        self.queue_list.clear()
         current = self.session.clip_id if self.session else None
-        for e in self.queue.entries(**self.filters()):
-            plane = "" if self.ctl.blind else f"{e.plane or '—'}   "  # blind: the header's plane is hidden
-            item = QListWidgetItem(f"{e.clip_id}   {e.participant or '?'}   {plane}"
-                                   f"[{e.display_status.replace('_', ' ')}]")
-            item.setData(0x0100, e.clip_id)
-            self.queue_list.addItem(item)
-            if e.clip_id == current:
-                self.queue_list.setCurrentItem(item)
+        rows = [(e.clip_id, self._queue_text(e)) for e in self.queue.entries(**self.filters())]
+        lst = self.queue_list
+        if [lst.item(i).data(0x0100) for i in range(lst.count())] != [cid for cid, _ in rows]:
+            lst.clear()  # other clips or another order: rebuilt; else only changed lines are redrawn
+            for cid, text in rows:
+                item = QListWidgetItem(text)
+                item.setData(0x0100, cid)
+                lst.addItem(item)
+        for i, (_cid, text) in enumerate(rows):
+            item = lst.item(i)
+            if item.text() != text:
+                item.setText(text)
+        row = next((i for i, (cid, _) in enumerate(rows) if cid == current), -1)
+        if lst.currentRow() != row:
+            lst.setCurrentRow(row)
         self.progress_label.setText(self.queue.progress_text(**self.filters()))
         self._prefetch_timer.start()  # what comes next may have changed
+
+    def _queue_text(self, e) -> str:
+        plane = "" if self.ctl.blind else f"{e.plane or '—'}   "  # blind: the header's plane is hidden
+        return f"{e.clip_id}   {e.participant or '?'}   {plane}[{e.display_status.replace('_', ' ')}]"
 
     # -- clips -----------------------------------------------------------------------------
     def open_clip(self, clip_id: str, set_aside_corrupt: bool = False) -> bool:
@@ -329,22 +339,6 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
         self.clip_layers.remove()
         self.layers = {}
 
-    # -- reading ahead -----------------------------------------------------------------------
-    def _prefetch_next(self) -> None:
-        """Decode the clips that N or a click on the next line would open, while the rater works."""
-        if self.prefetch is None or self.queue is None or not self.prefetch_enabled:
-            return
-        current = self.session.clip_id if self.session else None
-        f = self.filters()
-        ahead = (self.queue.next_unlabelled(current, **f), self.queue.neighbour(current, 1, **f))
-        self.prefetch.want([c for c in ahead if c is not None and c != current])
-
-    def _stop_prefetch(self) -> None:
-        self._prefetch_timer.stop()
-        if self.prefetch is not None:
-            self.prefetch.close()
-        self.prefetch = self._holder["prefetch"] = None
-
     def _on_set_aside(self) -> None:
         if self._corrupt_clip:
             self.open_clip(self._corrupt_clip, set_aside_corrupt=True)
@@ -362,7 +356,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, QWidget):
             return
         nerve = self.layers["nerve"]
         if frames:
-            L.write_frames(nerve, s.annotation, frames)
+            L.write_frames(nerve, s.annotation, frames, shown=self.current_frame)
         nerve.metadata.update(self._layer_metadata())
         ann = s.annotation
         self._updating = True

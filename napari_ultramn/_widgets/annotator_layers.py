@@ -131,19 +131,23 @@ class ClipLayers:
         _forget_history(nerve)
         outline = self.roles.get("outline")
         if self._alive(outline):
-            outline.data = []
-            outline.scale = scale
+            if len(outline.data):  # emptying an empty Shapes layer still rebuilds its visual
+                outline.data = []
+            if tuple(outline.scale) != scale:
+                outline.scale = scale
         else:
             outline = viewer.add_shapes(ndim=3, name=OUTLINE, scale=scale, edge_color="#ffd21f",
                                         face_color="transparent", edge_width=1)
             outline.events.data.connect(self._on_shapes)
         preview = self.roles.get("preview")
-        if self._alive(preview):  # hidden, but its extent still counts in napari's dims
+        if self._alive(preview):
             preview.visible = False
-            _swap(preview, np.zeros(labels.shape, np.uint8), scale)
+            if preview.data.shape != labels.shape or tuple(preview.scale) != scale:
+                _swap(preview, np.zeros(labels.shape, np.uint8), scale)  # hidden, its extent still counts
         self.roles = {"image": image, "nerve": nerve, "outline": outline, "raters": raters,
                       **({"preview": preview} if self._alive(preview) else {})}
-        viewer.layers.selection.active = nerve
+        if viewer.layers.selection.active is not nerve:
+            viewer.layers.selection.active = nerve
         if made or before != (nerve.data.shape, tuple(nerve.scale)):
             viewer.reset_view()  # a new size or pixel spacing: show the whole clip
         if viewer.dims.ndim == 3 and viewer.dims.axis_labels[1:] != ("row", "col"):
@@ -189,11 +193,16 @@ class ClipLayers:
     def show_preview(self, result) -> None:
         """Show a pending propagation's masks (not yet accepted) as outlines."""
         nerve = self.roles["nerve"]
-        stack = np.zeros(nerve.data.shape, np.uint8)
+        lay = self.roles.get("preview")
+        reuse = self._alive(lay) and lay.data.shape == nerve.data.shape and lay.data.flags.writeable
+        stack = lay.data if reuse else np.zeros(nerve.data.shape, np.uint8)
+        if reuse:
+            stack[...] = 0
         for t, m in result.masks.items():
             stack[t][m] = 1
-        lay = self.roles.get("preview")
-        if self._alive(lay):
+        if reuse and not lay.visible and tuple(lay.scale) == tuple(nerve.scale):
+            lay.visible = True  # napari refreshes a layer as it becomes visible: once is enough
+        elif self._alive(lay):
             _swap(lay, stack, nerve.scale)
             lay.visible = True
         else:
@@ -206,7 +215,7 @@ class ClipLayers:
     def hide_preview(self) -> None:
         """Kept (hidden) for the next propagation: adding a layer costs more than the preview."""
         lay = self.roles.get("preview")
-        if self._alive(lay):
+        if self._alive(lay) and lay.visible:
             lay.visible = False
 
     def remove(self) -> None:
@@ -220,10 +229,18 @@ class ClipLayers:
 
 
 def _swap(layer, data, scale) -> None:
-    """Give ``layer`` new data and pixel spacing (same array object: refreshed only)."""
+    """Give ``layer`` new data and pixel spacing.
+
+    An array of the same shape is copied into the layer's own (a few MB): setting ``data`` makes
+    napari recompute the viewer's dims and re-slice every layer, which a copy and one refresh avoid.
+    """
     if tuple(layer.scale) != tuple(scale):
         layer.scale = scale
-    if layer.data is data:
+    old = layer.data
+    if (isinstance(old, np.ndarray) and isinstance(data, np.ndarray) and old.flags.writeable
+            and old.shape == data.shape and old.dtype == data.dtype):
+        if old is not data:
+            old[...] = data
         layer.refresh()
     else:
         layer.data = data
@@ -248,15 +265,21 @@ def tool_of(layers: dict) -> dict:
     return {} if nerve is None else {"mode": str(nerve.mode), "brush_size": int(nerve.brush_size)}
 
 
-def write_frames(nerve, annotation, frames) -> None:
-    """Copy the annotation's masks of ``frames`` into the layer (no paint event)."""
+def write_frames(nerve, annotation, frames, shown: int | None = None) -> None:
+    """Copy the annotation's masks of ``frames`` into the layer (no paint event).
+
+    The layer is redrawn only if frame ``shown`` (the one on screen; None: always) changed: the
+    other frames are read from the array when the slider reaches them.
+    """
+    data = nerve.data
     for t in frames:
         fm = annotation.frames.get(t)
         if fm is None:
-            nerve.data[t] = 0
+            data[t] = 0
         else:
-            nerve.data[t] = np.where(fm.mask, _VALUE[fm.provenance], 0).astype(nerve.data.dtype)
-    nerve.refresh()
+            np.multiply(fm.mask, _VALUE[fm.provenance], out=data[t], casting="unsafe")
+    if shown is None or shown in frames:
+        nerve.refresh()
 
 
 def polygons_to_masks(shapes_layer, frame_shape: tuple[int, int], current: int) -> dict[int, np.ndarray]:

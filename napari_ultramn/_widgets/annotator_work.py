@@ -1,5 +1,6 @@
 """The annotator's long work: propagation (with preview, warnings, "accept up to here") and
-model pre-annotation, run through :func:`.workers.start` with progress and Cancel.
+model pre-annotation, run through :func:`.workers.start` with progress and Cancel; and reading
+the next clips of the queue ahead (:class:`~napari_ultramn.annotation.prefetch.ClipPrefetcher`).
 
 A mixin of :class:`.annotator.AnnotatorWidget`; it uses the widget's session, layers and controls.
 """
@@ -17,6 +18,22 @@ from .workers import start
 
 
 class LongWorkMixin:
+    # -- reading ahead -----------------------------------------------------------------------
+    def _prefetch_next(self) -> None:
+        """Decode the clips that N or a click on the next line would open, while the rater works."""
+        if self.prefetch is None or self.queue is None or not self.prefetch_enabled:
+            return
+        current = self.session.clip_id if self.session else None
+        f = self.filters()
+        ahead = (self.queue.next_unlabelled(current, **f), self.queue.neighbour(current, 1, **f))
+        self.prefetch.want([c for c in ahead if c is not None and c != current])
+
+    def _stop_prefetch(self) -> None:
+        self._prefetch_timer.stop()
+        if self.prefetch is not None:
+            self.prefetch.close()
+        self.prefetch = self._holder["prefetch"] = None
+
     # -- long work: propagation and pre-annotation ------------------------------------------------
     def key_propagate_forward(self) -> None:
         self.propagate(1)
@@ -93,20 +110,23 @@ class LongWorkMixin:
             if self.session is session and session is not None:
                 on_done(result)
 
-        self.progress_bar.setVisible(True)
         self.progress_bar.setValue(0)
         self.cancel_button.setEnabled(True)
         self.preannotate_button.setEnabled(False)
-
-        shown = [0.0]
+        started = time.monotonic()
+        shown = [started]
 
         def on_yield(p):
-            # Each repaint of the dock costs the worker its GIL (a 30-frame propagation took 4x the
-            # core's time with one repaint per frame): a few updates a second are enough to see.
-            now = time.monotonic()
-            if now - shown[0] < 0.25 and p.done < p.total:
+            # Every repaint of the dock costs the worker time (under Xvfb ~20-50 ms of CPU, and the
+            # GIL): one per frame made a 30-frame propagation 4x slower than the core. The bar
+            # appears only for work that lasts, and moves a few times a second; the last step
+            # is always written, so the bar says where the work ended.
+            now, last = time.monotonic(), p.done >= p.total
+            if not last and (now - started < 0.5 or now - shown[0] < 0.5):
                 return
             shown[0] = now
+            if not last:
+                self.progress_bar.setVisible(True)
             self.progress_bar.setMaximum(max(p.total, 1))
             self.progress_bar.setValue(p.done)
             t = p.metrics.get("frame") if isinstance(p.metrics, dict) else None
