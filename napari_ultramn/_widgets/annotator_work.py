@@ -111,8 +111,8 @@ class LongWorkMixin:
                 on_done(result)
 
         self.progress_bar.setValue(0)
-        self.cancel_button.setEnabled(True)
-        self.preannotate_button.setEnabled(False)
+        if self.preannotate_button.isEnabled():
+            self.preannotate_button.setEnabled(False)
         started = time.monotonic()
         shown = [started]
 
@@ -125,8 +125,9 @@ class LongWorkMixin:
             if not last and (now - started < 0.5 or now - shown[0] < 0.5):
                 return
             shown[0] = now
-            if not last:
-                self.progress_bar.setVisible(True)
+            if not last and not self.progress_bar.isVisible():
+                self.progress_bar.setVisible(True)  # with Cancel: work this short needs neither
+                self.cancel_button.setEnabled(True)
             self.progress_bar.setMaximum(max(p.total, 1))
             self.progress_bar.setValue(p.done)
             t = p.metrics.get("frame") if isinstance(p.metrics, dict) else None
