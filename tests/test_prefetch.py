@@ -4,6 +4,7 @@ kept until the clip is opened."""
 import os
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from napari_ultramn.annotation.prefetch import ClipPrefetcher
 from napari_ultramn.annotation.session import AnnotationSession
 from napari_ultramn.errors import InputError
-from napari_ultramn.io.clip import clip_from_array
+from napari_ultramn.io.clip import Clip, LazyFrames
 from tests.test_session import make_project
 
 CLIP_BYTES = 6 * 32 * 40  # make_project's clips: 6 frames of 32x40 uint8
@@ -96,9 +97,7 @@ class SlowProject:
             time.sleep(0.01)
             return frames[i]
 
-        clip = clip_from_array(frames)
-        clip.frames._read = read
-        return clip
+        return Clip(frames=LazyFrames(read, self.n_frames, (8, 8)), source_path=Path("slow.h5"))
 
     def clip_path(self, clip_id):
         raise InputError(None, "not a file")
