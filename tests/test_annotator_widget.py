@@ -116,7 +116,8 @@ def test_polygon_propagation_accept_writer_and_preannotate(make_napari_viewer, q
     viewer.dims.set_current_step(0, 4)
     press(viewer, qtbot, Qt.Key.Key_A, Qt.KeyboardModifier.AltModifier)
     assert [s.annotation.frames[t].provenance for t in sorted(s.annotation.frames)] == ["drawn"] + ["propagated"] * 4
-    assert w.pending is None and "propagation preview" not in [lay.name for lay in viewer.layers]
+    assert w.pending is None and not any(  # the preview layer is kept, hidden, for the next one
+        lay.visible for lay in viewer.layers if lay.name == "propagation preview")
     assert w.layers["nerve"].metadata["provenance"][:6] == [0, 2, 2, 2, 2, -1]
 
     from napari_ultramn.annotation.store import load_annotation_file

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import QFileDialog, QListWidgetItem, QWidget
 
 from .. import DEFAULT_PLANES, NON_STANDARD
 from ..annotation.controller import AnnotatorController
+from ..annotation.prefetch import ClipPrefetcher
 from ..annotation.queue import QUEUE_STATUSES, ClipQueue
 from ..annotation.session import ADJUDICATED, AnnotationSession, CorruptAnnotationError
 from ..annotation.store import check_id
@@ -51,11 +52,19 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         self.project: Project | None = None
         self.queue: ClipQueue | None = None
         self.session: AnnotationSession | None = None
-        self.layers: dict = {}
+        self.layers: dict = {}  # by role (image, nerve, outline, raters, preview): clip_layers.roles
+        # Made once per viewer and refilled per clip (a remove/add per layer costs more than a whole
+        # switch may take); the next clips of the queue are decoded in the background.
+        self.clip_layers = L.ClipLayers(viewer, self._on_paint, self._on_shapes)
+        self.prefetch: ClipPrefetcher | None = None
+        self.prefetch_enabled = True
+        self._prefetch_timer = QTimer(self)  # once the new clip is on screen, not during its switch
+        self._prefetch_timer.setSingleShot(True)
+        self._prefetch_timer.setInterval(300)
+        self._prefetch_timer.timeout.connect(self._prefetch_next)
         self.ctl = AnnotatorController()  # the state: draft comment and quality, range, frame, mode
         self._worker = None
         self._corrupt_clip: str | None = None
-        self._tool: dict = {}  # the rater's labels tool, kept from clip to clip
         self._updating = False
         build_panels(self)
         self._build_doubt()  # issue 14: check doubtful frames, spread corrections
@@ -82,8 +91,9 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         # Closing the dock ('x') only unparents this widget: release the clip and the keys then,
         # or reopening the annotator in this window would find its own lock and refuse.
         if ev.type() == QEvent.Type.ParentChange and self.parent() is None:
-            if self.session is not None:
+            if self.session is not None or self.layers:
                 self.close_session()
+            self._stop_prefetch()
             self._keys.remove()  # napari's keymaps were never touched: nothing else to restore
         return super().event(ev)
 
@@ -184,6 +194,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         if review is not None:
             self.review_check.setChecked(review)
         self.close_session()
+        self._stop_prefetch()
         try:
             check_id("rater", self.rater_edit.text().strip())
             self.project = Project.open(self.project_edit.text().strip())
@@ -194,6 +205,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         owner = ADJUDICATED if self.review_check.isChecked() else self.rater_edit.text().strip()
         self.ctl.review = self.review_check.isChecked()
         self.queue = ClipQueue(self.project, owner, blind=self.ctl.blind, review=self.ctl.review)
+        self.prefetch = self._holder["prefetch"] = ClipPrefetcher(self.project)
         self._updating = True
         for combo, key, values in ((self.plane_filter, "plane", self.queue.planes()),
                                    (self.participant_filter, "participant", self.queue.participants()),
@@ -232,49 +244,64 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
             except UltramnError as exc:
                 self.error(exc)
         self.queue.refresh()
-        self.queue_list.clear()
         current = self.session.clip_id if self.session else None
-        for e in self.queue.entries(**self.filters()):
-            item = QListWidgetItem(self.queue.line(e))  # blind: without the header's plane
-            item.setToolTip(item.text())  # the list elides a long line
-            if e.multi_rater:  # review: a clip two or more raters annotated
+        entries = self.queue.entries(**self.filters())
+        lst = self.queue_list
+        if [lst.item(i).data(0x0100) for i in range(lst.count())] != [e.clip_id for e in entries]:
+            lst.clear()  # other clips or another order: rebuilt; else only changed lines are redrawn
+            for e in entries:
+                item = QListWidgetItem()
+                item.setData(0x0100, e.clip_id)
+                lst.addItem(item)
+        for i, e in enumerate(entries):
+            item, text = lst.item(i), self.queue.line(e)  # blind: without the header's plane
+            if item.text() != text:
+                item.setText(text)
+                item.setToolTip(text)  # the list elides a long line
+            if item.font().bold() != e.multi_rater:  # review: a clip two or more raters annotated
                 font = item.font()
-                font.setBold(True)
+                font.setBold(e.multi_rater)
                 item.setFont(font)
-            item.setData(0x0100, e.clip_id)
-            self.queue_list.addItem(item)
-            if e.clip_id == current:
-                self.queue_list.setCurrentItem(item)
+        row = next((i for i, e in enumerate(entries) if e.clip_id == current), -1)
+        if lst.currentRow() != row:
+            lst.setCurrentRow(row)
         self.progress_label.setText(self.queue.progress_text(**self.filters()))
+        self._prefetch_timer.start()  # what comes next may have changed
 
     # -- clips -----------------------------------------------------------------------------
     def open_clip(self, clip_id: str, set_aside_corrupt: bool = False) -> bool:
-        """Lock and show ``clip_id`` for the current rater; a problem is shown, never raised."""
+        """Lock and show ``clip_id`` for the current rater; a problem is shown, never raised.
+
+        The layers stay and are refilled; a clip decoded ahead by the prefetcher is used as is.
+        """
         if self.project is None and not self.open_project():
             return False
-        self.close_session()
+        self._end_session()
         self.set_aside_button.setVisible(False)
         try:
-            self.session = AnnotationSession.open(
+            clip = self.prefetch.take(clip_id) if self.prefetch is not None else None
+            s = AnnotationSession.open(
                 self.project, clip_id, self.rater_edit.text().strip(),
                 review=self.review_check.isChecked(), set_aside_corrupt=set_aside_corrupt,
-                background_save=True)  # a brush stroke never waits for the save
+                background_save=True, clip=clip)  # a brush stroke never waits for the save
         except CorruptAnnotationError as exc:
             self._corrupt_clip = clip_id
             self.set_aside_button.setVisible(True)
+            self._remove_layers()
             self.error(exc)
             return False
         except UltramnError as exc:
+            self._remove_layers()
             self.error(exc)
             return False
-        s = self._holder["session"] = self.session
+        self._holder["session"] = s
         self._holder["ctl"] = self.ctl  # plain Python: it can still write a typed comment then
         self.ctl.attach(s)
-        start = self.ctl.frame  # adding the layers moves the slider: go back to it after
-        self.measurement.reset(s)  # before adding layers: adding them moves the frame slider
-        self.layers = L.add_clip_layers(self.viewer, s, self._layer_metadata(), self._tool)
-        self.layers["nerve"].events.paint.connect(self._on_paint)
-        self.layers["outline"].events.data.connect(self._on_shapes)
+        start = self.ctl.frame  # refilling the layers moves the slider: go back to it after
+        self.measurement.reset(s)
+        # Filled before the session is shown, so the slider moves of the refill are not frames to show.
+        self.layers = self.clip_layers.fill(s, self._layer_metadata(s))
+        self.session = s
         n = s.annotation.n_frames
         for spin in (self.range_start, self.range_stop):  # frames as a person counts them: 1..n
             spin.setRange(1, n)
@@ -293,7 +320,12 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         return True
 
     def close_session(self) -> None:
-        """Cancel running work, release the lock, remove the clip's layers."""
+        """Cancel running work, release the lock, remove the clip's layers (project or dock closed)."""
+        self._end_session()
+        self._remove_layers()
+
+    def _end_session(self) -> None:
+        """Cancel running work and release the clip's lock; the layers stay for the next clip."""
         self.cancel()
         self._drop_pending()
         self.stop_assist()  # smart keyframe clicks belong to this clip
@@ -303,25 +335,27 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         except UltramnError as exc:
             self.error(exc)
         self.display.clip_closed()  # stops cine, saves the view, removes the caliper
-        if self.layers:
-            self._tool = L.tool_of(self.layers)
-            L.remove_layers(self.viewer, self.layers)
         if self.session is not None:
             session, self.session = self.session, None
             self.ctl.detach()
-            self._holder.clear()
+            self._holder.pop("session", None)
+            self._holder.pop("ctl", None)
             try:
                 session.close()  # writes the pending autosave before releasing the lock
             except UltramnError as exc:
                 self.error(exc)
         self._show_frame_on_slider()
 
+    def _remove_layers(self) -> None:
+        self.clip_layers.remove()
+        self.layers = {}
+
     def _on_set_aside(self) -> None:
         if self._corrupt_clip:
             self.open_clip(self._corrupt_clip, set_aside_corrupt=True)
 
-    def _layer_metadata(self) -> dict:
-        s = self.session
+    def _layer_metadata(self, s=None) -> dict:
+        s = s or self.session
         return {"clip_id": s.clip_id, "rater": s.annotation.rater, "clip_plane": s.annotation.clip_plane,
                 "provenance": L.provenance_codes_to_list(s.annotation),
                 "spacing_mm": list(s.clip.spacing_mm) if s.clip.spacing_mm else None}
@@ -333,7 +367,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
             return
         nerve = self.layers["nerve"]
         if frames:
-            L.write_frames(nerve, s.annotation, frames)
+            L.write_frames(nerve, s.annotation, frames, shown=self.current_frame)
         nerve.metadata.update(self._layer_metadata())
         ann = s.annotation
         self._updating = True
@@ -409,6 +443,9 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
 
 
 def _release_holder(holder: dict, *_args) -> None:
+    prefetch = holder.pop("prefetch", None)
+    if prefetch is not None:
+        prefetch.close()
     session, ctl = holder.pop("session", None), holder.pop("ctl", None)
     if session is not None:
         try:

@@ -76,41 +76,188 @@ def painted_masks(data, atoms, current: int) -> dict[int, np.ndarray]:
     return masks or {current: np.asarray(data[current]) > 0}
 
 
-def add_clip_layers(viewer, session, metadata: dict, tool: dict | None = None) -> dict:
-    """Add the clip, nerve, polygon and (review) rater layers; returns them by role.
+class ClipLayers:
+    """The annotator's layers in one viewer: made once, then refilled for every clip.
 
-    ``tool`` (``mode``, ``brush_size`` of the previous clip's nerve layer) carries the rater's
-    tool over to the next clip: moving on never changes it.
+    Moving to another clip swaps each layer's data, scale, name and metadata instead of removing
+    and adding layers: napari's remove/add costs 0.1-0.3 s per layer (a ``gc.collect`` and new GL
+    visuals), which made a clip switch take over a second. The rater's tool (mode, brush size)
+    therefore stays with the nerve layer; its own undo history is cleared per clip, so napari's
+    undo can never paint an earlier clip's strokes into this one. A layer the user deleted by hand
+    is made again on the next :meth:`fill`. Review raters' layers are a pool: those a clip does not
+    need are hidden and emptied. ``roles`` is what the widget uses: ``image``, ``nerve``,
+    ``outline``, ``raters`` (the ones in use) and, once a propagation was previewed, ``preview``.
     """
-    clip = session.clip
-    scale = (1.0, *(clip.spacing_mm or (1.0, 1.0)))
-    image = viewer.add_image(clip.frames, name=f"clip {session.clip_id}", scale=scale,
-                             contrast_limits=(0, 255), colormap="gray", metadata=dict(metadata))
-    layers = {"image": image, "raters": []}
-    for rater, ann in session.other_annotations().items():
-        i = len(layers["raters"])
-        colour = _RATER_COLOURS[i % len(_RATER_COLOURS)]
-        masks = ann.mask_stack()[0].astype(np.uint8) * (i + 1)
-        lay = viewer.add_labels(masks, name=f"rater {rater}", scale=scale, opacity=0.45,
-                                colormap=_colormap({i + 1: colour}), metadata={"rater": rater})
-        lay.contour = 2
-        layers["raters"].append(lay)
-    nerve = viewer.add_labels(
-        label_stack(session.annotation), name=NERVE, scale=scale, opacity=0.5,
-        colormap=_colormap({1: "#ffd21f", 2: "#3cc8e6", 3: "#dc5adc", 4: "#506eff"}), metadata=dict(metadata),
-    )
-    nerve.selected_label = 1
-    nerve.brush_size = max(3, min(clip.frame_shape) // 40)
-    for attr, value in (tool or {}).items():
+
+    def __init__(self, viewer, on_paint, on_shapes):
+        self.viewer = viewer
+        self.roles: dict = {}
+        self.tool: dict = {}  # the nerve layer's tool, for a nerve layer made again
+        self._pool: list = []  # every rater layer made so far, in colour order
+        self._on_paint, self._on_shapes = on_paint, on_shapes
+
+    def _alive(self, lay) -> bool:
+        return lay is not None and lay in self.viewer.layers
+
+    def fill(self, session, metadata: dict) -> dict:
+        """Show ``session``'s clip in the layers (made where missing); returns ``roles``."""
+        clip, viewer = session.clip, self.viewer
+        scale = (1.0, *(clip.spacing_mm or (1.0, 1.0)))
+        old = self.roles.get("nerve")
+        before = (old.data.shape, tuple(old.scale)) if self._alive(old) else None
+        made = False
+        image = self.roles.get("image")
+        if self._alive(image):
+            _swap(image, clip.frames, scale)
+            image.name = f"clip {session.clip_id}"
+            image.metadata = dict(metadata)
+        else:
+            image = viewer.add_image(clip.frames, name=f"clip {session.clip_id}", scale=scale,
+                                     contrast_limits=(0, 255), colormap="gray", metadata=dict(metadata))
+            ours = [viewer.layers.index(lay) for lay in (self.roles.get("nerve"), *self._pool)
+                    if self._alive(lay)]
+            if ours:  # made again after the user deleted it: back under the masks
+                viewer.layers.move(viewer.layers.index(image), min(ours))
+            made = True
+        raters = self._fill_raters(session, scale)
+        nerve = self.roles.get("nerve")
+        labels = label_stack(session.annotation)
+        if self._alive(nerve):
+            self.tool = tool_of({"nerve": nerve})
+            _swap(nerve, labels, scale)
+            nerve.metadata = dict(metadata)
+        else:
+            nerve = self._add_nerve(labels, scale, metadata, min(clip.frame_shape))
+            made = True
+        _forget_history(nerve)
+        outline = self.roles.get("outline")
+        if self._alive(outline):
+            if len(outline.data):  # emptying an empty Shapes layer still rebuilds its visual
+                outline.data = []
+            if tuple(outline.scale) != scale:
+                outline.scale = scale
+        else:
+            outline = viewer.add_shapes(ndim=3, name=OUTLINE, scale=scale, edge_color="#ffd21f",
+                                        face_color="transparent", edge_width=1)
+            outline.events.data.connect(self._on_shapes)
+        preview = self.roles.get("preview")
+        if self._alive(preview):
+            preview.visible = False
+            if preview.data.shape != labels.shape or tuple(preview.scale) != scale:
+                _swap(preview, np.zeros(labels.shape, np.uint8), scale)  # hidden, its extent still counts
+        self.roles = {"image": image, "nerve": nerve, "outline": outline, "raters": raters,
+                      **({"preview": preview} if self._alive(preview) else {})}
+        if viewer.layers.selection.active is not nerve:
+            viewer.layers.selection.active = nerve
+        if made or before != (nerve.data.shape, tuple(nerve.scale)):
+            viewer.reset_view()  # a new size or pixel spacing: show the whole clip
+        if viewer.dims.ndim == 3 and viewer.dims.axis_labels[1:] != ("row", "col"):
+            viewer.dims.axis_labels = (viewer.dims.axis_labels[0], "row", "col")
+        return self.roles
+
+    def _add_nerve(self, labels, scale, metadata: dict, short_side: int):
+        nerve = self.viewer.add_labels(
+            labels, name=NERVE, scale=scale, opacity=0.5,
+            colormap=_colormap({1: "#ffd21f", 2: "#3cc8e6", 3: "#dc5adc", 4: "#506eff"}), metadata=dict(metadata))
+        nerve.selected_label = 1
+        nerve.brush_size = max(3, short_side // 40)
+        for attr, value in self.tool.items():
+            setattr(nerve, attr, value)
+        nerve.events.paint.connect(self._on_paint)
+        return nerve
+
+    def _fill_raters(self, session, scale) -> list:
+        """Review mode: one layer per other rater, from the pool; the rest hidden and emptied."""
+        shape = session.clip.shape
+        self._pool = [lay for lay in self._pool if self._alive(lay)]
+        used = []
+        for i, (rater, ann) in enumerate(session.other_annotations().items()):
+            masks = ann.mask_stack()[0].astype(np.uint8) * (i + 1)
+            if i < len(self._pool):
+                lay = self._pool[i]
+                _swap(lay, masks, scale)
+                lay.name, lay.metadata, lay.visible = f"rater {rater}", {"rater": rater}, True
+            else:
+                colour = _RATER_COLOURS[i % len(_RATER_COLOURS)]
+                lay = self.viewer.add_labels(masks, name=f"rater {rater}", scale=scale, opacity=0.45,
+                                             colormap=_colormap({i + 1: colour}), metadata={"rater": rater})
+                lay.contour = 2
+                self._pool.append(lay)
+            used.append(lay)
+        for lay in self._pool[len(used):]:
+            lay.visible = False
+            if lay.data.shape != shape or lay.data.any():
+                _swap(lay, np.zeros(shape, np.uint8), scale)
+            lay.metadata = {"rater": None}
+        return used
+
+    def show_preview(self, result) -> None:
+        """Show a pending propagation's masks (not yet accepted) as outlines."""
+        nerve = self.roles["nerve"]
+        lay = self.roles.get("preview")
+        reuse = self._alive(lay) and lay.data.shape == nerve.data.shape and lay.data.flags.writeable
+        stack = lay.data if reuse else np.zeros(nerve.data.shape, np.uint8)
+        if reuse:
+            stack[...] = 0
+        for t, m in result.masks.items():
+            stack[t][m] = 1
+        if reuse and not lay.visible and tuple(lay.scale) == tuple(nerve.scale):
+            lay.visible = True  # napari refreshes a layer as it becomes visible: once is enough
+        elif self._alive(lay):
+            _swap(lay, stack, nerve.scale)
+            lay.visible = True
+        else:
+            lay = self.viewer.add_labels(stack, name=PREVIEW, scale=nerve.scale, opacity=0.9,
+                                         colormap=_colormap({1: "#5ad26e"}))
+            lay.contour = 1
+            self.roles["preview"] = lay
+        self.viewer.layers.selection.active = nerve
+
+    def hide_preview(self) -> None:
+        """Kept (hidden) for the next propagation: adding a layer costs more than the preview."""
+        lay = self.roles.get("preview")
+        if self._alive(lay) and lay.visible:
+            lay.visible = False
+
+    def remove(self) -> None:
+        """Remove every layer made here (the project or the dock is closed)."""
+        if self._alive(self.roles.get("nerve")):
+            self.tool = tool_of(self.roles)
+        for lay in [*(v for k, v in self.roles.items() if k != "raters"), *self._pool]:
+            if self._alive(lay):
+                self.viewer.layers.remove(lay)
+        self.roles, self._pool = {}, []
+
+
+def _swap(layer, data, scale) -> None:
+    """Give ``layer`` new data and pixel spacing.
+
+    An array of the same shape is copied into the layer's own (a few MB): setting ``data`` makes
+    napari recompute the viewer's dims and re-slice every layer, which a copy and one refresh avoid.
+    """
+    if tuple(layer.scale) != tuple(scale):
+        layer.scale = scale
+    old = layer.data
+    if (isinstance(old, np.ndarray) and isinstance(data, np.ndarray) and old.flags.writeable
+            and old.shape == data.shape and old.dtype == data.dtype):
+        if old is not data:
+            old[...] = data
+        layer.refresh()
+    else:
+        layer.data = data
+
+
+def _forget_history(nerve) -> None:
+    """Clear napari's own undo history of ``nerve``, so its undo never reaches the last clip.
+
+    napari clears it when a Labels layer stops being editable (public API; that also drops the
+    mode to pan/zoom, so the rater's tool is put back).
+    """
+    tool = tool_of({"nerve": nerve})
+    nerve.editable = False
+    nerve.editable = True
+    for attr, value in tool.items():
         setattr(nerve, attr, value)
-    layers["nerve"] = nerve
-    layers["outline"] = viewer.add_shapes(
-        ndim=3, name=OUTLINE, scale=scale, edge_color="#ffd21f", face_color="transparent", edge_width=1,
-    )
-    viewer.layers.selection.active = nerve
-    if viewer.dims.ndim == 3:
-        viewer.dims.axis_labels = ("frame", "row", "col")
-    return layers
 
 
 def tool_of(layers: dict) -> dict:
@@ -119,45 +266,21 @@ def tool_of(layers: dict) -> dict:
     return {} if nerve is None else {"mode": str(nerve.mode), "brush_size": int(nerve.brush_size)}
 
 
-def remove_layers(viewer, layers: dict) -> None:
-    for lay in list(layers.values()):
-        for one in (lay if isinstance(lay, list) else [lay]):
-            if one is not None and one in viewer.layers:
-                viewer.layers.remove(one)
-    layers.clear()
+def write_frames(nerve, annotation, frames, shown: int | None = None) -> None:
+    """Copy the annotation's masks of ``frames`` into the layer (no paint event).
 
-
-def write_frames(nerve, annotation, frames) -> None:
-    """Copy the annotation's masks of ``frames`` into the layer (no paint event)."""
+    The layer is redrawn only if frame ``shown`` (the one on screen; None: always) changed: the
+    other frames are read from the array when the slider reaches them.
+    """
+    data = nerve.data
     for t in frames:
         fm = annotation.frames.get(t)
         if fm is None:
-            nerve.data[t] = 0
+            data[t] = 0
         else:
-            nerve.data[t] = np.where(fm.mask, _VALUE[fm.provenance], 0).astype(nerve.data.dtype)
-    nerve.refresh()
-
-
-def show_preview(viewer, layers: dict, result, shape: tuple[int, ...], scale) -> None:
-    """Show a pending propagation's masks (not yet accepted) as outlines."""
-    stack = np.zeros(shape, np.uint8)
-    for t, m in result.masks.items():
-        stack[t][m] = 1
-    lay = layers.get("preview")
-    if lay is None or lay not in viewer.layers:
-        lay = viewer.add_labels(stack, name=PREVIEW, scale=scale, opacity=0.9,
-                                colormap=_colormap({1: "#5ad26e"}))
-        lay.contour = 1
-        layers["preview"] = lay
-    else:
-        lay.data = stack
-    viewer.layers.selection.active = layers["nerve"]
-
-
-def drop_preview(viewer, layers: dict) -> None:
-    lay = layers.pop("preview", None)
-    if lay is not None and lay in viewer.layers:
-        viewer.layers.remove(lay)
+            np.multiply(fm.mask, _VALUE[fm.provenance], out=data[t], casting="unsafe")
+    if shown is None or shown in frames:
+        nerve.refresh()
 
 
 def polygons_to_masks(shapes_layer, frame_shape: tuple[int, int], current: int) -> dict[int, np.ndarray]:
@@ -180,4 +303,4 @@ def provenance_codes_to_list(annotation) -> list[int]:
     return [int(c) for c in annotation.provenance_codes()]
 
 
-__all__ = ["PROVENANCES", "add_clip_layers", "remove_layers", "write_frames", "label_stack"]
+__all__ = ["PROVENANCES", "ClipLayers", "write_frames", "label_stack"]

@@ -1,5 +1,6 @@
 """The annotator's long work: propagation (with preview, warnings, "accept up to here") and
-model pre-annotation, run through :func:`.workers.start` with progress and Cancel.
+model pre-annotation, run through :func:`.workers.start` with progress and Cancel; and reading
+the next clips of the queue ahead (:class:`~napari_ultramn.annotation.prefetch.ClipPrefetcher`).
 
 A mixin of :class:`.annotator.AnnotatorWidget`; it uses the widget's session, layers and controls.
 """
@@ -7,16 +8,32 @@ A mixin of :class:`.annotator.AnnotatorWidget`; it uses the widget's session, la
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 
 from qtpy.QtWidgets import QListWidgetItem
 
 from ..errors import UltramnError
-from . import annotator_layers as L
 from .workers import start
 
 
 class LongWorkMixin:
+    # -- reading ahead -----------------------------------------------------------------------
+    def _prefetch_next(self) -> None:
+        """Decode the clips that N or a click on the next line would open, while the rater works."""
+        if self.prefetch is None or self.queue is None or not self.prefetch_enabled:
+            return
+        current = self.session.clip_id if self.session else None
+        f = self.filters()
+        ahead = (self.queue.next_unlabelled(current, **f), self.queue.neighbour(current, 1, **f))
+        self.prefetch.want([c for c in ahead if c is not None and c != current])
+
+    def _stop_prefetch(self) -> None:
+        self._prefetch_timer.stop()
+        if self.prefetch is not None:
+            self.prefetch.close()
+        self.prefetch = self._holder["prefetch"] = None
+
     # -- long work: propagation and pre-annotation ------------------------------------------------
     def key_propagate_forward(self) -> None:
         self.propagate(1)
@@ -38,8 +55,7 @@ class LongWorkMixin:
 
     def _propagation_done(self, result) -> None:
         said = self.ctl.propagated(result)
-        L.show_preview(self.viewer, self.layers, result, self.layers["nerve"].data.shape,
-                       self.layers["nerve"].scale)
+        self.clip_layers.show_preview(result)
         self.warnings_list.clear()
         self.warnings_list.setVisible(bool(result.warnings))
         for t in sorted(result.warnings):
@@ -63,7 +79,7 @@ class LongWorkMixin:
         self.accept_button.setEnabled(False)
         self.warnings_list.clear()
         self.warnings_list.setVisible(False)
-        L.drop_preview(self.viewer, self.layers)
+        self.clip_layers.hide_preview()
 
     def preannotate_available(self) -> bool:
         run = self.model_edit.text().strip()
@@ -93,12 +109,24 @@ class LongWorkMixin:
             if self.session is session and session is not None:
                 on_done(result)
 
-        self.progress_bar.setVisible(True)
         self.progress_bar.setValue(0)
-        self.cancel_button.setEnabled(True)
-        self.preannotate_button.setEnabled(False)
+        if self.preannotate_button.isEnabled():
+            self.preannotate_button.setEnabled(False)
+        started = time.monotonic()
+        shown = [started]
 
         def on_yield(p):
+            # Every repaint of the dock costs the worker time (under Xvfb ~20-50 ms of CPU, and the
+            # GIL): one per frame made a 30-frame propagation 4x slower than the core. The bar
+            # appears only for work that lasts, and moves a few times a second; the last step
+            # is always written, so the bar says where the work ended.
+            now, last = time.monotonic(), p.done >= p.total
+            if not last and (now - started < 0.5 or now - shown[0] < 0.5):
+                return
+            shown[0] = now
+            if not last and not self.progress_bar.isVisible():
+                self.progress_bar.setVisible(True)  # with Cancel: work this short needs neither
+                self.cancel_button.setEnabled(True)
             self.progress_bar.setMaximum(max(p.total, 1))
             self.progress_bar.setValue(p.done)
             t = p.metrics.get("frame") if isinstance(p.metrics, dict) else None

@@ -73,11 +73,12 @@ class AnnotationSession:
     @classmethod
     def open(cls, project, clip_id: str, rater: str, *, review: bool = False,
              set_aside_corrupt: bool = False, history_depth: int = 200,
-             background_save: bool = False) -> AnnotationSession:
+             background_save: bool = False, clip=None) -> AnnotationSession:
         """Lock and load ``rater``'s annotation of ``clip_id`` (a new one if there is none).
 
         In review mode the annotation opened is :data:`ADJUDICATED`'s; ``rater`` is the adjudicator.
         ``background_save``: autosave on a worker thread (see the module docstring).
+        ``clip``: ``clip_id`` already opened (decoded ahead by :mod:`.prefetch`); default: opened here.
         Raises :class:`ConflictError` if it is open elsewhere, :class:`CorruptAnnotationError` if
         the file is unreadable (unless ``set_aside_corrupt``), :class:`InputError` for a bad clip.
         """
@@ -86,7 +87,7 @@ class AnnotationSession:
         path = store.path(clip_id, owner)  # validates both ids
         if not review and rater == ADJUDICATED:
             raise InputError(path, f"rater id '{ADJUDICATED}' is reserved for review mode (--review)")
-        clip = project.open_clip(clip_id)
+        clip = project.open_clip(clip_id) if clip is None else clip
         lock = AnnotationLock.acquire(path.with_suffix(".lock"),
                                       who=f"clip '{clip_id}' of rater '{owner}'")
         try:
