@@ -61,10 +61,12 @@ def test_a_day_of_work(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     at(7)
     key(viewer, qtbot, "Alt-A")  # accept up to here
     assert w.pending is None and w.message_label.text() == "Accepted the propagation into frames 7–8."
-    stroke(3, 24, 26)  # correct an interpolated frame
+    stroke(3, 24, 26)  # correct an interpolated frame: the correction spreads to frames 2-3 and 5 as shown
     assert w.session.annotation.frames[3].provenance == "drawn"
-    key(viewer, qtbot, "Control-Z")
-    assert w.session.annotation.frames[3].provenance == "interpolated" and w.message_label.text() == "Undone: frame 4."
+    assert [w.session.annotation.frames[t].provenance for t in (1, 2, 4)] == ["propagated"] * 3
+    key(viewer, qtbot, "Control-Z")  # one step takes back the correction and its spread
+    assert w.session.annotation.frames[3].provenance == "interpolated" and w.message_label.text() == "Undone: frames 2–5."
+    assert [w.session.annotation.frames[t].provenance for t in (1, 2, 4)] == ["interpolated"] * 3
     key(viewer, qtbot, "Control-Shift-Z")
     assert w.session.annotation.frames[3].provenance == "drawn"
     w.comment_edit.setFocus()
@@ -76,7 +78,7 @@ def test_a_day_of_work(make_napari_viewer, qtbot, tmp_path, monkeypatch):
 
     saved = project.annotations.load("c0", "r1")
     assert [saved.frames[t].provenance for t in range(8)] == [
-        "drawn", "interpolated", "interpolated", "drawn", "interpolated", "drawn", "propagated", "propagated"]
+        "drawn", "propagated", "propagated", "drawn", "propagated", "drawn", "propagated", "propagated"]
     assert [(r.start, r.stop, r.plane) for r in saved.plane_ranges] == [(2, 4, "non_standard")]
     assert (saved.clip_plane, saved.status, saved.comment) == (
         "transverse_forearm", "done", "probe slipped at frames 3-4")

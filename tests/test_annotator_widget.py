@@ -54,14 +54,16 @@ def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot
     assert s.annotation.keyframes() == [0]
     s.flush()  # the GUI saves on a worker thread; flush waits for it
     assert project.annotations.load("c0", "r1").keyframes() == [0]
-    assert "mm²" in w.measure_label.text() and w.measure_table.rowCount() == 1
+    assert "mm²" in w.measure_label.text()  # the current frame at once, the clip table after a pause
+    qtbot.waitUntil(lambda: w.measure_table.rowCount() == 1, timeout=5000)
     assert w.measure_table.horizontalHeaderItem(2).text() == "area mm²"
     assert w.measure_table.horizontalHeaderItem(3).toolTip() == "perimeter mm"
     viewer.dims.set_current_step(0, 6)
     nerve.paint((6, 24, 20), 1)
     press(viewer, qtbot, Qt.Key.Key_I, SHIFT)
     assert [s.annotation.frames[t].provenance for t in range(7)] == ["drawn"] + ["interpolated"] * 5 + ["drawn"]
-    assert w.measure_table.rowCount() == 7 and "Centroid excursion over 7 frames" in w.excursion_label.text()
+    qtbot.waitUntil(lambda: w.measure_table.rowCount() == 7, timeout=5000)
+    assert "Centroid excursion over 7 frames" in w.excursion_label.text()
     assert nerve.data[3].max() == 2  # filled frames are shown in the 'filled' colour
 
     press(viewer, qtbot, Qt.Key.Key_Z, CTRL)

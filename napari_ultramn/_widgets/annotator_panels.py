@@ -263,7 +263,7 @@ def build_panels(w) -> None:
 
 
 def rater_colour(i: int) -> str:
-    """The colour of the ``i``-th rater layer (as :func:`.annotator_layers.add_clip_layers` gives it)."""
+    """The colour of the ``i``-th rater layer (as :class:`.annotator_layers.ClipLayers` gives it)."""
     return _RATER_COLOURS[i % len(_RATER_COLOURS)]
 
 
