@@ -278,7 +278,9 @@ def write_frames(nerve, annotation, frames, shown: int | None = None) -> None:
         if fm is None:
             data[t] = 0
         else:
-            np.multiply(fm.mask, _VALUE[fm.provenance], out=data[t], casting="unsafe")
+            # bool is one byte of 0/1: viewed as uint8 the product stays in uint8 (7x faster than
+            # a bool x int product cast back, which made a 300-frame interpolation wait for it)
+            np.multiply(fm.mask.view(np.uint8), np.uint8(_VALUE[fm.provenance]), out=data[t])
     if shown is None or shown in frames:
         nerve.refresh()
 
