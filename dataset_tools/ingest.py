@@ -84,17 +84,33 @@ class IngestSummary:
                 f"{len(self.failed)} failed")
 
 
-@dataclass
-class _Run:
-    """What every file of one ingest run shares."""
+@dataclass(frozen=True)
+class _Shared:
+    """What every worker of one ingest run needs (sent to each worker process once)."""
 
-    project: Project
+    root: Path
     key: bytes
     mapping: dict[str, dict]
     corrections: dict[str, Region]
     keep_dicom: bool
     no_crop: bool
-    by_sha: dict[str, dict] = field(default_factory=dict)  # registry records by source sha256
+    planes: list[str]
+    plane_labels: list[str]
+    #: the registry when the run started, by source sha256: clip_id, crop_region, frame_shape
+    by_sha: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass
+class SourceOutcome:
+    """What a worker did with one source; the parent turns it into registry and summary entries."""
+
+    status: str  # 'added', 'skipped', 'recropped' or 'failed'
+    sha: str | None = None
+    clip_id: str | None = None
+    seen: list = field(default_factory=list)  # (kind, raw identifier) pairs, for .secret/
+    record: dict | None = None  # the registry record of an added or re-cropped clip
+    note: str = ""  # the problem of a failed source; what a re-crop did
+    old_shape: list | None = None  # a re-cropped clip's frame size before
 
 
 def find_sources(source: Path) -> list[Path]:
@@ -207,49 +223,63 @@ def _identity(source: Path, kind: str | None) -> dict:
     return {}
 
 
-def ingest_one(run: _Run, source: Path, rel: str) -> tuple[str, str, str]:
-    """Ingest one source; returns ``(status, clip_id, note)``, status 'added', 'skipped' or 'recropped'."""
+def ingest_source(shared: _Shared, item: tuple[Path, str]) -> SourceOutcome:
+    """Ingest one source, in a worker process: everything but the registry and identifiers.
+
+    ``item`` is ``(path, rel)`` (rel: the name shown to the user). Decodes, crops, blanks,
+    compresses and fingerprints the clip and writes ``clips/<clip_id>.h5`` (and the DICOM copy);
+    the parent records the identifiers seen and upserts the record (one writer). A problem with
+    the file is returned as status 'failed' (the identifiers seen before it still count);
+    an :class:`OutputError` (full disk) is raised and stops the run.
+    """
+    source, rel = item
+    out = SourceOutcome("failed")
+    try:
+        return _ingest_source(shared, Path(source), rel, out)
+    except InputError as exc:
+        out.status, out.note, out.record = "failed", exc.problem, None
+        return out
+
+
+def _ingest_source(shared: _Shared, source: Path, rel: str, out: SourceOutcome) -> SourceOutcome:
     from napari_ultramn.io import open_clip
     from napari_ultramn.io.hdf5clip import write_hdf5_clip
 
-    project = run.project
-    sha = file_sha256(source)
-    correction = run.corrections.get(sha)
-    existing = run.by_sha.get(sha)
+    sha = out.sha = file_sha256(source)
+    correction = shared.corrections.get(sha)
+    existing = shared.by_sha.get(sha)
     kind = clip_kind(source)
-    mapped = mapping_row(run.mapping, rel)
+    mapped = mapping_row(shared.mapping, rel)
     ident = _identity(source, kind)
-    seen = list(ident.get("identifiers", []))
-    seen += [(k, mapped[k]) for k in ("patient_id", "site") if mapped.get(k)]
-    # before any clip of this source exists; for a file already in the project too, so a project
-    # ingested before identifiers.json existed gets it filled by re-ingesting
-    project.record_identifiers(seen)
+    out.seen = list(ident.get("identifiers", []))
+    out.seen += [(k, mapped[k]) for k in ("patient_id", "site") if mapped.get(k)]
     if existing is not None and (correction is None or existing.get("crop_region") == correction.as_list()):
-        return "skipped", existing["clip_id"], ""
+        out.status, out.clip_id = "skipped", existing["clip_id"]
+        return out
     clip = open_clip(source)
     patient_id = mapped.get("patient_id") or ident.get("patient_id")
     if not patient_id:
         raise InputError(source, "no patient id: the file has none; give one in the mapping CSV (column patient_id)")
-    participant = deid.pseudonym(run.key, patient_id)
-    shift = deid.date_shift_days(run.key, patient_id)
+    participant = deid.pseudonym(shared.key, patient_id)
+    shift = deid.date_shift_days(shared.key, patient_id)
     side = mapped.get("side") or ident.get("side")
-    plane = mapped.get("plane") or plane_from_text(ident.get("text", ""), project.planes)
-    if plane is not None and plane not in project.plane_labels:
-        raise InputError(source, f"plane {plane!r} is not in the project vocabulary {project.plane_labels}")
+    plane = mapped.get("plane") or plane_from_text(ident.get("text", ""), shared.planes)
+    if plane is not None and plane not in shared.plane_labels:
+        raise InputError(source, f"plane {plane!r} is not in the project vocabulary {shared.plane_labels}")
     area = imaging_area(clip, source, correction=correction, mapped=mapped.get("region"),
-                        burned_in=ident.get("burned_in", False), no_crop=run.no_crop)
+                        burned_in=ident.get("burned_in", False), no_crop=shared.no_crop)
     frames = _cropped_frames(clip, area)
-    clip_id = existing["clip_id"] if existing else f"{participant}-{sha[:8]}"
+    clip_id = out.clip_id = existing["clip_id"] if existing else f"{participant}-{sha[:8]}"
     meta = {
         "clip_id": clip_id, "participant": participant, "side": side, "plane": plane,
         "source_sha256": sha, "spacing_mm": clip.spacing_mm, "spacing_source": clip.spacing_source,
         "frame_time_ms": clip.frame_time_ms, "manufacturer": clip.manufacturer,
         "device_model": clip.device_model,
     }
-    write_hdf5_clip(project.root / "clips" / f"{clip_id}.h5", frames, meta)
-    if run.keep_dicom and kind == "dicom":
-        _write_deidentified_dicom(project, source, clip_id, participant, shift, run.key, frames, area)
-    record = {
+    write_hdf5_clip(shared.root / "clips" / f"{clip_id}.h5", frames, meta)
+    if shared.keep_dicom and kind == "dicom":
+        _write_deidentified_dicom(shared.root, source, clip_id, participant, shift, shared.key, frames, area)
+    out.record = {
         **{k: v for k, v in meta.items() if k != "spacing_mm"},
         "spacing_mm": None if clip.spacing_mm is None else [float(s) for s in clip.spacing_mm],
         "file": f"clips/{clip_id}.h5",
@@ -262,20 +292,19 @@ def ingest_one(run: _Run, source: Path, rel: str) -> tuple[str, str, str]:
         "age_band": mapped.get("age_band") or deid.age_band(ident.get("age"), ident.get("birth_date"),
                                                            ident.get("study_date")),
         # a site name from the CSV is pseudonymised exactly like a DICOM institution
-        "site": deid.site_pseudonym(run.key, mapped.get("site") or ident.get("institution")),
+        "site": deid.site_pseudonym(shared.key, mapped.get("site") or ident.get("institution")),
         "study_date_shifted": deid.shift_date(ident.get("study_date"), shift),
         "source_kind": kind,
         "ingested_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "fingerprint": clip_fingerprint(frames),
     }
     if existing is None:
-        project.upsert_clips([record])
-        run.by_sha[sha] = record
-        return "added", clip_id, ""
-    note = _recropped_annotations(project, clip_id, existing["frame_shape"], record["frame_shape"])
-    project.upsert_clips([record])
-    run.by_sha[sha] = record
-    return "recropped", clip_id, f"re-cropped to its correction {correction.as_list()}{note}"
+        out.status = "added"
+    else:
+        out.status = "recropped"
+        out.note = f"re-cropped to its correction {correction.as_list()}"
+        out.old_shape = existing["frame_shape"]
+    return out
 
 
 def _recropped_annotations(project: Project, clip_id: str, old_shape: list, new_shape: list) -> str:
@@ -293,7 +322,7 @@ def _recropped_annotations(project: Project, clip_id: str, old_shape: list, new_
             f"fit and were set aside as annotations/{clip_id}/*.json.recropped-{stamp}")
 
 
-def _write_deidentified_dicom(project, source, clip_id, participant, shift, key, frames, area) -> None:
+def _write_deidentified_dicom(root: Path, source, clip_id, participant, shift, key, frames, area) -> None:
     import pydicom
 
     from napari_ultramn.atomic import atomic_path
@@ -303,7 +332,7 @@ def _write_deidentified_dicom(project, source, clip_id, participant, shift, key,
     # kept whole (--no-crop) keeps its original pixels
     deid.deidentify_dataset(ds, key, participant, shift, frames=None if area is None else frames,
                             crop_region=None if area is None else area.region.as_list())
-    with atomic_path(project.root / "dicom" / f"{clip_id}.dcm") as tmp:
+    with atomic_path(root / "dicom" / f"{clip_id}.dcm") as tmp:
         ds.save_as(tmp, enforce_file_format=True)
 
 
@@ -319,12 +348,14 @@ def _relative(path: Path, base: Path, source: Path) -> str:
 
 def ingest(source: str | Path, project_dir: str | Path, *, mapping_csv: str | Path | None = None,
            planes: list[str] | None = None, keep_dicom: bool = False, no_crop: bool = False,
-           lock_timeout_s: float = LOCK_TIMEOUT_S) -> ProgressGen[IngestSummary]:
+           lock_timeout_s: float = LOCK_TIMEOUT_S, workers: int | None = None) -> ProgressGen[IngestSummary]:
     """Ingest every clip under ``source``; creates the project if needed. Yields progress.
 
     ``no_crop`` keeps whole frames of files whose imaging area cannot be established (recorded).
     A file that fails is reported (path relative to ``source`` + problem) and skipped; the others
     still go in. Waits up to ``lock_timeout_s`` for another ingest into the same project.
+    ``workers`` processes decode and write clips (default all cores, :mod:`napari_ultramn.parallel`;
+    1: in this process); the result is the same for any number.
     """
     source = Path(source)
     root = Path(project_dir)
@@ -343,9 +374,61 @@ def ingest(source: str | Path, project_dir: str | Path, *, mapping_csv: str | Pa
         yield Progress(0, len(sources), lock.waiting_message())
         time.sleep(0.5)
     try:
-        return (yield from _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop))
+        return (yield from _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop,
+                                          workers))
     finally:
         lock.release()
+
+
+class _RegistryWriter:
+    """Registry upserts batched (every ``every_s`` seconds and at the end): a registry rewritten
+    once per clip costs O(clips) each, O(clips^2) over a 5,000-clip ingest. A clip file whose
+    record was not yet written when a run died is not in the registry: the next ingest redoes it."""
+
+    def __init__(self, project: Project, every_s: float = 2.0):
+        self.project, self.every_s = project, every_s
+        self.pending: list[dict] = []
+        self.added: dict[str, dict] = {}  # this run's records by source sha256
+        self.last = time.monotonic()
+
+    def add(self, record: dict) -> None:
+        self.pending.append(record)
+        self.added.setdefault(record["source_sha256"], record)
+        if time.monotonic() - self.last >= self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.project.upsert_clips(self.pending)
+            self.pending = []
+        self.last = time.monotonic()
+
+
+def _take(project: Project, registry: _RegistryWriter, summary: IngestSummary, rel: str,
+          outcome: SourceOutcome) -> None:
+    """The parent's share of one source: identifiers, registry, summary (one writer)."""
+    # also for a file already in the project, so a project ingested before identifiers.json
+    # existed gets it filled by re-ingesting; and for a file that then failed
+    project.record_identifiers(outcome.seen)
+    first = registry.added.get(outcome.sha)
+    if outcome.status == "failed":
+        summary.failed.append((rel, outcome.note))
+    elif first is not None or outcome.status == "skipped":
+        # a second copy of a file added earlier in this run is a re-ingest: skipped
+        clip_id = first["clip_id"] if first is not None else outcome.clip_id
+        if outcome.record is not None and outcome.clip_id != clip_id:
+            for stray in (project.root / "clips" / f"{outcome.clip_id}.h5",
+                          project.root / "dicom" / f"{outcome.clip_id}.dcm"):
+                stray.unlink(missing_ok=True)
+        summary.skipped.append(clip_id)
+    elif outcome.status == "recropped":
+        note = _recropped_annotations(project, outcome.clip_id, outcome.old_shape,
+                                      outcome.record["frame_shape"])
+        registry.add(outcome.record)
+        summary.recropped.append((outcome.clip_id, outcome.note + note))
+    else:
+        registry.add(outcome.record)
+        summary.added.append(outcome.clip_id)
 
 
 def _audit_written(project: Project, clip_ids: list[str]):
@@ -359,31 +442,34 @@ def _audit_written(project: Project, clip_ids: list[str]):
     return (yield from audit_paths(files, load_identifiers(root)))
 
 
-def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop) -> ProgressGen[IngestSummary]:
+def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop,
+                   workers) -> ProgressGen[IngestSummary]:
+    from napari_ultramn.parallel import pool_map, resolve_workers
     from napari_ultramn.region_corrections import load_corrections
 
     project = Project.create(root, planes=planes or DEFAULT_PLANES)  # opens it if it exists
     project.reload_clips()  # what an ingest that held the lock before us added
     # a project with clips whose key has gone is refused, never given a new key
     key = ensure_pseudonym_key(root, create=not project.clips())
-    run = _Run(project, key, mapping, load_corrections(root), keep_dicom, no_crop,
-               {r["source_sha256"]: r for r in project.clips()})  # fixed while we hold the lock
+    by_sha = {r["source_sha256"]: {k: r.get(k) for k in ("clip_id", "crop_region", "frame_shape")}
+              for r in project.clips()}  # fixed while we hold the lock
+    shared = _Shared(project.root, key, mapping, load_corrections(root), keep_dicom, no_crop,
+                     project.planes, project.plane_labels, by_sha)
     if no_crop and not project.config.get("no_crop"):
         project.set_config(no_crop=True)
     summary = IngestSummary(cleaned=remove_stale_temporaries(root))
     base = source if source.is_dir() and clip_kind(source) != "frames" else source.parent
-    for i, path in enumerate(sources):
-        rel = _relative(path, base, source)
-        yield Progress(i, len(sources), f"ingesting {rel}")
-        try:
-            status, clip_id, note = ingest_one(run, path, rel)
-        except InputError as exc:
-            summary.failed.append((rel, exc.problem))
-            continue
-        if status == "recropped":
-            summary.recropped.append((clip_id, note))
-        else:
-            (summary.added if status == "added" else summary.skipped).append(clip_id)
+    items = [(path, _relative(path, base, source)) for path in sources]
+    workers = resolve_workers(workers)
+    yield Progress(0, len(items), f"ingesting {len(items)} file(s) with {min(workers, len(items))} worker(s)")
+    registry = _RegistryWriter(project)
+    try:
+        # in the sources' order, so that of two identical files the first one wins, as in one process
+        for i, outcome in pool_map(ingest_source, items, shared=shared, workers=workers, ordered=True):
+            _take(project, registry, summary, items[i][1], outcome)
+            yield Progress(i + 1, len(items), f"ingested {items[i][1]}")
+    finally:  # what was written is registered, also when the run stops early
+        registry.flush()
     new = set(summary.added) | {clip_id for clip_id, _ in summary.recropped}
     if new:
         yield Progress(len(sources), len(sources), "looking for the same recording under two participants")
