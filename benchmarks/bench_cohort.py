@@ -51,10 +51,7 @@ def run_step(step: str, work: Path, workers: int) -> dict:
     """Run ``step`` in a fresh process (this script with ``--step``); its times and peak RSS."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--step", step, "--work", str(work),
            "--workers", str(workers)]
-    # spawned workers are children of the step's process, so getrusage counts their CPU and RSS
-    # (fork-server workers are the server's children); it makes each pool start a little dearer
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "ULTRAMN_START_METHOD": "spawn"}
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if out.returncode not in (0, 1):  # 1: a PHI audit hit would say so; the step still ran
         raise SystemExit(f"{step} failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
@@ -90,6 +87,9 @@ def _step_main(step: str, work: Path, workers: int) -> None:
     elif step == "load":
         _one_epoch(work / "dataset" / "train.h5", workers)
     wall = time.perf_counter() - t0
+    from napari_ultramn.parallel import stop_fork_server
+
+    stop_fork_server()  # reaped, so the pool workers (its children) are counted below
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     parent = me.ru_utime + me.ru_stime - c0.ru_utime - c0.ru_stime
     print(json.dumps({"wall_s": wall, "parent_cpu_s": parent, "cpu_s": parent + kids.ru_utime + kids.ru_stime,

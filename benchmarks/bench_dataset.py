@@ -18,7 +18,7 @@
 (1b) Build on every core (issue 16): the default build (zstd, labels from one rater, 256 x 256)
     with ``--build-workers`` 1 and 2 (the first is the baseline), frames/s wall-clock and what two
     quiet cores would give from the CPU seconds (the larger of the build's own process and all
-    CPU shared between the cores; the pool is spawned so its CPU, start-up included, is counted);
+    CPU shared between the cores; the pool's start-up included);
     goal >= 1,500 frames/s on 2 cores.
     The project clips carry fingerprints, as ingested ones do (else the build computes them).
 (2) Training-loader throughput: ``ClipWindowDataset`` (16-frame windows at 256 x 256, ``Augment()``
@@ -60,6 +60,7 @@ def bench_build_workers(project, work: Path, workers_list) -> None:
     import resource
 
     from dataset_tools.build import build_dataset
+    from napari_ultramn.parallel import stop_fork_server
     from napari_ultramn.progress import run_to_end
 
     def cpu(who):
@@ -72,6 +73,7 @@ def bench_build_workers(project, work: Path, workers_list) -> None:
         p0, c0, t0 = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN), time.perf_counter()
         manifest = run_to_end(build_dataset(project, out, rater="r1", min_frames=16, workers=workers))
         wall = time.perf_counter() - t0
+        stop_fork_server()  # so its workers' CPU is counted in RUSAGE_CHILDREN (start-up included)
         parent, kids = cpu(resource.RUSAGE_SELF) - p0, cpu(resource.RUSAGE_CHILDREN) - c0
         frames = sum(c["n_frames"] for c in manifest["clips"])
         # the parent copies clip i into its split file while the workers make the next ones, so
@@ -249,7 +251,6 @@ def main(argv=None) -> None:
               f"{args.size[0]}x{args.size[1]} ({time.perf_counter() - t0:.1f} s to make); "
               f"{os.cpu_count()} CPUs visible")
         with_fingerprints(project)
-        os.environ["ULTRAMN_START_METHOD"] = "spawn"  # pool workers are our children: CPU counted
         bench_build_workers(project, work, args.build_workers)
         if args.no_loader:
             return

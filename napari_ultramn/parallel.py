@@ -189,3 +189,15 @@ def add_workers_argument(parser) -> None:
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="processes for the per-clip work (default: all cores, "
                         f"{default_workers()} here; 1: no pool); the result is the same for any N")
+
+
+def stop_fork_server() -> None:
+    """Stop the fork server, if one runs (the next pool starts another). For measurements: once it
+    is stopped and reaped, ``getrusage(RUSAGE_CHILDREN)`` counts its workers' CPU and memory (they
+    are its children, not ours). Uses a private method of ``multiprocessing.forkserver``; a Python
+    without it leaves the server running."""
+    from multiprocessing import forkserver
+
+    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        stop()
