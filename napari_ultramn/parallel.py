@@ -184,9 +184,18 @@ def in_order(results: Iterator[tuple[int, R]], n: int) -> list[R]:
     return out
 
 
+def _workers_option(text: str) -> int:
+    import argparse
+
+    try:
+        return resolve_workers(int(text))
+    except (ValueError, InputError):
+        raise argparse.ArgumentTypeError(f"must be a whole number, 1 or more (0: all cores), got {text!r}") from None
+
+
 def add_workers_argument(parser) -> None:
     """The ``--workers N`` option every per-clip command shares (``args.workers``)."""
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
+    parser.add_argument("--workers", type=_workers_option, default=None, metavar="N",
                         help="processes for the per-clip work (default: all cores, "
                         f"{default_workers()} here; 1: no pool); the result is the same for any N")
 

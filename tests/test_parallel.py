@@ -65,3 +65,13 @@ def test_workers_option(monkeypatch):
     assert resolve_workers(None) == len(os.sched_getaffinity(0))
     with pytest.raises(InputError, match=r"^--workers must be 1 or more \(0: all cores\), got -1$"):
         resolve_workers(-1)
+
+
+def test_workers_option_on_the_command_line(capsys):
+    from napari_ultramn.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["build-dataset", "p", "out", "--workers", "-2"])
+    assert stop.value.code == 2
+    assert ("argument --workers: must be a whole number, 1 or more (0: all cores), got '-2'"
+            in capsys.readouterr().err)
