@@ -145,6 +145,7 @@ def pool_map(fn: Callable[[Any, T], R], items: Iterable[T], *, shared: Any = Non
 
 def _pooled(fn, items, shared, workers, ordered, in_flight):
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     env = {k: v for k, v in _ONE_THREAD.items() if k not in os.environ}
     pool = ProcessPoolExecutor(workers, mp_context=_context(),
@@ -159,7 +160,12 @@ def _pooled(fn, items, shared, workers, ordered, in_flight):
                 next_submit += 1
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in sorted(finished, key=pending.get):
-                failed, value = future.result()
+                try:
+                    failed, value = future.result()
+                except BrokenProcessPool:  # killed from outside: the kernel's OOM killer, a kill
+                    raise UltramnError(
+                        f"a worker process died with {len(items) - next_yield} of {len(items)} items "
+                        "unfinished (out of memory?); rerun with fewer --workers") from None
                 index = pending.pop(future)
                 if failed:
                     raise value.rebuild() from None
