@@ -3,6 +3,7 @@
 
     python3 benchmarks/bench_cohort.py [--sizes 100 400 1600] [--frames 16] [--size 64 64]
                                        [--workers 2] [--quick] [--keep DIR]
+    python3 benchmarks/bench_cohort.py --ingest-scaling 400      # only the 1 -> 2 worker ingest
 
 1. Growth series: phantom studies of growing size (default 100, 400, 1,600 clips; 8 clips per
    participant; small frames so the largest runs here in minutes), each step run as its own
@@ -171,6 +172,8 @@ def main(argv=None) -> None:
     ap.add_argument("--size", type=int, nargs=2, default=(64, 64), help="phantom frame size H W")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="sizes 8 16 32 and 8 calibration clips: a fast look")
+    ap.add_argument("--ingest-scaling", type=int, metavar="N",
+                    help="only the ingest of an N-clip study with 1 and --workers workers (the issue: 400)")
     ap.add_argument("--keep", help="keep the work folders here")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
@@ -183,6 +186,10 @@ def main(argv=None) -> None:
     print(f"{len(os.sched_getaffinity(0))} cores for this process, {os.cpu_count()} on the machine; "
           f"{_load()}; steps with --workers {w}")
     try:
+        if args.ingest_scaling:
+            make_study(base / "scaling", args.ingest_scaling, args.frames, args.size)
+            _ingest_scaling(base / "scaling", args.ingest_scaling, w)
+            return
         series = {}
         for n in sizes:
             work = base / f"n{n}"
