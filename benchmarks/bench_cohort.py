@@ -4,6 +4,7 @@
     python3 benchmarks/bench_cohort.py [--sizes 100 400 1600] [--frames 16] [--size 64 64]
                                        [--workers 2] [--quick] [--keep DIR]
     python3 benchmarks/bench_cohort.py --ingest-scaling 400      # only the 1 -> 2 worker ingest
+    python3 benchmarks/bench_cohort.py --report-from R.json      # re-print a saved run (--json R.json)
 
 1. Growth series: phantom studies of growing size (default 100, 400, 1,600 clips; 8 clips per
    participant; small frames so the largest runs here in minutes), each step run as its own
@@ -18,10 +19,11 @@
    Times are turned into what a quiet machine would take (:func:`quiet_s`: the larger of the
    step's own CPU seconds and all its CPU shared among W cores), so other users' load does not pass for poor
    scaling; Amdahl's law on that speedup gives each step's parallel share p, hence 16 cores.
-3. Extrapolation: per step, a fixed cost (intercept of time on clips) plus the rest grown from
-   the calibration study by the series' slope to 5,000 clips and by pixels per clip to 60 x 256 x
-   256; memory from the calibration's peak grown by the RSS slope. Goals: no step over 15 minutes
-   on 16 cores, no process over 4 GB.
+3. Extrapolation: per step, the calibration's CPU seconds in one process grown to 5,000 clips by
+   the series' slope and to 60 x 256 x 256 by pixels per clip; on k cores, Amdahl with the serial
+   share measured in the series (the parent's CPU per clip over all CPU per clip, so pool start-up
+   does not pass for serial work), plus the start-up; memory: the calibration's peak grown by the
+   RSS slope. Goals: no step over 15 minutes on 16 cores, no process over 4 GB.
 
 On a machine shared with other work the wall-clock speedup measures the others too; the CPU
 seconds and the load average printed beside each figure say how much. Rerun it on a quiet machine.
@@ -174,12 +176,20 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="sizes 8 16 32 and 8 calibration clips: a fast look")
     ap.add_argument("--ingest-scaling", type=int, metavar="N",
                     help="only the ingest of an N-clip study with 1 and --workers workers (the issue: 400)")
+    ap.add_argument("--json", help="also save the measurements here (re-print with --report-from)")
+    ap.add_argument("--report-from", help="print the extrapolation from a --json file, measure nothing")
     ap.add_argument("--keep", help="keep the work folders here")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.step:
         return _step_main(args.step, Path(args.work), args.workers)
+    if args.report_from:
+        saved = json.loads(Path(args.report_from).read_text())
+        series = {int(n): r for n, r in saved["series"].items()}
+        cal = {int(k): r for k, r in saved["cal"].items()}
+        return _report(series, sorted(series), cal, saved["workers"], saved["cal_pixels"], saved["n_cal"],
+                       saved["ingest_speedup"])
     sizes = [8, 16, 32] if args.quick else args.sizes
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_cohort_"))
     w = args.workers
@@ -203,6 +213,10 @@ def main(argv=None) -> None:
         calib, n_cal = base / "calib", 8 if args.quick else 16
         make_study(calib, n_cal, TARGET["frames"], (320, 300))
         cal = {k: run_all(calib, k) for k in (1, w)}
+        if args.json:
+            Path(args.json).write_text(json.dumps(
+                {"series": series, "cal": cal, "workers": w, "cal_pixels": pixels_per_clip(calib),
+                 "n_cal": n_cal, "ingest_speedup": scaling_ingest}, indent=1))
         _report(series, sizes, cal, w, pixels_per_clip(calib), n_cal, scaling_ingest)
     finally:
         if not args.keep:
@@ -224,13 +238,13 @@ def _ingest_scaling(work: Path, n: int, w: int) -> float:
     return quiet
 
 
-def fixed_cost(sizes, times) -> float:
-    """Intercept of a straight-line fit of time on clips (start-up, pools), within [0, min]."""
-    n = len(sizes)
-    mx, my = sum(sizes) / n, sum(times) / n
-    den = sum((x - mx) ** 2 for x in sizes)
-    c = sum((x - mx) * (y - my) for x, y in zip(sizes, times, strict=True)) / den if den else 0.0
-    return min(max(0.0, my - c * mx), 0.9 * min(times))
+def line_fit(xs, ys) -> tuple[float, float]:
+    """Intercept and slope of the least-squares straight line of ys on xs."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    den = sum((x - mx) ** 2 for x in xs)
+    m = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
+    return my - m * mx, m
 
 
 def _report(series, sizes, cal, w, cal_pixels, n_cal, ingest_speedup) -> None:
@@ -239,28 +253,32 @@ def _report(series, sizes, cal, w, cal_pixels, n_cal, ingest_speedup) -> None:
     print(f"\nextrapolated to {TARGET['clips']} clips x {TARGET['frames']} frames of "
           f"{TARGET['height']}x{TARGET['width']} x {TARGET['raters']} raters, from a calibration study of "
           f"{n_cal} clips of {cal_pixels / TARGET['frames']:.0f} pixels per frame (x "
-          f"{target_pixels / cal_pixels:.2f} to the target) run with 1 and {w} workers; times are "
-          "CPU-based quiet-machine estimates (see quiet_s)")
-    print(f"{'step':<10}{'fixed s':>8}{'slope':>7}{'rss slope':>10}{'1->' + str(w):>8}{'p':>6}"
-          f"{'1 core':>9}{'2 cores':>9}{'16 cores':>10}{'peak RSS':>10}  goals (16 cores: <= 15 min, <= 4 GB)")
+          f"{target_pixels / cal_pixels:.2f} to the target); CPU-based quiet-machine times")
+    print(f"{'step':<10}{'start s':>8}{'slope':>7}{'serial':>8}{'cal 1->' + str(w):>10}{'1 core':>9}"
+          f"{'2 cores':>9}{'16 cores':>10}{'peak RSS':>10}  goals (16 cores: <= 15 min, <= 4 GB)")
     for step in STEPS:
-        q = [quiet_s(series[n][step], w) for n in sizes]
-        a = fixed_cost(sizes, q)
-        b = slope(sizes, [t - a for t in q])
+        total = [series[n][step]["cpu_s"] for n in sizes]
+        start, per_clip = line_fit(sizes, total)
+        start = min(max(0.0, start), 0.9 * min(total))
+        _, parent_per_clip = line_fit(sizes, [series[n][step]["parent_cpu_s"] for n in sizes])
+        # the share of each clip's CPU that the parent process spends (registry, copying into the
+        # split files, statistics): what more workers cannot shorten (Amdahl)
+        serial = min(1.0, max(0.0, parent_per_clip / per_clip)) if per_clip > 0 else 1.0
+        b = slope(sizes, [max(t - start, 1e-3) for t in total])
         b_rss = slope(sizes, [max(series[n][step]["rss_mb"], series[n][step]["worker_rss_mb"]) for n in sizes])
-        q1, qw = quiet_s(cal[1][step], 1), quiet_s(cal[w][step], w)
-        speedup = ingest_speedup if step == "ingest" else q1 / qw
-        p, s16 = amdahl(speedup, w)
-        t1 = a + max(q1 - a, 0.01 * q1) * grow_n ** b * target_pixels / cal_pixels
-        t2, t16 = t1 * ((1 - p) + p / 2), t1 / s16
+        t1 = cal[1][step]["cpu_s"] * grow_n ** b * target_pixels / cal_pixels  # in one process
+        t2, t16 = (start + t1 * (serial + (1 - serial) / k) for k in (2, 16))
+        cal_speedup = quiet_s(cal[1][step], 1) / quiet_s(cal[w][step], w)
         cal_rss = max(cal[w][step]["rss_mb"], cal[w][step]["worker_rss_mb"])
         rss = cal_rss * grow_n ** max(0.0, b_rss)  # grown with the clips by the series' RSS slope
         ok = ("ok" if t16 <= GOAL_S else "OVER 15 min") + ", " + ("ok" if rss <= GOAL_RSS_MB else "OVER 4 GB")
-        print(f"{step:<10}{a:8.1f}{b:7.2f}{b_rss:10.2f}{speedup:7.2f}x{p:6.2f}{t1 / 60:7.1f}mn{t2 / 60:7.1f}mn"
+        print(f"{step:<10}{start:8.1f}{b:7.2f}{serial:8.2f}{cal_speedup:9.2f}x{t1 / 60:7.1f}mn{t2 / 60:7.1f}mn"
               f"{t16 / 60:8.1f}mn{rss / 1024:8.2f}GB  {ok}")
-    print("fixed s: start-up (intercept of time on clips); slope: log-log growth of the rest with clips "
-          "(1 = linear); rss slope: of the largest process's peak memory; 1->W: CPU-based speedup (ingest: "
-          f"the growth series' middle study); p: the parallel share it implies (Amdahl); {_load()}")
+    print("start s: CPU seconds that do not grow with clips (intercept; pool start-up); slope: log-log "
+          "growth of the rest with clips (1 = linear); serial: the parent process's share of each "
+          "clip's CPU (series, by clip), which Amdahl's law keeps on 2 and 16 cores; cal 1->W: the "
+          "calibration study's quiet-machine speedup (start-up included); 1 core: the calibration's "
+          f"CPU grown to the target; ingest 1->{w} on the middle study: {ingest_speedup:.2f}x; {_load()}")
 
 
 if __name__ == "__main__":
