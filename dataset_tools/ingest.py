@@ -162,25 +162,37 @@ def ingest(source: str | Path, project_dir: str | Path, *, mapping_csv: str | Pa
 
 
 class _RegistryWriter:
-    """Registry upserts batched (every ``every_s`` seconds and at the end): a registry rewritten
-    once per clip costs O(clips) each, O(clips^2) over a 5,000-clip ingest. A clip file whose
-    record was not yet written when a run died is not in the registry: the next ingest redoes it."""
+    """Identifiers and registry records, written in batches: a registry rewritten once per clip
+    costs O(clips) each time, O(clips^2) over a 5,000-clip ingest. A batch is written when it
+    holds a quarter of the registry (at least ``min_batch`` records) or ``every_s`` has passed,
+    and at the end, so the registry is rewritten O(log clips) times. Identifiers go first, so no
+    registered clip lacks them; a clip file whose record was not yet written when a run died is
+    not in the registry, and the next ingest redoes it (identifiers included)."""
 
-    def __init__(self, project: Project, every_s: float = 2.0):
-        self.project, self.every_s = project, every_s
+    def __init__(self, project: Project, every_s: float = 60.0, min_batch: int = 64):
+        self.project, self.every_s, self.min_batch = project, every_s, min_batch
         self.pending: list[dict] = []
+        self.seen: list[tuple[str, str]] = []
         self.added: dict[str, dict] = {}  # this run's records by source sha256
+        self.registered = len(project.clips())
         self.last = time.monotonic()
 
-    def add(self, record: dict) -> None:
-        self.pending.append(record)
-        self.added.setdefault(record["source_sha256"], record)
-        if time.monotonic() - self.last >= self.every_s:
+    def add(self, record: dict | None, seen) -> None:
+        self.seen += seen
+        if record is not None:
+            self.pending.append(record)
+            self.added.setdefault(record["source_sha256"], record)
+        if (len(self.pending) >= max(self.min_batch, self.registered // 4)
+                or time.monotonic() - self.last >= self.every_s):
             self.flush()
 
     def flush(self) -> None:
+        if self.seen:
+            self.project.record_identifiers(self.seen)
+            self.seen = []
         if self.pending:
             self.project.upsert_clips(self.pending)
+            self.registered += len(self.pending)
             self.pending = []
         self.last = time.monotonic()
 
@@ -188,10 +200,11 @@ class _RegistryWriter:
 def _take(project: Project, registry: _RegistryWriter, summary: IngestSummary, rel: str,
           outcome: SourceOutcome) -> None:
     """The parent's share of one source: identifiers, registry, summary (one writer)."""
-    # also for a file already in the project, so a project ingested before identifiers.json
-    # existed gets it filled by re-ingesting; and for a file that then failed
-    project.record_identifiers(outcome.seen)
+    # identifiers also for a file already in the project, so a project ingested before
+    # identifiers.json existed gets it filled by re-ingesting; and for a file that then failed
     first = registry.added.get(outcome.sha)
+    keep = outcome.status in ("added", "recropped") and first is None
+    registry.add(outcome.record if keep else None, outcome.seen)
     if outcome.status == "failed":
         summary.failed.append((rel, outcome.note))
     elif first is not None or outcome.status == "skipped":
@@ -205,10 +218,8 @@ def _take(project: Project, registry: _RegistryWriter, summary: IngestSummary, r
     elif outcome.status == "recropped":
         note = _recropped_annotations(project, outcome.clip_id, outcome.old_shape,
                                       outcome.record["frame_shape"])
-        registry.add(outcome.record)
         summary.recropped.append((outcome.clip_id, outcome.note + note))
     else:
-        registry.add(outcome.record)
         summary.added.append(outcome.clip_id)
 
 
