@@ -164,7 +164,7 @@ def ingest(source: str | Path, project_dir: str | Path, *, mapping_csv: str | Pa
 class _RegistryWriter:
     """Identifiers and registry records, written in batches: a registry rewritten once per clip
     costs O(clips) each time, O(clips^2) over a 5,000-clip ingest. A batch is written when it
-    holds a quarter of the registry (at least ``min_batch`` records) or ``every_s`` has passed,
+    holds half as many records as the registry (at least ``min_batch``) or ``every_s`` has passed,
     and at the end, so the registry is rewritten O(log clips) times. Identifiers go first, so no
     registered clip lacks them; a clip file whose record was not yet written when a run died is
     not in the registry, and the next ingest redoes it (identifiers included)."""
@@ -182,7 +182,7 @@ class _RegistryWriter:
         if record is not None:
             self.pending.append(record)
             self.added.setdefault(record["source_sha256"], record)
-        if (len(self.pending) >= max(self.min_batch, self.registered // 4)
+        if (len(self.pending) >= max(self.min_batch, self.registered // 2)
                 or time.monotonic() - self.last >= self.every_s):
             self.flush()
 
