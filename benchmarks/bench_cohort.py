@@ -21,9 +21,9 @@
    scaling; Amdahl's law on that speedup gives each step's parallel share p, hence 16 cores.
 3. Extrapolation: per step, the calibration's CPU seconds in one process grown to 5,000 clips by
    the series' slope and to 60 x 256 x 256 by pixels per clip; on k cores, Amdahl with the serial
-   share measured in the series (the parent's CPU per clip over all CPU per clip, so pool start-up
-   does not pass for serial work), plus the start-up; memory: the calibration's peak grown by the
-   RSS slope. Goals: no step over 15 minutes on 16 cores, no process over 4 GB.
+   share measured on the calibration (the step's own process's CPU with W workers over all the CPU
+   with one, so pool start-up does not pass for serial work), plus the start-up; memory: the
+   calibration's peak grown by the RSS slope. Goals: no step over 15 minutes on 16 cores, no process over 4 GB.
 
 On a machine shared with other work the wall-clock speedup measures the others too; the CPU
 seconds and the load average printed beside each figure say how much. Rerun it on a quiet machine.
@@ -139,6 +139,8 @@ def make_study(work: Path, clips: int, frames: int, size) -> None:
 
 
 def run_all(work: Path, workers: int, steps=STEPS) -> dict:
+    """Every step on the study in ``work``, from a fresh project (a re-ingest would skip all)."""
+    shutil.rmtree(work / "project", ignore_errors=True)
     return {step: run_step(step, work, workers) for step in steps}
 
 
@@ -255,10 +257,10 @@ def _report(series, sizes, cal, w, cal_pixels, n_cal, ingest_speedup) -> None:
         total = [series[n][step]["cpu_s"] for n in sizes]
         start, per_clip = line_fit(sizes, total)
         start = min(max(0.0, start), 0.9 * min(total))
-        _, parent_per_clip = line_fit(sizes, [series[n][step]["parent_cpu_s"] for n in sizes])
-        # the share of each clip's CPU that the parent process spends (registry, copying into the
-        # split files, statistics): what more workers cannot shorten (Amdahl)
-        serial = min(1.0, max(0.0, parent_per_clip / per_clip)) if per_clip > 0 else 1.0
+        # the share of the calibration's work that the step's own process does with workers beside
+        # it (registry, copying into the split files, statistics, the PHI audit): what more
+        # workers cannot shorten (Amdahl); pool start-up is the workers', so it does not count
+        serial = min(1.0, cal[w][step]["parent_cpu_s"] / max(cal[1][step]["cpu_s"], 1e-6))
         b = slope(sizes, [max(t - start, 1e-3) for t in total])
         b_rss = slope(sizes, [max(series[n][step]["rss_mb"], series[n][step]["worker_rss_mb"]) for n in sizes])
         t1 = cal[1][step]["cpu_s"] * grow_n ** b * target_pixels / cal_pixels  # in one process
@@ -270,8 +272,8 @@ def _report(series, sizes, cal, w, cal_pixels, n_cal, ingest_speedup) -> None:
         print(f"{step:<10}{start:8.1f}{b:7.2f}{serial:8.2f}{cal_speedup:9.2f}x{t1 / 60:7.1f}mn{t2 / 60:7.1f}mn"
               f"{t16 / 60:8.1f}mn{rss / 1024:8.2f}GB  {ok}")
     print("start s: CPU seconds that do not grow with clips (intercept; pool start-up); slope: log-log "
-          "growth of the rest with clips (1 = linear); serial: the parent process's share of each "
-          "clip's CPU (series, by clip), which Amdahl's law keeps on 2 and 16 cores; cal 1->W: the "
+          "growth of the rest with clips (1 = linear); serial: the step's own process's CPU with "
+          f"{w} workers over all the CPU with 1 (calibration), which Amdahl's law keeps on 2 and 16 cores; cal 1->W: the "
           "calibration study's quiet-machine speedup (start-up included); 1 core: the calibration's "
           f"CPU grown to the target; ingest 1->{w} on the middle study: {ingest_speedup:.2f}x; {_load()}")
 
