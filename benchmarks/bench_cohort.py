@@ -20,7 +20,7 @@
    step's own CPU seconds and all its CPU shared among W cores), so other users' load does not pass for poor
    scaling; Amdahl's law on that speedup gives each step's parallel share p, hence 16 cores.
 3. Extrapolation: per step, the calibration's CPU seconds in one process grown to 5,000 clips by
-   the series' slope and to 60 x 256 x 256 by pixels per clip; on k cores, Amdahl with the serial
+   the series' slope (at least 1: every clip is read) and to 60 x 256 x 256 by pixels per clip; on k cores, Amdahl with the serial
    share measured on the calibration (the step's own process's CPU with W workers over all the CPU
    with one, so pool start-up does not pass for serial work), plus the start-up; memory: the
    calibration's peak grown by the RSS slope. Goals: no step over 15 minutes on 16 cores, no process over 4 GB.
@@ -261,18 +261,23 @@ def _report(series, sizes, cal, w, cal_pixels, n_cal, ingest_speedup) -> None:
         # it (registry, copying into the split files, statistics, the PHI audit): what more
         # workers cannot shorten (Amdahl); pool start-up is the workers', so it does not count
         serial = min(1.0, cal[w][step]["parent_cpu_s"] / max(cal[1][step]["cpu_s"], 1e-6))
-        b = slope(sizes, [max(t - start, 1e-3) for t in total])
+        # growth of all the CPU with clips: the start-up flattens it on small series (flagged '*'),
+        # and the slope of what is left after the intercept is too noisy there to extrapolate from
+        b = slope(sizes, total)
+        flag = "*" if start > 0.25 * min(total) else " "
         b_rss = slope(sizes, [max(series[n][step]["rss_mb"], series[n][step]["worker_rss_mb"]) for n in sizes])
-        t1 = cal[1][step]["cpu_s"] * grow_n ** b * target_pixels / cal_pixels  # in one process
+        # every clip is read, so no step grows slower than linearly, whatever a small series says
+        t1 = cal[1][step]["cpu_s"] * grow_n ** max(1.0, b) * target_pixels / cal_pixels  # one process
         t2, t16 = (start + t1 * (serial + (1 - serial) / k) for k in (2, 16))
         cal_speedup = quiet_s(cal[1][step], 1) / quiet_s(cal[w][step], w)
         cal_rss = max(cal[w][step]["rss_mb"], cal[w][step]["worker_rss_mb"])
         rss = cal_rss * grow_n ** max(0.0, b_rss)  # grown with the clips by the series' RSS slope
         ok = ("ok" if t16 <= GOAL_S else "OVER 15 min") + ", " + ("ok" if rss <= GOAL_RSS_MB else "OVER 4 GB")
-        print(f"{step:<10}{start:8.1f}{b:7.2f}{serial:8.2f}{cal_speedup:9.2f}x{t1 / 60:7.1f}mn{t2 / 60:7.1f}mn"
+        print(f"{step:<10}{start:8.1f}{b:6.2f}{flag}{serial:8.2f}{cal_speedup:9.2f}x{t1 / 60:7.1f}mn{t2 / 60:7.1f}mn"
               f"{t16 / 60:8.1f}mn{rss / 1024:8.2f}GB  {ok}")
     print("start s: CPU seconds that do not grow with clips (intercept; pool start-up); slope: log-log "
-          "growth of the rest with clips (1 = linear); serial: the step's own process's CPU with "
+          "growth of the step's CPU with clips (1 = linear; *: start-up is over a quarter of the "
+          "smallest study's, so the slope is low: rerun with larger --sizes; the extrapolation uses at least 1); serial: the step's own process's CPU with "
           f"{w} workers over all the CPU with 1 (calibration), which Amdahl's law keeps on 2 and 16 cores; cal 1->W: the "
           "calibration study's quiet-machine speedup (start-up included); 1 core: the calibration's "
           f"CPU grown to the target; ingest 1->{w} on the middle study: {ingest_speedup:.2f}x; {_load()}")
