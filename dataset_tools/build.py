@@ -58,8 +58,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from napari_ultramn import __version__
 from napari_ultramn.annotation import PROVENANCES
 from napari_ultramn.atomic import fsync_files
@@ -75,16 +73,11 @@ from napari_ultramn.output_folder import (
 from napari_ultramn.progress import Progress, ProgressGen
 from napari_ultramn.schema import load_json, write_json
 
+from .build_clips import ClipJob, write_clip, write_clips  # noqa: F401  (write_clip re-exported)
 from .fingerprint import likely_duplicate_pairs
 from .labels import (
-    ClipLabels,
-    clip_labels,
     consensus_function,
     eligibility,
-    plane_codes,
-    read_clip_frames,
-    resample,
-    target_geometry,
 )
 from .splits import (
     DEFAULT_RATIOS,
@@ -101,36 +94,6 @@ from .splits import (
 FORMAT = "ultramn-dataset"
 FORMAT_VERSION = 1
 METHODS = ("majority", "staple")
-
-
-def write_clip(fh, rec: dict, frames: np.ndarray, labels: ClipLabels, *, vocabulary, spacing,
-               label_source: str, compression: str | None = "zstd", original_shape=None) -> None:
-    """One ``/clips/<clip_id>`` group: frames + attrs via ``write_clip_group``, then the labels."""
-    from napari_ultramn.io.hdf5clip import write_clip_group
-
-    group = fh.require_group("clips").create_group(rec["clip_id"])
-    meta = {k: rec.get(k) for k in ("clip_id", "participant", "side", "plane", "source_sha256",
-                                    "spacing_source", "frame_time_ms", "manufacturer", "device_model",
-                                    "sex", "age_band", "site")}
-    meta["spacing_mm"] = spacing
-    write_clip_group(group, frames, meta, compression=compression)
-    # masks are mostly zeros: LZ4 shrinks them ~30x at memory speed, whatever the frames use
-    group.create_dataset("masks", data=labels.masks.astype(np.uint8), chunks=(1, *frames.shape[1:]),
-                         **compression_kwargs("lz4"))
-    group.create_dataset("plane_labels", data=plane_codes(labels.frame_planes, vocabulary))
-    group.create_dataset("provenance", data=np.asarray(labels.provenance, np.int8))
-    group.create_dataset("annotated", data=np.asarray(labels.annotated, bool))
-    a = group.attrs
-    clip_plane = labels.clip_plane or rec.get("plane")
-    if clip_plane:
-        a["clip_plane"] = clip_plane
-    a["clip_plane_code"] = int(plane_codes([clip_plane], vocabulary)[0])
-    a["quality"] = labels.quality
-    a["label_source"] = label_source
-    a["n_raters"] = int(labels.n_raters)
-    a["original_frame_shape"] = np.asarray(original_shape or frames.shape[1:], np.int64)
-    if rec.get("spacing_mm"):
-        a["original_spacing_mm"] = np.asarray(rec["spacing_mm"], np.float64)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
@@ -185,12 +148,14 @@ def build_dataset(
     size=None, spacing_mm: float | None = None, ratios=DEFAULT_RATIOS, seed: int = 0,
     split_file=None, min_frames: int = 16, min_raters: int = 2, compression: str | None = "zstd",
     overwrite: bool = False, refuse_duplicates: bool = False,
-    notify: Callable[[str], None] | None = None,
+    notify: Callable[[str], None] | None = None, workers: int | None = None,
 ) -> ProgressGen[dict]:
     """Build the dataset (see module docstring); yields Progress, returns the manifest dict.
 
     Raises :class:`ConflictError` if another build writes ``out_dir``; ``notify`` receives one-line
-    reports of what this run cleaned up after interrupted ones (default: the log).
+    reports of what this run cleaned up after interrupted ones (default: the log). ``workers``
+    processes label and compress clips (default all cores; 1: in this process); the files hold
+    the same bytes for any number.
     """
     from napari_ultramn.project import Project
 
@@ -211,11 +176,13 @@ def build_dataset(
     with OutputFolder(out_dir, notify=notify) as folder:
         _prepare_out(folder, overwrite, project.root)
         return (yield from _build(project, folder, consensus, rater, size, spacing_mm, ratios, seed,
-                                  split_file, min_frames, min_raters, compression, refuse_duplicates))
+                                  split_file, min_frames, min_raters, compression, refuse_duplicates,
+                                  workers))
 
 
 def _build(project, folder: OutputFolder, consensus, rater, size, spacing_mm, ratios, seed,
-           split_file, min_frames, min_raters, compression, refuse_duplicates) -> ProgressGen[dict]:
+           split_file, min_frames, min_raters, compression, refuse_duplicates,
+           workers) -> ProgressGen[dict]:
     """The build proper, with ``folder`` locked; the result is installed only when complete."""
     from napari_ultramn.io.h5 import create_h5
 
@@ -264,14 +231,9 @@ def _build(project, folder: OutputFolder, consensus, rater, size, spacing_mm, ra
                                  "label_source": label_source})
                 fh.create_group("clips")
                 files[s] = fh
-            for i, rec in enumerate(eligible):
-                yield Progress(i, len(eligible) + 1, f"writing {rec['clip_id']}")
-                entry = _build_one(project, rec, files[clip_split[rec["clip_id"]]], consensus, rater,
-                                   min_raters, size, spacing_mm, vocabulary, label_source, compression)
-                if isinstance(entry, str):
-                    excluded.append(_excl(rec, entry))
-                else:
-                    written.append({**entry, "split": clip_split[rec["clip_id"]]})
+            yield from write_clips(project, eligible, clip_split, files, tmp, written, excluded,
+                                   ClipJob(consensus, rater, min_raters, size, spacing_mm,
+                                           vocabulary, label_source, compression), workers)
         if not written:
             raise InputError(project.root, "no clip could be written: " + "; ".join(
                 sorted({e["reason"] for e in excluded})[:5]))
@@ -296,40 +258,6 @@ def _build(project, folder: OutputFolder, consensus, rater, size, spacing_mm, ra
 
 def _excl(rec: dict, reason: str) -> dict:
     return {"clip_id": rec["clip_id"], "participant": rec.get("participant"), "reason": reason}
-
-
-def _build_one(project, rec, fh, consensus, rater, min_raters, size, spacing_mm, vocabulary,
-               label_source, compression):
-    """Write one clip; returns its manifest entry, or the exclusion reason (str)."""
-    try:
-        labels = clip_labels(project, rec["clip_id"], method=consensus, rater=rater, min_raters=min_raters)
-    except ValueError as exc:  # includes InputError for a corrupt annotation file
-        return str(exc) if str(exc).startswith("no ") else f"labels unusable: {exc}"
-    if labels.quality == "unusable":
-        return "flagged unusable"
-    if not labels.annotated.any():
-        if consensus is not None:
-            return f"no consensus: no frame annotated by at least {min_raters} raters"
-        if all(p is None for p in labels.frame_planes):
-            return f"no labels: rater '{rater}' annotated no frame and no plane"
-    try:
-        frames = read_clip_frames(project, rec["clip_id"])
-    except InputError as exc:
-        return f"frames unreadable: {exc}"
-    if labels.masks.shape != frames.shape:
-        return f"annotation shape {labels.masks.shape} does not match the clip's frames {frames.shape}"
-    spacing = tuple(rec["spacing_mm"]) if rec.get("spacing_mm") else None
-    scaled, out_shape, out_spacing = target_geometry(frames.shape[1:], spacing, size, spacing_mm)
-    original_shape = frames.shape[1:]
-    frames, masks = resample(frames, labels.masks, scaled, out_shape)
-    labels.masks = masks
-    write_clip(fh, rec, frames, labels, vocabulary=vocabulary, spacing=out_spacing,
-               label_source=label_source, compression=compression, original_shape=original_shape)
-    plane = labels.clip_plane or rec.get("plane")
-    return {"clip_id": rec["clip_id"], "participant": rec["participant"], "side": rec.get("side"),
-            "plane": plane, "n_frames": int(frames.shape[0]), "frame_shape": list(frames.shape[1:]),
-            "annotated_frames": int(labels.annotated.sum()),
-            "frame_planes": Counter(p if p in vocabulary else "unknown" for p in labels.frame_planes)}
 
 
 def count_rows(written: list[dict]) -> list[dict]:

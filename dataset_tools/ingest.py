@@ -34,19 +34,14 @@ Patient identifiers never leave this module: nothing it writes outside ``.secret
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from napari_ultramn import DEFAULT_PLANES
 from napari_ultramn.atomic import remove_stale_temporaries
 from napari_ultramn.errors import InputError
-from napari_ultramn.io.clip import Clip, Region
 from napari_ultramn.io.open_clip import clip_kind
-from napari_ultramn.io.source_files import file_sha256
 from napari_ultramn.progress import Progress, ProgressGen, relay
 from napari_ultramn.project import (
     LOCK_TIMEOUT_S,
@@ -56,15 +51,15 @@ from napari_ultramn.project import (
     ensure_pseudonym_key,
 )
 
-from . import deid
-from .fingerprint import clip_fingerprint, likely_duplicate_pairs
-from .ingest_identity import dicom_identity
-from .ingest_mapping import MAPPING_COLUMNS, mapping_row, read_mapping  # noqa: F401  (re-exported)
-
-#: Frames decoded, cropped and blanked at a time (bounds the memory of the uncropped frames).
-DECODE_BLOCK = 32
-_REGION_WAY_ON = ("give its region in the mapping CSV (column region, 'x0 y0 x1 y1' in source "
-                  "pixels)")
+from .fingerprint import likely_duplicate_pairs
+from .ingest_mapping import MAPPING_COLUMNS, read_mapping  # noqa: F401  (re-exported)
+from .ingest_source import (  # noqa: F401  (plane_from_text, imaging_area re-exported)
+    IngestShared,
+    SourceOutcome,
+    imaging_area,
+    ingest_source,
+    plane_from_text,
+)
 
 
 @dataclass
@@ -85,19 +80,6 @@ class IngestSummary:
         recropped = f", {len(self.recropped)} re-cropped" if self.recropped else ""
         return (f"{len(self.added)} added{recropped}, {len(self.skipped)} already present, "
                 f"{len(self.failed)} failed")
-
-
-@dataclass
-class _Run:
-    """What every file of one ingest run shares."""
-
-    project: Project
-    key: bytes
-    mapping: dict[str, dict]
-    corrections: dict[str, Region]
-    keep_dicom: bool
-    no_crop: bool
-    by_sha: dict[str, dict] = field(default_factory=dict)  # registry records by source sha256
 
 
 def find_sources(source: Path) -> list[Path]:
@@ -122,165 +104,6 @@ def find_sources(source: Path) -> list[Path]:
     return sorted(found)
 
 
-_PLANE_WORDS = (
-    (r"\b(TRANSV\w*|TRANS|AXIAL|SAX|TRV|TS)\b", "transverse"),
-    (r"\b(LONG\w*|SAGITTAL|LAX|LS)\b", "longitudinal"),
-)
-_LEVEL_WORDS = ((r"\b(WRIST|CARPAL\w*|CT|TUNNEL)\b", "wrist"), (r"\b(FOREARM|FA|PROX\w*)\b", "forearm"))
-
-
-def plane_from_text(text: str, planes: list[str]) -> str | None:
-    """Guess '<orientation>_<level>' from scanner text like 'MEDIAN N TRANSV WRIST R'."""
-    text = text.upper().replace("_", " ")
-    orient = next((name for pat, name in _PLANE_WORDS if re.search(pat, text)), None)
-    level = next((name for pat, name in _LEVEL_WORDS if re.search(pat, text)), None)
-    guess = f"{orient}_{level}" if orient and level else None
-    return guess if guess in planes else None
-
-
-def _inside(region: Region, frame_shape: tuple[int, int], source: Path, what: str) -> Region:
-    h, w = frame_shape
-    if region.top < 0 or region.left < 0 or region.bottom > h or region.right > w:
-        raise InputError(source, f"{what} {region.as_list()} (top, left, bottom, right) lies outside "
-                                 f"the {w}x{h} frame")
-    return region
-
-
-def imaging_area(clip: Clip, source: Path, *, correction: Region | None, mapped: Region | None,
-                 burned_in: bool, no_crop: bool):
-    """The ``screen_region.ImagingArea`` to crop to (contract C's order), or None for --no-crop.
-
-    Raises :class:`InputError` (one line, with the way on) where no area can be trusted.
-    """
-    from napari_ultramn.io.screen_region import (
-        MIN_CONFIDENCE,
-        area_from_region,
-        detect_imaging_area,
-    )
-
-    sample = clip.frames  # lazy: screen_region decodes only the frames it samples
-    if correction is not None:
-        return area_from_region(_inside(correction, clip.frame_shape, source, "corrected region"),
-                                sample, "corrected")
-    if mapped is not None:
-        return area_from_region(_inside(mapped, clip.frame_shape, source, "mapping CSV region"),
-                                sample, "mapping")
-    if clip.imaging_region is not None:  # DICOM SequenceOfUltrasoundRegions
-        r, (h, w) = clip.imaging_region, clip.frame_shape
-        r = Region(max(0, r.top), max(0, r.left), min(h, r.bottom), min(w, r.right))
-        if r.height <= 0 or r.width <= 0:
-            raise InputError(source, f"its ultrasound region lies outside the frame; {_REGION_WAY_ON}")
-        return area_from_region(r, sample, "dicom-regions")
-    if burned_in:
-        raise InputError(source, "refused: the file declares burned-in annotation "
-                                 f"(BurnedInAnnotation YES) and has no ultrasound region; {_REGION_WAY_ON} "
-                                 "or save a region correction (--no-crop does not apply)")
-    area = detect_imaging_area(sample)
-    if area.confidence >= MIN_CONFIDENCE:
-        return area
-    if no_crop:
-        return None
-    raise InputError(source, f"refused: imaging area not found with confidence "
-                             f"({area.confidence:.2f}: {area.reason}); {_REGION_WAY_ON}, or pass "
-                             "--no-crop to keep whole frames")
-
-
-def _cropped_frames(clip: Clip, area) -> np.ndarray:
-    """(T, h, w) uint8: cropped to the area and blanked, decoded a block of frames at a time."""
-    from napari_ultramn.io.screen_region import apply_imaging_area
-
-    if area is None:
-        return clip.to_array()
-    r = area.region
-    out = np.empty((clip.n_frames, r.height, r.width), np.uint8)
-    for t0 in range(0, clip.n_frames, DECODE_BLOCK):
-        block = np.stack([clip.frame(t) for t in range(t0, min(t0 + DECODE_BLOCK, clip.n_frames))])
-        out[t0:t0 + len(block)] = apply_imaging_area(block, area)
-    return out
-
-
-def _identity(source: Path, kind: str | None) -> dict:
-    """Header identity of a DICOM file, or of a single-frame series' first file in frame order."""
-    if kind == "dicom":
-        return dicom_identity(source)
-    if kind == "dicom_series":
-        from napari_ultramn.io.dicom_series import series_files
-
-        return dicom_identity(series_files(source)[0])
-    return {}
-
-
-def ingest_one(run: _Run, source: Path, rel: str) -> tuple[str, str, str]:
-    """Ingest one source; returns ``(status, clip_id, note)``, status 'added', 'skipped' or 'recropped'."""
-    from napari_ultramn.io import open_clip
-    from napari_ultramn.io.hdf5clip import write_hdf5_clip
-
-    project = run.project
-    sha = file_sha256(source)
-    correction = run.corrections.get(sha)
-    existing = run.by_sha.get(sha)
-    kind = clip_kind(source)
-    mapped = mapping_row(run.mapping, rel)
-    ident = _identity(source, kind)
-    seen = list(ident.get("identifiers", []))
-    seen += [(k, mapped[k]) for k in ("patient_id", "site") if mapped.get(k)]
-    # before any clip of this source exists; for a file already in the project too, so a project
-    # ingested before identifiers.json existed gets it filled by re-ingesting
-    project.record_identifiers(seen)
-    if existing is not None and (correction is None or existing.get("crop_region") == correction.as_list()):
-        return "skipped", existing["clip_id"], ""
-    clip = open_clip(source)
-    patient_id = mapped.get("patient_id") or ident.get("patient_id")
-    if not patient_id:
-        raise InputError(source, "no patient id: the file has none; give one in the mapping CSV (column patient_id)")
-    participant = deid.pseudonym(run.key, patient_id)
-    shift = deid.date_shift_days(run.key, patient_id)
-    side = mapped.get("side") or ident.get("side")
-    plane = mapped.get("plane") or plane_from_text(ident.get("text", ""), project.planes)
-    if plane is not None and plane not in project.plane_labels:
-        raise InputError(source, f"plane {plane!r} is not in the project vocabulary {project.plane_labels}")
-    area = imaging_area(clip, source, correction=correction, mapped=mapped.get("region"),
-                        burned_in=ident.get("burned_in", False), no_crop=run.no_crop)
-    frames = _cropped_frames(clip, area)
-    clip_id = existing["clip_id"] if existing else f"{participant}-{sha[:8]}"
-    meta = {
-        "clip_id": clip_id, "participant": participant, "side": side, "plane": plane,
-        "source_sha256": sha, "spacing_mm": clip.spacing_mm, "spacing_source": clip.spacing_source,
-        "frame_time_ms": clip.frame_time_ms, "manufacturer": clip.manufacturer,
-        "device_model": clip.device_model,
-    }
-    write_hdf5_clip(project.root / "clips" / f"{clip_id}.h5", frames, meta)
-    if run.keep_dicom and kind == "dicom":
-        _write_deidentified_dicom(project, source, clip_id, participant, shift, run.key, frames, area)
-    record = {
-        **{k: v for k, v in meta.items() if k != "spacing_mm"},
-        "spacing_mm": None if clip.spacing_mm is None else [float(s) for s in clip.spacing_mm],
-        "file": f"clips/{clip_id}.h5",
-        "n_frames": int(frames.shape[0]),
-        "frame_shape": [int(frames.shape[1]), int(frames.shape[2])],
-        "crop_region": None if area is None else area.region.as_list(),
-        "imaging_area": None if area is None else area.to_record(),
-        "no_crop": area is None,
-        "sex": deid.normalise_sex(mapped.get("sex") or ident.get("sex")),
-        "age_band": mapped.get("age_band") or deid.age_band(ident.get("age"), ident.get("birth_date"),
-                                                           ident.get("study_date")),
-        # a site name from the CSV is pseudonymised exactly like a DICOM institution
-        "site": deid.site_pseudonym(run.key, mapped.get("site") or ident.get("institution")),
-        "study_date_shifted": deid.shift_date(ident.get("study_date"), shift),
-        "source_kind": kind,
-        "ingested_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "fingerprint": clip_fingerprint(frames),
-    }
-    if existing is None:
-        project.upsert_clips([record])
-        run.by_sha[sha] = record
-        return "added", clip_id, ""
-    note = _recropped_annotations(project, clip_id, existing["frame_shape"], record["frame_shape"])
-    project.upsert_clips([record])
-    run.by_sha[sha] = record
-    return "recropped", clip_id, f"re-cropped to its correction {correction.as_list()}{note}"
-
-
 def _recropped_annotations(project: Project, clip_id: str, old_shape: list, new_shape: list) -> str:
     """Keep a re-cropped clip's annotations if its frame size is unchanged, else set them aside."""
     raters = project.annotations.raters(clip_id)
@@ -296,20 +119,6 @@ def _recropped_annotations(project: Project, clip_id: str, old_shape: list, new_
             f"fit and were set aside as annotations/{clip_id}/*.json.recropped-{stamp}")
 
 
-def _write_deidentified_dicom(project, source, clip_id, participant, shift, key, frames, area) -> None:
-    import pydicom
-
-    from napari_ultramn.atomic import atomic_path
-
-    ds = pydicom.dcmread(source)
-    # the copy carries the same cropped, blanked pixels as the project clip (contract E); a clip
-    # kept whole (--no-crop) keeps its original pixels
-    deid.deidentify_dataset(ds, key, participant, shift, frames=None if area is None else frames,
-                            crop_region=None if area is None else area.region.as_list())
-    with atomic_path(project.root / "dicom" / f"{clip_id}.dcm") as tmp:
-        ds.save_as(tmp, enforce_file_format=True)
-
-
 def _relative(path: Path, base: Path, source: Path) -> str:
     """How a file is named to the user: its path relative to the SOURCE they gave."""
     if path == source:
@@ -322,12 +131,14 @@ def _relative(path: Path, base: Path, source: Path) -> str:
 
 def ingest(source: str | Path, project_dir: str | Path, *, mapping_csv: str | Path | None = None,
            planes: list[str] | None = None, keep_dicom: bool = False, no_crop: bool = False,
-           lock_timeout_s: float = LOCK_TIMEOUT_S) -> ProgressGen[IngestSummary]:
+           lock_timeout_s: float = LOCK_TIMEOUT_S, workers: int | None = None) -> ProgressGen[IngestSummary]:
     """Ingest every clip under ``source``; creates the project if needed. Yields progress.
 
     ``no_crop`` keeps whole frames of files whose imaging area cannot be established (recorded).
     A file that fails is reported (path relative to ``source`` + problem) and skipped; the others
     still go in. Waits up to ``lock_timeout_s`` for another ingest into the same project.
+    ``workers`` processes decode and write clips (default all cores, :mod:`napari_ultramn.parallel`;
+    1: in this process); the result is the same for any number.
     """
     source = Path(source)
     root = Path(project_dir)
@@ -346,54 +157,146 @@ def ingest(source: str | Path, project_dir: str | Path, *, mapping_csv: str | Pa
         yield Progress(0, len(sources), lock.waiting_message())
         time.sleep(0.5)
     try:
-        return (yield from _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop))
+        return (yield from _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop,
+                                          workers))
     finally:
         lock.release()
 
 
-def _audit_written(project: Project, clip_ids: list[str]):
+class _RegistryWriter:
+    """Identifiers and registry records, written in batches: a registry rewritten once per clip
+    costs O(clips) each time, O(clips^2) over a 5,000-clip ingest. A batch is written when it
+    holds half as many records as the registry (at least ``min_batch``) or ``every_s`` has passed,
+    and at the end, so the registry is rewritten O(log clips) times. Identifiers go first, so no
+    registered clip lacks them; a clip file whose record was not yet written when a run died is
+    not in the registry, and the next ingest redoes it (identifiers included)."""
+
+    def __init__(self, project: Project, every_s: float = 60.0, min_batch: int = 64):
+        self.project, self.every_s, self.min_batch = project, every_s, min_batch
+        self.pending: list[dict] = []
+        self.seen: list[tuple[str, str]] = []
+        self.added: dict[str, dict] = {}  # this run's records by source sha256
+        self.registered = len(project.clips())
+        self.last = time.monotonic()
+
+    def add(self, record: dict | None, seen) -> None:
+        self.seen += seen
+        if record is not None:
+            self.pending.append(record)
+            self.added.setdefault(record["source_sha256"], record)
+        if (len(self.pending) >= max(self.min_batch, self.registered // 2)
+                or time.monotonic() - self.last >= self.every_s):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.seen:
+            self.project.record_identifiers(self.seen)
+            self.seen = []
+        if self.pending:
+            self.project.upsert_clips(self.pending)
+            self.registered += len(self.pending)
+            self.pending = []
+        self.last = time.monotonic()
+
+
+def _take(project: Project, registry: _RegistryWriter, summary: IngestSummary, rel: str,
+          outcome: SourceOutcome) -> None:
+    """The parent's share of one source: identifiers, registry, summary (one writer)."""
+    # identifiers also for a file already in the project, so a project ingested before
+    # identifiers.json existed gets it filled by re-ingesting; and for a file that then failed
+    first = registry.added.get(outcome.sha)
+    keep = outcome.status in ("added", "recropped") and first is None
+    registry.add(outcome.record if keep else None, outcome.seen)
+    if outcome.status == "failed":
+        summary.failed.append((rel, outcome.note))
+    elif first is not None or outcome.status == "skipped":
+        # a second copy of a file added earlier in this run is a re-ingest: skipped
+        clip_id = first["clip_id"] if first is not None else outcome.clip_id
+        if outcome.record is not None and outcome.clip_id != clip_id:
+            for stray in (project.root / "clips" / f"{outcome.clip_id}.h5",
+                          project.root / "dicom" / f"{outcome.clip_id}.dcm"):
+                stray.unlink(missing_ok=True)
+        summary.skipped.append(clip_id)
+    elif outcome.status == "recropped":
+        note = _recropped_annotations(project, outcome.clip_id, outcome.old_shape,
+                                      outcome.record["frame_shape"])
+        summary.recropped.append((outcome.clip_id, outcome.note + note))
+    else:
+        summary.added.append(outcome.clip_id)
+
+
+def _audit_written(project: Project, clip_ids: list[str], workers: int):
     """``audit-phi`` over what this run wrote (registry, project file, new clips and DICOM copies),
-    against the identifiers ingest has seen: the proof, every run, that none of them got through."""
-    from .phi_audit import audit_paths, load_identifiers
+    against the identifiers ingest has seen: the proof, every run, that none of them got through.
+
+    Reading each clip's sample frames for burned-in text is most of an audit's time, so the
+    files are audited in ``workers`` processes, a block at a time, and the reports merged."""
+    from napari_ultramn.parallel import pool_map
+
+    from .phi_audit import load_identifiers
 
     root = project.root
     files = [root / "clips.json", root / "project.json"] + [project.clip_path(c) for c in clip_ids]
     files += [p for c in clip_ids if (p := root / "dicom" / f"{c}.dcm").exists()]
-    return (yield from audit_paths(files, load_identifiers(root)))
+    blocks = [files[i:i + 8] for i in range(0, len(files), 8)]
+    reports: list = [None] * len(blocks)
+    for n, (i, report) in enumerate(pool_map(audit_block, blocks, shared=load_identifiers(root),
+                                             workers=workers), 1):
+        reports[i] = report
+        yield Progress(n, len(blocks), f"audited {sum(len(b) for b in blocks[:n])} of {len(files)} files")
+    merged = reports[0]
+    for report in reports[1:]:
+        merged.paths += report.paths
+        merged.hits += report.hits
+        merged.files_scanned += report.files_scanned
+        merged.notes += [note for note in report.notes if note not in merged.notes]
+    return merged
 
 
-def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop) -> ProgressGen[IngestSummary]:
+def audit_block(identifiers, files):
+    """A worker's task: the audit report of a few files."""
+    from napari_ultramn.progress import run_to_end
+
+    from .phi_audit import audit_paths
+
+    return run_to_end(audit_paths(files, identifiers))
+
+
+def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop,
+                   workers) -> ProgressGen[IngestSummary]:
+    from napari_ultramn.parallel import pool_map, resolve_workers
     from napari_ultramn.region_corrections import load_corrections
 
     project = Project.create(root, planes=planes or DEFAULT_PLANES)  # opens it if it exists
     project.reload_clips()  # what an ingest that held the lock before us added
     # a project with clips whose key has gone is refused, never given a new key
     key = ensure_pseudonym_key(root, create=not project.clips())
-    run = _Run(project, key, mapping, load_corrections(root), keep_dicom, no_crop,
-               {r["source_sha256"]: r for r in project.clips()})  # fixed while we hold the lock
+    by_sha = {r["source_sha256"]: {k: r.get(k) for k in ("clip_id", "crop_region", "frame_shape")}
+              for r in project.clips()}  # fixed while we hold the lock
+    shared = IngestShared(project.root, key, mapping, load_corrections(root), keep_dicom, no_crop,
+                     project.planes, project.plane_labels, by_sha)
     if no_crop and not project.config.get("no_crop"):
         project.set_config(no_crop=True)
     summary = IngestSummary(cleaned=remove_stale_temporaries(root))
     base = source if source.is_dir() and clip_kind(source) != "frames" else source.parent
-    for i, path in enumerate(sources):
-        rel = _relative(path, base, source)
-        yield Progress(i, len(sources), f"ingesting {rel}")
-        try:
-            status, clip_id, note = ingest_one(run, path, rel)
-        except InputError as exc:
-            summary.failed.append((rel, exc.problem))
-            continue
-        if status == "recropped":
-            summary.recropped.append((clip_id, note))
-        else:
-            (summary.added if status == "added" else summary.skipped).append(clip_id)
+    items = [(path, _relative(path, base, source)) for path in sources]
+    workers = resolve_workers(workers)
+    yield Progress(0, len(items), f"ingesting {len(items)} file(s) with {min(workers, len(items))} worker(s)")
+    registry = _RegistryWriter(project)
+    try:
+        # in the sources' order, so that of two identical files the first one wins, as in one process
+        for i, outcome in pool_map(ingest_source, items, shared=shared, workers=workers, ordered=True):
+            _take(project, registry, summary, items[i][1], outcome)
+            yield Progress(i + 1, len(items), f"ingested {items[i][1]}")
+    finally:  # what was written is registered, also when the run stops early
+        registry.flush()
     new = set(summary.added) | {clip_id for clip_id, _ in summary.recropped}
     project.export_registry()  # clips.json, the audit export: once per run (unchanged: not rewritten)
     if new:
         yield Progress(len(sources), len(sources), "looking for the same recording under two participants")
         summary.duplicates = [p for p in likely_duplicate_pairs(project.clips(), project)
                               if p.clip_a in new or p.clip_b in new]
-        summary.audit = yield from relay(_audit_written(project, sorted(new)), lambda p: Progress(
+        summary.audit = yield from relay(_audit_written(project, sorted(new), workers), lambda p: Progress(
             len(sources), len(sources), f"PHI audit: {p.message}"))
     yield Progress(len(sources), len(sources), summary.line())
     return summary

@@ -146,21 +146,38 @@ def simulate_clip(record: dict, gt: dict, rater: str, habit: RaterHabit, planes:
     return ann
 
 
-def simulate_raters(project, study_dir, raters=("r1", "r2", "r3"), seed: int = 0) -> ProgressGen[None]:
-    """Write every rater's annotation of every project clip (overwrites earlier simulated ones)."""
+def simulate_raters(project, study_dir, raters=("r1", "r2", "r3"), seed: int = 0,
+                    workers: int | None = None) -> ProgressGen[None]:
+    """Write every rater's annotation of every project clip (overwrites earlier simulated ones).
+
+    Clips are annotated by ``workers`` processes (default all cores; 1: in this process); each
+    clip's randomness is seeded by its place in the registry, so any number gives the same files.
+    """
+    from napari_ultramn.parallel import pool_map
+
     raters = list(raters)
     if len(set(raters)) != len(raters) or not raters:
         raise ValueError(f"raters must be distinct names, got {raters}")
     records = project.clips()
     if not records:
         raise InputError(project.root, "project has no clips to annotate")
-    planes = project.planes
-    for i, rec in enumerate(records):
-        gt = load_ground_truth(Path(study_dir), rec)
-        sdf = [signed_distance(m) for m in gt["masks"]]
-        for j, rater in enumerate(raters):
-            rng = np.random.default_rng([seed, i, j])
-            ann = simulate_clip(rec, gt, rater, HABITS[j % len(HABITS)], planes, rng, sdf)
-            project.annotations.save(ann)
-        yield Progress(i + 1, len(records), f"simulated {len(raters)} raters on {rec['clip_id']}")
+    shared = (Path(project.root), Path(study_dir), raters, seed, project.planes)
+    for n, (i, _) in enumerate(pool_map(simulate_one_clip, enumerate(records), shared=shared,
+                                        workers=workers), 1):
+        yield Progress(n, len(records), f"simulated {len(raters)} raters on {records[i]['clip_id']}")
     return None
+
+
+def simulate_one_clip(shared: tuple, item: tuple[int, dict]) -> None:
+    """Every rater's annotation of registry clip number ``i`` (a worker's task; each writes only
+    its own clip's annotation files)."""
+    from napari_ultramn.annotation import AnnotationStore
+
+    root, study_dir, raters, seed, planes = shared
+    i, rec = item
+    store = AnnotationStore(root)
+    gt = load_ground_truth(study_dir, rec)
+    sdf = [signed_distance(m) for m in gt["masks"]]
+    for j, rater in enumerate(raters):
+        rng = np.random.default_rng([seed, i, j])
+        store.save(simulate_clip(rec, gt, rater, HABITS[j % len(HABITS)], planes, rng, sdf))

@@ -7,6 +7,9 @@ import pytest
 
 # Workers run synchronously in tests so GUI tests are deterministic (see napari_ultramn/_widgets).
 os.environ.setdefault("ULTRAMN_SYNC_WORKERS", "1")
+# Per-clip work runs in this process unless a test asks for a pool (workers=2): monkeypatches
+# reach it and no test pays a process pool's start-up (napari_ultramn/parallel.py).
+os.environ.setdefault("ULTRAMN_WORKERS", "1")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from dataset_tools import build as build_mod
+from dataset_tools import build_clips
 from dataset_tools.build import build_dataset, sha256_file
 from dataset_tools.consensus import clip_consensus
 from dataset_tools.labels import target_geometry
@@ -194,7 +194,7 @@ def test_single_rater_project_has_no_consensus(tmp_path):
 
 
 def test_interrupted_build_leaves_nothing(project, tmp_path, monkeypatch):
-    real, calls = build_mod._build_one, []
+    real, calls = build_clips._prepare_one, []
 
     def failing(*args, **kwargs):
         calls.append(1)
@@ -202,7 +202,7 @@ def test_interrupted_build_leaves_nothing(project, tmp_path, monkeypatch):
             raise RuntimeError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(build_mod, "_build_one", failing)
+    monkeypatch.setattr(build_clips, "_prepare_one", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         run_to_end(build_dataset(project, tmp_path / "ds", rater="r1", min_frames=8))
     assert list(tmp_path.iterdir()) == []

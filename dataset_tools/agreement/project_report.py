@@ -225,15 +225,17 @@ def _confusion_html(confusion: pd.DataFrame) -> str:
 
 
 def agreement_report(project, out_dir, *, seed: int = 0, n_boot: int = 200, tolerance_mm: float = 0.5,
-                     n_thumbnails: int = 6) -> ProgressGen[AgreementResult]:
-    """Measure, summarise and write everything; returns an :class:`AgreementResult`."""
+                     n_thumbnails: int = 6, workers: int | None = None) -> ProgressGen[AgreementResult]:
+    """Measure, summarise and write everything; returns an :class:`AgreementResult`.
+
+    ``workers``: processes measuring clips (default all cores; the result is the same for any)."""
     if isinstance(project, (str, Path)):
         from napari_ultramn.project import Project
 
         project = Project.open(project)
     out_dir = Path(out_dir)
     with staged_folder(out_dir) as stage:  # first: a folder we cannot write to fails before the work
-        gen = build_tables(project, tolerance_mm=tolerance_mm)
+        gen = build_tables(project, tolerance_mm=tolerance_mm, workers=workers)
         tables = yield from _scaled(gen, 0, 60)
         stats = yield from _scaled(compute_statistics(tables, n_boot=n_boot, seed=seed), 60, 30)
         result = AgreementResult(out_dir, tables, stats, n_boot=n_boot, seed=seed)

@@ -95,59 +95,78 @@ def check_raters(project, annotations: dict) -> list[str]:
     return raters
 
 
-def build_tables(project, tolerance_mm: float = 0.5, tolerance_px: float = 2.0) -> ProgressGen[AgreementTables]:
+def measure_clip(shared: tuple, item: tuple[dict, list[str]]) -> tuple:
+    """One clip's rows (pairs, frame labels, clip labels, areas, clip; and whether it is
+    uncalibrated): a worker's task, reading only this clip's annotations."""
+    view, raters, tolerance_mm, tolerance_px = shared
+    rec, clip_raters = item
+    cid = rec["clip_id"]
+    pair_rows, flabel_rows, clabel_rows, area_rows, clip_rows = [], [], [], [], []
+    anns = load_clip(view, rec, clip_raters)
+    spacing = clip_spacing(rec)
+    unit = "px" if spacing is None else "mm"
+    tol = tolerance_px if spacing is None else tolerance_mm
+    px_area = 1.0 if spacing is None else spacing[0] * spacing[1]
+    part = rec.get("participant") or cid
+    planes = {r: a.frame_planes() for r, a in anns.items()}
+    clip_rows.append({
+        "clip_id": cid, "participant": part, "n_frames": rec["n_frames"],
+        "spacing_row_mm": None if spacing is None else spacing[0],
+        "spacing_col_mm": None if spacing is None else spacing[1],
+        "unit": unit, "raters": "+".join(sorted(anns)),
+        **{f"quality_{r}": anns[r].quality if r in anns else None for r in raters},
+    })
+    clabel_rows.append({"clip_id": cid, "participant": part,
+                        **{r: anns[r].clip_plane if r in anns else None for r in raters}})
+    areas = {r: {t: float(fm.mask.sum()) * px_area for t, fm in a.frames.items()} for r, a in anns.items()}
+    for t in range(int(rec["n_frames"])):
+        flabel_rows.append({"clip_id": cid, "participant": part, "frame": t,
+                            **{r: planes[r][t] if r in planes else None for r in raters}})
+        if any(t in areas[r] for r in areas):
+            area_rows.append({"clip_id": cid, "participant": part, "frame": t,
+                              "area_unit": "mm2" if spacing else "px",
+                              **{r: areas.get(r, {}).get(t, np.nan) for r in raters}})
+    for ra, rb in combinations(sorted(anns), 2):
+        fa, fb = anns[ra].frames, anns[rb].frames
+        for t in sorted(set(fa) & set(fb)):
+            m = boundary_metrics(fa[t].mask, fb[t].mask, spacing, tol)
+            pair_rows.append({
+                "clip_id": cid, "participant": part, "frame": t, "rater_a": ra, "rater_b": rb,
+                "pair": f"{ra}-{rb}", **m, "tolerance": tol,
+                "area_a": areas[ra][t], "area_b": areas[rb][t],
+                "area_unit": "mm2" if spacing else "px",
+                "plane_a": planes[ra][t], "plane_b": planes[rb][t],
+                "provenance_a": fa[t].provenance, "provenance_b": fb[t].provenance,
+            })
+    return pair_rows, flabel_rows, clabel_rows, area_rows, clip_rows, spacing is None
+
+
+def build_tables(project, tolerance_mm: float = 0.5, tolerance_px: float = 2.0,
+                 workers: int | None = None) -> ProgressGen[AgreementTables]:
     """Load every annotation and compute per-frame, per-pair measurements (the slow part).
 
-    Clips are read one at a time and dropped once measured, so memory stays at one clip's masks.
+    Clips are measured by ``workers`` processes (default all cores; 1: in this process), each
+    reading one clip at a time; rows are put back in registry order, so the tables are the same
+    for any number of workers.
     """
+    from napari_ultramn.parallel import pool_map
+
+    from ..project_view import ProjectView
+
     who = {cid: project.annotations.human_raters(cid) for cid in project.clip_ids()}
     annotations = {cid: r for cid, r in who.items() if r}
     raters = check_raters(project, annotations)
     notes: list[str] = []
-    pair_rows, flabel_rows, clabel_rows, area_rows, clip_rows = [], [], [], [], []
-    uncalibrated = []
     ids = [cid for cid in project.clip_ids() if cid in annotations]
-    for i, cid in enumerate(ids):
-        rec = project.clip_record(cid)
-        anns = load_clip(project, rec, annotations[cid])
-        spacing = clip_spacing(rec)
-        unit = "px" if spacing is None else "mm"
-        if spacing is None:
-            uncalibrated.append(cid)
-        tol = tolerance_px if spacing is None else tolerance_mm
-        px_area = 1.0 if spacing is None else spacing[0] * spacing[1]
-        part = rec.get("participant") or cid
-        planes = {r: a.frame_planes() for r, a in anns.items()}
-        clip_rows.append({
-            "clip_id": cid, "participant": part, "n_frames": rec["n_frames"],
-            "spacing_row_mm": None if spacing is None else spacing[0],
-            "spacing_col_mm": None if spacing is None else spacing[1],
-            "unit": unit, "raters": "+".join(sorted(anns)),
-            **{f"quality_{r}": anns[r].quality if r in anns else None for r in raters},
-        })
-        clabel_rows.append({"clip_id": cid, "participant": part,
-                            **{r: anns[r].clip_plane if r in anns else None for r in raters}})
-        areas = {r: {t: float(fm.mask.sum()) * px_area for t, fm in a.frames.items()} for r, a in anns.items()}
-        for t in range(int(rec["n_frames"])):
-            flabel_rows.append({"clip_id": cid, "participant": part, "frame": t,
-                                **{r: planes[r][t] if r in planes else None for r in raters}})
-            if any(t in areas[r] for r in areas):
-                area_rows.append({"clip_id": cid, "participant": part, "frame": t,
-                                  "area_unit": "mm2" if spacing else "px",
-                                  **{r: areas.get(r, {}).get(t, np.nan) for r in raters}})
-        for ra, rb in combinations(sorted(anns), 2):
-            fa, fb = anns[ra].frames, anns[rb].frames
-            for t in sorted(set(fa) & set(fb)):
-                m = boundary_metrics(fa[t].mask, fb[t].mask, spacing, tol)
-                pair_rows.append({
-                    "clip_id": cid, "participant": part, "frame": t, "rater_a": ra, "rater_b": rb,
-                    "pair": f"{ra}-{rb}", **m, "tolerance": tol,
-                    "area_a": areas[ra][t], "area_b": areas[rb][t],
-                    "area_unit": "mm2" if spacing else "px",
-                    "plane_a": planes[ra][t], "plane_b": planes[rb][t],
-                    "provenance_a": fa[t].provenance, "provenance_b": fb[t].provenance,
-                })
-        yield Progress(i + 1, len(ids), f"measured {cid}")
+    items = [(project.clip_record(cid), annotations[cid]) for cid in ids]
+    shared = (ProjectView.of(project), raters, tolerance_mm, tolerance_px)
+    measured: list = [None] * len(ids)
+    for n, (i, rows) in enumerate(pool_map(measure_clip, items, shared=shared, workers=workers), 1):
+        measured[i] = rows
+        yield Progress(n, len(ids), f"measured {ids[i]}")
+    pair_rows, flabel_rows, clabel_rows, area_rows, clip_rows = ([r for m in measured for r in m[k]]
+                                                                 for k in range(5))
+    uncalibrated = [cid for cid, m in zip(ids, measured, strict=True) if m[5]]
     if uncalibrated:
         notes.append(
             f"{len(uncalibrated)} clip(s) have no pixel calibration ({', '.join(uncalibrated[:5])}"

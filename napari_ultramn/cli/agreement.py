@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from napari_ultramn.parallel import add_workers_argument
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -22,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="bootstrap replicates over participants (default 200; 0 = no intervals)")
     p.add_argument("--tolerance-mm", type=float, default=0.5, metavar="MM",
                    help="surface Dice tolerance in mm (default 0.5)")
+    add_workers_argument(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -38,7 +41,7 @@ def run(args) -> int:
         raise InputError(None, f"--tolerance-mm must be positive, got {args.tolerance_mm}")
     project = Project.open(args.project)
     gen = agreement_report(project, args.out, seed=args.seed, n_boot=args.bootstrap,
-                           tolerance_mm=args.tolerance_mm)
+                           tolerance_mm=args.tolerance_mm, workers=args.workers)
     result = run_with_progress_bar(gen, desc="agreement", quiet=args.quiet)
     summary = result.summary()
     if not args.quiet:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from napari_ultramn.parallel import add_workers_argument
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -44,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--refuse-duplicates", action="store_true",
                    help="stop, listing them, when clips of two participants hold near-identical frames "
                    "(default: keep such participants in one split)")
+    add_workers_argument(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -64,7 +67,7 @@ def run(args) -> int:
             min_raters=args.min_raters,
             compression=None if args.compression == "none" else args.compression,
             overwrite=args.overwrite, refuse_duplicates=args.refuse_duplicates,
-            notify=lambda line: print(line, file=sys.stderr),
+            notify=lambda line: print(line, file=sys.stderr), workers=args.workers,
         )
         manifest = run_with_progress_bar(gen, desc="build-dataset", quiet=args.quiet)
     except ValueError as exc:  # option problems found by the builder (InputError is one too)

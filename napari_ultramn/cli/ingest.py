@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from napari_ultramn.parallel import add_workers_argument
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -28,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(recorded in project.json and the clip record; never for BurnedInAnnotation files)")
     p.add_argument("--wait", type=float, metavar="SECONDS",
                    help="how long to wait for another ingest into PROJECT to finish (default 1800)")
+    add_workers_argument(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -39,7 +42,8 @@ def run(args) -> int:
 
     summary = run_with_progress_bar(
         ingest(args.source, args.project, mapping_csv=args.mapping, planes=args.planes,
-               keep_dicom=args.keep_dicom, no_crop=args.no_crop, lock_timeout_s=LOCK_TIMEOUT_S if args.wait is None else args.wait),
+               keep_dicom=args.keep_dicom, no_crop=args.no_crop, lock_timeout_s=LOCK_TIMEOUT_S if args.wait is None else args.wait,
+               workers=args.workers),
         desc="ingest", quiet=args.quiet,
     )
     files, freed = summary.cleaned

@@ -1,0 +1,155 @@
+"""Dataset clips, written on every core: labels, resampling and compression of each clip in a
+worker process (a one-clip shard file), the split files written by one process
+(:func:`write_clips`). The layout of a clip group is described in :mod:`dataset_tools.build`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_ultramn.errors import InputError
+from napari_ultramn.io.h5 import compression_kwargs
+from napari_ultramn.progress import Progress, ProgressGen
+
+from .labels import (
+    ClipLabels,
+    clip_labels,
+    plane_codes,
+    read_clip_frames,
+    resample,
+    target_geometry,
+)
+
+
+def write_clip(fh, rec: dict, frames: np.ndarray, labels: ClipLabels, *, vocabulary, spacing,
+               label_source: str, compression: str | None = "zstd", original_shape=None) -> None:
+    """One ``/clips/<clip_id>`` group: frames + attrs via ``write_clip_group``, then the labels."""
+    from napari_ultramn.io.hdf5clip import write_clip_group
+
+    group = fh.require_group("clips").create_group(rec["clip_id"])
+    meta = {k: rec.get(k) for k in ("clip_id", "participant", "side", "plane", "source_sha256",
+                                    "spacing_source", "frame_time_ms", "manufacturer", "device_model",
+                                    "sex", "age_band", "site")}
+    meta["spacing_mm"] = spacing
+    write_clip_group(group, frames, meta, compression=compression)
+    # masks are mostly zeros: LZ4 shrinks them ~30x at memory speed, whatever the frames use
+    group.create_dataset("masks", data=labels.masks.astype(np.uint8), chunks=(1, *frames.shape[1:]),
+                         **compression_kwargs("lz4"))
+    group.create_dataset("plane_labels", data=plane_codes(labels.frame_planes, vocabulary))
+    group.create_dataset("provenance", data=np.asarray(labels.provenance, np.int8))
+    group.create_dataset("annotated", data=np.asarray(labels.annotated, bool))
+    a = group.attrs
+    clip_plane = labels.clip_plane or rec.get("plane")
+    if clip_plane:
+        a["clip_plane"] = clip_plane
+    a["clip_plane_code"] = int(plane_codes([clip_plane], vocabulary)[0])
+    a["quality"] = labels.quality
+    a["label_source"] = label_source
+    a["n_raters"] = int(labels.n_raters)
+    a["original_frame_shape"] = np.asarray(original_shape or frames.shape[1:], np.int64)
+    if rec.get("spacing_mm"):
+        a["original_spacing_mm"] = np.asarray(rec["spacing_mm"], np.float64)
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    """How every clip is labelled, resampled and compressed (sent to each worker once)."""
+
+    consensus: str | None
+    rater: str | None
+    min_raters: int
+    size: tuple | None
+    spacing_mm: float | None
+    vocabulary: list
+    label_source: str
+    compression: str | None
+
+
+def write_clips(project, eligible, clip_split, files, tmp: Path, written, excluded, job: ClipJob,
+                 workers) -> ProgressGen[None]:
+    """Every eligible clip into its split's file. Workers label, resample and compress each clip
+    into a one-clip shard file (``tmp/.shards/``); this process copies the shard's group into the
+    split file (HDF5 copies the compressed chunks as they are) in the clips' order, so the split
+    files hold the same bytes for any number of workers, and only one process writes them."""
+    from napari_ultramn.io.h5 import load_h5py
+    from napari_ultramn.parallel import pool_map
+
+    from .project_view import ProjectView
+
+    h5py = load_h5py()
+    shards = tmp / ".shards"
+    shards.mkdir()
+    items = [(rec, str(shards / f"{i}.h5")) for i, rec in enumerate(eligible)]
+    n = len(eligible) + 1
+    yield Progress(0, n, f"writing {len(eligible)} clip(s)")
+    for i, entry in pool_map(write_clip_shard, items, shared=(ProjectView.of(project), job),
+                             workers=workers, ordered=True):
+        rec, shard = items[i]
+        if isinstance(entry, str):
+            excluded.append({"clip_id": rec["clip_id"], "participant": rec.get("participant"),
+                             "reason": entry})
+        else:
+            split = clip_split[rec["clip_id"]]
+            with h5py.File(shard, "r") as src:
+                src.copy(src["clips"][rec["clip_id"]], files[split]["clips"])
+            written.append({**entry, "split": split})
+        Path(shard).unlink(missing_ok=True)
+        yield Progress(i + 1, n, f"writing {rec['clip_id']}")
+    shards.rmdir()
+
+
+def write_clip_shard(shared: tuple, item: tuple[dict, str]):
+    """A worker's task: one clip into its own shard file; its manifest entry, or the exclusion
+    reason (str) with no file written."""
+    from napari_ultramn.io.h5 import create_h5
+
+    view, job = shared
+    rec, shard = item
+    view = view.with_records([rec])
+    prepared = _prepare_one(view, rec, job)
+    if isinstance(prepared, str):
+        return prepared
+    frames, labels, out_spacing, original_shape, entry = prepared
+    with create_h5(shard) as fh:
+        write_clip(fh, rec, frames, labels, vocabulary=job.vocabulary, spacing=out_spacing,
+                   label_source=job.label_source, compression=job.compression,
+                   original_shape=original_shape)
+    return entry
+
+
+def _prepare_one(project, rec, job: ClipJob):
+    """One clip's labels and resampled frames: ``(frames, labels, spacing, original_shape,
+    manifest entry)``, or the exclusion reason (str)."""
+    consensus, rater, min_raters, vocabulary = job.consensus, job.rater, job.min_raters, job.vocabulary
+    try:
+        labels = clip_labels(project, rec["clip_id"], method=consensus, rater=rater, min_raters=min_raters)
+    except ValueError as exc:  # includes InputError for a corrupt annotation file
+        return str(exc) if str(exc).startswith("no ") else f"labels unusable: {exc}"
+    if labels.quality == "unusable":
+        return "flagged unusable"
+    if not labels.annotated.any():
+        if consensus is not None:
+            return f"no consensus: no frame annotated by at least {min_raters} raters"
+        if all(p is None for p in labels.frame_planes):
+            return f"no labels: rater '{rater}' annotated no frame and no plane"
+    try:
+        frames = read_clip_frames(project, rec["clip_id"])
+    except InputError as exc:
+        return f"frames unreadable: {exc}"
+    if labels.masks.shape != frames.shape:
+        return f"annotation shape {labels.masks.shape} does not match the clip's frames {frames.shape}"
+    spacing = tuple(rec["spacing_mm"]) if rec.get("spacing_mm") else None
+    scaled, out_shape, out_spacing = target_geometry(frames.shape[1:], spacing, job.size, job.spacing_mm)
+    original_shape = frames.shape[1:]
+    frames, masks = resample(frames, labels.masks, scaled, out_shape)
+    labels.masks = masks
+    plane = labels.clip_plane or rec.get("plane")
+    entry = {"clip_id": rec["clip_id"], "participant": rec["participant"], "side": rec.get("side"),
+             "plane": plane, "n_frames": int(frames.shape[0]), "frame_shape": list(frames.shape[1:]),
+             "annotated_frames": int(labels.annotated.sum()),
+             "frame_planes": Counter(p if p in vocabulary else "unknown" for p in labels.frame_planes)}
+    return frames, labels, out_spacing, original_shape, entry

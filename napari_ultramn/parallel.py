@@ -1,0 +1,218 @@
+"""Per-item work on every core: one helper, :func:`pool_map`, for ingest, simulated raters,
+agreement and dataset writing.
+
+Why a process pool (not threads): the per-clip work (decoding, distance transforms, Blosc) holds
+the GIL for much of its time. Why not plain ``fork``: the GUI runs these generators on a Qt worker
+thread and torch may be loaded; forking a process with threads copies their locks in whatever
+state they are in. Workers come from a fork server (or are spawned, :func:`_context`), so the
+function and its arguments must be importable and picklable (module-level functions, plain data,
+paths rather than open files or projects).
+
+Contracts every caller keeps:
+
+* **Workers never hold the project lock nor write the registry** (or any file shared between
+  items): they return results and the parent writes them, one writer.
+* ``workers=1`` runs everything in this process, in order, with no pool: the path for tests,
+  debugging and machines where processes cannot be started.
+* An :class:`~napari_ultramn.errors.UltramnError` raised by a worker (``InputError`` naming the
+  file, ``OutputError`` for a full disk) is raised again in the parent as the same class with the
+  same path and problem, never as a pickled traceback.
+* Ctrl-C, or closing the generator (the GUI's Cancel), cancels the items not yet started and waits
+  for the running ones (workers ignore SIGINT, so a Ctrl-C in a terminal reaches only the parent).
+* At most ``in_flight`` items (default twice the workers) are submitted or finished and not yet
+  consumed, so memory stays bounded whatever the number of items.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from .errors import InputError, OutputError, UltramnError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Variables that make native libraries use one thread per worker process: N workers x N threads
+#: would oversubscribe the cores the pool is there to use.
+_ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "BLOSC_NTHREADS": "1", "NUMEXPR_NUM_THREADS": "1"}
+
+#: What the fork server imports once, so each worker it forks starts with them loaded (a worker
+#: spawned bare spends about a CPU-second importing these; a pool of 16, sixteen).
+_PRELOAD = ["numpy", "scipy.ndimage", "h5py", "hdf5plugin", "napari_ultramn.io.h5",
+            "napari_ultramn.annotation", "jsonschema"]
+
+_shared: Any = None  # the per-worker argument, set once per process by _init_worker
+
+
+def _context():
+    """``forkserver`` where there is one (Linux, macOS): workers are forked from a clean,
+    single-threaded server process started once per session with the heavy imports done, so no
+    lock of the GUI's or torch's threads is copied and a second pool starts in milliseconds.
+    ``spawn`` elsewhere; ``ULTRAMN_START_METHOD`` overrides (spawn, forkserver)."""
+    import multiprocessing
+
+    method = os.environ.get("ULTRAMN_START_METHOD") or (
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(_PRELOAD)
+    return ctx
+
+
+def default_workers() -> int:
+    """All the cores this process may run on (``sched_getaffinity``: a container's or taskset's
+    share, not the machine's count), unless ``ULTRAMN_WORKERS`` says otherwise (the test suite
+    sets 1, so monkeypatched functions stay in its process)."""
+    env = os.environ.get("ULTRAMN_WORKERS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_workers(workers: int | None) -> int:
+    """``None`` or 0 = all cores; a negative number is refused with a one-line message."""
+    if workers is None or workers == 0:
+        return default_workers()
+    if workers < 0:
+        raise InputError(None, f"--workers must be 1 or more (0: all cores), got {workers}")
+    return int(workers)
+
+
+class _Raised:
+    """An UltramnError crossing the process boundary as plain data (our errors' ``__init__``
+    takes ``(path, problem)``, which pickle's default ``args`` round trip cannot rebuild)."""
+
+    def __init__(self, exc: UltramnError):
+        self.cls = type(exc)
+        self.path = getattr(exc, "path", None)
+        self.problem = getattr(exc, "problem", None)
+        self.errno = exc.errno if isinstance(exc, OSError) else None
+        self.args = exc.args
+
+    def rebuild(self) -> UltramnError:
+        if issubclass(self.cls, OutputError):
+            return self.cls(self.path, self.problem, self.errno)
+        if issubclass(self.cls, InputError):
+            return self.cls(self.path, self.problem)
+        try:
+            return self.cls(*self.args)
+        except TypeError:  # a subclass with another signature: keep the message, lose the class
+            return UltramnError(*self.args)
+
+
+def _init_worker(env: dict[str, str], shared: Any) -> None:
+    global _shared
+    import signal
+
+    os.environ.update(env)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _shared = shared
+
+
+def _call(fn: Callable, item: Any):
+    """Run in a worker: ``fn(shared, item)``, with our errors turned into plain data."""
+    try:
+        return False, fn(_shared, item)
+    except UltramnError as exc:
+        return True, _Raised(exc)
+
+
+def pool_map(fn: Callable[[Any, T], R], items: Iterable[T], *, shared: Any = None,
+             workers: int | None = None, ordered: bool = False,
+             in_flight: int | None = None) -> Iterator[tuple[int, R]]:
+    """``(index, fn(shared, item))`` for every item, computed by ``workers`` processes.
+
+    ``shared`` (picklable) is sent to each worker once, not with every item: put what all items
+    need there (a project root, the registry snapshot, options). ``ordered=False`` yields results
+    as they finish (progress moves at once; the caller restores the order by index);
+    ``ordered=True`` yields them in the items' order. ``fn`` must be a module-level function.
+    """
+    workers = resolve_workers(workers)
+    items = list(items)
+    if workers == 1 or len(items) <= 1:
+        for i, item in enumerate(items):  # no pool: plain calls, exceptions as they are
+            yield i, fn(shared, item)
+        return
+    yield from _pooled(fn, items, shared, min(workers, len(items)), ordered,
+                       max(in_flight or 2 * workers, workers))
+
+
+def _pooled(fn, items, shared, workers, ordered, in_flight):
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    env = {k: v for k, v in _ONE_THREAD.items() if k not in os.environ}
+    pool = ProcessPoolExecutor(workers, mp_context=_context(),
+                               initializer=_init_worker, initargs=(env, shared))
+    pending: dict = {}  # future -> index
+    done: dict[int, Any] = {}  # finished, not yet yielded (ordered mode waits for the next index)
+    next_submit = next_yield = 0
+    try:
+        while next_yield < len(items):
+            while next_submit < len(items) and len(pending) + len(done) < in_flight:
+                pending[pool.submit(_call, fn, items[next_submit])] = next_submit
+                next_submit += 1
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=pending.get):
+                try:
+                    failed, value = future.result()
+                except BrokenProcessPool:  # killed from outside: the kernel's OOM killer, a kill
+                    raise UltramnError(
+                        f"a worker process died with {len(items) - next_yield} of {len(items)} items "
+                        "unfinished (out of memory?); rerun with fewer --workers") from None
+                index = pending.pop(future)
+                if failed:
+                    raise value.rebuild() from None
+                done[index] = value
+            if ordered:
+                while next_yield in done:
+                    yield next_yield, done.pop(next_yield)
+                    next_yield += 1
+            else:
+                for index in sorted(done):
+                    yield index, done.pop(index)
+                    next_yield += 1
+    finally:  # normal end, error, Ctrl-C or the generator closed: nothing left running
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def in_order(results: Iterator[tuple[int, R]], n: int) -> list[R]:
+    """Collect ``pool_map`` results into a list in the items' order."""
+    out: list = [None] * n
+    for i, value in results:
+        out[i] = value
+    return out
+
+
+def _workers_option(text: str) -> int:
+    import argparse
+
+    try:
+        return resolve_workers(int(text))
+    except (ValueError, InputError):
+        raise argparse.ArgumentTypeError(f"must be a whole number, 1 or more (0: all cores), got {text!r}") from None
+
+
+def add_workers_argument(parser) -> None:
+    """The ``--workers N`` option every per-clip command shares (``args.workers``)."""
+    parser.add_argument("--workers", type=_workers_option, default=None, metavar="N",
+                        help="processes for the per-clip work (default: all cores, "
+                        f"{default_workers()} here; 1: no pool); the result is the same for any N")
+
+
+def stop_fork_server() -> None:
+    """Stop the fork server, if one runs (the next pool starts another). For measurements: once it
+    is stopped and reaped, ``getrusage(RUSAGE_CHILDREN)`` counts its workers' CPU and memory (they
+    are its children, not ours). Uses a private method of ``multiprocessing.forkserver``; a Python
+    without it leaves the server running."""
+    from multiprocessing import forkserver
+
+    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        stop()
