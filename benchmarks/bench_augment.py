@@ -1,0 +1,232 @@
+"""Augmentation on the training device and a loader that only reads (issue 16). Prints; asserts nothing.
+
+    nice python3 benchmarks/bench_augment.py [--batch 8] [--repeats 9] [--clips 80 400]
+                                             [--clip-frames 32] [--size 256 256] [--skip-memory]
+
+(1) Augmentation, 16-frame windows at 256 x 256 (uint8 in, as the loader delivers them): the
+    per-window augmentation the loader's workers ran until now (``benchmarks/baseline_augment.py``,
+    called once per window, as a worker did) against the batched ``napari_ultramn.model.augment``
+    on the CPU, in the same run, interleaved repeat by repeat so both see the same load. Printed
+    as frames per CPU-second on one thread (what the work costs) and as wall frames/s with torch
+    on 2 threads (the goal: >= 5,000 frames/s on 2 cores), medians over the repeats.
+(2) The loader alone (read + decompress, uint8 items): one epoch through a DataLoader with 0 and 2
+    workers, frames/s wall and per CPU-second (workers included).
+(3) Memory: the peak PSS (proportional set size, summed over the main process and the 2 workers,
+    sampled every 4 batches; RSS would count the pages a worker shares with its parent once per
+    process) of one epoch of the loader over 80 and over 400 clips, each in a fresh process, for the
+    two layouts a split can have: one file holding every clip (as ``dataset_tools.build`` writes
+    a split) and one file per clip (shards; the open-file bound is what keeps those flat). Also
+    with the bounds lifted (every file kept open, HDF5's default 1 MiB chunk cache per dataset)
+    for comparison. Flat = the 400-clip figure close to the 80-clip one.
+
+On a shared machine wall figures measure the other users too: the load average is printed, and
+the ratios (same run, interleaved) are the figures to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def synthetic_windows(batch: int, window: int, size: tuple[int, int], seed: int = 0):
+    """``(B, 1, T, H, W)`` uint8 frames (2-pixel-grain speckle on a depth ramp) and an ellipse mask."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    rows, cols = np.mgrid[0:h, 0:w]
+    grain = rng.gamma(2.0, 30.0, size=(batch, 1, window, (h + 1) // 2, (w + 1) // 2))
+    frames = np.repeat(np.repeat(grain, 2, axis=-2), 2, axis=-1)[..., :h, :w] * np.linspace(1, 0.4, h)[:, None]
+    mask = (((rows - h / 2) / (h / 8)) ** 2 + ((cols - w / 2) / (w / 6)) ** 2 <= 1)
+    masks = np.broadcast_to(mask, frames.shape).astype(np.uint8)
+    return torch.from_numpy(np.clip(frames, 0, 255).astype(np.uint8)), torch.from_numpy(masks.copy())
+
+
+def bench_augmentation(batch: int, repeats: int, size, window: int = 16) -> None:
+    import torch
+
+    from benchmarks.baseline_augment import Augment as WindowAugment
+    from benchmarks.baseline_augment import window_generator
+    from napari_ultramn.model.augment import Augment, epoch_generator
+
+    frames, masks = synthetic_windows(batch, window, size)
+    old, new, gen = WindowAugment(), Augment(), epoch_generator(0, 0)
+
+    def baseline():  # as a loader worker did: one window at a time
+        for i in range(batch):
+            old(frames[i], masks[i], window_generator(0, 0, i))
+
+    def batched():
+        new(frames, masks, gen)
+
+    n_frames = batch * window
+    results = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        baseline(), batched()  # warm-up (first calls allocate and build kernels)
+        cpu = {"baseline": [], "batched": []}
+        wall = {"baseline": [], "batched": []}
+        for _ in range(repeats):  # interleaved: both see the same moments of load
+            for name, fn in (("baseline", baseline), ("batched", batched)):
+                c0, t0 = time.process_time(), time.perf_counter()
+                fn()
+                wall[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
+        results[threads] = {name: (n_frames / statistics.median(cpu[name]),
+                                   n_frames / statistics.median(wall[name])) for name in cpu}
+    for threads, r in results.items():
+        (b_cpu, b_wall), (n_cpu, n_wall) = r["baseline"], r["batched"]
+        print(f"augment {threads} thread(s), batch {batch} x {window} x {size[0]}x{size[1]}: "
+              f"baseline {b_wall:6.0f} frames/s wall, {b_cpu:6.0f} per CPU-s | batched {n_wall:6.0f} frames/s "
+              f"wall, {n_cpu:6.0f} per CPU-s | ratio wall {n_wall / b_wall:4.1f}x, CPU {n_cpu / b_cpu:4.1f}x"
+              + (" (goal >= 5,000 frames/s wall on 2 cores)" if threads == 2 else ""), flush=True)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def make_split(folder: Path, n_clips: int, clip_frames: int, size, per_clip_files: bool,
+               compression: str = "zstd") -> list[Path]:
+    """Split files as ``dataset_tools.build`` writes them (its ``write_clip``), ``n_clips`` clips of
+    ``clip_frames`` frames: one file, or one file per clip. A handful of distinct clips repeat, so
+    making 400 costs little more than writing them."""
+    from dataset_tools.build import write_clip
+    from dataset_tools.labels import ClipLabels
+    from napari_ultramn.io.h5 import create_h5
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pool = [synthetic_windows(1, clip_frames, size, seed=s) for s in range(4)]
+    paths, fh, ctx = [], None, None
+    for i in range(n_clips):
+        if fh is None or per_clip_files:
+            if ctx is not None:
+                ctx.__exit__(None, None, None)
+            paths.append(folder / (f"train-{i:04d}.h5" if per_clip_files else "train.h5"))
+            ctx = create_h5(paths[-1])
+            fh = ctx.__enter__()
+            fh.attrs["split"], fh.attrs["vocabulary"] = "train", json.dumps(["a", "non_standard"])
+        frames, masks = (a[0, 0].numpy() for a in pool[i % len(pool)])
+        labels = ClipLabels(masks.astype(bool), np.ones(clip_frames, bool), ["a"] * clip_frames, "a", "ok",
+                            np.zeros(clip_frames, np.int8), 1)
+        write_clip(fh, {"clip_id": f"c{i:04d}", "participant": f"P{i % 7}"}, frames, labels,
+                   vocabulary=["a", "non_standard"], spacing=None, label_source="bench",
+                   compression=compression)
+    ctx.__exit__(None, None, None)
+    return paths
+
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _pss_mb(pid: int) -> float:
+    """A process's proportional set size (Linux smaps_rollup), MB: pages shared with the parent
+    after fork (torch, numpy...) count once over all processes, not once per worker as in RSS."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def one_epoch(paths: list[Path], workers: int, batch: int, bounded: bool = True, window: int = 16,
+              sample_every: int = 4) -> dict:
+    """Frames/s of one epoch of the loader and the peak memory of its processes (sum of PSS over
+    the main process and the workers, sampled every ``sample_every`` batches)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from napari_ultramn.model.loader import ClipWindowDataset
+
+    limits = {} if bounded else {"max_open_files": len(paths), "chunk_cache_bytes": 1 << 20}
+    ds = ClipWindowDataset(paths, window=window, **limits)
+    loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
+                        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
+    cpu0, t0, n_frames, peak, at_start = _cpu_seconds(), time.perf_counter(), 0, 0.0, None
+    it = iter(loader)
+    for i, b in enumerate(it):
+        n_frames += b["frames"].shape[0] * b["frames"].shape[2]
+        if i % sample_every == 0:
+            pids = [os.getpid(), *(w.pid for w in getattr(it, "_workers", []))]
+            total = sum(_pss_mb(pid) for pid in pids)
+            at_start = total if at_start is None else at_start
+            peak = max(peak, total)
+    wall = time.perf_counter() - t0
+    del b, it, loader
+    gc.collect()
+    return {"frames": n_frames, "wall_s": wall, "cpu_s": _cpu_seconds() - cpu0, "windows": len(ds),
+            "peak_mb": peak, "first_batch_mb": at_start}
+
+
+def bench_loader(work: Path, clip_frames: int, size, batch: int) -> None:
+    paths = make_split(work / "speed", 40, clip_frames, size, per_clip_files=False)
+    for workers in (0, 2):
+        r = one_epoch(paths, workers, batch)
+        print(f"loader alone (read + decompress, uint8), {workers} workers: {r['windows']} windows, "
+              f"{r['frames'] / r['wall_s']:6.0f} frames/s wall, {r['frames'] / r['cpu_s']:6.0f} per CPU-s",
+              flush=True)
+
+
+def bench_memory(work: Path, clips: list[int], clip_frames: int, size, batch: int) -> None:
+    for per_clip_files in (False, True):
+        layout = "one file per clip" if per_clip_files else "one split file"
+        for bounded in (True, False):
+            peaks = []
+            for n in clips:
+                folder = work / f"mem_{n}_{int(per_clip_files)}"
+                if not folder.exists():
+                    make_split(folder, n, clip_frames, size, per_clip_files)
+                # a fresh interpreter per figure: a process's high-water mark only ever rises
+                code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from benchmarks.bench_augment "
+                        "import one_epoch; from pathlib import Path; "
+                        "paths = sorted(Path(sys.argv[2]).glob('*.h5')); "
+                        "print(json.dumps(one_epoch(paths, 2, int(sys.argv[3]), sys.argv[4] == '1')))")
+                out = subprocess.run([sys.executable, "-c", code, str(ROOT), str(folder), str(batch),
+                                      str(int(bounded))], check=True, capture_output=True, text=True).stdout
+                r = json.loads(out.strip().splitlines()[-1])
+                peaks.append((r["peak_mb"], r["first_batch_mb"]))
+            figures = ", ".join(f"{n} clips {p:5.0f} MB (at the first batch {f:5.0f})"
+                                for n, (p, f) in zip(clips, peaks))
+            what = "bounded (4 open files, no chunk cache)" if bounded else "unbounded (all files open, 1 MiB chunk caches)"
+            print(f"memory, {layout}, {what}: peak PSS (main + 2 workers) of one epoch: {figures}; "
+                  f"ratio {peaks[-1][0] / peaks[0][0]:.2f}x", flush=True)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8, help="windows per batch (default 8)")
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--size", type=int, nargs=2, default=(256, 256))
+    parser.add_argument("--clips", type=int, nargs="+", default=[80, 400])
+    parser.add_argument("--clip-frames", type=int, default=32)
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args(argv)
+
+    print(f"{os.cpu_count()} CPUs visible, load average {os.getloadavg()[0]:.1f} at start", flush=True)
+    bench_augmentation(args.batch, args.repeats, tuple(args.size))
+    work = Path(tempfile.mkdtemp(prefix="bench_augment_"))
+    try:
+        bench_loader(work, args.clip_frames, tuple(args.size), 4)
+        if not args.skip_memory:
+            bench_memory(work, args.clips, args.clip_frames, tuple(args.size), 4)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
+if __name__ == "__main__":
+    main()
