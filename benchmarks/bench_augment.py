@@ -3,12 +3,15 @@
     nice python3 benchmarks/bench_augment.py [--batch 8] [--repeats 9] [--clips 80 400]
                                              [--clip-frames 32] [--size 256 256] [--skip-memory]
 
-(1) Augmentation, 16-frame windows at 256 x 256 (uint8 in, as the loader delivers them): the
-    per-window augmentation the loader's workers ran until now (``benchmarks/baseline_augment.py``,
-    called once per window, as a worker did) against the batched ``napari_ultramn.model.augment``
-    on the CPU, in the same run, interleaved repeat by repeat so both see the same load. Printed
-    as frames per CPU-second on one thread (what the work costs) and as wall frames/s with torch
-    on 2 threads (the goal: >= 5,000 frames/s on 2 cores), medians over the repeats.
+(1) Augmentation, 16-frame windows at 256 x 256 (uint8 in, as the loader delivers them), in the
+    same run, interleaved repeat by repeat so all see the same load, medians over the repeats:
+    the per-window augmentation the loader's workers ran until now (``baseline_augment.py``)
+    alone, one window at a time; the old loader's whole per-batch work (that augmentation, the
+    uint8 round trip through shared memory, collate, the float conversion on the device); and the
+    batched ``napari_ultramn.model.augment`` on the CPU, which yields the float batch directly.
+    Printed as frames per CPU-second on one thread (what the work costs; x 2 = two free cores, as
+    the old 2 workers had) and as wall frames/s on 1 and 2 torch threads (goal: >= 5,000 frames/s
+    on 2 cores).
 (2) The loader alone (read + decompress, uint8 items): one epoch through a DataLoader with 0 and 2
     workers, frames/s wall and per CPU-second (workers included).
 (3) Memory: the peak PSS (proportional set size, summed over the main process and the 2 workers,
@@ -59,6 +62,7 @@ def synthetic_windows(batch: int, window: int, size: tuple[int, int], seed: int 
 
 
 def bench_augmentation(batch: int, repeats: int, size, window: int = 16) -> None:
+    """Three ways to make one float32 batch of augmented windows from uint8 windows, interleaved."""
     import torch
 
     from benchmarks.baseline_augment import Augment as WindowAugment
@@ -68,34 +72,45 @@ def bench_augmentation(batch: int, repeats: int, size, window: int = 16) -> None
     frames, masks = synthetic_windows(batch, window, size)
     old, new, gen = WindowAugment(), Augment(), epoch_generator(0, 0)
 
-    def baseline():  # as a loader worker did: one window at a time
+    def window_alone():  # the per-window augmentation alone, one window at a time
         for i in range(batch):
             old(frames[i], masks[i], window_generator(0, 0, i))
 
-    def batched():
-        new(frames, masks, gen)
+    def old_pipeline():  # what the old loader did per batch: augment each window in a worker,
+        items = []       # to uint8 for shared memory, collate, then float on the training device
+        for i in range(batch):
+            f, m = old(frames[i], masks[i], window_generator(0, 0, i))
+            items.append((f.mul_(255.0).add_(0.5).to(torch.uint8), m))
+        f = torch.stack([a for a, _ in items]).float().div_(255.0)
+        torch.stack([b for _, b in items]).float()
 
+    def batched():  # now: the uint8 batch as read, augmented on the device
+        f, m = new(frames, masks, gen)
+        m.float()
+
+    runs = {"per-window augmentation alone": window_alone, "old loader pipeline": old_pipeline,
+            "batched (new)": batched}
     n_frames = batch * window
-    results = {}
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        baseline(), batched()  # warm-up (first calls allocate and build kernels)
-        cpu = {"baseline": [], "batched": []}
-        wall = {"baseline": [], "batched": []}
-        for _ in range(repeats):  # interleaved: both see the same moments of load
-            for name, fn in (("baseline", baseline), ("batched", batched)):
+        for fn in runs.values():
+            fn()  # warm-up (first calls allocate and build kernels)
+        cpu, wall = {k: [] for k in runs}, {k: [] for k in runs}
+        for _ in range(repeats):  # interleaved: all see the same moments of load
+            for name, fn in runs.items():
                 c0, t0 = time.process_time(), time.perf_counter()
                 fn()
                 wall[name].append(time.perf_counter() - t0)
                 cpu[name].append(time.process_time() - c0)
-        results[threads] = {name: (n_frames / statistics.median(cpu[name]),
-                                   n_frames / statistics.median(wall[name])) for name in cpu}
-    for threads, r in results.items():
-        (b_cpu, b_wall), (n_cpu, n_wall) = r["baseline"], r["batched"]
-        print(f"augment {threads} thread(s), batch {batch} x {window} x {size[0]}x{size[1]}: "
-              f"baseline {b_wall:6.0f} frames/s wall, {b_cpu:6.0f} per CPU-s | batched {n_wall:6.0f} frames/s "
-              f"wall, {n_cpu:6.0f} per CPU-s | ratio wall {n_wall / b_wall:4.1f}x, CPU {n_cpu / b_cpu:4.1f}x"
-              + (" (goal >= 5,000 frames/s wall on 2 cores)" if threads == 2 else ""), flush=True)
+        fps = {k: (n_frames / statistics.median(cpu[k]), n_frames / statistics.median(wall[k])) for k in runs}
+        new_cpu, new_wall = fps["batched (new)"]
+        for name, (c, w) in fps.items():
+            ratio = "" if name == "batched (new)" else f" -> batched is {new_cpu / c:4.2f}x per CPU-s, {new_wall / w:4.2f}x wall"
+            print(f"augment, {threads} thread(s), {batch} x {window} x {size[0]}x{size[1]}, {name:30s}: "
+                  f"{w:6.0f} frames/s wall, {c:6.0f} per CPU-s{ratio}", flush=True)
+        if threads == 1:
+            print(f"  -> batched on 2 free cores, at the 1-thread cost: {2 * new_cpu:6.0f} frames/s "
+                  f"(goal >= 5,000)", flush=True)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 

@@ -5,7 +5,8 @@ device (CPU or GPU), vectorised over the batch: one set of random parameters per
 sample ``b``), drawn from the ``torch.Generator`` passed in, so a run is reproducible for its seed.
 
 What ultrasound allows and what it does not (the transforms and probabilities the per-window
-augmentation of ``dataset_tools/augment.py`` applied before, kept as they were):
+augmentation in the loader's workers applied before, kept as they were; that version is now
+``benchmarks/baseline_augment.py``, the benchmark's baseline):
 
 * **Lateral (horizontal) flip** only (p 0.5). Rows are depth below the probe: the skin is always
   at the top and the signal fades with depth, so a vertical flip makes an image no scanner
@@ -133,10 +134,39 @@ class Augment:
             raise ValueError(f"frames {tuple(frames.shape)} and masks {tuple(masks.shape)} differ in shape")
         if frames.ndim < 3:
             raise ValueError(f"frames must be (B, ..., H, W), got shape {tuple(frames.shape)}")
-        p = self.sample(frames.shape[0], generator, frames.device)
-        frames = intensity(frames, p)
-        frames, masks = geometry(frames, masks, p)
-        return texture(frames, p, generator), masks
+        import torch
+
+        b = frames.shape[0]
+        p = self.sample(b, generator, frames.device)
+        out_frames = torch.empty(frames.shape, dtype=torch.float32, device=frames.device)
+        out_masks = torch.empty_like(masks)
+        step = chunk_windows(frames)
+        for start in range(0, b, step):
+            part = slice(start, start + step)
+            q = {k: v[part] for k, v in p.items()}
+            x, m = geometry(intensity(frames[part], q), masks[part], q)
+            texture(x, q, generator, out=out_frames[part])
+            out_masks[part].copy_(m)
+        return out_frames, out_masks
+
+
+#: On CPU, windows are augmented a few at a time, about this many float32 bytes of frames each:
+#: the five passes over a chunk then run in cache, and its temporaries are reused heap memory;
+#: a whole batch's (32 MB at 8 x 16 x 256 x 256) are fresh pages each time (glibc returns blocks
+#: that large to the OS), and the page faults and memory traffic made it ~2x slower per frame.
+CPU_CHUNK_BYTES = 4 << 20
+
+
+def chunk_windows(frames) -> int:
+    """Windows per chunk: the whole batch on a GPU (one launch per step); on CPU a few, and at
+    least one per thread (``grid_sample`` parallelises over windows, not over a window's frames)."""
+    import torch
+
+    b = frames.shape[0]
+    if frames.device.type != "cpu":
+        return max(1, b)
+    fit = CPU_CHUNK_BYTES // max(1, 4 * math.prod(frames.shape[1:]))
+    return max(1, min(b, max(fit, torch.get_num_threads())))
 
 
 def _per_window(values, ndim: int):
@@ -188,18 +218,25 @@ def _intensity_lut(frames, p: dict):
 
 
 def geometry(frames, masks, p: dict):
-    """One ``grid_sample`` for the whole batch: frames bilinear, masks nearest.
+    """One ``grid_sample`` per chunk when a window in it gets an affine: frames bilinear, masks
+    nearest; a flip alone is a flip. Returns the masks passed in when nothing moves.
 
-    A window without an affine gets the identity (or the flip) as its map, whose sampling points
-    fall on pixel centres (exactly so for power-of-two sizes; within ~1e-6 of a pixel otherwise):
-    resampling every window costs less than gathering the chosen ones out and scattering them
-    back (two copies of the batch on CPU), and on a GPU it needs no host sync.
+    In a chunk with an affine, a window without one gets the identity (or the flip) as its map,
+    whose sampling points fall on pixel centres (exactly so for power-of-two sizes; within ~1e-6
+    of a pixel otherwise): resampling it costs less than gathering the chosen windows out and
+    scattering them back, and on a GPU it needs no host sync.
     """
+    import torch
     import torch.nn.functional as F
 
     shape, (h, w) = frames.shape, frames.shape[-2:]
-    if not bool((p["flip"] | p["do_affine"]).any()):
-        return frames, masks
+    if not bool(p["do_affine"].any()):
+        if not bool(p["flip"].any()):
+            return frames, masks
+        if bool(p["flip"].all()):  # one window per chunk on CPU: all or none
+            return frames.flip(-1), masks.flip(-1)
+        flip = p["flip"].view(-1, *([1] * (len(shape) - 1)))
+        return torch.where(flip, frames.flip(-1), frames), torch.where(flip, masks.flip(-1), masks)
     b = shape[0]
     grid = F.affine_grid(affine_theta(p, h, w), [b, 1, h, w], align_corners=False)
     frames = F.grid_sample(frames.reshape(b, -1, h, w), grid, mode="bilinear", padding_mode="zeros",
@@ -245,27 +282,30 @@ def affine_theta(p: dict, h: int, w: int):
     return torch.stack([row0, row1], dim=1)
 
 
-def texture(frames, p: dict, generator):
+def texture(frames, p: dict, generator, out):
     """Depth attenuation (``a = 0`` where intensity is off) and speckle (``sigma = 0`` where it is
-    off) as one multiplication over the batch, then the clamp to [0, 1] (speckle can leave it)."""
+    off) as one multiplication into ``out``, then the clamp to [0, 1] (only speckle can leave it)."""
     import torch
 
     b, h = frames.shape[0], frames.shape[-2]
     depth = torch.arange(h, dtype=frames.dtype, device=frames.device) / max(h - 1, 1)
     ramp = torch.exp(-p["attenuation"][:, None] * depth[None])  # (B, H)
     sigma = torch.where(p["do_speckle"], p["sigma"], 0.0)
-    if not bool((sigma > 0).any()):
-        if bool((p["attenuation"] > 0).any()):
-            frames = frames * ramp.view(b, *([1] * (frames.ndim - 3)), h, 1)
-        return frames
-    noise = speckle_noise(frames.shape, sigma, generator)
-    return _multiply_grain(frames, noise, ramp).clamp_(0.0, 1.0)
+    attenuated = bool((p["attenuation"] > 0).any())
+    if bool((sigma > 0).any()):
+        noise = speckle_noise(frames.shape, sigma, generator)
+        _multiply_grain(frames, noise, ramp if attenuated else None, out).clamp_(0.0, 1.0)
+    elif attenuated:
+        torch.mul(frames, ramp.view(b, *([1] * (frames.ndim - 3)), h, 1), out=out)
+    else:
+        out.copy_(frames)
+    return out
 
 
 def speckle_noise(shape, sigma, generator):
     """``1 + sigma * n`` at half resolution ``(B, F, ceil(H/2), ceil(W/2))``, ``F`` = the frames
     of a window: real speckle has a grain (it is not i.i.d. per pixel), and a quarter of the numbers.
-    Drawn for every window (sigma 0: exactly 1) so the stream does not depend on which got it."""
+    Drawn for every window of a chunk that has one with speckle (sigma 0: exactly 1)."""
     import torch
 
     b, (h, w) = shape[0], shape[-2:]
@@ -274,15 +314,23 @@ def speckle_noise(shape, sigma, generator):
     return noise.mul_(sigma.view(b, 1, 1, 1)).add_(1.0)
 
 
-def _multiply_grain(frames, noise, ramp):
-    """``frames * noise * ramp`` with each noise value covering a 2x2 block and the ramp a row,
-    without enlarging the noise to full size when H and W are even (broadcast views)."""
+def _multiply_grain(frames, noise, ramp, out):
+    """``out = frames * noise (* ramp)``, each noise value covering a 2x2 block and the ramp a row.
+
+    The noise is widened along rows only (half the frames' size) and broadcast over each pair of
+    rows: a broadcast whose innermost dimension is the 2-pixel grain runs ~5x slower on CPU.
+    """
+    import torch
     import torch.nn.functional as F
 
-    shape, (h, w) = frames.shape, frames.shape[-2:]
-    b, f, hh, ww = noise.shape
-    if h % 2 == 0 and w % 2 == 0:
-        factor = noise.view(b, f, hh, 1, ww, 1) * ramp.view(b, 1, hh, 2, 1, 1)  # half the batch's size
-        return (frames.reshape(b, f, hh, 2, ww, 2) * factor).view(shape)
-    big = F.interpolate(noise, scale_factor=2, mode="nearest")[..., :h, :w] * ramp.view(b, 1, h, 1)
-    return (frames.reshape(b, f, h, w) * big).view(shape)
+    h, w = frames.shape[-2:]
+    b, f, hh, _ = noise.shape
+    if h % 2 == 0:
+        wide = noise.repeat_interleave(2, dim=-1)[..., :w]
+        torch.mul(frames.reshape(b, f, hh, 2, w), wide.view(b, f, hh, 1, w), out=out.view(b, f, hh, 2, w))
+    else:
+        big = F.interpolate(noise, scale_factor=2, mode="nearest")[..., :h, :w]
+        torch.mul(frames.reshape(b, f, h, w), big, out=out.view(b, f, h, w))
+    if ramp is not None:
+        out.view(b, f, h, w).mul_(ramp.view(b, 1, h, 1))
+    return out
