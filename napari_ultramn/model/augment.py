@@ -153,7 +153,7 @@ class Augment:
 #: On CPU, windows are augmented a few at a time, about this many float32 bytes of frames each:
 #: the five passes over a chunk then run in cache, and its temporaries are reused heap memory;
 #: a whole batch's (32 MB at 8 x 16 x 256 x 256) are fresh pages each time (glibc returns blocks
-#: that large to the OS), and the page faults and memory traffic made it ~2x slower per frame.
+#: that large to the OS), and the page faults and memory traffic made it ~1.4x slower per frame.
 CPU_CHUNK_BYTES = 4 << 20
 
 

@@ -12,8 +12,9 @@ Memory is flat in the number of clips and files:
   or crashes), and at most ``max_open_files`` stay open per process (least recently used closed
   first). A split may be one file or several (shards); each open file keeps its HDF5 metadata
   cache, so the bound on handles is the bound on that memory.
-* Each open dataset gets a chunk cache of ``chunk_cache_bytes`` (HDF5's default is 1 MiB per
-  dataset). Chunks are one frame each and a window reads each of its frames once, so a cache
+* Each open file's metadata cache is held to :data:`METADATA_CACHE_BYTES` (HDF5 lets it grow
+  to 32 MiB per file as more clips are touched). Each open dataset gets a chunk cache of
+  ``chunk_cache_bytes`` (HDF5's default is 1 MiB per dataset). Chunks are one frame each and a window reads each of its frames once, so a cache
   would only hold chunks nobody reads again; the default 0 reads chunks straight through.
 * The window index is two int32 arrays, not a list of tuples (a worker touching Python objects
   inherited over fork copies their pages: reference counts are writes).
@@ -51,6 +52,19 @@ def _text(v):
     return v.decode() if isinstance(v, bytes) else v
 
 
+#: Most HDF5 metadata (object headers, chunk indexes) one open file keeps cached. HDF5 lets the
+#: cache grow to 32 MiB per file as more clips are touched; the loader touches each clip's few
+#: objects once per window, and re-reading them costs far less than the decompression.
+METADATA_CACHE_BYTES = 4 << 20
+
+
+def _bound_metadata_cache(fh, max_bytes: int) -> None:
+    config = fh.id.get_mdc_config()
+    config.max_size = max(config.min_size, min(config.max_size, max_bytes))
+    config.initial_size = min(config.initial_size, config.max_size)
+    fh.id.set_mdc_config(config)
+
+
 class OpenFiles:
     """At most ``limit`` read-only HDF5 files open in this process, least recently used closed first.
 
@@ -78,6 +92,7 @@ class OpenFiles:
         while len(self._files) >= self.limit:
             self._files.popitem(last=False)[1].close()
         fh = load_h5py().File(path, "r", rdcc_nbytes=self.chunk_cache_bytes)
+        _bound_metadata_cache(fh, METADATA_CACHE_BYTES)
         self._files[path] = fh
         return fh
 
