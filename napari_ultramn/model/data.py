@@ -163,11 +163,7 @@ def make_window_dataset(h5_path: Path, window: int, *, train: bool):
 
 
 def make_loader(dataset, *, batch_size: int, shuffle: bool, seed: int, workers: int = 0, distributed: bool = False):
-    """A DataLoader (with a DistributedSampler under DDP); seeded so runs repeat.
-
-    Workers persist across epochs: they only read (the order is drawn in this process from the
-    loader's generator, the augmentation happens on the device), so they keep their open files.
-    """
+    """A DataLoader (with a DistributedSampler under DDP); seeded so runs repeat."""
     import torch
     from torch.utils.data import DataLoader
     from torch.utils.data.distributed import DistributedSampler
@@ -182,5 +178,8 @@ def make_loader(dataset, *, batch_size: int, shuffle: bool, seed: int, workers: 
         num_workers=workers,
         generator=gen,
         drop_last=False,
-        persistent_workers=workers > 0,
+        # not persistent: a new iterator draws the workers' base seed from the generator before
+        # the shuffle, a persistent one's later epochs do not, so a run resumed at epoch k would
+        # see another order than the unbroken run's epoch k
+        persistent_workers=False,
     )
