@@ -38,6 +38,25 @@ def test_same_seed_same_output_other_seed_other_output():
     assert epoch_generator(1, 0).initial_seed() == epoch_generator(1, 0).initial_seed()
 
 
+def test_same_output_whatever_the_thread_count():
+    """CPU chunks depend on the shapes only, so the noise is drawn in the same pieces (windows of
+    2.3 MB as float32: one per chunk; some with speckle, some without)."""
+    frames = torch.randint(0, 256, (4, 1, 5, 256, 448), generator=_gen(1), dtype=torch.uint8)
+    masks = torch.zeros_like(frames)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = Augment()(frames, masks, _gen(6))
+        torch.set_num_threads(2)
+        two = Augment()(frames, masks, _gen(6))
+    finally:
+        torch.set_num_threads(threads)
+    # the mix that tells them apart: in pieces of two, window 1's noise would be the second half
+    # of a draw for windows 0 and 1, one at a time it is the first draw
+    assert Augment().sample(4, _gen(6))["do_speckle"].tolist() == [False, True, False, True]
+    torch.testing.assert_close(one, two)
+
+
 @pytest.mark.parametrize("frame_dtype", [torch.uint8, torch.float32])
 def test_frames_and_masks_get_the_same_geometry(frame_dtype):
     masks = _blobs()

@@ -26,7 +26,8 @@ Differences from the per-window version, none of which changes what a transform 
 * The random stream is per batch, not per ``(seed, epoch, window index)``: the trainer seeds one
   generator per epoch from ``(seed, epoch, rank)`` and the loader's order is seeded too, so a run
   (and a resumed run) repeats exactly; a window's augmentation depends on the batch it falls in.
-  CPU and CUDA generators give different streams (a run repeats on the same kind of device).
+  CPU and CUDA generators give different streams (a run repeats on the same kind of device);
+  on CPU the batch goes a few windows at a time (:func:`chunk_windows`, set by the shapes only).
 * The contrast pivot (the window's mean after gain and gamma) is taken from a 1/16 subsample
   (every 4th row and column) for uint8 frames, as before, and over all pixels for float frames.
 * Masks are resampled at the nearest pixel with ``grid_sample``'s half-to-even rounding, where the
@@ -158,15 +159,15 @@ CPU_CHUNK_BYTES = 4 << 20
 
 
 def chunk_windows(frames) -> int:
-    """Windows per chunk: the whole batch on a GPU (one launch per step); on CPU a few, and at
-    least one per thread (``grid_sample`` parallelises over windows, not over a window's frames)."""
-    import torch
+    """Windows per chunk: the whole batch on a GPU (one launch per step), a few on CPU.
 
+    Only the shapes decide (not the thread count), so a CPU run draws its speckle noise in the
+    same pieces, and repeats, whatever threads it gets.
+    """
     b = frames.shape[0]
     if frames.device.type != "cpu":
         return max(1, b)
-    fit = CPU_CHUNK_BYTES // max(1, 4 * math.prod(frames.shape[1:]))
-    return max(1, min(b, max(fit, torch.get_num_threads())))
+    return max(1, min(b, CPU_CHUNK_BYTES // max(1, 4 * math.prod(frames.shape[1:]))))
 
 
 def _per_window(values, ndim: int):
