@@ -181,7 +181,7 @@ Blosc-LZ4, one frame per chunk); `/clips/<clip_id>/` holds `frames (T, H, W) uin
 uint8`, `plane_labels (T,) int16`, `provenance (T,) int8`, `annotated (T,) bool` and the clip's
 de-identified attributes (participant pseudonym, side, plane, source sha256, spacing, device).
 Check it with `ultramn validate-dataset DIR`; train from it with
-`dataset_tools.torch_dataset.ClipWindowDataset`. Blosc is an HDF5 filter plugin: outside this
+`napari_ultramn.model.loader.ClipWindowDataset`. Blosc is an HDF5 filter plugin: outside this
 package, `import hdf5plugin` before opening the files with h5py (HDFView and other HDF5 tools need
 the Blosc plugin installed).
 """

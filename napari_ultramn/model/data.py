@@ -2,8 +2,9 @@
 
 ``DATASET_DIR/manifest.json`` (vocabulary, sizes) and ``DATASET_DIR/{train,validation,test}.h5``
 with one group per clip under ``/clips/<clip_id>/`` (layout: ``dataset_tools.build``). Windows for
-training come from ``dataset_tools.torch_dataset.ClipWindowDataset``; evaluation reads whole clips
-with :func:`iter_clips`.
+training come from :class:`napari_ultramn.model.loader.ClipWindowDataset` (uint8, read and
+decompressed only; training batches are augmented on the device by
+:mod:`napari_ultramn.model.augment`); evaluation reads whole clips with :func:`iter_clips`.
 """
 
 from __future__ import annotations
@@ -149,21 +150,16 @@ def plane_label_counts(h5_path: str | Path, n_labels: int) -> np.ndarray:
     return counts
 
 
-def make_window_dataset(h5_path: Path, window: int, *, train: bool, seed: int, as_uint8: bool = False):
-    """Windows of a split: augmented, overlapping by half for training; plain, tiled otherwise.
+def make_window_dataset(h5_path: Path, window: int, *, train: bool):
+    """uint8 windows of a split: overlapping by half for training, tiled otherwise.
 
-    ``as_uint8``: frames and masks stay uint8 until ``dataset_tools.torch_dataset.batch_to_float``
-    on the training device (a quarter of the bytes through DataLoader workers' shared memory).
+    No augmentation here: the trainer augments whole batches on the training device
+    (:func:`napari_ultramn.model.loader.batch_to_float` with an ``Augment``).
     """
-    from dataset_tools.torch_dataset import ClipWindowDataset
+    from .loader import ClipWindowDataset
 
-    augment = None
-    if train:
-        from dataset_tools.augment import Augment
-
-        augment = Augment()  # seeded per (seed, epoch, window) by the dataset
     stride = max(1, window // 2) if train else window
-    return ClipWindowDataset(h5_path, window=window, stride=stride, augment=augment, seed=seed, as_uint8=as_uint8)
+    return ClipWindowDataset(h5_path, window=window, stride=stride)
 
 
 def make_loader(dataset, *, batch_size: int, shuffle: bool, seed: int, workers: int = 0, distributed: bool = False):
@@ -182,6 +178,8 @@ def make_loader(dataset, *, batch_size: int, shuffle: bool, seed: int, workers: 
         num_workers=workers,
         generator=gen,
         drop_last=False,
-        # not persistent: workers must pick up the dataset's new epoch (augmentation stream)
+        # not persistent: a new iterator draws the workers' base seed from the generator before
+        # the shuffle, a persistent one's later epochs do not, so a run resumed at epoch k would
+        # see another order than the unbroken run's epoch k
         persistent_workers=False,
     )

@@ -21,8 +21,11 @@ The main loop in :func:`train_run` is short and calls named steps of :class:`Tra
   inverse frequency). Computed from the training split only, never validation or test. The weights
   are stored in the checkpoint (``plane_class_weights``) and in ``args``; a resume uses the stored
   ones (a checkpoint from before weighting resumes unweighted), so one run has one loss.
-- Batches travel as uint8 (``as_uint8=True``) and become float32 on the device
-  (``batch_to_float``): a quarter of the bytes through DataLoader workers' shared memory.
+- Batches travel as uint8 (the loader only reads and decompresses) and become float32 on the
+  device (``loader.batch_to_float``): a quarter of the bytes through DataLoader workers' shared
+  memory. Training batches are augmented there, batched (``augment.Augment``), from a generator on
+  the device seeded per epoch from (seed, epoch, rank): with the loader's order reseeded per epoch
+  too, a run and a resumed run see the same augmentations.
 - DDP: under ``torchrun`` (``WORLD_SIZE`` > 1) each rank gets a DistributedSampler shard; rank 0
   alone validates, logs and writes checkpoints; stop decisions and the time-budget position are
   agreed with an all-reduce every step so no rank waits forever in a collective and all use the
@@ -44,6 +47,7 @@ from ..atomic import atomic_write_json
 from ..errors import InputError
 from ..progress import Progress, ProgressGen
 from . import data
+from .augment import Augment, epoch_generator
 from .checkpoint import load_checkpoint, save_checkpoint
 from .runlog import RUN_FILE, RunLog
 
@@ -227,15 +231,17 @@ class Trainer:
         self.loss_fn = self.build_loss(loss_kwargs, plane_class_weights, train_h5, ckpt)
         if workers is None:
             workers = min(4, max(0, (os.cpu_count() or 1) - 1)) if self.device.type == "cuda" else 0
-        train_set = data.make_window_dataset(train_h5, window, train=True, seed=seed, as_uint8=True)
+        train_set = data.make_window_dataset(train_h5, window, train=True)
         if len(train_set) == 0:
             raise InputError(train_h5, f"yields no training windows of {window} frames (clips too short?)")
         self.train_loader = data.make_loader(train_set, batch_size=batch_size, shuffle=True, seed=seed,
                                              workers=workers, distributed=self.world > 1)
         self.val_loader = data.make_loader(
-            data.make_window_dataset(val_h5, window, train=False, seed=seed, as_uint8=True),
+            data.make_window_dataset(val_h5, window, train=False),
             batch_size=batch_size, shuffle=False, seed=seed, workers=workers)
         self.total_steps = max(1, epochs * len(self.train_loader))
+        self.augment = Augment()
+        self.augment_generator = epoch_generator(seed, 0, self.rank, self.device)  # renewed by set_epoch
         self.optimizer = build_optimizer(self.model.parameters(), lr=lr, weight_decay=weight_decay)
         self.budget = Budget(max_minutes, max_steps, 0, 0.0)
         self.time_fraction = 0.0  # share of the time budget used, agreed between DDP ranks
@@ -296,10 +302,13 @@ class Trainer:
         self.budget = Budget(self.budget.max_minutes, self.budget.max_steps, self.step, self.elapsed_before)
         self.time_fraction = self.budget.fraction_used()
 
-    def to_device(self, batch: dict) -> dict:
-        """Tensors onto the device; uint8 frames and masks become float32 there."""
-        from dataset_tools.torch_dataset import batch_to_float
+    def to_device(self, batch: dict, augment: bool = False) -> dict:
+        """Tensors onto the device; uint8 frames and masks become float32 there, augmented first
+        when ``augment`` (training batches)."""
+        from .loader import batch_to_float
 
+        if augment:
+            return batch_to_float(batch, self.device, self.augment, self.augment_generator)
         return batch_to_float(batch, self.device)
 
     # -- named steps ---------------------------------------------------------------------
@@ -308,7 +317,7 @@ class Trainer:
         import torch
 
         self.net.train()
-        batch = self.to_device(batch)
+        batch = self.to_device(batch, augment=True)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
             outputs = self.net(batch["frames"])
             total, parts = self.loss_fn(outputs, batch)
@@ -396,8 +405,8 @@ class Trainer:
         return t.tolist()
 
     def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.train_loader.dataset, "set_epoch"):
-            self.train_loader.dataset.set_epoch(epoch)  # a new augmentation stream each epoch
+        # a new augmentation stream each epoch, the same one again when a run resumes here
+        self.augment_generator = epoch_generator(self.seed, epoch, self.rank, self.device)
         sampler = self.train_loader.sampler
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)

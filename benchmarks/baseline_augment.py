@@ -1,4 +1,11 @@
-"""Ultrasound-aware augmentation of clip windows, identical for frames and masks, seeded.
+"""BASELINE ONLY: the per-window augmentation the training loader ran in its workers until issue 16.
+
+Kept verbatim (it was ``dataset_tools/augment.py``) for two readers: ``benchmarks/bench_augment.py``
+times it against the batched on-device version (:mod:`napari_ultramn.model.augment`), and
+``tests/test_model_augment.py`` checks that both give the same distributions. Nothing else imports
+it; training uses :mod:`napari_ultramn.model.augment`.
+
+Ultrasound-aware augmentation of clip windows, identical for frames and masks, seeded.
 
 What ultrasound allows and what it does not:
 
@@ -23,9 +30,10 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 
 import numpy as np
+
+from napari_ultramn.model.augment import Augment as BatchAugment
 
 
 def window_seed(seed: int, epoch: int, index: int) -> int:
@@ -40,38 +48,16 @@ def window_generator(seed: int, epoch: int, index: int):
     return torch.Generator().manual_seed(window_seed(seed, epoch, index))
 
 
-@dataclass
-class Augment:
+class Augment(BatchAugment):
     """Random ultrasound augmentations; each ``p_*`` is the chance that transform is applied.
 
     Call with ``frames (C, T, H, W)`` uint8 or float in [0, 1], ``masks (C', T, H, W)`` 0/1 of
     any dtype, and a ``torch.Generator``; returns ``(frames float32 in [0, 1], masks in their
-    dtype)``, same shapes. uint8 in is the fast path the training loader uses.
+    dtype)``, same shapes. uint8 in is the fast path the training loader used.
+
+    The parameters, their defaults and their checks are the batched version's (inherited), so the
+    two compare like with like; only ``__call__`` (one window) is the old one.
     """
-
-    p_flip: float = 0.5
-    p_affine: float = 0.7
-    rotate_deg: float = 10.0
-    scale: tuple[float, float] = (0.9, 1.1)
-    translate: float = 0.06  # fraction of the half-width / half-height
-    p_speckle: float = 0.5
-    speckle: float = 0.15  # largest std of the multiplicative noise
-    gain: tuple[float, float] = (0.8, 1.25)
-    attenuation: tuple[float, float] = (0.0, 0.7)  # exp(-a * depth/H), a in this range
-    p_intensity: float = 0.8
-    gamma: tuple[float, float] = (0.8, 1.25)
-    contrast: tuple[float, float] = (0.85, 1.15)
-
-    def __post_init__(self):
-        for name in ("p_flip", "p_affine", "p_speckle", "p_intensity"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
-        for name in ("scale", "gain", "gamma", "contrast"):
-            lo, hi = getattr(self, name)
-            if not 0 < lo <= hi:
-                raise ValueError(f"{name} must be a range 0 < low <= high, got {(lo, hi)}")
-        if self.rotate_deg < 0 or self.translate < 0 or self.speckle < 0:
-            raise ValueError("rotate_deg, translate and speckle must be >= 0")
 
     def __call__(self, frames, masks, generator):
         """``frames`` uint8 (fast path: intensity through a 256-entry lookup table) or float."""
