@@ -104,7 +104,7 @@ _IMPORTS = {"ingest": ["dataset_tools.ingest", "napari_ultramn.io.dicom"],
             "agreement": ["dataset_tools.agreement.project_report", "dataset_tools.agreement.figures"],
             "build": ["dataset_tools.build", "dataset_tools.consensus"],
             "validate": ["dataset_tools.validate"],
-            "load": ["torch", "dataset_tools.torch_dataset", "dataset_tools.augment"]}
+            "load": ["torch", "napari_ultramn.model.loader", "napari_ultramn.model.augment"]}
 
 
 def quiet_s(r: dict, workers: int) -> float:
@@ -120,12 +120,14 @@ def quiet_s(r: dict, workers: int) -> float:
 def _one_epoch(train_h5: Path, workers: int) -> None:
     from torch.utils.data import DataLoader
 
-    from dataset_tools.augment import Augment
-    from dataset_tools.torch_dataset import ClipWindowDataset
+    from napari_ultramn.model.augment import Augment, epoch_generator
+    from napari_ultramn.model.loader import ClipWindowDataset, batch_to_float
 
-    ds = ClipWindowDataset(train_h5, window=8, stride=8, augment=Augment(), as_uint8=True)
-    for _ in DataLoader(ds, batch_size=4, shuffle=True, num_workers=workers):
-        pass
+    # as training does: the loader reads uint8 windows, the batch is augmented on the device (CPU here)
+    ds = ClipWindowDataset(train_h5, window=8, stride=8)
+    augment, generator = Augment(), epoch_generator(0, 0)
+    for batch in DataLoader(ds, batch_size=4, shuffle=True, num_workers=workers):
+        batch_to_float(batch, "cpu", augment=augment, generator=generator)
 
 
 # -- studies ---------------------------------------------------------------------------------------

@@ -21,14 +21,12 @@
     CPU shared between the cores; the pool's start-up included);
     goal >= 1,500 frames/s on 2 cores.
     The project clips carry fingerprints, as ingested ones do (else the build computes them).
-(2) Training-loader throughput: ``ClipWindowDataset`` (16-frame windows at 256 x 256, ``Augment()``
-    on) through ``DataLoader(num_workers=2, batch_size=4, shuffle=True, persistent_workers=True)``
-    (as the trainer uses it), frames per second after
-    the first batch; goal >= 2000 frames/s on 2 cores. Printed for each build, as wall-clock
+(2) Training-loader throughput: ``napari_ultramn.model.loader.ClipWindowDataset`` (16-frame uint8
+    windows at 256 x 256, read and decompressed only) through ``DataLoader(num_workers=2,
+    batch_size=4, shuffle=True)``, frames per second after the first batch. Printed for each build, as wall-clock
     throughput and as frames per CPU-second (workers included) - on a shared machine the wall
-    figure measures the other users, the CPU figure x 2 is what two free cores would give. Each
-    is printed for float32 items (the default) and for ``as_uint8=True`` items (a quarter of the
-    bytes through shared memory; converted on the training device by ``batch_to_float``).
+    figure measures the other users, the CPU figure x 2 is what two free cores would give. Items
+    are uint8 windows; augmentation runs batched on the training device (``bench_augment.py``).
 
 The synthetic project (tests/project_factory.py) has spatially correlated speckle, which is about
 as compressible as real B-mode; timings on a shared machine vary, so run it more than once.
@@ -159,25 +157,22 @@ def _write_only(arrays, path: Path, compression) -> float:
     return dt
 
 
-def bench_loader(folder: Path, workers: int, epochs: int, stride: int, window: int = 16, batch: int = 4,
-                 as_uint8: bool = False):
+def bench_loader(folder: Path, workers: int, epochs: int, stride: int, window: int = 16, batch: int = 4):
+    """The training loader alone: read and decompress uint8 windows (augmentation runs batched on
+    the training device since issue 16; its figures are in ``bench_augment.py``)."""
     import torch
     from torch.utils.data import DataLoader
 
-    from dataset_tools.augment import Augment
-    from dataset_tools.torch_dataset import ClipWindowDataset
+    from napari_ultramn.model.loader import ClipWindowDataset
 
-    ds = ClipWindowDataset(folder / "train.h5", window=window, stride=stride, augment=Augment(),
-                           as_uint8=as_uint8)
-    name = f"{folder.name}{' as_uint8' if as_uint8 else ''}"
+    ds = ClipWindowDataset(folder / "train.h5", window=window, stride=stride)
+    name = folder.name
     _per_window_cpu(ds, name)
     n_frames, n_batches, t_start = 0, 0, None
     cpu0 = _cpu_seconds()
-    # as the trainer does: persistent workers, set_epoch before each epoch
     loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
-                        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
-    for epoch in range(epochs):
-        ds.set_epoch(epoch)
+                        generator=torch.Generator().manual_seed(0))
+    for _epoch in range(epochs):
         for b in loader:
             n_batches += 1
             if t_start is None:  # after the first batch: worker start-up is not throughput
@@ -185,18 +180,18 @@ def bench_loader(folder: Path, workers: int, epochs: int, stride: int, window: i
                 continue
             n_frames += b["frames"].shape[0] * b["frames"].shape[2]
     dt = time.perf_counter() - t_start
-    del b, loader  # shuts the persistent workers down, so their CPU time is counted
+    del b, loader
     gc.collect()
     cpu = _cpu_seconds() - cpu0
     total = n_frames + batch * window  # the first batch was not timed but its CPU was spent
     shape = tuple(ds[0]["frames"].shape)
-    print(f"loader {name}: {len(ds)} windows {shape}, {workers} workers, {n_batches} batches: "
-          f"{n_frames / dt:7.0f} frames/s wall (goal >= 2000); {total / cpu:6.0f} frames per CPU-second "
+    print(f"loader {name}: {len(ds)} windows {shape} uint8, {workers} workers, {n_batches} batches: "
+          f"{n_frames / dt:7.0f} frames/s wall; {total / cpu:6.0f} frames per CPU-second "
           f"= {2 * total / cpu:6.0f} frames/s if 2 cores were free for it")
 
 
 def _per_window_cpu(ds, name: str, n: int = 24) -> None:
-    """CPU cost of one window in this process (1 thread): the read, then read + augmentation."""
+    """CPU cost of one window in this process (1 thread): the read, then the whole item."""
     import torch
 
     threads = torch.get_num_threads()
@@ -214,7 +209,7 @@ def _per_window_cpu(ds, name: str, n: int = 24) -> None:
     torch.set_num_threads(threads)
     ds.close()
     print(f"window {name}: CPU per 16-frame window {t_read * 1e3:5.1f} ms read + "
-          f"{(t_item - t_read) * 1e3:5.1f} ms augment/convert = {t_item * 1e3:5.1f} ms -> "
+          f"{max(t_item - t_read, 0.0) * 1e3:5.1f} ms the rest of the item = {t_item * 1e3:5.1f} ms -> "
           f"{2 * ds.window / t_item:6.0f} frames/s on 2 free cores")
 
 
@@ -255,9 +250,8 @@ def main(argv=None) -> None:
         if args.no_loader:
             return
         built = {c: bench_build(project, work, c) for c in ("zstd", "lz4", "gzip", "lzf", None)}
-        for c, as_uint8 in (("zstd", True), ("zstd", False), ("lz4", True), ("gzip", True),
-                            ("lzf", True), (None, True)):
-            bench_loader(built[c], args.workers, args.epochs, args.stride, as_uint8=as_uint8)
+        for c in ("zstd", "lz4", "gzip", "lzf", None):
+            bench_loader(built[c], args.workers, args.epochs, args.stride)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
