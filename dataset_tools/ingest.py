@@ -37,6 +37,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from napari_ultramn import DEFAULT_PLANES
 from napari_ultramn.atomic import remove_stale_temporaries
@@ -53,6 +54,9 @@ from napari_ultramn.project import (
 
 from .fingerprint import likely_duplicate_pairs
 from .ingest_mapping import MAPPING_COLUMNS, read_mapping  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:
+    from .phi_audit.report import AuditReport
 from .ingest_source import (  # noqa: F401  (plane_from_text, imaging_area re-exported)
     IngestShared,
     SourceOutcome,
@@ -72,7 +76,7 @@ class IngestSummary:
     #: likely one patient under two ids (dataset_tools.fingerprint.DuplicatePair)
     duplicates: list = field(default_factory=list)
     #: the PHI audit of what this run wrote (dataset_tools.phi_audit.AuditReport; None: nothing new)
-    audit: object = None
+    audit: AuditReport | None = None
     #: (files, bytes) of temporary files that killed writers had left in the project, now removed
     cleaned: tuple[int, int] = (0, 0)
 
@@ -204,7 +208,7 @@ def _take(project: Project, registry: _RegistryWriter, summary: IngestSummary, r
     """The parent's share of one source: identifiers, registry, summary (one writer)."""
     # identifiers also for a file already in the project, so a project ingested before
     # identifiers.json existed gets it filled by re-ingesting; and for a file that then failed
-    first = registry.added.get(outcome.sha)
+    first = registry.added.get(outcome.sha) if outcome.sha else None
     keep = outcome.status in ("added", "recropped") and first is None
     registry.add(outcome.record if keep else None, outcome.seen)
     if outcome.status == "failed":
@@ -212,16 +216,19 @@ def _take(project: Project, registry: _RegistryWriter, summary: IngestSummary, r
     elif first is not None or outcome.status == "skipped":
         # a second copy of a file added earlier in this run is a re-ingest: skipped
         clip_id = first["clip_id"] if first is not None else outcome.clip_id
+        assert clip_id is not None  # a skipped source is a clip the project already has
         if outcome.record is not None and outcome.clip_id != clip_id:
             for stray in (project.root / "clips" / f"{outcome.clip_id}.h5",
                           project.root / "dicom" / f"{outcome.clip_id}.dcm"):
                 stray.unlink(missing_ok=True)
         summary.skipped.append(clip_id)
     elif outcome.status == "recropped":
+        assert outcome.clip_id and outcome.old_shape is not None and outcome.record is not None
         note = _recropped_annotations(project, outcome.clip_id, outcome.old_shape,
                                       outcome.record["frame_shape"])
         summary.recropped.append((outcome.clip_id, outcome.note + note))
     else:
+        assert outcome.clip_id is not None  # an added source has its new clip's id
         summary.added.append(outcome.clip_id)
 
 

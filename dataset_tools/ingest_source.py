@@ -223,7 +223,8 @@ def _ingest_source(shared: IngestShared, source: Path, rel: str, out: SourceOutc
     if existing is None:
         out.status = "added"
     else:
-        out.status = "recropped"
+        out.status = "recropped"  # only a correction re-crops a clip already in the project
+        assert correction is not None
         out.note = f"re-cropped to its correction {correction.as_list()}"
         out.old_shape = existing["frame_shape"]
     return out

@@ -42,4 +42,4 @@ class ProjectView:
     def open_clip(self, clip_id: str):
         from napari_ultramn.project import Project
 
-        return Project.open_clip(self, clip_id)  # the project's own reading, with this view's records
+        return Project.open_clip(self, clip_id)  # type: ignore[arg-type]  # duck-typed: only clip_path/clip_record

@@ -140,6 +140,15 @@ def dice(a, b) -> float:
     return overlap(a, b)[0]
 
 
+def dice_from_counts(intersection, size_sum):
+    """Dice of many pairs at once from ``|A and B|`` and ``|A| + |B|`` (numpy or torch arrays, on
+    any device): training's validation Dice on batches. Both empty -> 1, as :func:`overlap`."""
+    if hasattr(size_sum, "clamp"):  # a torch tensor: stays on its device, no torch import here
+        return (2 * intersection / size_sum.clamp(min=1)).where(size_sum > 0, BOTH_EMPTY["dice"])
+    size_sum = np.asarray(size_sum, dtype=float)
+    return np.where(size_sum > 0, 2 * np.asarray(intersection, float) / np.maximum(size_sum, 1), BOTH_EMPTY["dice"])
+
+
 def iou(a, b) -> float:
     return overlap(a, b)[1]
 

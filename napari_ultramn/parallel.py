@@ -97,9 +97,9 @@ class _Raised:
 
     def rebuild(self) -> UltramnError:
         if issubclass(self.cls, OutputError):
-            return self.cls(self.path, self.problem, self.errno)
+            return self.cls(self.path, self.problem or str(self.args[0] if self.args else ''), self.errno)
         if issubclass(self.cls, InputError):
-            return self.cls(self.path, self.problem)
+            return self.cls(self.path, self.problem or str(self.args[0] if self.args else ''))
         try:
             return self.cls(*self.args)
         except TypeError:  # a subclass with another signature: keep the message, lose the class

@@ -155,7 +155,7 @@ DEFAULT_PRESET = next(iter(PRESETS))
 def sample_frames(frames, n: int = SAMPLE_FRAMES) -> np.ndarray:
     """Up to ``n`` frames evenly spread over a ``(T, H, W)`` array-like (lazy frames decode only those)."""
     total = len(frames)
-    idx = np.unique(np.linspace(0, total - 1, min(n, total)).round().astype(int)) if total else []
+    idx = np.unique(np.linspace(0, total - 1, min(n, total)).round().astype(int)) if total else np.zeros(0, int)
     return np.stack([np.asarray(frames[int(t)]) for t in idx]) if len(idx) else np.zeros((1, 1, 1))
 
 

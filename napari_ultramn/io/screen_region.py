@@ -30,7 +30,7 @@ import numpy as np
 
 from ..annotation.rle import rle_encode
 from ..errors import InputError
-from .clip import Region
+from .clip import LazyFrames, Region
 from .screen_overlays import static_overlays
 
 #: Below this, :func:`detect_imaging_area` found no imaging area it can vouch for: refuse the file.
@@ -73,7 +73,7 @@ class ImagingArea:
         }
 
 
-def detect_imaging_area(frames: np.ndarray) -> ImagingArea:
+def detect_imaging_area(frames: np.ndarray | LazyFrames) -> ImagingArea:
     """Detect the imaging area of ``frames`` ``(T, H, W)`` or ``(H, W)`` uint8 (a sample of the
     clip; more than :data:`MAX_SAMPLE_FRAMES` are subsampled). Always returns; a confidence below
     :data:`MIN_CONFIDENCE` means "no imaging area found, refuse"."""
@@ -97,7 +97,7 @@ def detect_imaging_area(frames: np.ndarray) -> ImagingArea:
     return ImagingArea(region, keep, shape, "detected", confidence, reason)
 
 
-def area_from_region(region: Region, frames: np.ndarray, source: str) -> ImagingArea:
+def area_from_region(region: Region, frames: np.ndarray | LazyFrames, source: str) -> ImagingArea:
     """A given rectangle (DICOM regions, the mapping CSV, a correction) as an :class:`ImagingArea`;
     static overlays inside it (calipers, text over the image) are still blanked."""
     if source not in SOURCES:
@@ -136,8 +136,8 @@ def _check(arr: np.ndarray) -> None:
         raise InputError(None, f"frames are empty (shape {arr.shape})")
 
 
-def _sample(frames: np.ndarray) -> np.ndarray:
-    shape = getattr(frames, "shape", ())
+def _sample(frames: np.ndarray | LazyFrames) -> np.ndarray:
+    shape: tuple[int, ...] = tuple(getattr(frames, "shape", ()))
     if not isinstance(frames, np.ndarray) and len(shape) == 3 and shape[0] > MAX_SAMPLE_FRAMES:
         # a lazy clip (io.clip.LazyFrames): decode only the frames looked at
         frames = frames[np.linspace(0, shape[0] - 1, MAX_SAMPLE_FRAMES).round().astype(int)]

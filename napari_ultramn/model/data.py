@@ -126,7 +126,8 @@ def frame_size(h5_path: str | Path) -> tuple[int, int]:
 
     with h5py.File(h5_path, "r") as fh:
         for cid in fh["clips"]:
-            return tuple(int(s) for s in fh["clips"][cid]["frames"].shape[1:])
+            h, w = fh["clips"][cid]["frames"].shape[-2:]
+            return int(h), int(w)
     raise InputError(h5_path, "holds no clips")
 
 
@@ -168,7 +169,7 @@ def make_loader(dataset, *, batch_size: int, shuffle: bool, seed: int, workers: 
     from torch.utils.data import DataLoader
     from torch.utils.data.distributed import DistributedSampler
 
-    sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed) if distributed else None
+    sampler: DistributedSampler | None = DistributedSampler(dataset, shuffle=shuffle, seed=seed) if distributed else None
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,

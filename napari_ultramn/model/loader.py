@@ -27,6 +27,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,7 +77,7 @@ class OpenFiles:
         if int(limit) < 1 or int(chunk_cache_bytes) < 0:
             raise ValueError(f"need limit >= 1 and chunk_cache_bytes >= 0, got {limit}, {chunk_cache_bytes}")
         self.limit, self.chunk_cache_bytes = int(limit), int(chunk_cache_bytes)
-        self._files: OrderedDict[Path, object] = OrderedDict()
+        self._files: OrderedDict[Path, Any] = OrderedDict()  # open h5py Files
         self._pid = os.getpid()
 
     def get(self, path: Path):

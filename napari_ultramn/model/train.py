@@ -45,6 +45,7 @@ import numpy as np
 
 from ..atomic import atomic_write_json
 from ..errors import InputError
+from ..metrics import dice_from_counts
 from ..progress import Progress, ProgressGen
 from . import data
 from .augment import Augment, epoch_generator
@@ -68,7 +69,8 @@ def resolve_plane_class_weights(requested, train_h5: Path, n_labels: int, ckpt: 
     if auto and requested != AUTO:
         raise InputError(None, f"plane_class_weights must be '{AUTO}', None or one weight per plane label; got '{requested}'")
     try:
-        wanted = None if auto or requested is None else list(validate_class_weights(requested))
+        checked = None if auto or requested is None else validate_class_weights(requested)
+        wanted = None if checked is None else list(checked)
     except ValueError as exc:
         raise InputError(None, str(exc)) from None
     if ckpt is not None:
@@ -369,9 +371,9 @@ class Trainer:
                 gt = batch["masks"][:, 0] > 0.5
                 inter = (pred & gt).flatten(2).sum(-1).float()
                 size = pred.flatten(2).sum(-1).float() + gt.flatten(2).sum(-1).float()
-                dice = torch.where(size > 0, 2 * inter / size.clamp(min=1), torch.ones_like(size))
+                frame_dice = dice_from_counts(inter, size)  # the one empty-mask convention (metrics.py)
                 ann = batch["annotated"].bool()
-                dice_sum, n_dice = dice_sum + float(dice[ann].sum()), n_dice + int(ann.sum())
+                dice_sum, n_dice = dice_sum + float(frame_dice[ann].sum()), n_dice + int(ann.sum())
                 known = batch["plane"] >= 0
                 hits = out["plane_frame"].argmax(-1) == batch["plane"]
                 correct, n_plane = correct + int((hits & known).sum()), n_plane + int(known.sum())
@@ -446,7 +448,7 @@ def train_run(dataset_dir, run_dir, *, model: str = "ultramn", epochs: int = 20,
                                                   "device": str(tr.device)})
     log.write("start", epoch=tr.epoch, step=tr.step, total_steps=tr.total_steps, resumed=resume, device=str(tr.device))
     budget = tr.budget.restart()
-    reason, metrics = "epochs done", {}
+    reason, metrics = "epochs done", dict[str, float]()
     try:
         while tr.epoch < epochs:
             losses, limit = yield from tr.train_epoch(log, budget, log_every)
