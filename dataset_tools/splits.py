@@ -40,8 +40,8 @@ import numpy as np
 
 from napari_ultramn.errors import InputError
 from napari_ultramn.schema import read_json, write_json
+from napari_ultramn.vocabulary import SPLITS
 
-SPLITS = ("train", "validation", "test")
 DEFAULT_RATIOS = (0.7, 0.15, 0.15)
 METHOD = "greedy-stratified-participant"
 #: registry fields that are participant-level demographics, balanced with a lower weight

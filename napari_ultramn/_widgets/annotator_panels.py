@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..annotation.model import PROVENANCES
+from ..vocabulary import QUALITIES
 from .annotator_display import build_view_section
 from .annotator_layers import _RATER_COLOURS
 from .annotator_sections import ElidedLabel, Section, scrolling
@@ -147,7 +148,7 @@ def build_panels(w) -> None:
     w.ranges_label = _wrapping()  # every range in full: it is what the rater checks
     form.addRow(w.ranges_label)
     w.quality_combo = QComboBox()
-    w.quality_combo.addItems(["ok", "poor", "unusable"])
+    w.quality_combo.addItems(list(QUALITIES))
     w.flag_button = _button("Flag", "save quality and comment (Shift-F cycles the quality)")
     form.addRow("Quality", row(w.quality_combo, w.flag_button))
     w.comment_edit = QLineEdit()

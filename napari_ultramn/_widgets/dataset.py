@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..vocabulary import SPLITS
 from .layout import row
 from .tables import fill_table
 from .workers import start
@@ -43,7 +44,6 @@ from .workers import start
 if TYPE_CHECKING:
     import napari
 
-SPLITS = ("train", "validation", "test")
 COUNT_COLUMNS = ("split", "plane", "side", "participants", "clips", "frames", "annotated_frames")
 EXCLUDED_COLUMNS = ("clip_id", "participant", "reason")
 #: What an empty split takes away, for the warning.

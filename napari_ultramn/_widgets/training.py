@@ -37,6 +37,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..vocabulary import MODEL_NAMES
 from .layout import row
 from .tables import cell_text, fill_table
 from .training_loop import LabelLoopPanel
@@ -72,7 +73,7 @@ class TrainingWidget(QWidget):
         self.run_edit.setPlaceholderText("run folder (checkpoints, progress)")
         self.run_button = QPushButton("Browse...")
         self.model_combo = QComboBox()
-        self.model_combo.addItems(["ultramn", "unet2d", "ultramn_notemporal"])
+        self.model_combo.addItems(list(MODEL_NAMES))
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 10_000)
         self.epochs_spin.setValue(20)

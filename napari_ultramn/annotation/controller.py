@@ -26,8 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import InputError
-
-QUALITIES = ("ok", "poor", "unusable")
+from ..vocabulary import QUALITIES
 
 #: A pause between two actions counts as active time up to this many seconds; the rest of a
 #: longer pause is idle (a call, a coffee). 60 s covers looking hard at a difficult frame

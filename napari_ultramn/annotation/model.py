@@ -13,16 +13,10 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..vocabulary import HUMAN_PROVENANCES, PROVENANCES, QUALITIES, STATUSES  # noqa: F401 (API)
 from .rle import rle_decode, rle_encode
 
-#: Where a frame's mask came from. 'drawn', 'model_edited' and 'assisted' are human keyframes.
-#: 'assisted' (issue 14) is a smart-keyframe proposal from the rater's clicks that the rater
-#: accepted (and perhaps brushed): it anchors interpolation and propagation like 'drawn' but is
-#: counted apart in effort figures. Appended last so older files' codes keep their meaning.
-PROVENANCES = ("drawn", "interpolated", "propagated", "model", "model_edited", "assisted")
-HUMAN_PROVENANCES = ("drawn", "model_edited", "assisted")
-STATUSES = ("not_started", "in_progress", "done")
-QUALITIES = ("ok", "poor", "unusable")
+# (the vocabularies are defined in napari_ultramn.vocabulary; imported here for the annotation's users)
 
 
 def now_iso() -> str:

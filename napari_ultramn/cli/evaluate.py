@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from napari_ultramn.vocabulary import SPLITS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", help="run folder made by `ultramn train` (or a checkpoint file)")
     p.add_argument("dataset_dir", help="dataset folder")
-    p.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    p.add_argument("--split", default="test", choices=SPLITS)
     p.add_argument("--baselines", action="store_true",
                    help="also train (same arguments and budget) and evaluate the 2D U-Net and the no-temporal model")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/eval/SPLIT)")

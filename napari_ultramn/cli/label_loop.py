@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from napari_ultramn.vocabulary import MODEL_NAMES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -17,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("project", help="annotation project folder")
     p.add_argument("--out", required=True, dest="out_dir", help="loop folder (one sub-folder per round)")
-    p.add_argument("--model", default="ultramn", choices=("ultramn", "unet2d", "ultramn_notemporal"))
+    p.add_argument("--model", default="ultramn", choices=MODEL_NAMES)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--window", type=int, default=16, help="frames per training window (clips shorter are left out)")

@@ -11,6 +11,8 @@ import argparse
 import json
 import os
 
+from napari_ultramn.vocabulary import MODEL_NAMES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -22,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dataset_dir", help="folder made by `ultramn build-dataset`")
     p.add_argument("--out", required=True, dest="run_dir", help="run folder (checkpoints, progress log)")
-    p.add_argument("--model", default="ultramn", choices=("ultramn", "unet2d", "ultramn_notemporal"))
+    p.add_argument("--model", default="ultramn", choices=MODEL_NAMES)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--window", type=int, default=16, help="frames per training window (T)")

@@ -12,5 +12,4 @@ which only training, evaluation and inference import.
   verified writes.
 """
 
-#: Names accepted by ``network.build_model`` (and stored as ``config["name"]``).
-MODEL_NAMES = ("ultramn", "unet2d", "ultramn_notemporal")
+from napari_ultramn.vocabulary import MODEL_NAMES  # noqa: F401 (names build_model accepts)

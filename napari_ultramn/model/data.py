@@ -17,8 +17,7 @@ import numpy as np
 
 from .. import DEFAULT_PLANES, NON_STANDARD
 from ..errors import InputError
-
-SPLITS = ("train", "validation", "test")
+from ..vocabulary import SPLITS
 
 
 def read_manifest(dataset_dir: str | Path) -> dict:

@@ -31,10 +31,11 @@ import numpy as np
 from ..atomic import atomic_write_json, atomic_write_text
 from ..progress import Progress, ProgressGen, relay
 from ..report import ReportSection, escape, image_html, table_html
+from ..vocabulary import BASELINE_MODELS
 from . import data
 from .checkpoint import load_checkpoint, model_from_checkpoint, predict_clip
 
-BASELINES = ("unet2d", "ultramn_notemporal")
+BASELINES = BASELINE_MODELS
 SEG_COLUMNS = ("dice", "iou", "hd95_mm", "csa_error_mm2")
 
 

@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import Dataset
 
 from napari_ultramn.errors import InputError
+from napari_ultramn.vocabulary import SPLITS
 
 
 def window_starts(n_frames: int, window: int, stride: int) -> list[int]:
@@ -250,4 +251,4 @@ def split_datasets(folder: str | Path, window: int = 16, **kwargs) -> dict[str, 
     """``{'train': ..., 'validation': ..., 'test': ...}`` for the split files a folder holds."""
     folder = Path(folder)
     return {s: ClipWindowDataset(folder / f"{s}.h5", window=window, **kwargs)
-            for s in ("train", "validation", "test") if (folder / f"{s}.h5").is_file()}
+            for s in SPLITS if (folder / f"{s}.h5").is_file()}

@@ -47,12 +47,13 @@ from ..atomic import atomic_write_json
 from ..errors import InputError
 from ..metrics import dice_from_counts
 from ..progress import Progress, ProgressGen
+from ..vocabulary import MODEL_NAMES
 from . import data
 from .augment import Augment, epoch_generator
 from .checkpoint import load_checkpoint, save_checkpoint
 from .runlog import RUN_FILE, RunLog
 
-MODELS = ("ultramn", "unet2d", "ultramn_notemporal")
+MODELS = MODEL_NAMES
 AUTO = "auto"
 
 
