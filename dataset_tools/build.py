@@ -186,7 +186,7 @@ def _build(project, folder: OutputFolder, consensus, rater, size, spacing_mm, ra
     """The build proper, with ``folder`` locked; the result is installed only when complete."""
     from napari_ultramn.io.h5 import create_h5
 
-    from .inspect import dataset_card
+    from .dataset_summary import dataset_card
 
     label_source = f"rater:{rater}" if rater else f"consensus:{consensus}"
     vocabulary = project.plane_labels

@@ -27,7 +27,7 @@ import numpy as np
 
 from napari_ultramn import NON_STANDARD
 from napari_ultramn.annotation import PROVENANCES, ClipAnnotation
-from napari_ultramn.annotation.model import HUMAN_PROVENANCES
+from napari_ultramn.annotation.clip_annotation import HUMAN_PROVENANCES
 from napari_ultramn.metrics import dice  # the one Dice, with the one empty-mask convention
 
 TIE_RULES = ("none", "first", "non_standard")

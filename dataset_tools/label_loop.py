@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from napari_ultramn.annotation.model import now_iso
+from napari_ultramn.annotation.clip_annotation import now_iso
 from napari_ultramn.errors import InputError
 from napari_ultramn.progress import Progress, ProgressGen
 from napari_ultramn.schema import read_json, write_json

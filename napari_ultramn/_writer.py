@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .annotation.clip_annotation import PROVENANCES, ClipAnnotation
 from .annotation.export import export_dicom_seg, export_png_sequence
-from .annotation.model import PROVENANCES, ClipAnnotation
 from .errors import InputError
 from .schema import write_json
 

@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from . import DEFAULT_PLANES, NON_STANDARD, __version__
-from .annotation.model import now_iso
+from .annotation.clip_annotation import now_iso
 from .annotation.store import AnnotationStore
 from .atomic import atomic_write_bytes
 from .errors import ConflictError, InputError, output_error

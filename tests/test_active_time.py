@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from napari_ultramn.annotation.clip_annotation import ClipAnnotation
 from napari_ultramn.annotation.controller import IDLE_SECONDS, ActivityClock, AnnotatorController
-from napari_ultramn.annotation.model import ClipAnnotation
 from napari_ultramn.annotation.queue import ClipQueue, duration
 from napari_ultramn.annotation.session import AnnotationSession
 from napari_ultramn.annotation.store import load_annotation_file, validate_annotation

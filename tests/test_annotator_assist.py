@@ -96,7 +96,7 @@ def test_click_enter_saves_an_assisted_keyframe_and_leaves_the_tool_alone(make_n
 def test_the_strip_and_the_layer_have_a_colour_and_value_for_every_provenance():
     from napari_ultramn._widgets.annotator_layers import _VALUE
     from napari_ultramn._widgets.annotator_panels import TRACK_COLOURS
-    from napari_ultramn.annotation.model import PROVENANCES
+    from napari_ultramn.annotation.clip_annotation import PROVENANCES
 
     assert len(TRACK_COLOURS) == len(PROVENANCES) + 1  # the last one: unannotated
     assert set(_VALUE) == set(PROVENANCES) and _VALUE["assisted"] not in (_VALUE["drawn"], _VALUE["model"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from qtpy.QtCore import Qt
 
-from napari_ultramn.annotation.model import ClipAnnotation
+from napari_ultramn.annotation.clip_annotation import ClipAnnotation
 from napari_ultramn.io.hdf5clip import write_hdf5_clip
 from tests.annotator_gui import drag, key, settle
 from tests.test_session import disk, make_project

@@ -270,8 +270,8 @@ def test_importing_dataset_tools_does_not_import_torch():
 
 
 def test_demo_stage_builds_and_reports(project, tmp_path):
-    from dataset_tools.dataset_demo import choose_labels, demo_stage
-    from napari_ultramn.demo_context import DemoContext
+    from napari_ultramn.demo.context import DemoContext
+    from napari_ultramn.demo.dataset_stage import choose_labels, demo_stage
 
     assert choose_labels(project) == ("majority", None)
     ctx = DemoContext(out_dir=tmp_path, quick=True, paths={"project": project.root})
@@ -284,8 +284,8 @@ def test_demo_stage_builds_and_reports(project, tmp_path):
 
 
 def test_demo_stage_falls_back_to_one_rater(tmp_path):
-    from dataset_tools.dataset_demo import choose_labels, demo_stage
-    from napari_ultramn.demo_context import DemoContext
+    from napari_ultramn.demo.context import DemoContext
+    from napari_ultramn.demo.dataset_stage import choose_labels, demo_stage
 
     project = make_project(tmp_path / "p", n_participants=3, raters=("solo",))
     assert choose_labels(project) == (None, "solo")

@@ -1,6 +1,6 @@
 """The dataset card says how frames were made safe and which participants were kept together."""
 
-from dataset_tools.inspect import _deid_text, _duplicates_text
+from dataset_tools.dataset_summary import _deid_text, _duplicates_text
 
 
 def test_card_names_imaging_area_sources_and_warns_of_uncropped_clips():

@@ -53,7 +53,7 @@ def test_too_few_labelled_participants_is_one_clear_error(tmp_path, capsys):
 
 
 def test_a_clip_a_human_accepted_as_proposed_counts_as_labelled(project):
-    from napari_ultramn.annotation.model import ClipAnnotation
+    from napari_ultramn.annotation.clip_annotation import ClipAnnotation
     from napari_ultramn.model.preannotate import human_labelled
 
     rec = project.clip_record("p2_c0")

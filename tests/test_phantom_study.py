@@ -148,8 +148,8 @@ def test_plane_from_description(text, expected):
 
 
 def test_demo_stage_writes_the_study_and_a_section_with_thumbnails(tmp_path):
-    from napari_ultramn.demo_context import DemoContext
-    from napari_ultramn.phantom.demo import demo_stage
+    from napari_ultramn.demo.context import DemoContext
+    from napari_ultramn.demo.phantom_stage import demo_stage
     from napari_ultramn.report import ReportSection
 
     ctx = DemoContext(out_dir=tmp_path, quick=True)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from napari_ultramn.annotation import ClipAnnotation
-from napari_ultramn.annotation.model import HUMAN_PROVENANCES, PROVENANCES
+from napari_ultramn.annotation.clip_annotation import HUMAN_PROVENANCES, PROVENANCES
 from napari_ultramn.annotation.session import AnnotationSession
 from napari_ultramn.annotation.smart_keyframe import corrective_click, propose_mask
 from napari_ultramn.annotation.store import AnnotationStore

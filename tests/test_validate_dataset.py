@@ -7,7 +7,12 @@ import h5py
 import pytest
 
 from dataset_tools.build import build_dataset
-from dataset_tools.inspect import counts_table, dataset_card, manifest_summary, read_manifest
+from dataset_tools.dataset_summary import (
+    counts_table,
+    dataset_card,
+    manifest_summary,
+    read_manifest,
+)
 from dataset_tools.validate import dataset_problems
 from napari_ultramn.cli import main
 from napari_ultramn.errors import InputError

@@ -90,7 +90,7 @@ def test_cine_runs_at_the_clip_rate_or_says_it_assumes_one(frame_time_ms, fps, k
 
 
 def test_cine_loops_the_non_standard_range_around_the_frame_else_the_clip():
-    from napari_ultramn.annotation.model import PlaneRange
+    from napari_ultramn.annotation.clip_annotation import PlaneRange
 
     ranges = [PlaneRange(2, 5, "non_standard"), PlaneRange(6, 9, "transverse_wrist"), PlaneRange(4, 8, "non_standard")]
     assert [vs.cine_default_range(ranges, "non_standard", t, 12) for t in (0, 2, 4, 7, 8, 11)] == [

@@ -41,8 +41,8 @@ def test_the_manifest_schema_lists_the_splits():
 
 
 def test_one_definition_each():
+    from napari_ultramn.annotation import clip_annotation as annotation_model
     from napari_ultramn.annotation import controller
-    from napari_ultramn.annotation import model as annotation_model
     from napari_ultramn.model import MODEL_NAMES, data, evaluate, train
 
     assert MODEL_NAMES is V.MODEL_NAMES and train.MODELS is V.MODEL_NAMES

@@ -12,7 +12,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from napari_ultramn.annotation.model import QUALITIES
+from napari_ultramn.annotation.clip_annotation import QUALITIES
 from napari_ultramn.progress import Progress, ProgressGen
 
 from .area import ICC_FORMS, ICC_LABELS, bland_altman, icc_table, icc_values

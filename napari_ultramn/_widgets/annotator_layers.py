@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..annotation.model import PROVENANCES
+from ..annotation.clip_annotation import PROVENANCES
 
 NERVE = "nerve"
 OUTLINE = "nerve outline (polygon)"

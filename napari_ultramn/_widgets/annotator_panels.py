@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..annotation.model import PROVENANCES
+from ..annotation.clip_annotation import PROVENANCES
 from ..vocabulary import QUALITIES
 from .annotator_display import build_view_section
 from .annotator_layers import _RATER_COLOURS

@@ -1,7 +1,7 @@
 """Dataset dock widget: build a participant-split dataset from a project, then look at its clips.
 
 Only translates between the viewer and the core (:mod:`dataset_tools.build`,
-:mod:`dataset_tools.inspect`): the build runs as a progress generator in a worker
+:mod:`dataset_tools.dataset_summary`): the build runs as a progress generator in a worker
 (``workers.start``; synchronous under ``ULTRAMN_SYNC_WORKERS=1``), the counts table is
 the manifest's, and a dataset clip opens as an Image layer with its masks as a Labels layer.
 After a build it says why clips were left out (reason -> count, the clip list on demand) and
@@ -288,7 +288,7 @@ class DatasetWidget(QWidget):
         self.progress.setFormat(f"%p%  {p.message}")
 
     def _on_built(self, manifest: dict) -> None:
-        from dataset_tools.inspect import manifest_summary
+        from dataset_tools.dataset_summary import manifest_summary
 
         self.manifest = manifest
         s = manifest_summary(manifest)

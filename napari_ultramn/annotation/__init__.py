@@ -4,7 +4,7 @@ The algorithms (interpolation, propagation, measurement, export) are exported la
 this package stays cheap (no scikit-image, pandas or highdicom until they are used).
 """
 
-from .model import PROVENANCES, ClipAnnotation, FrameMask, PlaneRange
+from .clip_annotation import PROVENANCES, ClipAnnotation, FrameMask, PlaneRange
 from .rle import rle_decode, rle_encode
 from .store import AnnotationStore
 

@@ -21,8 +21,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .clip_annotation import ClipAnnotation
 from .history import snapshot
-from .model import ClipAnnotation
 
 
 def frozen_copy(annotation: ClipAnnotation) -> ClipAnnotation:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..metrics import dice
-from .model import ClipAnnotation
+from .clip_annotation import ClipAnnotation
 
 #: Frames from the nearest human keyframe at which the distance term is full (propagation
 #: measured Dice 0.96 after 30 frames on the phantom: past that, look).

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import ClipAnnotation, FrameMask
+from .clip_annotation import ClipAnnotation, FrameMask
 
 #: Clip-level fields a change group may carry.
 FIELDS = ("clip_plane", "plane_ranges", "status", "quality", "comment")

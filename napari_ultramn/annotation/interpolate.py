@@ -31,7 +31,7 @@ from collections.abc import Iterable
 import numpy as np
 from scipy import ndimage as ndi
 
-from .model import ClipAnnotation
+from .clip_annotation import ClipAnnotation
 
 _MARGIN = 2  # background ring around each shape so its outside distances near the edge are exact
 

@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from skimage.measure import find_contours
 
-from .model import ClipAnnotation
+from .clip_annotation import ClipAnnotation
 
 
 @dataclass

@@ -49,8 +49,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..progress import Progress
+from .clip_annotation import ClipAnnotation
 from .interpolate import _signed_distance
-from .model import ClipAnnotation
 
 _SDF_MARGIN = 12  # pixels of outside distance kept around the anchor shape (for blending)
 _MAX_PATCH = 160  # patch side (pixels) above which the flow is computed on a block-averaged patch

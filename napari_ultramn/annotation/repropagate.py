@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..progress import Progress
-from .model import ClipAnnotation
+from .clip_annotation import ClipAnnotation
 from .propagate import PropagationResult, propagate_mask
 
 

@@ -28,9 +28,9 @@ import numpy as np
 
 from ..errors import ConflictError, InputError
 from .autosave import BackgroundSaver, frozen_copy
+from .clip_annotation import QUALITIES, STATUSES, ClipAnnotation, FrameMask, PlaneRange, now_iso
 from .history import History, diff, snapshot
 from .lock import AnnotationLock
-from .model import QUALITIES, STATUSES, ClipAnnotation, FrameMask, PlaneRange, now_iso
 from .store import ADJUDICATED as _ADJUDICATED
 
 #: Rater id of the adjudicated (final) annotation written in review mode.

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..atomic import atomic_write_json
 from ..errors import InputError, SchemaError
 from ..schema import load_json, validate
-from .model import ClipAnnotation
+from .clip_annotation import ClipAnnotation
 
 #: Rater id of model pre-annotation proposals (napari_ultramn.model.preannotate).
 MODEL_RATER = "model"

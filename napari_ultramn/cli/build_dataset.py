@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args) -> int:
     from dataset_tools.build import build_dataset
-    from dataset_tools.inspect import manifest_summary
+    from dataset_tools.dataset_summary import manifest_summary
     from napari_ultramn.errors import InputError
     from napari_ultramn.progress import run_with_progress_bar
 

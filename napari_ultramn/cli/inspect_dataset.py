@@ -21,7 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from dataset_tools.inspect import clip_table, counts_table, manifest_summary, read_manifest
+    from dataset_tools.dataset_summary import (
+        clip_table,
+        counts_table,
+        manifest_summary,
+        read_manifest,
+    )
     from napari_ultramn.atomic import atomic_write_text
     from napari_ultramn.errors import InputError
 

@@ -163,7 +163,7 @@ def preannotate_project(run_dir, project, rater: str = MODEL_RATER, clip_ids=Non
     """
     import pandas as pd
 
-    from ..annotation.model import now_iso
+    from ..annotation.clip_annotation import now_iso
     from ..annotation.model_doubt import record_model_doubt
     from ..annotation.store import check_id
     from ..atomic import atomic_write_text

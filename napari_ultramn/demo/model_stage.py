@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..demo_context import DemoContext
-from ..progress import Progress, ProgressGen
-from ..report import ReportSection, escape, image_html, table_html
+from napari_ultramn.demo.context import DemoContext
+from napari_ultramn.progress import Progress, ProgressGen
+from napari_ultramn.report import ReportSection, escape, image_html, table_html
 
 QUICK: dict[str, Any] = {"epochs": 1, "batch_size": 2, "lr": 3e-3, "max_minutes": 0.5, "max_steps": 4,
          "model_kwargs": {"base_channels": 4, "depth": 2}}
@@ -32,7 +32,7 @@ def demo_window(manifest: dict, wanted: int) -> int:
 
 def pick_clip(project) -> str:
     """A clip no human has labelled (the realistic case), else the first clip."""
-    from .preannotate import human_labelled
+    from napari_ultramn.model.preannotate import human_labelled
 
     ids = project.clip_ids()
     return next((c for c in ids if not human_labelled(project, c)), ids[0])
@@ -53,11 +53,11 @@ def label_next_html(ranking) -> str:
 
 
 def demo_stage(ctx: DemoContext) -> ProgressGen[ReportSection]:
-    from ..project import Project
-    from .data import clip_ids, read_manifest
-    from .evaluate import evaluate_run, overlay
-    from .preannotate import preannotate_project
-    from .train import train_run
+    from napari_ultramn.model.data import clip_ids, read_manifest
+    from napari_ultramn.model.evaluate import evaluate_run, overlay
+    from napari_ultramn.model.preannotate import preannotate_project
+    from napari_ultramn.model.train import train_run
+    from napari_ultramn.project import Project
 
     dataset = Path(ctx.paths["dataset"])
     run = ctx.out_dir / "run"

@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from .. import DEFAULT_PLANES, NON_STANDARD
-from ..progress import ProgressGen
-from ..report import ReportSection, escape, image_html, table_html
+from napari_ultramn import DEFAULT_PLANES, NON_STANDARD
+from napari_ultramn.progress import ProgressGen
+from napari_ultramn.report import ReportSection, escape, image_html, table_html
 
 
 def outline_rgb(frame: np.ndarray, mask: np.ndarray, colour=(255, 64, 64)) -> np.ndarray:
@@ -23,8 +23,8 @@ def outline_rgb(frame: np.ndarray, mask: np.ndarray, colour=(255, 64, 64)) -> np
 
 def demo_stage(ctx) -> ProgressGen[ReportSection]:
     """Write the study to ``ctx.out_dir/'study'`` and report thumbnails and counts per plane."""
-    from ..io import open_clip
-    from .study import write_study
+    from napari_ultramn.io import open_clip
+    from napari_ultramn.phantom.study import write_study
 
     participants, frames, size = (2, 12, (128, 128)) if ctx.quick else (6, 32, (192, 192))
     out = ctx.out_dir / "study"

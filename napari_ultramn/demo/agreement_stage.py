@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from napari_ultramn.demo_context import DemoContext
+from dataset_tools.agreement.project_report import agreement_report
+from dataset_tools.simulate_raters import simulate_raters
+from napari_ultramn.demo.context import DemoContext
 from napari_ultramn.progress import Progress, ProgressGen, relay
 from napari_ultramn.report import ReportSection
-
-from ..simulate_raters import simulate_raters
-from .project_report import agreement_report
 
 RATERS = ("r1", "r2", "r3")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from napari_ultramn.demo_context import DemoContext
+from napari_ultramn.demo.context import DemoContext
 from napari_ultramn.progress import Progress, ProgressGen
 from napari_ultramn.report import ReportSection, escape, table_html
 
@@ -20,7 +20,7 @@ def choose_labels(project) -> tuple[str | None, str | None]:
         multi = multi or len(names) >= 2
     if multi:
         try:
-            from . import consensus  # noqa: F401
+            from dataset_tools import consensus  # noqa: F401
         except ImportError:
             multi = False
     if multi or not raters:
@@ -29,12 +29,11 @@ def choose_labels(project) -> tuple[str | None, str | None]:
 
 
 def demo_stage(ctx: DemoContext) -> ProgressGen[ReportSection]:
+    from dataset_tools.build import build_dataset
+    from dataset_tools.dataset_summary import counts_table, manifest_summary
+    from dataset_tools.validate import validate_dataset
     from napari_ultramn.errors import InputError
     from napari_ultramn.project import Project
-
-    from .build import build_dataset
-    from .inspect import counts_table, manifest_summary
-    from .validate import validate_dataset
 
     project = Project.open(ctx.paths["project"])
     out = ctx.out_dir / "dataset"

@@ -5,11 +5,11 @@ Stages run in order and fill ``ctx.paths`` / ``ctx.results`` for later ones:
 =============  =====================================================  ==========================
 stage          module                                                 sets paths[...]
 =============  =====================================================  ==========================
-phantom        napari_ultramn.phantom.demo                            "study"
-ingest         dataset_tools.ingest_demo                              "project"
-agreement      dataset_tools.agreement.demo                           "agreement" (raters added)
-dataset        dataset_tools.dataset_demo                             "dataset"
-model          napari_ultramn.model.demo                              "run"
+phantom        napari_ultramn.demo.phantom_stage                      "study"
+ingest         napari_ultramn.demo.ingest_stage                       "project"
+agreement      napari_ultramn.demo.agreement_stage                    "agreement" (raters added)
+dataset        napari_ultramn.demo.dataset_stage                      "dataset"
+model          napari_ultramn.demo.model_stage                        "run"
 =============  =====================================================  ==========================
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from napari_ultramn.errors import InputError
 
 #: paths[...] key -> (folder under the output folder, the stage that makes it)
 STAGE_OUTPUTS = {"study": ("study", "phantom"), "project": ("project", "ingest"),

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from napari_ultramn.demo_context import DemoContext
+from dataset_tools.ingest import ingest
+from napari_ultramn.demo.context import DemoContext
 from napari_ultramn.progress import Progress, ProgressGen
 from napari_ultramn.report import ReportSection, escape, table_html
-
-from .ingest import ingest
 
 
 def clip_summary(project) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 phantom study -> de-identified project -> simulated raters + agreement -> participant-split
 datasets -> training, evaluation and pre-annotation. Each stage is a generator
-``demo_stage(ctx)`` in its own module (see :mod:`napari_ultramn.demo_context`); the report is
+``demo_stage(ctx)`` in its own module (see :mod:`napari_ultramn.demo.context`); the report is
 rewritten after every stage, so a person can open it while the demo still runs.
 
 Each finished stage leaves its report section in ``OUT/.demo/<stage>.json``, so ``--stages model``
@@ -19,19 +19,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
-from .atomic import atomic_write_json
-from .demo_context import DemoContext
-from .progress import Progress, ProgressGen, relay
-from .report import ReportSection, escape, write_report
+from napari_ultramn import __version__
+from napari_ultramn.atomic import atomic_write_json
+from napari_ultramn.demo.context import DemoContext
+from napari_ultramn.progress import Progress, ProgressGen, relay
+from napari_ultramn.report import ReportSection, escape, write_report
 
 #: (stage name, module holding demo_stage), in pipeline order.
 STAGES = (
-    ("phantom", "napari_ultramn.phantom.demo"),
-    ("ingest", "dataset_tools.ingest_demo"),
-    ("agreement", "dataset_tools.agreement.demo"),
-    ("dataset", "dataset_tools.dataset_demo"),
-    ("model", "napari_ultramn.model.demo"),
+    ("phantom", "napari_ultramn.demo.phantom_stage"),
+    ("ingest", "napari_ultramn.demo.ingest_stage"),
+    ("agreement", "napari_ultramn.demo.agreement_stage"),
+    ("dataset", "napari_ultramn.demo.dataset_stage"),
+    ("model", "napari_ultramn.demo.model_stage"),
 )
 #: Typical seconds per stage on an idle 2-core machine (quick, full): only shapes the progress bar
 #: (full: measured by a run of .ci/run, the README's install line, 2.2 min in all).
@@ -112,7 +112,7 @@ def key_figures(name: str, ctx: DemoContext) -> str:
         names = {"fleiss_kappa": "Fleiss kappa", "dice": "Dice"}
         return "; ".join(f"{r['what']} {names[r['coefficient']]} {num(r['value'])}" for r in rows.to_dict("records"))
     if name == "model" and "model" in ctx.results:
-        from .model.evaluate import usability_note
+        from napari_ultramn.model.evaluate import usability_note
 
         s = next(iter(ctx.results["model"].values()))
         line = f"nerve Dice {num(s.get('dice'))}, plane accuracy {num(s.get('plane_accuracy'))} (held-out participants)"
