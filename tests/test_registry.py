@@ -242,7 +242,7 @@ def test_two_processes_adding_clips_at_once_lose_nothing(tmp_path):
 
 def test_ingest_is_one_transaction_per_clip_and_one_export(tmp_path, monkeypatch):
     """Ingesting 1 or 3 files reads the whole registry the same number of times (at the start and
-    for the duplicate search, never per clip), upserts once per clip and exports once per run."""
+    for the duplicate search, never per clip), upserts at most once per clip and exports once per run."""
     from dataset_tools.ingest import ingest
     from napari_ultramn.progress import run_to_end
     from tests.test_ingest import make_us_dicom
@@ -263,7 +263,9 @@ def test_ingest_is_one_transaction_per_clip_and_one_export(tmp_path, monkeypatch
         project = Project.open(tmp_path / f"p{n}")
         exported = json.loads((project.root / CLIPS_FILE).read_text())["clips"]
         assert exported == sorted(project.clips(), key=lambda r: r["clip_id"])
-    assert [s["upsert"] for s in seen] == [1, 3]
+    # one transaction per batch of finished clips (ingest's parent writes them as workers finish):
+    # at most one per clip, never a rewrite of the registry
+    assert seen[0]["upsert"] == 1 and 1 <= seen[1]["upsert"] <= 3
     assert [s["export"] for s in seen] == [2, 2]  # the empty registry the project starts with, the run's
     assert seen[0]["all"] == seen[1]["all"]
 
