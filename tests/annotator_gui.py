@@ -3,7 +3,16 @@
 from qtpy.QtCore import QPoint, Qt
 from qtpy.QtGui import QKeySequence
 from qtpy.QtTest import QTest
-from qtpy.QtWidgets import QApplication
+from qtpy.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QLabel,
+    QPushButton,
+    QStyle,
+    QStyleOptionComboBox,
+)
+
+from napari_ultramn._widgets.annotator_sections import ElidedLabel
 
 _MODS = {"Shift": Qt.KeyboardModifier.ShiftModifier, "Control": Qt.KeyboardModifier.ControlModifier,
          "Alt": Qt.KeyboardModifier.AltModifier}
@@ -76,3 +85,37 @@ def open_annotator(make_napari_viewer, project, rater: str, clip_id: str, size=(
     w.open_clip(clip_id)
     settle(10)
     return viewer, w
+
+
+def clipped(w) -> list[str]:
+    """Texts of visible labels and buttons that do not fit their width (elided ones must say so)."""
+    bad = []
+    for label in w.findChildren(QLabel):
+        if not label.isVisible() or label.wordWrap() or not label.text():
+            continue
+        if isinstance(label, ElidedLabel):
+            full = label.full_text()
+            if label.text() != full and (not label.text().endswith("…") or label.toolTip() != full):
+                bad.append(f"label {full!r} cut without '…' and tooltip")
+            elif label.fontMetrics().horizontalAdvance(label.text()) > label.contentsRect().width():
+                bad.append(f"label {label.text()!r} wider than {label.contentsRect().width()} px")
+        elif label.sizeHint().width() > label.width():
+            bad.append(f"label {label.text()!r} needs {label.sizeHint().width()} px, has {label.width()}")
+    for button in w.findChildren(QPushButton):
+        if button.isVisible() and button.fontMetrics().horizontalAdvance(button.text()) > button.contentsRect().width():
+            bad.append(f"button {button.text()!r} ({button.width()} px)")
+    for combo in w.findChildren(QComboBox):
+        if not combo.isVisible() or not combo.currentText():
+            continue
+        opt = QStyleOptionComboBox()
+        combo.initStyleOption(opt)
+        field = combo.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, opt,
+                                             QStyle.SubControl.SC_ComboBoxEditField, combo)
+        if combo.fontMetrics().horizontalAdvance(combo.currentText()) > field.width():
+            bad.append(f"combo {combo.currentText()!r} ({field.width()} px)")
+    header = w.measure_table.horizontalHeader()
+    for j in range(w.measure_table.columnCount()):
+        text = w.measure_table.horizontalHeaderItem(j).text()
+        if header.fontMetrics().horizontalAdvance(text) > header.sectionSize(j):
+            bad.append(f"column heading {text!r}")
+    return bad

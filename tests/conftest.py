@@ -15,3 +15,15 @@ os.environ.setdefault("ULTRAMN_WORKERS", "1")
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """``(dataset, run)``: one tiny dataset and 2-epoch training run per test session, shared by the
+    evaluation, pre-annotation and Training-widget tests (training is the expensive part)."""
+    from tests.model_factory import train_tiny, write_tiny_dataset
+
+    root = tmp_path_factory.mktemp("shared")
+    dataset = write_tiny_dataset(root / "ds")
+    train_tiny(dataset, root / "runs" / "tiny", epochs=2)
+    return dataset, root / "runs" / "tiny"

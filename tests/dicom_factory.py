@@ -20,9 +20,11 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from pydicom import uid
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 US_MULTIFRAME = uid.UltrasoundMultiFrameImageStorage
 US_IMAGE = uid.UltrasoundImageStorage
@@ -378,3 +380,82 @@ def write_phantom_dicom(path, compress: str = "none", n_frames: int = 3, size=(4
     )
     frames = np.random.default_rng(seed).integers(20, 200, (n_frames, *size), dtype=np.uint8)
     return write_us_dicom(path, frames, header, (0.1, 0.1), 40.0, compress)
+
+
+def write_frame(path, gray, *, number=None, time=None, series="1.2.3.4", photometric="MONOCHROME2",
+                transfer_syntax=uid.ExplicitVRLittleEndian, **kwargs) -> np.ndarray:
+    """One single-frame US image of series ``series``; returns the gray frame a reader gives."""
+    expected = write_dicom(path, gray, photometric, transfer_syntax, sop_class=US_IMAGE, **kwargs)
+    ds = pydicom.dcmread(path)
+    ds.SeriesInstanceUID = series
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid.generate_uid()
+    if number is not None:
+        ds.InstanceNumber = number
+    if time is not None:
+        ds.AcquisitionDate, ds.AcquisitionTime = "20240301", time
+    ds.save_as(path, enforce_file_format=True)
+    return expected[0]
+
+
+def write_us_cine(path, n_frames=4, rows=32, cols=40, seed=0):
+    """A minimal, valid Ultrasound Multi-frame Image (8-bit monochrome cine)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = US_MULTIFRAME
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = US_MULTIFRAME
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientID = "P001"
+    ds.PatientName = "Phantom^One"
+    ds.PatientBirthDate = ""
+    ds.PatientSex = "F"
+    ds.StudyDate = "20260101"
+    ds.StudyTime = "120000"
+    ds.StudyID = "1"
+    ds.AccessionNumber = ""
+    ds.ReferringPhysicianName = ""
+    ds.Modality = "US"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.Manufacturer = "Phantom"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = rows, cols
+    ds.NumberOfFrames = n_frames
+    ds.FrameTime = 33.3
+    ds.FrameIncrementPointer = pydicom.tag.Tag("FrameTime")
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    frames = np.random.default_rng(seed).integers(0, 255, (n_frames, rows, cols), dtype=np.uint8)
+    ds.PixelData = frames.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return ds
+
+
+KEY = b"k" * 32
+
+
+PARTICIPANT = "P0123456789"
+
+
+SHIFT = -40
+
+
+def kept_copy(tmp_path, compress):
+    """A --keep-dicom copy made as ingest makes it: the cropped imaging area, a corner blanked.
+    Returns ``(path, frames, region)``; tests/test_dciodvfy.py validates such copies too."""
+    from dataset_tools import deid
+    from napari_ultramn.io import open_clip
+
+    src = tmp_path / f"src_{compress}.dcm"
+    region = write_phantom_dicom(src, compress=compress)
+    frames = open_clip(src, crop_to_region=True).to_array()
+    frames[:, :4, :6] = 0
+    ds = pydicom.dcmread(src)
+    deid.deidentify_dataset(ds, KEY, PARTICIPANT, SHIFT, frames=frames, crop_region=region.as_list())
+    ds.save_as(tmp_path / f"kept_{compress}.dcm", enforce_file_format=True)
+    return tmp_path / f"kept_{compress}.dcm", frames, region

@@ -23,6 +23,7 @@ import numpy as np
 from napari_ultramn import DEFAULT_PLANES, NON_STANDARD
 from napari_ultramn.annotation import ClipAnnotation, PlaneRange
 from napari_ultramn.io.hdf5clip import write_hdf5_clip
+from napari_ultramn.phantom import generate_clip
 from napari_ultramn.project import Project
 
 SEXES = ("F", "M")
@@ -160,3 +161,59 @@ def registry_records(n_participants: int = 40, clips_per_participant: int = 3, s
                         "plane": planes[int(rng.integers(len(planes)))],
                         "n_frames": int(rng.integers(16, 64)), **demo})
     return out
+
+
+def disk(shape, center, radius):
+    rr, cc = np.mgrid[: shape[0], : shape[1]]
+    return (rr - center[0]) ** 2 + (cc - center[1]) ** 2 <= radius**2
+
+
+def make_clip_project(root, n_clips=3, n_frames=6, shape=(32, 40), spacing_mm=(0.1, 0.1), planes=None):
+    """A small project of unannotated clips: a bright disk drifting right on noise; participants p0, p1, ...
+
+    (The annotator's and session tests; :func:`make_project` makes annotated multi-rater projects.)"""
+    project = Project.create(root, planes=planes) if planes else Project.create(root)
+    rng = np.random.default_rng(7)
+    records = []
+    for i in range(n_clips):
+        clip_id = f"c{i}"
+        frames = rng.integers(0, 60, size=(n_frames, *shape), dtype=np.uint8)
+        for t in range(n_frames):
+            frames[t][disk(shape, (shape[0] // 2, 10 + t), 6)] = 200
+        meta = {"clip_id": clip_id, "participant": f"p{i % 2}", "plane": project.planes[i % 2],
+                "spacing_mm": spacing_mm, "spacing_source": "stored" if spacing_mm else "none",
+                "source_sha256": f"{i:064x}"}
+        write_hdf5_clip(project.root / "clips" / f"{clip_id}.h5", frames, meta)
+        records.append({"clip_id": clip_id, "file": f"clips/{clip_id}.h5", "participant": f"p{i % 2}",
+                        "side": "left", "plane": project.planes[i % 2], "source_sha256": f"{i:064x}",
+                        "n_frames": n_frames, "frame_shape": list(shape),
+                        "spacing_mm": list(spacing_mm) if spacing_mm else None,
+                        "spacing_source": "stored" if spacing_mm else "none"})
+    project.upsert_clips(records)
+    return project
+
+
+PHANTOM_FRAMES, PHANTOM_SIZE = 24, (96, 96)
+
+
+def make_phantom():
+    return generate_clip("transverse_wrist", seed=3, n_frames=PHANTOM_FRAMES, size=PHANTOM_SIZE, degraded_fraction=0.0,
+                         out_of_plane_probability=0.0)
+
+
+def phantom_project(root, phantom) -> Project:
+    """A project holding ``phantom`` as clip 'c0' (also used by the annotator's GUI test)."""
+    project = Project.create(root)
+    meta = {"clip_id": "c0", "participant": "p0", "plane": phantom.plane, "spacing_mm": phantom.spacing_mm,
+            "spacing_source": "stored", "source_sha256": "0" * 64}
+    write_hdf5_clip(project.root / "clips" / "c0.h5", phantom.frames, meta)
+    project.upsert_clips([{"clip_id": "c0", "file": "clips/c0.h5", "participant": "p0", "side": "right",
+                           "plane": phantom.plane, "source_sha256": "0" * 64, "n_frames": phantom.n_frames,
+                           "frame_shape": list(phantom.frames.shape[1:]), "spacing_mm": list(phantom.spacing_mm),
+                           "spacing_source": "stored"}])
+    return project
+
+
+def drifted(phantom, t, per_frame=0.6):
+    """The truth of frame ``t`` pushed right by a drift that grows with t (a propagation gone off)."""
+    return np.roll(phantom.masks[t], int(round(per_frame * t)), axis=1)

@@ -13,25 +13,15 @@ from napari_ultramn.annotation.queue import ClipQueue, duration
 from napari_ultramn.annotation.session import AnnotationSession
 from napari_ultramn.annotation.store import load_annotation_file, validate_annotation
 from napari_ultramn.errors import SchemaError
-from tests.test_session import disk, make_project
+from tests.fakes import FakeClock
+from tests.project_factory import disk, make_clip_project
 
 SHAPE = (16, 20)
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def wait(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def project(tmp_path):
-    return make_project(tmp_path / "proj", n_clips=5, n_frames=4, shape=SHAPE)
+    return make_clip_project(tmp_path / "proj", n_clips=5, n_frames=4, shape=SHAPE)
 
 
 def test_the_clock_counts_pauses_up_to_the_idle_threshold():

@@ -16,14 +16,7 @@ from dataset_tools.agreement.labels import (
     per_category,
     percent_agreement,
 )
-
-N = None
-# Krippendorff (2011) "Computing Krippendorff's alpha-reliability", nominal example: 4 observers x
-# 12 units with missing values (also irrCAC's cac.raw4raters, Gwet 2014). Rows = units.
-KRIPP = [
-    [1, 1, N, 1], [2, 2, 3, 2], [3, 3, 3, 3], [3, 3, 3, 3], [2, 2, 2, 2], [1, 2, 3, 4],
-    [4, 4, 4, 4], [1, 1, 2, 1], [2, 2, 2, 2], [N, 5, 5, 5], [N, N, 1, 1], [N, N, 3, N],
-]
+from tests.agreement_reference import KRIPP, N, table_to_pairs  # noqa: F401 (N: a missing rating)
 
 # Fleiss (1971) Table 1: 30 patients, 6 psychiatrists each, 5 diagnoses (as in statsmodels' tests).
 FLEISS_1971 = np.array([
@@ -34,16 +27,6 @@ FLEISS_1971 = np.array([
     [5, 5, 5, 5, 5, 5], [2, 4, 4, 4, 4, 4], [2, 2, 4, 5, 5, 5], [1, 1, 4, 4, 4, 4], [1, 4, 4, 4, 4, 5],
     [2, 2, 2, 2, 2, 4], [1, 1, 1, 1, 5, 5], [2, 2, 4, 4, 4, 4], [1, 3, 3, 3, 3, 3], [5, 5, 5, 5, 5, 5],
 ])
-
-
-def table_to_pairs(table):
-    """Expand a rater-A x rater-B count table into two label vectors."""
-    a, b = [], []
-    for i, row in enumerate(table):
-        for j, n in enumerate(row):
-            a += [i] * n
-            b += [j] * n
-    return np.array(a, object), np.array(b, object)
 
 
 def test_cohen_1960_worked_example():

@@ -7,7 +7,7 @@ import pytest
 
 from dataset_tools.agreement.ordinal import ordinal_alpha, weighted_kappa
 from dataset_tools.agreement.summaries import quality_statistics
-from tests.test_agreement_labels import KRIPP, table_to_pairs
+from tests.agreement_reference import KRIPP, table_to_pairs
 
 # Krippendorff (2011) "Computing Krippendorff's alpha-reliability": 4 observers x 12 units with
 # missing values (the same data as the nominal example in test_agreement_labels).

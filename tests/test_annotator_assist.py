@@ -9,7 +9,7 @@ from napari_ultramn.io.hdf5clip import write_hdf5_clip
 from napari_ultramn.metrics import dice
 from napari_ultramn.phantom import generate_clip
 from tests.annotator_gui import canvas, click, key, open_annotator, settle, to_canvas
-from tests.test_session import make_project
+from tests.project_factory import make_clip_project
 
 pytestmark = pytest.mark.gui
 
@@ -26,7 +26,7 @@ def names(viewer) -> list[str]:
 def phantom_project(tmp_path):
     """A one-clip project whose frames are a phantom transverse forearm clip (a rimmed nerve)."""
     clip = generate_clip("transverse_forearm", 2, n_frames=4, size=(192, 224))
-    project = make_project(tmp_path / "proj", n_clips=1, n_frames=4, shape=(192, 224), spacing_mm=clip.spacing_mm)
+    project = make_clip_project(tmp_path / "proj", n_clips=1, n_frames=4, shape=(192, 224), spacing_mm=clip.spacing_mm)
     meta = {"clip_id": "c0", "participant": "p0", "plane": project.planes[0], "spacing_mm": clip.spacing_mm,
             "spacing_source": "stored", "source_sha256": f"{0:064x}"}
     write_hdf5_clip(project.root / "clips" / "c0.h5", clip.frames, meta)

@@ -5,7 +5,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QMessageBox
 
 from tests.annotator_gui import canvas, drag, key, settle
-from tests.test_session import make_project
+from tests.project_factory import make_clip_project
 
 pytestmark = pytest.mark.gui
 
@@ -19,7 +19,7 @@ def type_into(qtbot, edit, text: str) -> None:
 
 def test_a_day_of_work(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: pytest.fail(f"asked: {a[2]}"))
-    project = make_project(tmp_path / "proj", n_clips=2, n_frames=8, shape=(48, 64))
+    project = make_clip_project(tmp_path / "proj", n_clips=2, n_frames=8, shape=(48, 64))
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1366, 768)
     _dock, w = viewer.window.add_plugin_dock_widget("napari-ultramn", "Annotator")

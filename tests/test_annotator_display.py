@@ -13,9 +13,8 @@ from qtpy.QtWidgets import QApplication
 from napari_ultramn.annotation import view_settings as vs
 from napari_ultramn.io.hdf5clip import write_hdf5_clip
 from napari_ultramn.io.open_clip import open_clip
-from tests.annotator_gui import canvas, drag, key, settle, to_canvas
-from tests.test_annotator_layout import clipped
-from tests.test_session import make_project
+from tests.annotator_gui import canvas, clipped, drag, key, settle, to_canvas
+from tests.project_factory import make_clip_project
 
 pytestmark = pytest.mark.gui
 RIGHT = Qt.MouseButton.RightButton
@@ -33,7 +32,7 @@ def _set_frame_time(project, clip_id: str, frame_time_ms: float) -> None:
 
 
 def annotator(make_napari_viewer, tmp_path, spacing_mm=(0.1, 0.1)):
-    project = make_project(tmp_path / "proj", n_clips=2, n_frames=6, shape=(48, 64), spacing_mm=spacing_mm)
+    project = make_clip_project(tmp_path / "proj", n_clips=2, n_frames=6, shape=(48, 64), spacing_mm=spacing_mm)
     _set_frame_time(project, "c1", 40.0)
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1366, 768)

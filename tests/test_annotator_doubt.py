@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tests.annotator_gui import key, settle
-from tests.test_doubt_spread import drifted, make_phantom, phantom_project
+from tests.project_factory import drifted, make_phantom, phantom_project
 
 pytestmark = pytest.mark.gui
 

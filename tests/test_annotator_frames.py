@@ -4,7 +4,7 @@ import pytest
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QMessageBox
 
-from tests.test_session import make_project
+from tests.project_factory import make_clip_project
 
 pytestmark = pytest.mark.gui
 
@@ -13,7 +13,7 @@ CTRL = Qt.KeyboardModifier.ControlModifier
 
 @pytest.fixture
 def project(tmp_path):
-    return make_project(tmp_path / "proj", n_clips=2, n_frames=8, shape=(32, 40))
+    return make_clip_project(tmp_path / "proj", n_clips=2, n_frames=8, shape=(32, 40))
 
 
 def annotator(make_napari_viewer, project, **kw):

@@ -4,7 +4,7 @@ import pytest
 
 from napari_ultramn._widgets import annotator_keys as keys
 from tests.annotator_gui import key
-from tests.test_session import make_project
+from tests.project_factory import make_clip_project
 
 pytestmark = pytest.mark.gui
 
@@ -24,7 +24,7 @@ def opened(make_napari_viewer, tmp_path, monkeypatch):
     from qtpy.QtWidgets import QMessageBox
 
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
-    project = make_project(tmp_path / "proj", n_clips=3, n_frames=6, shape=(32, 40))
+    project = make_clip_project(tmp_path / "proj", n_clips=3, n_frames=6, shape=(32, 40))
     viewer = make_napari_viewer()
     _dock, w = viewer.window.add_plugin_dock_widget("napari-ultramn", "Annotator")
     w.open_project(project.root, "r1")
@@ -70,7 +70,7 @@ def test_no_plugin_key_changes_the_labels_tool_even_after_holding_p_or_with_shap
 def test_closing_the_dock_leaves_napari_bindings_as_they_were(make_napari_viewer, tmp_path, qtbot):
     from napari.layers import Image, Labels, Shapes
 
-    project = make_project(tmp_path / "proj", n_clips=1, n_frames=4, shape=(32, 40))
+    project = make_clip_project(tmp_path / "proj", n_clips=1, n_frames=4, shape=(32, 40))
     viewer = make_napari_viewer()
 
     def snapshot():

@@ -5,13 +5,13 @@ import pytest
 from qtpy.QtCore import Qt
 
 from tests.annotator_gui import canvas, click, settle
-from tests.test_session import make_project
+from tests.project_factory import make_clip_project
 
 pytestmark = pytest.mark.gui
 
 
 def test_a_clicked_polygon_becomes_a_drawn_mask_and_later_clicks_still_work(make_napari_viewer, qtbot, tmp_path):
-    project = make_project(tmp_path / "proj", n_clips=1, n_frames=6, shape=(48, 64))
+    project = make_clip_project(tmp_path / "proj", n_clips=1, n_frames=6, shape=(48, 64))
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1366, 768)
     _dock, w = viewer.window.add_plugin_dock_widget("napari-ultramn", "Annotator")

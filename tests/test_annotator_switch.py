@@ -9,7 +9,7 @@ from qtpy.QtCore import Qt
 from napari_ultramn.annotation.clip_annotation import ClipAnnotation
 from napari_ultramn.io.hdf5clip import write_hdf5_clip
 from tests.annotator_gui import drag, key, settle
-from tests.test_session import disk, make_project
+from tests.project_factory import disk, make_clip_project
 
 pytestmark = pytest.mark.gui
 
@@ -32,7 +32,7 @@ def add_clip(project, clip_id, n_frames, shape, spacing_mm, participant="p9"):
 
 @pytest.fixture
 def dock(make_napari_viewer, tmp_path):
-    project = make_project(tmp_path / "proj", n_clips=2, n_frames=8, shape=(48, 64))
+    project = make_clip_project(tmp_path / "proj", n_clips=2, n_frames=8, shape=(48, 64))
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1366, 768)
     _dock, w = viewer.window.add_plugin_dock_widget("napari-ultramn", "Annotator")

@@ -4,7 +4,7 @@ import pytest
 from qtpy.QtCore import Qt
 
 from tests.annotator_gui import drag, key, open_annotator, settle
-from tests.test_session import make_project
+from tests.project_factory import make_clip_project
 
 pytestmark = pytest.mark.gui
 
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.gui
 def test_threaded_propagation_can_be_cancelled_and_run_again(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("ULTRAMN_SYNC_WORKERS", "0")  # napari's thread worker, as in a real session
     n = 400  # long enough that Cancel comes well before the end on any machine
-    project = make_project(tmp_path / "proj", n_clips=1, n_frames=n, shape=(64, 480))
+    project = make_clip_project(tmp_path / "proj", n_clips=1, n_frames=n, shape=(64, 480))
     viewer, w = open_annotator(make_napari_viewer, project, "r1", "c0")
     nerve = w.layers["nerve"]
     viewer.layers.selection.active = nerve

@@ -9,10 +9,9 @@ from qtpy.QtWidgets import QLineEdit
 
 from napari_ultramn._widgets.annotator_panels import TRACK_COLOURS, rater_colour, track_pixmap
 from napari_ultramn.annotation.session import AnnotationSession
-from tests.annotator_gui import key, settle
-from tests.test_active_time import FakeClock
-from tests.test_annotator_layout import clipped
-from tests.test_session import disk, make_project
+from tests.annotator_gui import clipped, key, settle
+from tests.fakes import FakeClock
+from tests.project_factory import disk, make_clip_project
 
 pytestmark = pytest.mark.gui
 
@@ -21,7 +20,7 @@ SHAPE = (48, 64)
 
 @pytest.fixture
 def project(tmp_path):
-    return make_project(tmp_path / "proj", n_clips=3, n_frames=6, shape=SHAPE)
+    return make_clip_project(tmp_path / "proj", n_clips=3, n_frames=6, shape=SHAPE)
 
 
 def annotator(make_napari_viewer, project, rater="r1", review=False, show=False):

@@ -5,7 +5,7 @@ import pytest
 from qtpy.QtCore import Qt
 
 from napari_ultramn.annotation.session import ADJUDICATED, AnnotationSession
-from tests.test_session import disk, make_project
+from tests.project_factory import disk, make_clip_project
 
 pytestmark = pytest.mark.gui
 
@@ -25,7 +25,7 @@ def annotator(make_napari_viewer):
 
 @pytest.fixture
 def project(tmp_path):
-    return make_project(tmp_path / "proj", n_clips=3, n_frames=8, shape=(48, 64))
+    return make_clip_project(tmp_path / "proj", n_clips=3, n_frames=8, shape=(48, 64))
 
 
 def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot, project, monkeypatch):
@@ -211,7 +211,7 @@ def test_cli_opens_the_annotator_on_an_uncalibrated_clip(make_napari_viewer, tmp
 
     from napari_ultramn.cli import main
 
-    project = make_project(tmp_path / "px", n_clips=3, n_frames=3, shape=(32, 40), spacing_mm=None)
+    project = make_clip_project(tmp_path / "px", n_clips=3, n_frames=3, shape=(32, 40), spacing_mm=None)
     seen = {}
 
     def event_loop():  # stands in for napari.run(): look at the window, trace, "close" it

@@ -8,7 +8,7 @@ import pytest
 from napari_ultramn.annotation.autosave import BackgroundSaver, frozen_copy
 from napari_ultramn.annotation.session import AnnotationSession
 from napari_ultramn.errors import InputError
-from tests.test_session import disk, make_project
+from tests.project_factory import disk, make_clip_project
 
 SHAPE = (32, 40)
 
@@ -75,7 +75,7 @@ def test_frozen_copy_is_not_reached_by_later_edits(project):
 
 @pytest.fixture
 def project(tmp_path):
-    return make_project(tmp_path / "proj")
+    return make_clip_project(tmp_path / "proj")
 
 
 def test_background_session_saves_the_state_at_each_change_and_close_waits(project, monkeypatch):

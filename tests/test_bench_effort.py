@@ -7,7 +7,7 @@ from benchmarks.bench_effort import GOOD, polygon_clicks, run_strategy
 from napari_ultramn.annotation.session import AnnotationSession
 from napari_ultramn.metrics import dice
 from napari_ultramn.phantom import generate_clip
-from tests.test_doubt_spread import phantom_project
+from tests.project_factory import phantom_project
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ import pytest
 from napari_ultramn.annotation.controller import AnnotatorController, runs, span
 from napari_ultramn.annotation.session import AnnotationSession
 from napari_ultramn.errors import InputError
-from tests.test_session import disk, make_project
+from tests.project_factory import disk, make_clip_project
 
 
 @pytest.fixture
 def project(tmp_path):
-    return make_project(tmp_path / "proj", n_clips=2, n_frames=8, shape=(32, 40))
+    return make_clip_project(tmp_path / "proj", n_clips=2, n_frames=8, shape=(32, 40))
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ from pydicom import uid
 
 from dataset_tools import deid
 from napari_ultramn.annotation.export import export_dicom_seg
-from tests.dicom_factory import gray_frames, write_dicom, write_phantom_dicom
-from tests.test_deid import kept_copy
+from tests.dicom_factory import gray_frames, kept_copy, write_dicom, write_phantom_dicom
 
 pytestmark = pytest.mark.skipif(
     shutil.which("dciodvfy") is None,

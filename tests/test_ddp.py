@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.test_train import TINY_MODEL, write_tiny_dataset
+from tests.model_factory import TINY_MODEL, write_tiny_dataset
 
 
 @pytest.mark.slow  # two torch processes: ~9 s on a quiet 2-core machine, ~45 s on a busy one

@@ -10,11 +10,17 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from dataset_tools import deid
-from tests.dicom_factory import PHANTOM_IDENTITY, gray_frames, write_dicom, write_phantom_dicom
+from tests.dicom_factory import (
+    KEY,
+    PARTICIPANT,
+    PHANTOM_IDENTITY,
+    SHIFT,
+    gray_frames,
+    kept_copy,
+    write_dicom,
+    write_phantom_dicom,
+)
 
-KEY = b"k" * 32
-PARTICIPANT = "P0123456789"
-SHIFT = -40
 STUDY_TEXT = "CARPAL TUNNEL FU DOE JANE MRN7391046"
 
 
@@ -127,21 +133,6 @@ def test_age_is_kept_pooled_over_89_or_derived_from_the_birth_date(age, birth, e
     deid.deidentify_dataset(ds, KEY, PARTICIPANT, SHIFT)
     assert ds.get("PatientAge") == expected
     assert ds.PatientBirthDate == ""
-
-
-def kept_copy(tmp_path, compress):
-    """A --keep-dicom copy made as ingest makes it: the cropped imaging area, a corner blanked.
-    Returns ``(path, frames, region)``; tests/test_dciodvfy.py validates such copies too."""
-    from napari_ultramn.io import open_clip
-
-    src = tmp_path / f"src_{compress}.dcm"
-    region = write_phantom_dicom(src, compress=compress)
-    frames = open_clip(src, crop_to_region=True).to_array()
-    frames[:, :4, :6] = 0
-    ds = pydicom.dcmread(src)
-    deid.deidentify_dataset(ds, KEY, PARTICIPANT, SHIFT, frames=frames, crop_region=region.as_list())
-    ds.save_as(tmp_path / f"kept_{compress}.dcm", enforce_file_format=True)
-    return tmp_path / f"kept_{compress}.dcm", frames, region
 
 
 @pytest.mark.parametrize("compress", ["none", "jpeg"])

@@ -8,17 +8,10 @@ from napari_ultramn.annotation import ClipAnnotation
 from napari_ultramn.annotation.doubt import doubtful_frames, frame_doubts
 from napari_ultramn.annotation.repropagate import spread_bounds
 from napari_ultramn.annotation.session import AnnotationSession
-from napari_ultramn.io.hdf5clip import write_hdf5_clip
 from napari_ultramn.metrics import dice
-from napari_ultramn.phantom import generate_clip
-from napari_ultramn.project import Project
-
-N, SIZE = 24, (96, 96)
-
-
-def make_phantom():
-    return generate_clip("transverse_wrist", seed=3, n_frames=N, size=SIZE, degraded_fraction=0.0,
-                         out_of_plane_probability=0.0)
+from tests.project_factory import PHANTOM_FRAMES as N
+from tests.project_factory import PHANTOM_SIZE as SIZE
+from tests.project_factory import drifted, make_phantom, phantom_project
 
 
 @pytest.fixture(scope="module")
@@ -26,27 +19,9 @@ def phantom():
     return make_phantom()
 
 
-def phantom_project(root, phantom) -> Project:
-    """A project holding ``phantom`` as clip 'c0' (also used by the annotator's GUI test)."""
-    project = Project.create(root)
-    meta = {"clip_id": "c0", "participant": "p0", "plane": phantom.plane, "spacing_mm": phantom.spacing_mm,
-            "spacing_source": "stored", "source_sha256": "0" * 64}
-    write_hdf5_clip(project.root / "clips" / "c0.h5", phantom.frames, meta)
-    project.upsert_clips([{"clip_id": "c0", "file": "clips/c0.h5", "participant": "p0", "side": "right",
-                           "plane": phantom.plane, "source_sha256": "0" * 64, "n_frames": phantom.n_frames,
-                           "frame_shape": list(phantom.frames.shape[1:]), "spacing_mm": list(phantom.spacing_mm),
-                           "spacing_source": "stored"}])
-    return project
-
-
 @pytest.fixture
 def project(tmp_path, phantom):
     return phantom_project(tmp_path / "proj", phantom)
-
-
-def drifted(phantom, t, per_frame=0.6):
-    """The truth of frame ``t`` pushed right by a drift that grows with t (a propagation gone off)."""
-    return np.roll(phantom.masks[t], int(round(per_frame * t)), axis=1)
 
 
 def test_corrupted_frame_is_checked_first(phantom):

@@ -9,12 +9,12 @@ import pytest
 
 from napari_ultramn.errors import InputError
 from napari_ultramn.progress import run_to_end
-from tests.test_train import PLANES, shared_run, write_tiny_dataset
+from tests.model_factory import PLANES, write_tiny_dataset
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return shared_run(tmp_path_factory)
+def trained(tiny_run):
+    return tiny_run
 
 
 def square(size=20, top=5, left=5, side=8):

@@ -4,52 +4,12 @@ import imageio.v3 as iio
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from napari_ultramn.annotation.export import export_dicom_seg, export_png_sequence
 from napari_ultramn.errors import InputError
+from tests.dicom_factory import write_us_cine
 
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
-
-
-def _write_us_cine(path, n_frames=4, rows=32, cols=40, seed=0):
-    """A minimal, valid Ultrasound Multi-frame Image (8-bit monochrome cine)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = US_MULTIFRAME
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = US_MULTIFRAME
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.PatientID = "P001"
-    ds.PatientName = "Phantom^One"
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "F"
-    ds.StudyDate = "20260101"
-    ds.StudyTime = "120000"
-    ds.StudyID = "1"
-    ds.AccessionNumber = ""
-    ds.ReferringPhysicianName = ""
-    ds.Modality = "US"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    ds.Manufacturer = "Phantom"
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = rows, cols
-    ds.NumberOfFrames = n_frames
-    ds.FrameTime = 33.3
-    ds.FrameIncrementPointer = pydicom.tag.Tag("FrameTime")
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    frames = np.random.default_rng(seed).integers(0, 255, (n_frames, rows, cols), dtype=np.uint8)
-    ds.PixelData = frames.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return ds
 
 
 def _masks(n_frames=4, rows=32, cols=40):
@@ -86,7 +46,7 @@ def test_png_sequence_rejects_a_single_frame_array(tmp_path):
 def test_dicom_seg_reads_back_references_the_source_and_equals_the_masks(tmp_path):
     import highdicom as hd
 
-    src = _write_us_cine(tmp_path / "cine.dcm")
+    src = write_us_cine(tmp_path / "cine.dcm")
     masks = _masks()
     out = export_dicom_seg(masks, tmp_path / "cine.dcm", tmp_path / "seg" / "nerve.dcm", rater="r1")
     seg = hd.seg.segread(out)
@@ -117,7 +77,7 @@ def test_dicom_seg_reads_back_references_the_source_and_equals_the_masks(tmp_pat
 def test_dicom_seg_pads_cropped_masks_back_into_the_full_frame(tmp_path):
     import highdicom as hd
 
-    _write_us_cine(tmp_path / "cine.dcm", n_frames=3, rows=32, cols=40)
+    write_us_cine(tmp_path / "cine.dcm", n_frames=3, rows=32, cols=40)
     cropped = np.zeros((3, 20, 30), bool)
     cropped[:, 4:9, 6:12] = True
     out = export_dicom_seg(cropped, tmp_path / "cine.dcm", tmp_path / "s.dcm", crop_region=[8, 5, 28, 35])
@@ -128,14 +88,14 @@ def test_dicom_seg_pads_cropped_masks_back_into_the_full_frame(tmp_path):
 
 
 def test_dicom_seg_refuses_the_wrong_number_of_frames(tmp_path):
-    _write_us_cine(tmp_path / "cine.dcm", n_frames=4)
+    write_us_cine(tmp_path / "cine.dcm", n_frames=4)
     with pytest.raises(InputError, match="cine.dcm: the source has 4 frames but 2 masks were given"):
         export_dicom_seg(np.zeros((2, 32, 40), bool), tmp_path / "cine.dcm", tmp_path / "s.dcm")
     assert not (tmp_path / "s.dcm").exists()
 
 
 def test_dicom_seg_asks_for_crop_region_when_shapes_differ(tmp_path):
-    _write_us_cine(tmp_path / "cine.dcm", n_frames=2)
+    write_us_cine(tmp_path / "cine.dcm", n_frames=2)
     with pytest.raises(InputError, match="pass crop_region"):
         export_dicom_seg(np.zeros((2, 10, 10), bool), tmp_path / "cine.dcm", tmp_path / "s.dcm")
     with pytest.raises(ValueError, match=r"crop_region \[0, 0, 50, 10\] does not fit"):

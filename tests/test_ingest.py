@@ -3,58 +3,17 @@
 import csv
 from datetime import datetime
 
-import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from dataset_tools import deid
 from dataset_tools.ingest import ingest, plane_from_text
 from napari_ultramn.cli import main as cli_main
 from napari_ultramn.progress import run_to_end
 from napari_ultramn.project import Project
-from tests.test_ingest_support import contracts  # noqa: F401  (autouse fixture)
+from tests.ingest_support import make_us_dicom
 
-US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 IDENTIFIERS = ("DOE^JANE", "MRN-0042", "19580317", "St Elsewhere Hospital", "ACC998877", "SMITH^JOHN")
-
-
-def make_us_dicom(path, patient_id="MRN-0042", name="DOE^JANE", laterality="R",
-                  description="MEDIAN N TRANSV WRIST R", n_frames=3, seed=0):
-    """A small multi-frame US DICOM: a 10-row text band above a calibrated 2D region."""
-    rng = np.random.default_rng(seed)
-    frames = rng.integers(0, 200, size=(n_frames, 40, 32), dtype=np.uint8)
-    frames[:, :10, :] = 255  # burned-in text band, outside the imaging region
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = US_MULTIFRAME
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = US_MULTIFRAME, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate = name, patient_id, "19580317"
-    ds.PatientSex, ds.PatientAge = "F", "066Y"
-    ds.StudyDate, ds.InstitutionName, ds.AccessionNumber = "20240105", "St Elsewhere Hospital", "ACC998877"
-    ds.ReferringPhysicianName, ds.OperatorsName = "SMITH^JOHN", "SMITH^JOHN"
-    ds.Modality, ds.Manufacturer, ds.ManufacturerModelName = "US", "Acme", "Sono 5"
-    ds.SeriesDescription, ds.ImageLaterality = description, laterality
-    ds.Rows, ds.Columns, ds.NumberOfFrames = 40, 32, n_frames
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit, ds.PixelRepresentation, ds.FrameTime = 7, 0, 33.3
-    region = Dataset()
-    region.RegionSpatialFormat, region.RegionDataType, region.RegionFlags = 1, 1, 0
-    region.RegionLocationMinX0, region.RegionLocationMinY0 = 0, 10
-    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = 31, 39
-    region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3
-    region.PhysicalDeltaX = region.PhysicalDeltaY = 0.01
-    ds.SequenceOfUltrasoundRegions = [region]
-    ds.PixelData = frames.tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
-    return frames
 
 
 @pytest.fixture

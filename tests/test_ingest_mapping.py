@@ -8,7 +8,7 @@ from napari_ultramn.cli import main as cli_main
 from napari_ultramn.errors import InputError
 from napari_ultramn.progress import run_to_end
 from napari_ultramn.project import Project
-from tests.test_ingest_support import contracts, screen_frames, write_frame_folder, write_mapping  # noqa: F401
+from tests.ingest_support import screen_frames, write_frame_folder, write_mapping  # noqa: F401
 
 
 @pytest.fixture

@@ -13,10 +13,9 @@ from napari_ultramn.io.clip import Region
 from napari_ultramn.io.source_files import file_sha256
 from napari_ultramn.progress import run_to_end
 from napari_ultramn.project import Project
-from tests.test_ingest import make_us_dicom
-from tests.test_ingest_support import (  # noqa: F401  (contracts: autouse fixture)
+from tests.ingest_support import (
     SCREEN_AREA,
-    contracts,
+    make_us_dicom,
     screen_frames,
     write_frame_folder,
     write_mapping,

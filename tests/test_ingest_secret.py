@@ -15,8 +15,7 @@ from napari_ultramn.cli import main as cli_main
 from napari_ultramn.errors import ConflictError, InputError
 from napari_ultramn.progress import run_collecting, run_to_end
 from napari_ultramn.project import Project, ProjectLock, ensure_pseudonym_key
-from tests.test_ingest import make_us_dicom
-from tests.test_ingest_support import contracts, screen_frames, write_frame_folder, write_mapping  # noqa: F401
+from tests.ingest_support import make_us_dicom, screen_frames, write_frame_folder, write_mapping  # noqa: F401
 
 
 def mode(path):

@@ -13,28 +13,13 @@ from napari_ultramn.errors import InputError
 from napari_ultramn.io import dicom as dicom_io
 from napari_ultramn.io import open_clip
 from napari_ultramn.io.dicom_series import series_files
-from tests.dicom_factory import LOSSY, US_IMAGE, gray_frames, write_dicom, write_sr
+from tests.dicom_factory import LOSSY, gray_frames, write_dicom, write_frame, write_sr
 
 
 def _message(path) -> str:
     with pytest.raises(InputError) as info:
         open_clip(path)
     return str(info.value)
-
-
-def write_frame(path, gray, *, number=None, time=None, series="1.2.3.4", photometric="MONOCHROME2",
-                transfer_syntax=uid.ExplicitVRLittleEndian, **kwargs) -> np.ndarray:
-    """One single-frame US image of series ``series``; returns the gray frame a reader gives."""
-    expected = write_dicom(path, gray, photometric, transfer_syntax, sop_class=US_IMAGE, **kwargs)
-    ds = pydicom.dcmread(path)
-    ds.SeriesInstanceUID = series
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid.generate_uid()
-    if number is not None:
-        ds.InstanceNumber = number
-    if time is not None:
-        ds.AcquisitionDate, ds.AcquisitionTime = "20240301", time
-    ds.save_as(path, enforce_file_format=True)
-    return expected[0]
 
 
 @pytest.fixture

@@ -100,7 +100,7 @@ def test_ingest_registers_stills_sequences_and_series(tmp_path):
     from dataset_tools.ingest import ingest
     from napari_ultramn.progress import run_to_end
     from napari_ultramn.project import Project
-    from tests.test_io_dicom_series import write_frame
+    from tests.dicom_factory import write_frame
 
     source = tmp_path / "export"
     (source / "series").mkdir(parents=True)

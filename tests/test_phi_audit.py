@@ -233,6 +233,8 @@ def test_burned_text_in_project_frames(project):
     hits = audit(project).hits
     assert [(h.category, h.file.endswith(clip.name)) for h in hits] == [("burned_text", True)]
     assert hits[0].location.startswith("HDF5 /frames, frames 0-9, bbox rows ")
+    pooled = run_to_end(audit_paths([project], IDENTIFIERS, workers=2)).hits  # frames searched by 2 workers
+    assert pooled == hits
     report = run_to_end(audit_paths([project], IDENTIFIERS, burned_text=False))
     assert report.clean and "pixels not searched" in report.notes[-1]
 

@@ -8,12 +8,11 @@ import pytest
 from napari_ultramn.errors import InputError
 from napari_ultramn.progress import run_to_end
 from tests.project_factory import make_project
-from tests.test_train import shared_run
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return shared_run(tmp_path_factory)[1]
+def run(tiny_run):
+    return tiny_run[1]
 
 
 @pytest.fixture

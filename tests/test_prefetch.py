@@ -13,7 +13,7 @@ from napari_ultramn.annotation.prefetch import ClipPrefetcher
 from napari_ultramn.annotation.session import AnnotationSession
 from napari_ultramn.errors import InputError
 from napari_ultramn.io.clip import Clip, LazyFrames
-from tests.test_session import make_project
+from tests.project_factory import make_clip_project
 
 CLIP_BYTES = 6 * 32 * 40  # make_project's clips: 6 frames of 32x40 uint8
 
@@ -24,7 +24,7 @@ def annotation_locks(project) -> list:
 
 @pytest.fixture
 def project(tmp_path):
-    return make_project(tmp_path / "proj", n_clips=3)
+    return make_clip_project(tmp_path / "proj", n_clips=3)
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ import pytest
 
 from napari_ultramn.annotation.queue import ClipQueue
 from napari_ultramn.annotation.session import AnnotationSession
-from tests.test_session import make_project
+from tests.project_factory import make_clip_project
 
 
 @pytest.fixture
 def project(tmp_path):
-    return make_project(tmp_path / "proj", n_clips=5, n_frames=3, shape=(8, 8))
+    return make_clip_project(tmp_path / "proj", n_clips=5, n_frames=3, shape=(8, 8))
 
 
 def _work(project, clip_id, rater="r1", status=None, quality=None):

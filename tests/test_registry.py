@@ -245,7 +245,7 @@ def test_ingest_is_one_transaction_per_clip_and_one_export(tmp_path, monkeypatch
     for the duplicate search, never per clip), upserts at most once per clip and exports once per run."""
     from dataset_tools.ingest import ingest
     from napari_ultramn.progress import run_to_end
-    from tests.test_ingest import make_us_dicom
+    from tests.ingest_support import make_us_dicom
 
     calls = {"all": 0, "upsert": 0, "export": 0}
     for name in calls:

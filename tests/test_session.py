@@ -7,41 +7,12 @@ import pytest
 
 from napari_ultramn.annotation.session import ADJUDICATED, AnnotationSession, CorruptAnnotationError
 from napari_ultramn.errors import ConflictError, InputError
-from napari_ultramn.io.hdf5clip import write_hdf5_clip
-from napari_ultramn.project import Project
-
-
-def disk(shape, center, radius):
-    rr, cc = np.mgrid[: shape[0], : shape[1]]
-    return (rr - center[0]) ** 2 + (cc - center[1]) ** 2 <= radius**2
-
-
-def make_project(root, n_clips=3, n_frames=6, shape=(32, 40), spacing_mm=(0.1, 0.1), planes=None):
-    """A small project: clips of a bright disk drifting right on noise; participants p0, p1, ..."""
-    project = Project.create(root, planes=planes) if planes else Project.create(root)
-    rng = np.random.default_rng(7)
-    records = []
-    for i in range(n_clips):
-        clip_id = f"c{i}"
-        frames = rng.integers(0, 60, size=(n_frames, *shape), dtype=np.uint8)
-        for t in range(n_frames):
-            frames[t][disk(shape, (shape[0] // 2, 10 + t), 6)] = 200
-        meta = {"clip_id": clip_id, "participant": f"p{i % 2}", "plane": project.planes[i % 2],
-                "spacing_mm": spacing_mm, "spacing_source": "stored" if spacing_mm else "none",
-                "source_sha256": f"{i:064x}"}
-        write_hdf5_clip(project.root / "clips" / f"{clip_id}.h5", frames, meta)
-        records.append({"clip_id": clip_id, "file": f"clips/{clip_id}.h5", "participant": f"p{i % 2}",
-                        "side": "left", "plane": project.planes[i % 2], "source_sha256": f"{i:064x}",
-                        "n_frames": n_frames, "frame_shape": list(shape),
-                        "spacing_mm": list(spacing_mm) if spacing_mm else None,
-                        "spacing_source": "stored" if spacing_mm else "none"})
-    project.upsert_clips(records)
-    return project
+from tests.project_factory import disk, make_clip_project
 
 
 @pytest.fixture
 def project(tmp_path):
-    return make_project(tmp_path / "proj")
+    return make_clip_project(tmp_path / "proj")
 
 
 def test_new_session_autosaves_every_change_and_reloads(project):
@@ -175,7 +146,7 @@ def test_propagation_is_previewed_then_accepted_up_to_a_frame_as_one_step(projec
 
 def test_measurements_are_in_mm_when_calibrated_and_px_otherwise(tmp_path):
     for spacing, unit in (((0.1, 0.1), "mm"), (None, "px")):
-        project = make_project(tmp_path / unit, n_clips=1, spacing_mm=spacing)
+        project = make_clip_project(tmp_path / unit, n_clips=1, spacing_mm=spacing)
         with AnnotationSession.open(project, "c0", "r1") as s:
             assert s.measure_frame(0) is None
             s.set_mask(0, disk((32, 40), (16, 16), 5))

@@ -12,7 +12,7 @@ from napari_ultramn.annotation.store import AnnotationStore
 from napari_ultramn.metrics import dice
 from napari_ultramn.phantom import generate_clip
 from napari_ultramn.schema import validate
-from tests.test_session import make_project
+from tests.project_factory import make_clip_project
 
 #: Floors well under what the phantom gives (median 0.83 transverse wrist, 0.93 forearm, see
 #: benchmarks/bench_smart_keyframe.py), so a broken search fails and noise does not.
@@ -123,7 +123,7 @@ def test_assisted_is_a_human_keyframe_that_round_trips(tmp_path):
 
 
 def test_session_records_and_refines_an_assisted_frame(tmp_path):
-    project = make_project(tmp_path / "p", n_clips=1)
+    project = make_clip_project(tmp_path / "p", n_clips=1)
     with AnnotationSession.open(project, "c0", "r1") as s:
         rows, cols = np.mgrid[:32, :40]
         proposal = (rows - 16) ** 2 + (cols - 12) ** 2 <= 36  # what the clicks proposed

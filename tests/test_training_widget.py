@@ -8,8 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-from tests.test_train import shared_run
-
 pytestmark = pytest.mark.gui
 
 
@@ -63,8 +61,8 @@ def test_start_then_cancel_a_training_process(widget, tmp_path, qtbot, monkeypat
     assert "Resume" in widget.status_label.text()
 
 
-def test_runs_table_and_preannotate_open_clip(widget, tmp_path_factory):
-    _, run = shared_run(tmp_path_factory)
+def test_runs_table_and_preannotate_open_clip(widget, tiny_run):
+    _, run = tiny_run
     widget.runs_edit.setText(str(run.parent))
     widget.refresh_button.click()
     assert widget.runs_table.rowCount() == 1

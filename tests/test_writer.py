@@ -7,7 +7,7 @@ import pytest
 from napari_ultramn._writer import write_annotation, write_dicom_seg, write_mask_pngs
 from napari_ultramn.annotation.store import load_annotation_file
 from napari_ultramn.errors import InputError
-from tests.test_export import _write_us_cine  # minimal valid US cine
+from tests.dicom_factory import write_us_cine  # minimal valid US cine
 
 
 def _labels(n=4, shape=(32, 40)):
@@ -54,7 +54,7 @@ def test_png_sequence_goes_into_a_folder_named_after_the_file(tmp_path):
 
 def test_dicom_seg_references_the_source(tmp_path):
     import highdicom as hd
-    src = _write_us_cine(tmp_path / "cine.dcm", n_frames=4, rows=32, cols=40)
+    src = write_us_cine(tmp_path / "cine.dcm", n_frames=4, rows=32, cols=40)
     meta = {"source_path": str(tmp_path / "cine.dcm"), "rater": "r1"}
     [out] = write_dicom_seg(str(tmp_path / "seg"), _labels(), {"metadata": meta})
     seg = hd.seg.segread(out)

@@ -69,7 +69,19 @@ def _h5_dataset(scanner: Scanner, ds, file: str, where: str, h5py) -> None:
                 scanner.value(text, file, f"HDF5 {where}[{i}]", leaf)
     elif (where.rsplit("/", 1)[-1].lower().endswith(_FRAME_NAMES) and ds.ndim in (2, 3, 4)
           and ds.dtype.kind in "ui" and min(ds.shape[-2:] if ds.ndim < 4 else ds.shape[-3:-1]) >= 8):
-        scan_frames(scanner, ds, file, f"HDF5 {where}")
+        if scanner.deferred_frames is not None and scanner.pixels:
+            scanner.deferred_frames.append((ds.file.filename, ds.name, file, f"HDF5 {where}"))
+        else:
+            scan_frames(scanner, ds, file, f"HDF5 {where}")
+
+
+def scan_hdf5_frames(scanner: Scanner, job: tuple[str, str, str, str]) -> None:
+    """Search one HDF5 frame stack left for later (``Scanner.deferred_frames``) for burned-in text."""
+    from napari_ultramn.io.h5 import load_h5py
+
+    path, name, file, where = job
+    with load_h5py().File(path, "r") as fh:
+        scan_frames(scanner, fh[name], file, where)
 
 
 # ---------------------------------------------------------------- DICOM

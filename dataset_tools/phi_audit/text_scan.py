@@ -33,6 +33,9 @@ class Scanner:
         self.pixels = pixels  # search frames and images for burned-in text
         self.hits: list[Hit] = []
         self._seen: set[tuple] = set()
+        #: (path, dataset name, file, where) of HDF5 frame stacks left for worker processes; None:
+        #: searched here, as they are found
+        self.deferred_frames: list[tuple[str, str, str, str]] | None = None
 
     # ------------------------------------------------------------ redaction and hits
     def redact(self, text: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from napari_ultramn.errors import InputError
 from napari_ultramn.progress import Progress, ProgressGen
 
-from .containers import scan_dicom, scan_hdf5
+from .containers import scan_dicom, scan_hdf5, scan_hdf5_frames
 from .identifiers import SECRET_DIR, Identifier, Matcher
 from .media import IMAGE_SUFFIXES, scan_image, scan_numpy, scan_video
 from .report import AuditReport
@@ -73,12 +73,18 @@ def scan_file(scanner: Scanner, path: Path, file: str) -> None:
         scanner.binary_strings(path, file)  # checkpoints, ONNX models, archives
 
 
-def audit_paths(paths, identifiers: list[Identifier], *, burned_text: bool = True) -> ProgressGen[AuditReport]:
+def audit_paths(paths, identifiers: list[Identifier], *, burned_text: bool = True,
+                workers: int | None = 1) -> ProgressGen[AuditReport]:
     """Search every file under ``paths`` (projects, datasets, reports, run folders, single files)
     for ``identifiers``, identifier-shaped values and burned-in text. Yields progress; returns
     the :class:`AuditReport` (``report.hits`` empty = clean). ``.secret`` folders, the project's
     key store, are never read or reported. ``burned_text=False`` skips the pixels (decoding every
-    clip's sample frames is most of the time an audit takes)."""
+    clip's sample frames is most of the time an audit takes). ``workers`` > 1 (None: every core)
+    searches the frame stacks of HDF5 files (a dataset's clips, a project's clips) in that many
+    processes: the same hits as one process finds (those in pixels listed after the others)."""
+    from napari_ultramn.parallel import resolve_workers
+
+    workers = resolve_workers(workers)
     roots = [Path(p) for p in paths]
     if not roots:
         raise InputError(None, "nothing to audit: give at least one path")
@@ -89,6 +95,8 @@ def audit_paths(paths, identifiers: list[Identifier], *, burned_text: bool = Tru
             raise InputError(root, f"is inside {SECRET_DIR}/, the project's key store: audit-phi never reads it")
     matcher = Matcher(identifiers)
     scanner = Scanner(matcher, pixels=burned_text)
+    if burned_text and workers > 1:
+        scanner.deferred_frames = []
     report = AuditReport(paths=[scanner.redact(str(r)) for r in roots],
                          identifiers_searched=len(matcher.identifiers) - len(matcher.unsearchable))
     report.notes += [f"identifier {i.kind} {i.masked()} not searched: {why}"
@@ -113,9 +121,35 @@ def audit_paths(paths, identifiers: list[Identifier], *, burned_text: bool = Tru
         except Exception as exc:  # a corrupt file of any kind: it could not be proven clean
             scanner.add("unreadable", file, "whole file", f"{type(exc).__name__}: {exc}"[:200])
         report.files_scanned += 1
+    if scanner.deferred_frames:
+        yield from _scan_deferred_frames(scanner, identifiers, workers)
     yield Progress(len(work), len(work), "audit done")
     report.hits = scanner.hits
     return report
+
+
+def _scan_deferred_frames(scanner: Scanner, identifiers, workers: int) -> ProgressGen[None]:
+    """The frame stacks ``scanner`` left, searched in ``workers`` processes; hits in job order."""
+    from napari_ultramn.parallel import pool_map
+
+    jobs = scanner.deferred_frames or []
+    found: list = [None] * len(jobs)
+    for n, (i, hits) in enumerate(pool_map(frames_job, jobs, shared=identifiers, workers=workers), 1):
+        found[i] = hits
+        yield Progress(n, len(jobs), f"searched {n} of {len(jobs)} frame stacks for burned-in text")
+    for hits in found:
+        for hit in hits:
+            scanner.add(hit.category, hit.file, hit.location, hit.what)
+
+
+def frames_job(identifiers, job) -> list:
+    """A worker's task: the burned-in-text hits of one HDF5 frame stack (``(path, name, file, where)``)."""
+    scanner = Scanner(Matcher(identifiers))
+    try:
+        scan_hdf5_frames(scanner, job)
+    except Exception as exc:  # a corrupt stack could not be proven clean
+        scanner.add("unreadable", job[2], job[3], f"{type(exc).__name__}: {exc}"[:200])
+    return scanner.hits
 
 
 def audit_project(project_root, *, burned_text: bool = True) -> ProgressGen[AuditReport]:

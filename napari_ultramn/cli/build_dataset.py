@@ -90,8 +90,8 @@ def audit_dataset(args) -> int:
     from dataset_tools.phi_audit import audit_paths, load_identifiers
     from napari_ultramn.progress import run_with_progress_bar
 
-    report = run_with_progress_bar(audit_paths([args.out_dir], load_identifiers(args.project)),
-                                   desc="PHI audit", quiet=args.quiet)
+    report = run_with_progress_bar(audit_paths([args.out_dir], load_identifiers(args.project),
+                                               workers=args.workers), desc="PHI audit", quiet=args.quiet)
     print(f"PHI audit of {args.out_dir}: {report.summary()}")
     if report.hits:
         print("\n".join(f"  {line}" for line in report.lines()))
