@@ -134,12 +134,14 @@ class Augment(BatchAugment):
         # normalised coordinates are anisotropic for non-square frames: rotate in pixel units
         aspect = w / h
         fx = -1.0 if flip else 1.0
-        theta = torch.tensor([[cos * fx, -sin / aspect, tx], [sin * aspect * fx, cos, ty]],
-                             dtype=torch.float32).unsqueeze(0)
+        theta = torch.tensor(
+            [[cos * fx, -sin / aspect, tx], [sin * aspect * fx, cos, ty]], dtype=torch.float32
+        ).unsqueeze(0)
         # = F.affine_grid(theta, [1, 1, h, w], align_corners=False), from a cached base grid
         grid = (_base_grid(h, w) @ theta[0].T).view(1, h, w, 2)
-        f = F.grid_sample(frames.reshape(1, -1, h, w), grid, mode="bilinear", padding_mode="zeros",
-                          align_corners=False).reshape(frames.shape)
+        f = F.grid_sample(
+            frames.reshape(1, -1, h, w), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        ).reshape(frames.shape)
         return f, _nearest(masks, grid[0])
 
 

@@ -45,8 +45,14 @@ def bench_filter() -> None:
 
     def send(n_moves=20_000, n_keys=2_000):
         for _ in range(n_moves):
-            ev = QMouseEvent(QEvent.Type.MouseMove, QPointF(5, 5), QPointF(5, 5), Qt.MouseButton.NoButton,
-                             Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+            ev = QMouseEvent(
+                QEvent.Type.MouseMove,
+                QPointF(5, 5),
+                QPointF(5, 5),
+                Qt.MouseButton.NoButton,
+                Qt.MouseButton.NoButton,
+                Qt.KeyboardModifier.NoModifier,
+            )
             app.sendEvent(target, ev)
         for _ in range(n_keys):
             app.sendEvent(target, QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_K, Qt.KeyboardModifier.NoModifier))
@@ -55,8 +61,10 @@ def bench_filter() -> None:
     watcher = ActivityFilter(dock)
     watched = median_time(send, 5)
     watcher.remove()
-    print(f"event filter: 22,000 events {base * 1e3:.1f} ms without, {watched * 1e3:.1f} ms with "
-          f"({watched / base:.2f}x; {(watched - base) / 22_000 * 1e6:.2f} us per event)")
+    print(
+        f"event filter: 22,000 events {base * 1e3:.1f} ms without, {watched * 1e3:.1f} ms with "
+        f"({watched / base:.2f}x; {(watched - base) / 22_000 * 1e6:.2f} us per event)"
+    )
 
 
 def bench_queue() -> None:
@@ -66,18 +74,32 @@ def bench_queue() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         project = Project.create(Path(tmp) / "p")
-        project.upsert_clips([{"clip_id": f"c{i}", "file": f"clips/c{i}.h5", "participant": f"p{i % 40}",
-                               "plane": project.planes[0], "n_frames": 100, "frame_shape": [64, 64],
-                               "spacing_mm": None, "spacing_source": "none",
-                               "source_sha256": f"{i:064x}"} for i in range(400)])
+        project.upsert_clips(
+            [
+                {
+                    "clip_id": f"c{i}",
+                    "file": f"clips/c{i}.h5",
+                    "participant": f"p{i % 40}",
+                    "plane": project.planes[0],
+                    "n_frames": 100,
+                    "frame_shape": [64, 64],
+                    "spacing_mm": None,
+                    "spacing_source": "none",
+                    "source_sha256": f"{i:064x}",
+                }
+                for i in range(400)
+            ]
+        )
         for i in range(400):
             ann = ClipAnnotation(f"c{i}", "r1", 100, (64, 64), status="done", active_seconds=60 + i % 90)
             project.annotations.save(ann)
         for review in (False, True):
             q = ClipQueue(project, "r1", blind=not review, review=review)
             t = median_time(lambda q=q: (q.refresh(), q.progress_text()), 7)
-            print(f"queue of 400 clips, {'review' if review else 'blind'}: refresh + progress text {t * 1e3:.1f} ms "
-                  f"({q.progress_text()})")
+            print(
+                f"queue of 400 clips, {'review' if review else 'blind'}: refresh + progress text {t * 1e3:.1f} ms "
+                f"({q.progress_text()})"
+            )
 
 
 def bench_strip() -> None:
@@ -89,15 +111,17 @@ def bench_strip() -> None:
     for t in range(300):
         mask = np.zeros((512, 512), bool)
         if t % 3:
-            mask[200:260, 180 + t % 50:250] = rng.random() > 0.01
+            mask[200:260, 180 + t % 50 : 250] = rng.random() > 0.01
         ann.set_mask(t, mask, "model")
     ctl = AnnotatorController()
     ctl.session = type("S", (), {"annotation": ann})()
     first = median_time(lambda: (ctl._empty.clear(), ctl.empty_frames()), 5)
     cached = median_time(ctl.empty_frames, 21)
     codes = median_time(ann.provenance_codes, 21)
-    print(f"frame strip, 300 frames 512x512: empty_frames first {first * 1e3:.2f} ms, per slider move "
-          f"{cached * 1e3:.3f} ms (provenance_codes {codes * 1e3:.3f} ms)")
+    print(
+        f"frame strip, 300 frames 512x512: empty_frames first {first * 1e3:.2f} ms, per slider move "
+        f"{cached * 1e3:.3f} ms (provenance_codes {codes * 1e3:.3f} ms)"
+    )
 
 
 if __name__ == "__main__":

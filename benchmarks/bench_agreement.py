@@ -31,12 +31,30 @@ def build_project(root: Path, n_clips: int, n_frames: int, size: int, seed: int 
         cid, part = f"C{c:04d}", f"P{c // 4:03d}"
         cy, cx, ry, rx = size * 0.5, size * 0.5, size * rng.uniform(0.06, 0.1), size * rng.uniform(0.08, 0.13)
         frames = np.full((n_frames, size, size), 40, np.uint8)
-        write_hdf5_clip(project.root / "clips" / f"{cid}.h5", frames,
-                        {"clip_id": cid, "participant": part, "source_sha256": f"{c:064x}",
-                         "spacing_mm": [0.08, 0.08], "spacing_source": "us_region"})
-        records.append({"clip_id": cid, "file": f"clips/{cid}.h5", "participant": part, "plane": "transverse_wrist",
-                        "source_sha256": f"{c:064x}", "n_frames": n_frames, "frame_shape": [size, size],
-                        "spacing_mm": [0.08, 0.08], "spacing_source": "us_region"})
+        write_hdf5_clip(
+            project.root / "clips" / f"{cid}.h5",
+            frames,
+            {
+                "clip_id": cid,
+                "participant": part,
+                "source_sha256": f"{c:064x}",
+                "spacing_mm": [0.08, 0.08],
+                "spacing_source": "us_region",
+            },
+        )
+        records.append(
+            {
+                "clip_id": cid,
+                "file": f"clips/{cid}.h5",
+                "participant": part,
+                "plane": "transverse_wrist",
+                "source_sha256": f"{c:064x}",
+                "n_frames": n_frames,
+                "frame_shape": [size, size],
+                "spacing_mm": [0.08, 0.08],
+                "spacing_source": "us_region",
+            }
+        )
         for j, rater in enumerate(("r1", "r2", "r3")):
             plane = "transverse_forearm" if (j == 2 and rng.random() < 0.2) else "transverse_wrist"
             ann = ClipAnnotation(cid, rater, n_frames, (size, size), clip_plane=plane, status="done")
@@ -105,20 +123,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         project = build_project(Path(tmp), args.clips, args.frames, args.size)
-        print(f"setup: {args.clips} clips x 3 raters x {args.frames} frames of {args.size}^2 "
-              f"in {time.perf_counter() - t0:.1f} s (not part of the figure)")
+        print(
+            f"setup: {args.clips} clips x 3 raters x {args.frames} frames of {args.size}^2 "
+            f"in {time.perf_counter() - t0:.1f} s (not part of the figure)"
+        )
         t0 = time.perf_counter()
         result = run_to_end(agreement_report(project, Path(tmp) / "out", n_boot=args.bootstrap, seed=0))
         total = time.perf_counter() - t0
-        print(f"full agreement report ({len(result.tables.frame_pairs)} rater-pair frames, "
-              f"{args.bootstrap} bootstrap replicates): {total:.1f} s  (goal < 60 s)")
+        print(
+            f"full agreement report ({len(result.tables.frame_pairs)} rater-pair frames, "
+            f"{args.bootstrap} bootstrap replicates): {total:.1f} s  (goal < 60 s)"
+        )
         if args.pairs <= 0:
             return
         n, t_ours, t_monai, t_core, diff = surface_distance_race(project, args.pairs)
-        print(f"surface distances on {n} frame pairs (HD, HD95, ASSD, surface Dice): ours {t_ours:.2f} s, "
-              f"MONAI public metrics {t_monai:.2f} s ({t_monai / t_ours:.1f}x ours), MONAI one "
-              f"get_edge_surface_distance per pair {t_core:.2f} s ({t_core / t_ours:.1f}x ours); "
-              f"max |difference| = {diff:.2e} mm")
+        print(
+            f"surface distances on {n} frame pairs (HD, HD95, ASSD, surface Dice): ours {t_ours:.2f} s, "
+            f"MONAI public metrics {t_monai:.2f} s ({t_monai / t_ours:.1f}x ours), MONAI one "
+            f"get_edge_surface_distance per pair {t_core:.2f} s ({t_core / t_ours:.1f}x ours); "
+            f"max |difference| = {diff:.2e} mm"
+        )
 
 
 if __name__ == "__main__":

@@ -66,7 +66,9 @@ def bench_interpolation(repeats: int) -> None:
     print(f"shape-based (SDF on bounding box, centroid-aligned): {n / run:8.0f} frames/s  ({1000 * run:.1f} ms)")
     print(f"naive linear pixel blend (baseline):                 {n / naive:8.0f} frames/s  ({1000 * naive:.1f} ms)")
     print(f"SDF on the full frames (no bounding box):            {n / full:8.0f} frames/s  ({1000 * full:.1f} ms)")
-    print(f"ratio shape-based / pixel blend: {naive / run:.2f}; bounding box speed-up over full-frame SDF: {full / run:.1f}x")
+    print(
+        f"ratio shape-based / pixel blend: {naive / run:.2f}; bounding box speed-up over full-frame SDF: {full / run:.1f}x"
+    )
     print()
 
 
@@ -102,7 +104,9 @@ def bench_propagation(seeds: list[int], n_frames: int = 100) -> None:
     from napari_ultramn.phantom import generate_clip
 
     print(f"## Propagation: {n_frames}-frame 256x256 phantom clips, one anchor (frame 0) to frame {n_frames - 1}")
-    print(f"{'plane':22s} {'seed':>4s} {'frames/s':>9s} {'cpu fr/s':>9s} {'Dice@30':>8s} {'Dice@99':>8s} {'conf@30':>8s} {'warned':>7s}")
+    print(
+        f"{'plane':22s} {'seed':>4s} {'frames/s':>9s} {'cpu fr/s':>9s} {'Dice@30':>8s} {'Dice@99':>8s} {'conf@30':>8s} {'warned':>7s}"
+    )
     rows = []
     for plane in DEFAULT_PLANES:
         for seed in seeds:
@@ -119,18 +123,26 @@ def bench_propagation(seeds: list[int], n_frames: int = 100) -> None:
             d_two = float(np.mean([dice(both.masks[t], clip.masks[t]) for t in range(1, 30)]))
             d_one = float(np.mean([dice(result.masks[t], clip.masks[t]) for t in range(1, 30)]))
             rows.append((plane, seed, fps, d30, dlast, cpu_fps, d_one, d_two))
-            print(f"{plane:22s} {seed:4d} {fps:9.1f} {cpu_fps:9.1f} {d30:8.3f} {dlast:8.3f} "
-                  f"{result.confidence.get(30, 0.0):8.2f} {len(result.warnings):7d}")
+            print(
+                f"{plane:22s} {seed:4d} {fps:9.1f} {cpu_fps:9.1f} {d30:8.3f} {dlast:8.3f} "
+                f"{result.confidence.get(30, 0.0):8.2f} {len(result.warnings):7d}"
+            )
     fps = [r[2] for r in rows]
-    print(f"median frames/s {statistics.median(fps):.1f} (min {min(fps):.1f}); "
-          f"per CPU-second {statistics.median(r[5] for r in rows):.1f}; "
-          f"median Dice@30 {statistics.median(r[3] for r in rows):.3f} (min {min(r[3] for r in rows):.3f}); "
-          f"median Dice@99 {statistics.median(r[4] for r in rows):.3f}")
-    print(f"frames 1-29, mean Dice: one anchor (frame 0) {np.mean([r[6] for r in rows]):.3f}, "
-          f"two anchors (frames 0 and 30) {np.mean([r[7] for r in rows]):.3f}")
+    print(
+        f"median frames/s {statistics.median(fps):.1f} (min {min(fps):.1f}); "
+        f"per CPU-second {statistics.median(r[5] for r in rows):.1f}; "
+        f"median Dice@30 {statistics.median(r[3] for r in rows):.3f} (min {min(r[3] for r in rows):.3f}); "
+        f"median Dice@99 {statistics.median(r[4] for r in rows):.3f}"
+    )
+    print(
+        f"frames 1-29, mean Dice: one anchor (frame 0) {np.mean([r[6] for r in rows]):.3f}, "
+        f"two anchors (frames 0 and 30) {np.mean([r[7] for r in rows]):.3f}"
+    )
     for plane in DEFAULT_PLANES:
         sel = [r for r in rows if r[0] == plane]
-        print(f"  {plane:22s} mean Dice@30 {np.mean([r[3] for r in sel]):.3f}  mean Dice@99 {np.mean([r[4] for r in sel]):.3f}")
+        print(
+            f"  {plane:22s} mean Dice@30 {np.mean([r[3] for r in sel]):.3f}  mean Dice@99 {np.mean([r[4] for r in sel]):.3f}"
+        )
     print()
 
 
@@ -173,8 +185,10 @@ def bench_autosave(repeats: int, n_frames: int = 300) -> None:
     print(f"AnnotationStore.save (schema + RLE JSON + atomic): {1000 * save:7.1f} ms  {size / 1024:8.1f} KiB")
     print(f"np.save raw (T, H, W) bool masks + fsync:          {1000 * raw:7.1f} ms  {raw_size / 1024:8.1f} KiB")
     print(f"ratio time {save / raw:.1f}x; size {size / raw_size:.3f} of raw ({raw_size / size:.0f}x smaller)")
-    print(f"GUI thread per change: {1000 * save:7.1f} ms saving in place -> {1000 * gui:6.3f} ms handing a "
-          f"frozen copy to the autosave thread ({save / gui:,.0f}x less)")
+    print(
+        f"GUI thread per change: {1000 * save:7.1f} ms saving in place -> {1000 * gui:6.3f} ms handing a "
+        f"frozen copy to the autosave thread ({save / gui:,.0f}x less)"
+    )
     print()
 
 

@@ -49,14 +49,30 @@ def make_phantom_project(root: Path, n_clips: int, n_frames: int, size) -> tuple
         plane = DEFAULT_PLANES[i % len(DEFAULT_PLANES)]
         clip = generate_clip(plane, seed=i, n_frames=n_frames, size=tuple(size))
         clip_id = f"clip{i:02d}"
-        meta = {"clip_id": clip_id, "participant": f"P{i // 2:03d}", "plane": plane,
-                "spacing_mm": clip.spacing_mm, "spacing_source": "stored",
-                "frame_time_ms": clip.frame_time_ms, "source_sha256": f"{i:064x}"}
+        meta = {
+            "clip_id": clip_id,
+            "participant": f"P{i // 2:03d}",
+            "plane": plane,
+            "spacing_mm": clip.spacing_mm,
+            "spacing_source": "stored",
+            "frame_time_ms": clip.frame_time_ms,
+            "source_sha256": f"{i:064x}",
+        }
         write_hdf5_clip(project.root / "clips" / f"{clip_id}.h5", clip.frames, meta)
-        records.append({"clip_id": clip_id, "file": f"clips/{clip_id}.h5", "participant": meta["participant"],
-                        "side": "left", "plane": plane, "source_sha256": meta["source_sha256"],
-                        "n_frames": n_frames, "frame_shape": list(clip.frames.shape[1:]),
-                        "spacing_mm": list(clip.spacing_mm), "spacing_source": "stored"})
+        records.append(
+            {
+                "clip_id": clip_id,
+                "file": f"clips/{clip_id}.h5",
+                "participant": meta["participant"],
+                "side": "left",
+                "plane": plane,
+                "source_sha256": meta["source_sha256"],
+                "n_frames": n_frames,
+                "frame_shape": list(clip.frames.shape[1:]),
+                "spacing_mm": list(clip.spacing_mm),
+                "spacing_source": "stored",
+            }
+        )
         truth[clip_id] = clip.masks
     project.upsert_clips(records)
     return project, truth
@@ -101,8 +117,10 @@ def timed(fn, app, until=None) -> tuple[float, float]:
 
 def summary(times: list[tuple[float, float]]) -> str:
     wall, cpu = [t[0] for t in times], [t[1] for t in times]
-    return (f"median {1000 * statistics.median(wall):7.1f} ms (min {1000 * min(wall):.1f}), "
-            f"CPU {1000 * statistics.median(cpu):7.1f} ms")
+    return (
+        f"median {1000 * statistics.median(wall):7.1f} ms (min {1000 * min(wall):.1f}), "
+        f"CPU {1000 * statistics.median(cpu):7.1f} ms"
+    )
 
 
 def bench_switch(w, app, ids: list[str], repeats: int) -> None:
@@ -173,8 +191,9 @@ def bench_fill(w, app, truth, clip_id: str, repeats: int) -> None:
 
     rows = {}
     for name, core, widget in (
-            ("propagation, 30 frames (0 -> 31)", core_propagate, widget_propagate),
-            ("interpolation, 30 frames (0 .. 31)", core_interpolate, lambda: timed(widget_interpolate, app))):
+        ("propagation, 30 frames (0 -> 31)", core_propagate, widget_propagate),
+        ("interpolation, 30 frames (0 .. 31)", core_interpolate, lambda: timed(widget_interpolate, app)),
+    ):
         c, g = [], []
         for _ in range(repeats):
             gc.collect()
@@ -191,8 +210,10 @@ def bench_fill(w, app, truth, clip_id: str, repeats: int) -> None:
             s.flush()
         rows[name] = [(statistics.median(x[i] for x in c), statistics.median(x[i] for x in g)) for i in (0, 1)]
     for name, ((c, g), (cc, gc_)) in rows.items():
-        print(f"{name:36s} core {1000 * c:7.1f} ms   widget {1000 * g:7.1f} ms   widget/core {g / c:5.2f}"
-              f"   (CPU: core {1000 * cc:.1f} ms, widget {1000 * gc_:.1f} ms, ratio {gc_ / max(cc, 1e-9):.2f})")
+        print(
+            f"{name:36s} core {1000 * c:7.1f} ms   widget {1000 * g:7.1f} ms   widget/core {g / c:5.2f}"
+            f"   (CPU: core {1000 * cc:.1f} ms, widget {1000 * gc_:.1f} ms, ratio {gc_ / max(cc, 1e-9):.2f})"
+        )
 
 
 def main(argv=None) -> None:
@@ -210,9 +231,11 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         project, truth = make_phantom_project(Path(tmp) / "proj", args.clips, max(args.frames, 32), args.size)
-        print(f"# {args.clips} phantom clips of {max(args.frames, 32)} frames {args.size[0]}x{args.size[1]} "
-              f"(built in {time.perf_counter() - t0:.1f} s); {args.repeats} repeats; "
-              f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+        print(
+            f"# {args.clips} phantom clips of {max(args.frames, 32)} frames {args.size[0]}x{args.size[1]} "
+            f"(built in {time.perf_counter() - t0:.1f} s); {args.repeats} repeats; "
+            f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+        )
         viewer = napari.Viewer(show=True)
         viewer.window._qt_window.resize(1366, 768)
         app = QApplication.instance()

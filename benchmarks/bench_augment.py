@@ -58,7 +58,7 @@ def synthetic_windows(batch: int, window: int, size: tuple[int, int], seed: int 
     rows, cols = np.mgrid[0:h, 0:w]
     grain = rng.gamma(2.0, 30.0, size=(batch, 1, window, (h + 1) // 2, (w + 1) // 2))
     frames = np.repeat(np.repeat(grain, 2, axis=-2), 2, axis=-1)[..., :h, :w] * np.linspace(1, 0.4, h)[:, None]
-    mask = (((rows - h / 2) / (h / 8)) ** 2 + ((cols - w / 2) / (w / 6)) ** 2 <= 1)
+    mask = ((rows - h / 2) / (h / 8)) ** 2 + ((cols - w / 2) / (w / 6)) ** 2 <= 1
     masks = np.broadcast_to(mask, frames.shape).astype(np.uint8)
     return torch.from_numpy(np.clip(frames, 0, 255).astype(np.uint8)), torch.from_numpy(masks.copy())
 
@@ -94,8 +94,11 @@ def bench_augmentation(batch: int, repeats: int, size, window: int = 16) -> None
         f, m = new(frames, masks, gen)
         m.float()
 
-    runs = {"per-window augmentation alone": window_alone, "old loader pipeline": old_pipeline,
-            "batched (new)": batched}
+    runs = {
+        "per-window augmentation alone": window_alone,
+        "old loader pipeline": old_pipeline,
+        "batched (new)": batched,
+    }
     n_frames = batch * window
     for threads in (1, 2):
         torch.set_num_threads(threads)
@@ -112,17 +115,27 @@ def bench_augmentation(batch: int, repeats: int, size, window: int = 16) -> None
         fps = {k: (n_frames / statistics.mean(cpu[k]), n_frames / statistics.mean(wall[k])) for k in runs}
         new_cpu, new_wall = fps["batched (new)"]
         for name, (c, w) in fps.items():
-            ratio = "" if name == "batched (new)" else f" -> batched is {new_cpu / c:4.2f}x per CPU-s, {new_wall / w:4.2f}x wall"
-            print(f"augment, {threads} thread(s), {batch} x {window} x {size[0]}x{size[1]}, {name:30s}: "
-                  f"{w:6.0f} frames/s wall, {c:6.0f} per CPU-s{ratio}", flush=True)
+            ratio = (
+                ""
+                if name == "batched (new)"
+                else f" -> batched is {new_cpu / c:4.2f}x per CPU-s, {new_wall / w:4.2f}x wall"
+            )
+            print(
+                f"augment, {threads} thread(s), {batch} x {window} x {size[0]}x{size[1]}, {name:30s}: "
+                f"{w:6.0f} frames/s wall, {c:6.0f} per CPU-s{ratio}",
+                flush=True,
+            )
         if threads == 1:
-            print(f"  -> batched on 2 free cores, at the 1-thread cost: {2 * new_cpu:6.0f} frames/s "
-                  f"(goal >= 5,000)", flush=True)
+            print(
+                f"  -> batched on 2 free cores, at the 1-thread cost: {2 * new_cpu:6.0f} frames/s (goal >= 5,000)",
+                flush=True,
+            )
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 
-def make_split(folder: Path, n_clips: int, clip_frames: int, size, per_clip_files: bool,
-               compression: str = "zstd") -> list[Path]:
+def make_split(
+    folder: Path, n_clips: int, clip_frames: int, size, per_clip_files: bool, compression: str = "zstd"
+) -> list[Path]:
     """Split files as ``dataset_tools.build`` writes them (its ``write_clip``), ``n_clips`` clips of
     ``clip_frames`` frames: one file, or one file per clip. A handful of distinct clips repeat, so
     making 400 costs little more than writing them."""
@@ -142,11 +155,25 @@ def make_split(folder: Path, n_clips: int, clip_frames: int, size, per_clip_file
             fh = ctx.__enter__()
             fh.attrs["split"], fh.attrs["vocabulary"] = "train", json.dumps(["a", "non_standard"])
         frames, masks = (a[0, 0].numpy() for a in pool[i % len(pool)])
-        labels = ClipLabels(masks.astype(bool), np.ones(clip_frames, bool), ["a"] * clip_frames, "a", "ok",
-                            np.zeros(clip_frames, np.int8), 1)
-        write_clip(fh, {"clip_id": f"c{i:04d}", "participant": f"P{i % 7}"}, frames, labels,
-                   vocabulary=["a", "non_standard"], spacing=None, label_source="bench",
-                   compression=compression)
+        labels = ClipLabels(
+            masks.astype(bool),
+            np.ones(clip_frames, bool),
+            ["a"] * clip_frames,
+            "a",
+            "ok",
+            np.zeros(clip_frames, np.int8),
+            1,
+        )
+        write_clip(
+            fh,
+            {"clip_id": f"c{i:04d}", "participant": f"P{i % 7}"},
+            frames,
+            labels,
+            vocabulary=["a", "non_standard"],
+            spacing=None,
+            label_source="bench",
+            compression=compression,
+        )
     ctx.__exit__(None, None, None)
     return paths
 
@@ -191,8 +218,15 @@ class AugmentInWorkers:
         return item
 
 
-def one_epoch(paths: list[Path], workers: int, batch: int, bounded: bool = True, window: int = 16,
-              sample_every: int = 0, augment_in_workers: bool = False) -> dict:
+def one_epoch(
+    paths: list[Path],
+    workers: int,
+    batch: int,
+    bounded: bool = True,
+    window: int = 16,
+    sample_every: int = 0,
+    augment_in_workers: bool = False,
+) -> dict:
     """Frames/s of one epoch of the loader, and with ``sample_every`` the peak memory of its
     processes (private memory summed over the main process and the workers, sampled every
     ``sample_every`` batches; reading smaps costs CPU, so speed runs leave it off)."""
@@ -203,8 +237,14 @@ def one_epoch(paths: list[Path], workers: int, batch: int, bounded: bool = True,
 
     limits = {} if bounded else {"max_open_files": len(paths), "chunk_cache_bytes": 1 << 20}
     ds = ClipWindowDataset(paths, window=window, **limits)
-    loader = DataLoader(AugmentInWorkers(ds) if augment_in_workers else ds, batch_size=batch, shuffle=True, num_workers=workers,
-                        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        AugmentInWorkers(ds) if augment_in_workers else ds,
+        batch_size=batch,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(0),
+    )
     cpu0, t0, n_frames, peak, at_start = _cpu_seconds(), None, 0, 0.0, None
     it = iter(loader)
     for i, b in enumerate(it):
@@ -222,8 +262,15 @@ def one_epoch(paths: list[Path], workers: int, batch: int, bounded: bool = True,
     gc.collect()
     # CPU of the whole epoch (start-up and the first batch included; workers counted once joined)
     cpu = _cpu_seconds() - cpu0
-    return {"frames": n_frames, "wall_s": wall, "cpu_s": cpu, "cpu_frames": len(ds) * window, "windows": len(ds),
-            "peak_mb": peak, "first_batch_mb": at_start}
+    return {
+        "frames": n_frames,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "cpu_frames": len(ds) * window,
+        "windows": len(ds),
+        "peak_mb": peak,
+        "first_batch_mb": at_start,
+    }
 
 
 def bench_loader(work: Path, clip_frames: int, size, batch: int) -> None:
@@ -231,15 +278,21 @@ def bench_loader(work: Path, clip_frames: int, size, batch: int) -> None:
     paths = sorted(folder.glob("*.h5")) if folder.exists() else make_split(folder, 80, clip_frames, size, False)
     for workers in (0, 2):
         r = one_epoch(paths, workers, batch)
-        print(f"loader alone (read + decompress, uint8), {workers} workers: {r['windows']} windows, "
-              f"{r['frames'] / r['wall_s']:6.0f} frames/s wall after the first batch, "
-              f"{r['cpu_frames'] / r['cpu_s']:6.0f} per CPU-s (start-up included)",
-              flush=True)
+        print(
+            f"loader alone (read + decompress, uint8), {workers} workers: {r['windows']} windows, "
+            f"{r['frames'] / r['wall_s']:6.0f} frames/s wall after the first batch, "
+            f"{r['cpu_frames'] / r['cpu_s']:6.0f} per CPU-s (start-up included)",
+            flush=True,
+        )
 
 
 def bench_memory(work: Path, clips: list[int], clip_frames: int, size, batch: int) -> None:
     configs = [  # (layout: one file per clip?, bounded, the old loader's augmentation in workers)
-        (False, True, False), (False, True, True), (True, True, False), (True, False, False)]
+        (False, True, False),
+        (False, True, True),
+        (True, True, False),
+        (True, False, False),
+    ]
     for per_clip_files, bounded, in_workers in configs:
         layout = "one file per clip" if per_clip_files else "one split file"
         peaks = []
@@ -248,22 +301,42 @@ def bench_memory(work: Path, clips: list[int], clip_frames: int, size, batch: in
             if not folder.exists():
                 make_split(folder, n, clip_frames, size, per_clip_files)
             # a fresh interpreter per figure, so nothing of the previous one is counted
-            code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from benchmarks.bench_augment "
-                    "import one_epoch; from pathlib import Path; "
-                    "paths = sorted(Path(sys.argv[2]).glob('*.h5')); "
-                    "print(json.dumps(one_epoch(paths, 2, int(sys.argv[3]), sys.argv[4] == '1', "
-                    "sample_every=4, augment_in_workers=sys.argv[5] == '1')))")
-            out = subprocess.run([sys.executable, "-c", code, str(ROOT), str(folder), str(batch),
-                                  str(int(bounded)), str(int(in_workers))],
-                                 check=True, capture_output=True, text=True).stdout
+            code = (
+                "import json, sys; sys.path.insert(0, sys.argv[1]); from benchmarks.bench_augment "
+                "import one_epoch; from pathlib import Path; "
+                "paths = sorted(Path(sys.argv[2]).glob('*.h5')); "
+                "print(json.dumps(one_epoch(paths, 2, int(sys.argv[3]), sys.argv[4] == '1', "
+                "sample_every=4, augment_in_workers=sys.argv[5] == '1')))"
+            )
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    code,
+                    str(ROOT),
+                    str(folder),
+                    str(batch),
+                    str(int(bounded)),
+                    str(int(in_workers)),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             r = json.loads(out.strip().splitlines()[-1])
             peaks.append((r["peak_mb"], r["first_batch_mb"]))
         figures = ", ".join(f"{n} clips {p:5.0f} MB (first batch {f:4.0f})" for n, (p, f) in zip(clips, peaks))
-        what = ("bounded (<= 4 open files, no chunk cache)" if bounded
-                else "unbounded (every file kept open, 1 MiB chunk caches)")
+        what = (
+            "bounded (<= 4 open files, no chunk cache)"
+            if bounded
+            else "unbounded (every file kept open, 1 MiB chunk caches)"
+        )
         what += ", OLD: augmentation in the workers" if in_workers else ", read only"
-        print(f"memory, {layout}, {what}: peak private memory (main + 2 workers) of one epoch: {figures}; "
-              f"ratio {peaks[-1][0] / peaks[0][0]:.2f}x", flush=True)
+        print(
+            f"memory, {layout}, {what}: peak private memory (main + 2 workers) of one epoch: {figures}; "
+            f"ratio {peaks[-1][0] / peaks[0][0]:.2f}x",
+            flush=True,
+        )
 
 
 def main(argv=None) -> None:

@@ -62,10 +62,13 @@ def main() -> None:
         path = Path(tmp) / "cine.dcm"
         t0 = time.perf_counter()
         frames = speckle_frames(args.frames, args.rows, args.cols)
-        write_dicom(path, frames, "YBR_FULL_422", uid.JPEGBaseline8Bit,
-                    region=(40, 0, args.rows, args.cols), jpeg_quality=85)
-        print(f"synthesised {args.frames}x{args.rows}x{args.cols} JPEG baseline YBR_FULL_422 cine "
-              f"({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s")
+        write_dicom(
+            path, frames, "YBR_FULL_422", uid.JPEGBaseline8Bit, region=(40, 0, args.rows, args.cols), jpeg_quality=85
+        )
+        print(
+            f"synthesised {args.frames}x{args.rows}x{args.cols} JPEG baseline YBR_FULL_422 cine "
+            f"({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s"
+        )
         print(f"medians of {args.repeats} repeats\n")
 
         def open_and_show_first():

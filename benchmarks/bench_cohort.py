@@ -52,8 +52,16 @@ GOAL_S, GOAL_RSS_MB = 15 * 60, 4096
 # -- one step, in its own process ----------------------------------------------------------------
 def run_step(step: str, work: Path, workers: int) -> dict:
     """Run ``step`` in a fresh process (this script with ``--step``); its times and peak RSS."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--step", step, "--work", str(work),
-           "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--step",
+        step,
+        "--work",
+        str(work),
+        "--workers",
+        str(workers),
+    ]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if out.returncode not in (0, 1):  # 1: a PHI audit hit would say so; the step still ran
@@ -83,8 +91,7 @@ def _step_main(step: str, work: Path, workers: int) -> None:
     elif step == "agreement":
         main(["agreement", str(work / "project"), "--out", str(work / "agreement"), "--bootstrap", "20", *w])
     elif step == "build":
-        main(["build-dataset", str(work / "project"), str(work / "dataset"), "--overwrite",
-              "--min-frames", "8", *w])
+        main(["build-dataset", str(work / "project"), str(work / "dataset"), "--overwrite", "--min-frames", "8", *w])
     elif step == "validate":
         main(["validate-dataset", str(work / "dataset")])
     elif step == "load":
@@ -95,16 +102,27 @@ def _step_main(step: str, work: Path, workers: int) -> None:
     stop_fork_server()  # reaped, so the pool workers (its children) are counted below
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     parent = me.ru_utime + me.ru_stime - c0.ru_utime - c0.ru_stime
-    print(json.dumps({"wall_s": wall, "parent_cpu_s": parent, "cpu_s": parent + kids.ru_utime + kids.ru_stime,
-                      "rss_mb": me.ru_maxrss / 1024, "worker_rss_mb": kids.ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "parent_cpu_s": parent,
+                "cpu_s": parent + kids.ru_utime + kids.ru_stime,
+                "rss_mb": me.ru_maxrss / 1024,
+                "worker_rss_mb": kids.ru_maxrss / 1024,
+            }
+        )
+    )
 
 
-_IMPORTS = {"ingest": ["dataset_tools.ingest", "napari_ultramn.io.dicom"],
-            "raters": ["dataset_tools.simulate_raters"],
-            "agreement": ["dataset_tools.agreement.project_report", "dataset_tools.agreement.figures"],
-            "build": ["dataset_tools.build", "dataset_tools.consensus"],
-            "validate": ["dataset_tools.validate"],
-            "load": ["torch", "napari_ultramn.model.loader", "napari_ultramn.model.augment"]}
+_IMPORTS = {
+    "ingest": ["dataset_tools.ingest", "napari_ultramn.io.dicom"],
+    "raters": ["dataset_tools.simulate_raters"],
+    "agreement": ["dataset_tools.agreement.project_report", "dataset_tools.agreement.figures"],
+    "build": ["dataset_tools.build", "dataset_tools.consensus"],
+    "validate": ["dataset_tools.validate"],
+    "load": ["torch", "napari_ultramn.model.loader", "napari_ultramn.model.augment"],
+}
 
 
 def quiet_s(r: dict, workers: int) -> float:
@@ -172,8 +190,12 @@ def main(argv=None) -> None:
     ap.add_argument("--size", type=int, nargs=2, default=(64, 64), help="phantom frame size H W")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="sizes 8 16 32 and 8 calibration clips: a fast look")
-    ap.add_argument("--ingest-scaling", type=int, metavar="N",
-                    help="only the ingest of an N-clip study with 1 and --workers workers (the issue: 400)")
+    ap.add_argument(
+        "--ingest-scaling",
+        type=int,
+        metavar="N",
+        help="only the ingest of an N-clip study with 1 and --workers workers (the issue: 400)",
+    )
     ap.add_argument("--json", help="also save the measurements here (re-print with --report-from)")
     ap.add_argument("--report-from", help="print the extrapolation from a --json file, measure nothing")
     ap.add_argument("--keep", help="keep the work folders here")
@@ -186,13 +208,16 @@ def main(argv=None) -> None:
         saved = json.loads(Path(args.report_from).read_text())
         series = {int(n): r for n, r in saved["series"].items()}
         cal = {int(k): r for k, r in saved["cal"].items()}
-        return _report(series, sorted(series), cal, saved["workers"], saved["cal_pixels"], saved["n_cal"],
-                       saved["ingest_speedup"])
+        return _report(
+            series, sorted(series), cal, saved["workers"], saved["cal_pixels"], saved["n_cal"], saved["ingest_speedup"]
+        )
     sizes = [8, 16, 32] if args.quick else args.sizes
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_cohort_"))
     w = args.workers
-    print(f"{len(os.sched_getaffinity(0))} cores for this process, {os.cpu_count()} on the machine; "
-          f"{_load()}; steps with --workers {w}")
+    print(
+        f"{len(os.sched_getaffinity(0))} cores for this process, {os.cpu_count()} on the machine; "
+        f"{_load()}; steps with --workers {w}"
+    )
     try:
         if args.ingest_scaling:
             make_study(base / "scaling", args.ingest_scaling, args.frames, args.size)
@@ -203,18 +228,31 @@ def main(argv=None) -> None:
             work = base / f"n{n}"
             make_study(work, n, args.frames, args.size)
             series[n] = run_all(work, w)
-            print(f"{n:5d} clips x {args.frames} frames, wall (CPU) s: " + "  ".join(
-                f"{s} {r['wall_s']:.1f} ({r['cpu_s']:.1f})" for s, r in series[n].items())
-                + f"  ({_load()})", flush=True)
+            print(
+                f"{n:5d} clips x {args.frames} frames, wall (CPU) s: "
+                + "  ".join(f"{s} {r['wall_s']:.1f} ({r['cpu_s']:.1f})" for s, r in series[n].items())
+                + f"  ({_load()})",
+                flush=True,
+            )
         mid = sizes[len(sizes) // 2]
         scaling_ingest = _ingest_scaling(base / f"n{mid}", mid, w)
         calib, n_cal = base / "calib", 8 if args.quick else 16
         make_study(calib, n_cal, TARGET["frames"], (320, 300))
         cal = {k: run_all(calib, k) for k in (1, w)}
         if args.json:
-            Path(args.json).write_text(json.dumps(
-                {"series": series, "cal": cal, "workers": w, "cal_pixels": pixels_per_clip(calib),
-                 "n_cal": n_cal, "ingest_speedup": scaling_ingest}, indent=1))
+            Path(args.json).write_text(
+                json.dumps(
+                    {
+                        "series": series,
+                        "cal": cal,
+                        "workers": w,
+                        "cal_pixels": pixels_per_clip(calib),
+                        "n_cal": n_cal,
+                        "ingest_speedup": scaling_ingest,
+                    },
+                    indent=1,
+                )
+            )
         _report(series, sizes, cal, w, pixels_per_clip(calib), n_cal, scaling_ingest)
     finally:
         if not args.keep:
@@ -229,11 +267,13 @@ def _ingest_scaling(work: Path, n: int, w: int) -> float:
         r[k] = run_step("ingest", work, k)
     wall = r[1]["wall_s"] / r[w]["wall_s"]
     quiet = quiet_s(r[1], 1) / quiet_s(r[w], w)
-    print(f"ingest of {n} phantom clips, 1 vs {w} workers: wall {r[1]['wall_s']:.1f} s vs {r[w]['wall_s']:.1f} s "
-          f"= {wall:.2f}x under this load; CPU {r[1]['cpu_s']:.1f} s vs {r[w]['cpu_s']:.1f} s "
-          f"(parent {r[w]['parent_cpu_s']:.1f} s) = {quiet:.2f}x on {w} quiet cores "
-          f"(goal >= 1.7x from 1 to 2); 16 workers: {quiet_s(r[1], 1) / quiet_s(r[w], 16):.1f}x "
-          f"(the parent's own CPU is the floor); {_load()}")
+    print(
+        f"ingest of {n} phantom clips, 1 vs {w} workers: wall {r[1]['wall_s']:.1f} s vs {r[w]['wall_s']:.1f} s "
+        f"= {wall:.2f}x under this load; CPU {r[1]['cpu_s']:.1f} s vs {r[w]['cpu_s']:.1f} s "
+        f"(parent {r[w]['parent_cpu_s']:.1f} s) = {quiet:.2f}x on {w} quiet cores "
+        f"(goal >= 1.7x from 1 to 2); 16 workers: {quiet_s(r[1], 1) / quiet_s(r[w], 16):.1f}x "
+        f"(the parent's own CPU is the floor); {_load()}"
+    )
     return quiet
 
 
@@ -249,12 +289,16 @@ def line_fit(xs, ys) -> tuple[float, float]:
 def _report(series, sizes, cal, w, cal_pixels, n_cal, ingest_speedup) -> None:
     target_pixels = TARGET["frames"] * TARGET["height"] * TARGET["width"]
     grow_n = TARGET["clips"] / n_cal
-    print(f"\nextrapolated to {TARGET['clips']} clips x {TARGET['frames']} frames of "
-          f"{TARGET['height']}x{TARGET['width']} x {TARGET['raters']} raters, from a calibration study of "
-          f"{n_cal} clips of {cal_pixels / TARGET['frames']:.0f} pixels per frame (x "
-          f"{target_pixels / cal_pixels:.2f} to the target); CPU-based quiet-machine times")
-    print(f"{'step':<10}{'start s':>8}{'slope':>7}{'serial':>8}{'cal 1->' + str(w):>10}{'1 core':>9}"
-          f"{'2 cores':>9}{'16 cores':>10}{'peak RSS':>10}  goals (16 cores: <= 15 min, <= 4 GB)")
+    print(
+        f"\nextrapolated to {TARGET['clips']} clips x {TARGET['frames']} frames of "
+        f"{TARGET['height']}x{TARGET['width']} x {TARGET['raters']} raters, from a calibration study of "
+        f"{n_cal} clips of {cal_pixels / TARGET['frames']:.0f} pixels per frame (x "
+        f"{target_pixels / cal_pixels:.2f} to the target); CPU-based quiet-machine times"
+    )
+    print(
+        f"{'step':<10}{'start s':>8}{'slope':>7}{'serial':>8}{'cal 1->' + str(w):>10}{'1 core':>9}"
+        f"{'2 cores':>9}{'16 cores':>10}{'peak RSS':>10}  goals (16 cores: <= 15 min, <= 4 GB)"
+    )
     for step in STEPS:
         total = [series[n][step]["cpu_s"] for n in sizes]
         start, per_clip = line_fit(sizes, total)
@@ -275,14 +319,18 @@ def _report(series, sizes, cal, w, cal_pixels, n_cal, ingest_speedup) -> None:
         cal_rss = max(cal[w][step]["rss_mb"], cal[w][step]["worker_rss_mb"])
         rss = cal_rss * grow_n ** max(0.0, b_rss)  # grown with the clips by the series' RSS slope
         ok = ("ok" if t16 <= GOAL_S else "OVER 15 min") + ", " + ("ok" if rss <= GOAL_RSS_MB else "OVER 4 GB")
-        print(f"{step:<10}{start:8.1f}{b:6.2f}{flag}{serial:8.2f}{cal_speedup:9.2f}x{t1 / 60:7.1f}mn{t2 / 60:7.1f}mn"
-              f"{t16 / 60:8.1f}mn{rss / 1024:8.2f}GB  {ok}")
-    print("start s: CPU seconds that do not grow with clips (intercept; pool start-up); slope: log-log "
-          "growth of the step's CPU with clips (1 = linear; *: start-up is over a quarter of the "
-          "smallest study's, so the slope is low: rerun with larger --sizes; the extrapolation uses at least 1); serial: the step's own process's CPU with "
-          f"{w} workers over all the CPU with 1 (calibration), which Amdahl's law keeps on 2 and 16 cores; cal 1->W: the "
-          "calibration study's quiet-machine speedup (start-up included); 1 core: the calibration's "
-          f"CPU grown to the target; ingest 1->{w} on the middle study: {ingest_speedup:.2f}x; {_load()}")
+        print(
+            f"{step:<10}{start:8.1f}{b:6.2f}{flag}{serial:8.2f}{cal_speedup:9.2f}x{t1 / 60:7.1f}mn{t2 / 60:7.1f}mn"
+            f"{t16 / 60:8.1f}mn{rss / 1024:8.2f}GB  {ok}"
+        )
+    print(
+        "start s: CPU seconds that do not grow with clips (intercept; pool start-up); slope: log-log "
+        "growth of the step's CPU with clips (1 = linear; *: start-up is over a quarter of the "
+        "smallest study's, so the slope is low: rerun with larger --sizes; the extrapolation uses at least 1); serial: the step's own process's CPU with "
+        f"{w} workers over all the CPU with 1 (calibration), which Amdahl's law keeps on 2 and 16 cores; cal 1->W: the "
+        "calibration study's quiet-machine speedup (start-up included); 1 core: the calibration's "
+        f"CPU grown to the target; ingest 1->{w} on the middle study: {ingest_speedup:.2f}x; {_load()}"
+    )
 
 
 if __name__ == "__main__":

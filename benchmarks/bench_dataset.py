@@ -78,10 +78,13 @@ def bench_build_workers(project, work: Path, workers_list) -> None:
         # on quiet cores the build takes the larger of its own CPU and everyone's CPU shared
         quiet = parent + kids if workers == 1 else max(parent, (parent + kids) / workers)
         base = base or frames / quiet
-        print(f"build  zstd {workers} worker(s): {frames} frames in {wall:5.2f} s = {frames / wall:5.0f} frames/s "
-              f"wall; CPU {parent:.2f} s here + {kids:.2f} s in workers -> {frames / quiet:5.0f} frames/s on "
-              f"{workers} quiet core(s) (goal >= 1500 on 2; {frames / quiet / base:.2f}x the 1-worker build); "
-              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"build  zstd {workers} worker(s): {frames} frames in {wall:5.2f} s = {frames / wall:5.0f} frames/s "
+            f"wall; CPU {parent:.2f} s here + {kids:.2f} s in workers -> {frames / quiet:5.0f} frames/s on "
+            f"{workers} quiet core(s) (goal >= 1500 on 2; {frames / quiet / base:.2f}x the 1-worker build); "
+            f"load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
         shutil.rmtree(out)
 
 
@@ -89,8 +92,13 @@ def with_fingerprints(project) -> None:
     """Store each clip's fingerprint in its record, as ingest does."""
     from dataset_tools.fingerprint import clip_fingerprint
 
-    project.upsert_clips([{**r, "fingerprint": clip_fingerprint(project.open_clip(r["clip_id"]).to_array())}
-                          for r in project.clips() if not r.get("fingerprint")])
+    project.upsert_clips(
+        [
+            {**r, "fingerprint": clip_fingerprint(project.open_clip(r["clip_id"]).to_array())}
+            for r in project.clips()
+            if not r.get("fingerprint")
+        ]
+    )
 
 
 def bench_build(project, work: Path, compression):
@@ -110,8 +118,7 @@ def bench_build(project, work: Path, compression):
     for s in ("train", "validation", "test"):
         with h5py.File(out / f"{s}.h5", "r") as fh:
             for g in fh["clips"].values():
-                arrays.append({k: g[k][()] for k in ("frames", "masks", "plane_labels", "provenance",
-                                                     "annotated")})
+                arrays.append({k: g[k][()] for k in ("frames", "masks", "plane_labels", "provenance", "annotated")})
     raw_bytes = sum(a.nbytes for d in arrays for a in d.values())
     npy = work / f"npy_{compression or 'none'}"
     npy.mkdir()
@@ -126,12 +133,15 @@ def bench_build(project, work: Path, compression):
     t_write = _write_only(arrays, work / f"write_{compression or 'none'}.h5", compression)
     frames = sum(d["frames"].shape[0] for d in arrays)
     h5_bytes = _dir_bytes(out, ".h5")
-    print(f"build  compression={compression or 'none':5s} {frames} frames: build {t_build:5.2f} s "
-          f"({frames / t_build:5.0f} frames/s); HDF5 write alone + fsync {t_write:5.3f} s; "
-          f"numpy.save {t_save:5.3f} s, + fsync {t_durable:5.3f} s -> ratios (goal >= 0.5x): "
-          f"build/save {t_save / t_build:.2f}x, build/(save+fsync) {t_durable / t_build:.2f}x, "
-          f"write alone/(save+fsync) {t_durable / t_write:.2f}x; size {h5_bytes / 1e6:.1f} MB = "
-          f"{h5_bytes / raw_bytes:.2f}x raw ({raw_bytes / 1e6:.1f} MB)", flush=True)
+    print(
+        f"build  compression={compression or 'none':5s} {frames} frames: build {t_build:5.2f} s "
+        f"({frames / t_build:5.0f} frames/s); HDF5 write alone + fsync {t_write:5.3f} s; "
+        f"numpy.save {t_save:5.3f} s, + fsync {t_durable:5.3f} s -> ratios (goal >= 0.5x): "
+        f"build/save {t_save / t_build:.2f}x, build/(save+fsync) {t_durable / t_build:.2f}x, "
+        f"write alone/(save+fsync) {t_durable / t_write:.2f}x; size {h5_bytes / 1e6:.1f} MB = "
+        f"{h5_bytes / raw_bytes:.2f}x raw ({raw_bytes / 1e6:.1f} MB)",
+        flush=True,
+    )
     shutil.rmtree(npy)
     return out
 
@@ -147,10 +157,17 @@ def _write_only(arrays, path: Path, compression) -> float:
     with h5py.File(path, "w") as fh:
         for i, d in enumerate(arrays):
             n = d["frames"].shape[0]
-            labels = ClipLabels(d["masks"].astype(bool), d["annotated"], [None] * n, None, "ok",
-                                d["provenance"], 1)
-            write_clip(fh, {"clip_id": f"c{i}", "participant": "P"}, d["frames"], labels,
-                       vocabulary=["a"], spacing=None, label_source="bench", compression=compression)
+            labels = ClipLabels(d["masks"].astype(bool), d["annotated"], [None] * n, None, "ok", d["provenance"], 1)
+            write_clip(
+                fh,
+                {"clip_id": f"c{i}", "participant": "P"},
+                d["frames"],
+                labels,
+                vocabulary=["a"],
+                spacing=None,
+                label_source="bench",
+                compression=compression,
+            )
     fsync_files([path])
     dt = time.perf_counter() - t0
     path.unlink()
@@ -170,8 +187,9 @@ def bench_loader(folder: Path, workers: int, epochs: int, stride: int, window: i
     _per_window_cpu(ds, name)
     n_frames, n_batches, t_start = 0, 0, None
     cpu0 = _cpu_seconds()
-    loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        ds, batch_size=batch, shuffle=True, num_workers=workers, generator=torch.Generator().manual_seed(0)
+    )
     for _epoch in range(epochs):
         for b in loader:
             n_batches += 1
@@ -185,9 +203,11 @@ def bench_loader(folder: Path, workers: int, epochs: int, stride: int, window: i
     cpu = _cpu_seconds() - cpu0
     total = n_frames + batch * window  # the first batch was not timed but its CPU was spent
     shape = tuple(ds[0]["frames"].shape)
-    print(f"loader {name}: {len(ds)} windows {shape} uint8, {workers} workers, {n_batches} batches: "
-          f"{n_frames / dt:7.0f} frames/s wall; {total / cpu:6.0f} frames per CPU-second "
-          f"= {2 * total / cpu:6.0f} frames/s if 2 cores were free for it")
+    print(
+        f"loader {name}: {len(ds)} windows {shape} uint8, {workers} workers, {n_batches} batches: "
+        f"{n_frames / dt:7.0f} frames/s wall; {total / cpu:6.0f} frames per CPU-second "
+        f"= {2 * total / cpu:6.0f} frames/s if 2 cores were free for it"
+    )
 
 
 def _per_window_cpu(ds, name: str, n: int = 24) -> None:
@@ -208,9 +228,11 @@ def _per_window_cpu(ds, name: str, n: int = 24) -> None:
     t_item = (time.process_time() - t0) / n
     torch.set_num_threads(threads)
     ds.close()
-    print(f"window {name}: CPU per 16-frame window {t_read * 1e3:5.1f} ms read + "
-          f"{max(t_item - t_read, 0.0) * 1e3:5.1f} ms the rest of the item = {t_item * 1e3:5.1f} ms -> "
-          f"{2 * ds.window / t_item:6.0f} frames/s on 2 free cores")
+    print(
+        f"window {name}: CPU per 16-frame window {t_read * 1e3:5.1f} ms read + "
+        f"{max(t_item - t_read, 0.0) * 1e3:5.1f} ms the rest of the item = {t_item * 1e3:5.1f} ms -> "
+        f"{2 * ds.window / t_item:6.0f} frames/s on 2 free cores"
+    )
 
 
 def _cpu_seconds() -> float:
@@ -228,8 +250,13 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--stride", type=int, default=4, help="loader window stride (default 4)")
-    parser.add_argument("--build-workers", type=int, nargs="+", default=[1, 2],
-                        help="build with each of these worker counts (default 1 2)")
+    parser.add_argument(
+        "--build-workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="build with each of these worker counts (default 1 2)",
+    )
     parser.add_argument("--no-loader", action="store_true", help="skip the loader figures")
     parser.add_argument("--keep", help="keep the work folder here")
     args = parser.parse_args(argv)
@@ -240,11 +267,18 @@ def main(argv=None) -> None:
     work.mkdir(parents=True, exist_ok=True)
     try:
         t0 = time.perf_counter()
-        project = make_project(work / "project", n_participants=args.participants,
-                               n_frames=args.frames, frame_shape=tuple(args.size), raters=("r1",))
-        print(f"project: {len(project.clips())} clips of {args.frames} frames at "
-              f"{args.size[0]}x{args.size[1]} ({time.perf_counter() - t0:.1f} s to make); "
-              f"{os.cpu_count()} CPUs visible")
+        project = make_project(
+            work / "project",
+            n_participants=args.participants,
+            n_frames=args.frames,
+            frame_shape=tuple(args.size),
+            raters=("r1",),
+        )
+        print(
+            f"project: {len(project.clips())} clips of {args.frames} frames at "
+            f"{args.size[0]}x{args.size[1]} ({time.perf_counter() - t0:.1f} s to make); "
+            f"{os.cpu_count()} CPUs visible"
+        )
         with_fingerprints(project)
         bench_build_workers(project, work, args.build_workers)
         if args.no_loader:

@@ -43,6 +43,7 @@ def plus_one(frames, rng):
 def gain(factor):
     def apply(frames, rng):
         return np.clip(np.rint(frames * factor), 0, 255).astype(np.uint8)
+
     return apply
 
 
@@ -51,8 +52,9 @@ def shift(frames, rng):
     dy, dx = (int(rng.integers(1, 4)) * int(rng.choice([-1, 1])) for _ in range(2))
     out = np.zeros_like(frames)
     h, w = frames.shape[1:]
-    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        frames[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = frames[
+        :, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
     return out
 
 
@@ -60,7 +62,7 @@ def crop(frames, rng):
     """2-5 % cut from each edge, independently."""
     h, w = frames.shape[1:]
     t, b, lft, r = (int(round(rng.uniform(0.02, 0.05) * n)) for n in (h, h, w, w))
-    return np.ascontiguousarray(frames[:, t:h - b, lft:w - r])
+    return np.ascontiguousarray(frames[:, t : h - b, lft : w - r])
 
 
 def jpeg75(frames, rng):
@@ -97,9 +99,16 @@ def mirror(frames, rng):
     return np.ascontiguousarray(frames[:, :, ::-1])
 
 
-TRANSFORMS = {"+1 intensity": plus_one, "gain x1.1": gain(1.1), "gain x0.9": gain(0.9),
-              "shift 1-3 px": shift, "crop 2-5 %": crop, "JPEG q=75": jpeg75, "H.264": h264,
-              "mirror": mirror}
+TRANSFORMS = {
+    "+1 intensity": plus_one,
+    "gain x1.1": gain(1.1),
+    "gain x0.9": gain(0.9),
+    "shift 1-3 px": shift,
+    "crop 2-5 %": crop,
+    "JPEG q=75": jpeg75,
+    "H.264": h264,
+    "mirror": mirror,
+}
 
 
 def sector(frames: np.ndarray) -> np.ndarray:
@@ -122,8 +131,15 @@ def read_study(folder: Path, participants: int, n_frames: int, seed: int) -> lis
     clips = []
     for row in table.itertuples():
         frames = open_clip(folder / row.file, crop_to_region=True).to_array()
-        clips.append({"clip_id": f"{row.patient_id}-{row.side}-{row.plane}", "participant": row.patient_id,
-                      "plane": row.plane, "side": row.side, "frames": frames})
+        clips.append(
+            {
+                "clip_id": f"{row.patient_id}-{row.side}-{row.plane}",
+                "participant": row.patient_id,
+                "plane": row.plane,
+                "side": row.side,
+                "frames": frames,
+            }
+        )
     return clips
 
 
@@ -133,9 +149,12 @@ def main(argv=None) -> None:
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--copies", type=int, default=6, help="copies made per transform")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sector", action="store_true",
-                    help="blank every clip outside one shared fan first (sector probes: the shared "
-                    "static outline must not make distinct participants look alike)")
+    ap.add_argument(
+        "--sector",
+        action="store_true",
+        help="blank every clip outside one shared fan first (sector probes: the shared "
+        "static outline must not make distinct participants look alike)",
+    )
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,16 +162,26 @@ def main(argv=None) -> None:
         originals = read_study(Path(tmp) / "study", args.participants, args.frames, args.seed)
         if args.sector:
             originals = [{**r, "frames": sector(r["frames"])} for r in originals]
-        print(f"phantom study{' (sector)' if args.sector else ''}: {args.participants} participants, "
-              f"{len(originals)} clips of "
-              f"{originals[0]['frames'].shape} ({time.perf_counter() - t0:.0f} s to write and read)")
+        print(
+            f"phantom study{' (sector)' if args.sector else ''}: {args.participants} participants, "
+            f"{len(originals)} clips of "
+            f"{originals[0]['frames'].shape} ({time.perf_counter() - t0:.0f} s to write and read)"
+        )
         copies = []
         for name, transform in TRANSFORMS.items():
             for k, i in enumerate(rng.choice(len(originals), args.copies, replace=False)):
                 src = originals[i]
                 frames = transform(src["frames"], rng)
-                copies.append({**src, "clip_id": f"copy{len(copies)}", "participant": f"COPY-{name}-{k}",
-                               "frames": frames, "origin": src["clip_id"], "transform": name})
+                copies.append(
+                    {
+                        **src,
+                        "clip_id": f"copy{len(copies)}",
+                        "participant": f"COPY-{name}-{k}",
+                        "frames": frames,
+                        "origin": src["clip_id"],
+                        "transform": name,
+                    }
+                )
         times = []
         for rec in originals + copies:
             t0 = time.perf_counter()
@@ -180,25 +209,34 @@ def main(argv=None) -> None:
     orig = [r for r in records if "origin" not in r]
     same_plane, other_plane, same_person = [], [], []
     for i, a in enumerate(orig):
-        for b in orig[i + 1:]:
+        for b in orig[i + 1 :]:
             x = d[index[a["clip_id"]], index[b["clip_id"]]]
             if a["participant"] == b["participant"]:
                 same_person.append(x)
             else:
                 (same_plane if a["plane"] == b["plane"] else other_plane).append(x)
-    for label, xs in (("distinct participants, same plane", same_plane),
-                      ("distinct participants, other plane", other_plane),
-                      ("same participant, other clip", same_person)):
+    for label, xs in (
+        ("distinct participants, same plane", same_plane),
+        ("distinct participants, other plane", other_plane),
+        ("same participant, other clip", same_person),
+    ):
         xs = np.asarray(xs)
-        print(f"{label:<36} min {xs.min():.3f}  1st pct {np.percentile(xs, 1):.3f}  median "
-              f"{np.median(xs):.3f}  ({len(xs)} pairs)")
-    print(f"false pairs (different origin, distance < threshold): {len(false)}"
-          + "".join(f"\n  {p}" for p in false[:10]))
-    print(f"fingerprint time per clip: median {1000 * np.median(times):.1f} ms "
-          f"({args.frames} frames of {originals[0]['frames'].shape[1:]}; reads only the sampled frames)")
+        print(
+            f"{label:<36} min {xs.min():.3f}  1st pct {np.percentile(xs, 1):.3f}  median "
+            f"{np.median(xs):.3f}  ({len(xs)} pairs)"
+        )
+    print(
+        f"false pairs (different origin, distance < threshold): {len(false)}" + "".join(f"\n  {p}" for p in false[:10])
+    )
+    print(
+        f"fingerprint time per clip: median {1000 * np.median(times):.1f} ms "
+        f"({args.frames} frames of {originals[0]['frames'].shape[1:]}; reads only the sampled frames)"
+    )
     n = len(records)
-    print(f"likely_duplicate_pairs over {n} clips: {t_pairs:.2f} s "
-          f"({1e6 * t_pairs / (n * (n - 1) / 2):.1f} us per clip pair)")
+    print(
+        f"likely_duplicate_pairs over {n} clips: {t_pairs:.2f} s "
+        f"({1e6 * t_pairs / (n * (n - 1) / 2):.1f} us per clip pair)"
+    )
 
 
 if __name__ == "__main__":

@@ -51,8 +51,7 @@ from napari_ultramn.progress import run_to_end  # noqa: E402
 
 GOOD = 0.9  # Dice to the truth at which a person accepts a mask
 DRAW_S = 10.0  # a person's time to draw one frame
-STRATEGIES = ("every frame", "keyframes + interpolation", "+ propagation", "+ smart keyframes",
-              "+ pre-annotation")
+STRATEGIES = ("every frame", "keyframes + interpolation", "+ propagation", "+ smart keyframes", "+ pre-annotation")
 
 
 def polygon_clicks(mask: np.ndarray) -> int:
@@ -74,8 +73,7 @@ def _deepest(mask: np.ndarray) -> tuple[int, int]:
 class Annotator:
     """One simulated person on one open session; counts what it does and times the tool."""
 
-    def __init__(self, session: AnnotationSession, truth: np.ndarray, rng: np.random.Generator,
-                 smart=None):
+    def __init__(self, session: AnnotationSession, truth: np.ndarray, rng: np.random.Generator, smart=None):
         self.s, self.truth, self.rng, self.smart = session, truth, rng, smart
         self.n = truth.shape[0]
         self.counts = {"drawn": 0, "assisted": 0, "corrections": 0, "clicks": 0, "tool_s": 0.0, "tool_cpu_s": 0.0}
@@ -126,8 +124,14 @@ class Annotator:
         for _attempt in range(2):
             if not positive:
                 break
-            proposal = self.tool(self.smart, frame, positive, negative, prior=None if prior is None else prior.mask,
-                                 spacing_mm=self.s.clip.spacing_mm)
+            proposal = self.tool(
+                self.smart,
+                frame,
+                positive,
+                negative,
+                prior=None if prior is None else prior.mask,
+                spacing_mm=self.s.clip.spacing_mm,
+            )
             if dice(proposal, truth) >= GOOD:
                 self.counts["assisted"] += 1
                 self._correct(t, proposal, assisted=True)
@@ -165,10 +169,12 @@ class Annotator:
         return worst[0].frame if worst else self.in_order(seen)
 
 
-def run_strategy(strategy: int, session: AnnotationSession, truth: np.ndarray, *, seed: int = 0,
-                 model=None, keyframe_every: int = 10) -> dict:
+def run_strategy(
+    strategy: int, session: AnnotationSession, truth: np.ndarray, *, seed: int = 0, model=None, keyframe_every: int = 10
+) -> dict:
     """Annotate one open clip with strategy 1-5; returns the counts, the final Dice and more."""
     from napari_ultramn.annotation.smart_keyframe import propose_mask as propose
+
     a = Annotator(session, truth, np.random.default_rng([seed, strategy]), smart=propose)
     s, n = session, truth.shape[0]
     if strategy == 1:
@@ -190,8 +196,13 @@ def run_strategy(strategy: int, session: AnnotationSession, truth: np.ndarray, *
             from napari_ultramn.model.preannotate import preannotate_clip
 
             proposal = a.tool(lambda: run_to_end(preannotate_clip(model, s.clip, device="cpu")))
-            a.tool(s.apply_proposals, {t: proposal.masks[t] for t in range(n)},
-                   {t: float(proposal.confidence[t]) for t in range(n)}, proposal.frame_planes, clicks=0)
+            a.tool(
+                s.apply_proposals,
+                {t: proposal.masks[t] for t in range(n)},
+                {t: float(proposal.confidence[t]) for t in range(n)},
+                proposal.frame_planes,
+                clicks=0,
+            )
         else:
             a.tool(s.set_mask, 0, a.draw(0), clicks=0)
             result = a.tool(lambda: run_to_end(s.propagation(0, 1)))
@@ -229,17 +240,34 @@ def train_model(root: Path, args) -> tuple:
         return load_model(run)
     dataset = root / "train_dataset"
     if not (dataset / "manifest.json").is_file():
-        write_phantom_dataset(dataset, args.train_participants, 1, 0, args.train_frames, args.train_size,
-                              seed=args.seed + 1)
+        write_phantom_dataset(
+            dataset, args.train_participants, 1, 0, args.train_frames, args.train_size, seed=args.seed + 1
+        )
     kw = {"base_channels": 4, "depth": 2} if args.quick else {"base_channels": 8, "depth": 3}
     t0 = time.perf_counter()
-    summary = run_to_end(train_run(dataset, run, model="ultramn", epochs=args.epochs, batch_size=4,
-                                   window=min(args.window, args.train_frames), lr=3e-3, device="cpu", seed=0, patience=10_000,
-                                   model_kwargs=kw, max_steps=4 if args.quick else None))
-    print(f"model: {args.train_participants} other participants ({args.train_frames} frames of "
-          f"{args.train_size}x{args.train_size}), {summary['epochs_done']} epochs, "
-          f"{summary['steps']} steps in {time.perf_counter() - t0:.0f} s; best validation score "
-          f"{summary['best_score']:.3f}", flush=True)
+    summary = run_to_end(
+        train_run(
+            dataset,
+            run,
+            model="ultramn",
+            epochs=args.epochs,
+            batch_size=4,
+            window=min(args.window, args.train_frames),
+            lr=3e-3,
+            device="cpu",
+            seed=0,
+            patience=10_000,
+            model_kwargs=kw,
+            max_steps=4 if args.quick else None,
+        )
+    )
+    print(
+        f"model: {args.train_participants} other participants ({args.train_frames} frames of "
+        f"{args.train_size}x{args.train_size}), {summary['epochs_done']} epochs, "
+        f"{summary['steps']} steps in {time.perf_counter() - t0:.0f} s; best validation score "
+        f"{summary['best_score']:.3f}",
+        flush=True,
+    )
     return load_model(run)
 
 
@@ -259,12 +287,34 @@ def bench_spread(root: Path, size: int = 256, seed: int = 0) -> None:
     for i, plane in enumerate(DEFAULT_PLANES):
         clip = generate_clip(plane, seed=seed + i, n_frames=40, size=(size, size))
         cid, sha = f"spread{i}", f"{i:064x}"
-        write_hdf5_clip(project.root / "clips" / f"{cid}.h5", clip.frames,
-                        {"clip_id": cid, "participant": "p0", "plane": plane, "spacing_mm": clip.spacing_mm,
-                         "spacing_source": "stored", "source_sha256": sha})
-        project.upsert_clips([{"clip_id": cid, "file": f"clips/{cid}.h5", "participant": "p0", "side": "right",
-                               "plane": plane, "source_sha256": sha, "n_frames": 40, "frame_shape": [size, size],
-                               "spacing_mm": list(clip.spacing_mm), "spacing_source": "stored"}])
+        write_hdf5_clip(
+            project.root / "clips" / f"{cid}.h5",
+            clip.frames,
+            {
+                "clip_id": cid,
+                "participant": "p0",
+                "plane": plane,
+                "spacing_mm": clip.spacing_mm,
+                "spacing_source": "stored",
+                "source_sha256": sha,
+            },
+        )
+        project.upsert_clips(
+            [
+                {
+                    "clip_id": cid,
+                    "file": f"clips/{cid}.h5",
+                    "participant": "p0",
+                    "side": "right",
+                    "plane": plane,
+                    "source_sha256": sha,
+                    "n_frames": 40,
+                    "frame_shape": [size, size],
+                    "spacing_mm": list(clip.spacing_mm),
+                    "spacing_source": "stored",
+                }
+            ]
+        )
         with AnnotationSession.open(project, cid, "spread", background_save=True) as s:
             s.set_mask(0, clip.masks[0])
             s.accept_propagation(run_to_end(s.propagation(0, 1)))
@@ -276,29 +326,41 @@ def bench_spread(root: Path, size: int = 256, seed: int = 0) -> None:
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             after = np.mean([dice(s.annotation.frames[t].mask, clip.masks[t]) for t in between])
         rows.append((plane, len(changed) - 1, seconds, before, after, cpu))
-        print(f"spread {plane:22s} {len(changed) - 1} frames in {seconds:.2f} s ({cpu:.2f} CPU s); Dice of frames 2-32 "
-              f"{before:.3f} -> {after:.3f}", flush=True)
-    print(f"correction spread over 30 frames of {size}x{size}: median {statistics.median(r[2] for r in rows):.2f} s "
-          f"(max {max(r[2] for r in rows):.2f}; CPU {statistics.median(r[5] for r in rows):.2f} s); mean Dice of the frames between {np.mean([r[3] for r in rows]):.3f} "
-          f"-> {np.mean([r[4] for r in rows]):.3f}\n")
+        print(
+            f"spread {plane:22s} {len(changed) - 1} frames in {seconds:.2f} s ({cpu:.2f} CPU s); Dice of frames 2-32 "
+            f"{before:.3f} -> {after:.3f}",
+            flush=True,
+        )
+    print(
+        f"correction spread over 30 frames of {size}x{size}: median {statistics.median(r[2] for r in rows):.2f} s "
+        f"(max {max(r[2] for r in rows):.2f}; CPU {statistics.median(r[5] for r in rows):.2f} s); mean Dice of the frames between {np.mean([r[3] for r in rows]):.3f} "
+        f"-> {np.mean([r[4] for r in rows]):.3f}\n"
+    )
 
 
 def table(rows: dict[int, list[dict]]) -> str:
     """Markdown table of medians over clips (person-time ratio on wall time and on CPU time)."""
-    head = ("| strategy | drawn frames | assisted | corrections | clicks | tool s/clip (CPU s) | "
-            "tool s / drawing s (CPU) | final Dice (min) |\n|---|---|---|---|---|---|---|---|")
+    head = (
+        "| strategy | drawn frames | assisted | corrections | clicks | tool s/clip (CPU s) | "
+        "tool s / drawing s (CPU) | final Dice (min) |\n|---|---|---|---|---|---|---|---|"
+    )
     lines = [head]
     for k, rs in rows.items():
-        med = {key: statistics.median(r[key] for r in rs)
-               for key in ("assisted", "corrections", "clicks", "tool_s", "tool_cpu_s", "dice_median")}
+        med = {
+            key: statistics.median(r[key] for r in rs)
+            for key in ("assisted", "corrections", "clicks", "tool_s", "tool_cpu_s", "dice_median")
+        }
         share = statistics.median(r["drawn"] / r["frames"] for r in rs)
-        ratio, cpu_ratio = (statistics.median(r[key] / (DRAW_S * max(r["drawn"], 1)) for r in rs)
-                            for key in ("tool_s", "tool_cpu_s"))
+        ratio, cpu_ratio = (
+            statistics.median(r[key] / (DRAW_S * max(r["drawn"], 1)) for r in rs) for key in ("tool_s", "tool_cpu_s")
+        )
         name = STRATEGIES[k - 1]
-        lines.append(f"| ({k}) {name} | {100 * share:.1f}% | {med['assisted']:.0f} | {med['corrections']:.0f} | "
-                     f"{med['clicks']:.0f} | {med['tool_s']:.2f} ({med['tool_cpu_s']:.2f}) | "
-                     f"{ratio:.3f} ({cpu_ratio:.3f}) | "
-                     f"{med['dice_median']:.3f} ({min(r['dice_min'] for r in rs):.3f}) |")
+        lines.append(
+            f"| ({k}) {name} | {100 * share:.1f}% | {med['assisted']:.0f} | {med['corrections']:.0f} | "
+            f"{med['clicks']:.0f} | {med['tool_s']:.2f} ({med['tool_cpu_s']:.2f}) | "
+            f"{ratio:.3f} ({cpu_ratio:.3f}) | "
+            f"{med['dice_median']:.3f} ({min(r['dice_min'] for r in rs):.3f}) |"
+        )
     return "\n".join(lines)
 
 
@@ -338,12 +400,17 @@ def main(argv=None) -> int:
             with AnnotationSession.open(project, rec["clip_id"], rater, background_save=True) as session:
                 r = run_strategy(k, session, truth, seed=args.seed, model=model)
             rows[k].append(r)
-            print(f"{rec['clip_id']} ({k}) drawn {r['drawn']}/{r['frames']} assisted {r['assisted']} "
-                  f"corrections {r['corrections']} clicks {r['clicks']} tool {r['tool_s']:.2f} s "
-                  f"({r['tool_cpu_s']:.2f} CPU s) "
-                  f"Dice min {r['dice_min']:.3f}", flush=True)
-    print(f"\n{len(project.clips())} phantom clips of {args.frames} frames, {args.size}x{args.size}; "
-          f"a person's drawing time {DRAW_S:.0f} s per drawn frame; medians over clips\n")
+            print(
+                f"{rec['clip_id']} ({k}) drawn {r['drawn']}/{r['frames']} assisted {r['assisted']} "
+                f"corrections {r['corrections']} clicks {r['clicks']} tool {r['tool_s']:.2f} s "
+                f"({r['tool_cpu_s']:.2f} CPU s) "
+                f"Dice min {r['dice_min']:.3f}",
+                flush=True,
+            )
+    print(
+        f"\n{len(project.clips())} phantom clips of {args.frames} frames, {args.size}x{args.size}; "
+        f"a person's drawing time {DRAW_S:.0f} s per drawn frame; medians over clips\n"
+    )
     print(table(rows))
     return 0
 

@@ -83,8 +83,7 @@ def stream_latencies(model, frames: np.ndarray, args) -> tuple[list[float], list
     """
     from napari_ultramn.model.stream import StreamingUltraMN
 
-    stream = StreamingUltraMN(model, device=args.device, channels_last=args.channels_last,
-                              half=args.half)
+    stream = StreamingUltraMN(model, device=args.device, channels_last=args.channels_last, half=args.half)
     for frame in frames[: args.warmup]:
         stream.step(frame)
     stream.reset()
@@ -110,8 +109,7 @@ def window_seconds(model, args) -> float:
     if args.channels_last:
         m = m.to(memory_format=torch.channels_last)
     times = []
-    with torch.inference_mode(), torch.autocast(args.device.split(":")[0], torch.float16,
-                                                enabled=args.half):
+    with torch.inference_mode(), torch.autocast(args.device.split(":")[0], torch.float16, enabled=args.half):
         for i in range(args.batch_repeats + 2):
             sync(args.device)
             t0 = time.perf_counter()
@@ -126,8 +124,7 @@ def clip_frames_per_s(model, frames: np.ndarray, args) -> float:
     """Whole-clip causal pass in chunks (``StreamingUltraMN.process``, as pre-annotation uses)."""
     from napari_ultramn.model.stream import StreamingUltraMN
 
-    stream = StreamingUltraMN(model, device=args.device, channels_last=args.channels_last,
-                              half=args.half)
+    stream = StreamingUltraMN(model, device=args.device, channels_last=args.channels_last, half=args.half)
     stream.process(frames[: 2 * args.chunk], chunk=args.chunk)  # warm-up
     stream.reset()
     t0 = time.perf_counter()
@@ -137,9 +134,14 @@ def clip_frames_per_s(model, frames: np.ndarray, args) -> float:
 
 def summary(latencies: list[float], cpu: list[float]) -> dict[str, float]:
     ms = np.asarray(latencies) * 1e3
-    return {"frames_per_s": len(ms) / (ms.sum() / 1e3), "p50_ms": float(np.percentile(ms, 50)),
-            "p95_ms": float(np.percentile(ms, 95)), "max_ms": float(ms.max()),
-            "min_ms": float(ms.min()), "cpu_ms_per_frame": float(np.median(cpu) * 1e3)}
+    return {
+        "frames_per_s": len(ms) / (ms.sum() / 1e3),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "max_ms": float(ms.max()),
+        "min_ms": float(ms.min()),
+        "cpu_ms_per_frame": float(np.median(cpu) * 1e3),
+    }
 
 
 def main() -> None:
@@ -173,10 +175,14 @@ def main() -> None:
     names = args.models.split(",")
     models = {name: build_model(name, 5) for name in names}
     frames = synthetic_frames(args.frames, args.size)
-    print(f"device: {device_name(args.device)}; OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']};"
-          f" load average {os.getloadavg()[0]:.1f} at start")
-    print(f"frames {args.size}x{args.size}, {args.frames} streamed x {args.rounds} rounds, "
-          f"channels_last={args.channels_last}, half={args.half}")
+    print(
+        f"device: {device_name(args.device)}; OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']};"
+        f" load average {os.getloadavg()[0]:.1f} at start"
+    )
+    print(
+        f"frames {args.size}x{args.size}, {args.frames} streamed x {args.rounds} rounds, "
+        f"channels_last={args.channels_last}, half={args.half}"
+    )
 
     latencies: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, list[float]] = {name: [] for name in names}
@@ -193,22 +199,34 @@ def main() -> None:
         s["clip_frames_per_s"] = clip_frames_per_s(models[name], frames, args)
         s["params"] = params
         results[name] = s
-        print(f"{name:>20}: stream {s['frames_per_s']:7.1f} frames/s, p50 {s['p50_ms']:6.1f} ms,"
-              f" p95 {s['p95_ms']:6.1f} ms, min {s['min_ms']:5.1f} ms, max {s['max_ms']:7.1f} ms,"
-              f" CPU {s['cpu_ms_per_frame']:5.1f} ms/frame | batched "
-              f"({args.batch}x{args.window}) {s['batched_frames_per_s']:8.1f} frames/s | whole clip"
-              f" (chunks of {args.chunk}) {s['clip_frames_per_s']:7.1f} frames/s | "
-              f"{params / 1e3:.0f}k params")
+        print(
+            f"{name:>20}: stream {s['frames_per_s']:7.1f} frames/s, p50 {s['p50_ms']:6.1f} ms,"
+            f" p95 {s['p95_ms']:6.1f} ms, min {s['min_ms']:5.1f} ms, max {s['max_ms']:7.1f} ms,"
+            f" CPU {s['cpu_ms_per_frame']:5.1f} ms/frame | batched "
+            f"({args.batch}x{args.window}) {s['batched_frames_per_s']:8.1f} frames/s | whole clip"
+            f" (chunks of {args.chunk}) {s['clip_frames_per_s']:7.1f} frames/s | "
+            f"{params / 1e3:.0f}k params"
+        )
     if len(names) > 1:
         base, ref = names[0], names[1]
-        print(f"ratio {base}/{ref}: stream frames/s x"
-              f"{results[base]['frames_per_s'] / results[ref]['frames_per_s']:.2f}, p95 x"
-              f"{results[base]['p95_ms'] / results[ref]['p95_ms']:.2f}, batched x"
-              f"{results[base]['batched_frames_per_s'] / results[ref]['batched_frames_per_s']:.2f}")
+        print(
+            f"ratio {base}/{ref}: stream frames/s x"
+            f"{results[base]['frames_per_s'] / results[ref]['frames_per_s']:.2f}, p95 x"
+            f"{results[base]['p95_ms'] / results[ref]['p95_ms']:.2f}, batched x"
+            f"{results[base]['batched_frames_per_s'] / results[ref]['batched_frames_per_s']:.2f}"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"device": device_name(args.device),
-                                         "load_average": os.getloadavg(), "args": {
-            k: str(v) for k, v in vars(args).items()}, "results": results}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "device": device_name(args.device),
+                    "load_average": os.getloadavg(),
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "results": results,
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

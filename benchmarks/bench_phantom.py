@@ -69,17 +69,26 @@ def main(argv=None) -> None:
         bw, bc = baseline_seconds(n, size, seed=r)
         rows.append((n / wall, n / cpu, n / bw, n / bc))
     med = [statistics.median(col) for col in zip(*rows)]
-    print(f"phantom generation, {args.frames}-frame clips of {size[0]}x{size[1]}, "
-          f"{args.repeats} repeats x 4 planes (clip set-up included)")
+    print(
+        f"phantom generation, {args.frames}-frame clips of {size[0]}x{size[1]}, "
+        f"{args.repeats} repeats x 4 planes (clip set-up included)"
+    )
     for plane, values in per_plane.items():
         print(f"  {plane:22s} median {statistics.median(values):7.1f} frames/s (wall)")
-    print(f"phantom  median {med[0]:7.1f} frames/s wall, {med[1]:7.1f} frames/s per CPU-second "
-          f"(wall per repeat: {', '.join(f'{r[0]:.0f}' for r in rows)})")
-    print(f"baseline median {med[2]:7.1f} frames/s wall, {med[3]:7.1f} frames/s per CPU-second "
-          "(noise + one gaussian_filter per frame)")
-    print(f"ratio phantom/baseline {med[0] / med[2]:.2f} (wall), {med[1] / med[3]:.2f} (CPU); "
-          f"target >= 300 frames/s: {'met' if med[0] >= 300 else 'not met'} on wall clock, "
-          f"{'met' if med[1] >= 300 else 'not met'} per CPU-second")
+    print(
+        f"phantom  median {med[0]:7.1f} frames/s wall, {med[1]:7.1f} frames/s per CPU-second "
+        f"(wall per repeat: {', '.join(f'{r[0]:.0f}' for r in rows)})"
+    )
+    print(
+        f"baseline median {med[2]:7.1f} frames/s wall, {med[3]:7.1f} frames/s per CPU-second "
+        "(noise + one gaussian_filter per frame)"
+    )
+    print(
+        f"ratio phantom/baseline {med[0] / med[2]:.2f} (wall), {med[1] / med[3]:.2f} (CPU); "
+        f"target >= 300 frames/s: {'met' if med[0] >= 300 else 'not met'} on wall clock, "
+        f"{'met' if med[1] >= 300 else 'not met'} per CPU-second"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -89,24 +89,30 @@ def main() -> None:
 
                 kept = np.zeros(rec.area_mask.shape, bool)
                 r = area.region
-                kept[r.top:r.bottom, r.left:r.right] = area.keep_mask
+                kept[r.top : r.bottom, r.left : r.right] = area.keep_mask
                 keepable = rec.keepable_mask()
                 share = (kept & keepable).sum() / keepable.sum()
-                left = sum(kept[b[0]:b[2], b[1]:b[3]].any() for kind, b in rec.overlay_boxes if kind == "text")
-                left_any = sum(kept[b[0]:b[2], b[1]:b[3]].any() for _, b in rec.overlay_boxes)
-                rows.append((layout, variant, size, n, t_detect, t_detect / t_ingest, share, left, left_any,
-                             area.confidence))
-                print(f"{layout:7s} {variant:7s} {size[0]:5d}x{size[1]:<5d} {n:3d} fr  detect "
-                      f"{t_detect * 1e3:6.0f} ms  share {100 * t_detect / t_ingest:5.1f}%  kept "
-                      f"{100 * share:5.1f}%  text left {left}  overlays left {left_any}  "
-                      f"conf {area.confidence:.2f}", flush=True)
+                left = sum(kept[b[0] : b[2], b[1] : b[3]].any() for kind, b in rec.overlay_boxes if kind == "text")
+                left_any = sum(kept[b[0] : b[2], b[1] : b[3]].any() for _, b in rec.overlay_boxes)
+                rows.append(
+                    (layout, variant, size, n, t_detect, t_detect / t_ingest, share, left, left_any, area.confidence)
+                )
+                print(
+                    f"{layout:7s} {variant:7s} {size[0]:5d}x{size[1]:<5d} {n:3d} fr  detect "
+                    f"{t_detect * 1e3:6.0f} ms  share {100 * t_detect / t_ingest:5.1f}%  kept "
+                    f"{100 * share:5.1f}%  text left {left}  overlays left {left_any}  "
+                    f"conf {area.confidence:.2f}",
+                    flush=True,
+                )
 
     def summary(name, sel):
         clips = [r for r in sel if r[3] > 1]
-        print(f"{name:8s} detect median {statistics.median(r[4] for r in sel) * 1e3:6.0f} ms   share of "
-              f"ingest median {100 * statistics.median(r[5] for r in clips):5.1f}% (clips)   kept median "
-              f"{100 * statistics.median(r[6] for r in sel):5.1f}% min {100 * min(r[6] for r in sel):5.1f}%   "
-              f"text boxes left {sum(r[7] for r in sel)}   other overlays left {sum(r[8] - r[7] for r in sel)}")
+        print(
+            f"{name:8s} detect median {statistics.median(r[4] for r in sel) * 1e3:6.0f} ms   share of "
+            f"ingest median {100 * statistics.median(r[5] for r in clips):5.1f}% (clips)   kept median "
+            f"{100 * statistics.median(r[6] for r in sel):5.1f}% min {100 * min(r[6] for r in sel):5.1f}%   "
+            f"text boxes left {sum(r[7] for r in sel)}   other overlays left {sum(r[8] - r[7] for r in sel)}"
+        )
 
     print()
     for layout in LAYOUTS:

@@ -29,17 +29,36 @@ from napari_ultramn.schema import read_json, write_json  # noqa: E402
 def record(i: int) -> dict:
     """A record shaped like ingest's (imaging area with a run-length mask: ~1 KB of JSON)."""
     return {
-        "clip_id": f"P{i % 97:05d}-{i:08x}", "file": f"clips/P{i % 97:05d}-{i:08x}.h5",
-        "participant": f"P{i % 97:05d}", "side": ("left", "right")[i % 2],
+        "clip_id": f"P{i % 97:05d}-{i:08x}",
+        "file": f"clips/P{i % 97:05d}-{i:08x}.h5",
+        "participant": f"P{i % 97:05d}",
+        "side": ("left", "right")[i % 2],
         "plane": ("transverse_wrist", "longitudinal_wrist", "transverse_forearm")[i % 3],
-        "source_sha256": f"{i:064x}", "n_frames": 120, "frame_shape": [480, 640],
-        "spacing_mm": [0.08, 0.08], "spacing_source": "us_region", "frame_time_ms": 33.3,
-        "crop_region": [40, 100, 520, 740], "no_crop": False,
-        "imaging_area": {"source": "detected", "shape": "sector", "region": [40, 100, 520, 740],
-                         "confidence": 0.93, "blanked_rle": list(range(0, 120, 3)), "blanked_pixels": 1200},
-        "manufacturer": "Vendor", "device_model": "Model", "sex": "F", "age_band": "40-59",
-        "site": "S1234", "study_date_shifted": "2019-03-02", "source_kind": "dicom",
-        "ingested_at": "2026-11-30T12:00:00+00:00", "fingerprint": "dh1:" + "0" * 32,
+        "source_sha256": f"{i:064x}",
+        "n_frames": 120,
+        "frame_shape": [480, 640],
+        "spacing_mm": [0.08, 0.08],
+        "spacing_source": "us_region",
+        "frame_time_ms": 33.3,
+        "crop_region": [40, 100, 520, 740],
+        "no_crop": False,
+        "imaging_area": {
+            "source": "detected",
+            "shape": "sector",
+            "region": [40, 100, 520, 740],
+            "confidence": 0.93,
+            "blanked_rle": list(range(0, 120, 3)),
+            "blanked_pixels": 1200,
+        },
+        "manufacturer": "Vendor",
+        "device_model": "Model",
+        "sex": "F",
+        "age_band": "40-59",
+        "site": "S1234",
+        "study_date_shifted": "2019-03-02",
+        "source_kind": "dicom",
+        "ingested_at": "2026-11-30T12:00:00+00:00",
+        "fingerprint": "dh1:" + "0" * 32,
     }
 
 
@@ -49,8 +68,7 @@ def json_upsert(root: Path, rec: dict) -> None:
         path = root / CLIPS_FILE
         clips = {c["clip_id"]: c for c in read_json(path, "clips")["clips"]}
         clips[rec["clip_id"]] = rec
-        write_json(path, {"schema_version": 1, "clips": sorted(clips.values(), key=lambda c: c["clip_id"])},
-                   "clips")
+        write_json(path, {"schema_version": 1, "clips": sorted(clips.values(), key=lambda c: c["clip_id"])}, "clips")
 
 
 def run_size(n: int, tmp: Path, with_json: bool) -> dict:
@@ -71,7 +89,14 @@ def run_size(n: int, tmp: Path, with_json: bool) -> dict:
     t0 = time.perf_counter()
     Project.open(project.root).registry.close()
     migrate = time.perf_counter() - t0
-    out = {"n": n, "upserts_s": upserts, "export_s": export, "reexport_s": reexport, "migrate_s": migrate, "json_s": None}
+    out = {
+        "n": n,
+        "upserts_s": upserts,
+        "export_s": export,
+        "reexport_s": reexport,
+        "migrate_s": migrate,
+        "json_s": None,
+    }
     if with_json:
         root = tmp / f"json{n}"
         root.mkdir()
@@ -86,26 +111,41 @@ def run_size(n: int, tmp: Path, with_json: bool) -> dict:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[200, 800, 2000])
-    ap.add_argument("--json-sizes", type=int, nargs="*", default=[50, 200],
-                    help="sizes for the JSON-registry baseline (quadratic: keep them small)")
+    ap.add_argument(
+        "--json-sizes",
+        type=int,
+        nargs="*",
+        default=[50, 200],
+        help="sizes for the JSON-registry baseline (quadratic: keep them small)",
+    )
     args = ap.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sorted(set(args.sizes) | set(args.json_sizes)):
             rows.append(run_size(n, Path(tmp), n in args.json_sizes))
             r = rows[-1]
-            json_part = "" if r["json_s"] is None else f"; JSON registry {r['json_s']:.2f} s ({1e3 * r['json_s'] / n:.2f} ms/clip)"
-            print(f"{n:6d} clips: upserts {r['upserts_s']:.2f} s ({1e3 * r['upserts_s'] / n:.2f} ms/clip), "
-                  f"export {r['export_s']:.3f} s (unchanged: {r['reexport_s']:.3f} s), conversion of an old project {r['migrate_s']:.3f} s{json_part}",
-                  flush=True)
+            json_part = (
+                ""
+                if r["json_s"] is None
+                else f"; JSON registry {r['json_s']:.2f} s ({1e3 * r['json_s'] / n:.2f} ms/clip)"
+            )
+            print(
+                f"{n:6d} clips: upserts {r['upserts_s']:.2f} s ({1e3 * r['upserts_s'] / n:.2f} ms/clip), "
+                f"export {r['export_s']:.3f} s (unchanged: {r['reexport_s']:.3f} s), conversion of an old project {r['migrate_s']:.3f} s{json_part}",
+                flush=True,
+            )
     print("growth (linear: time ratio = clip ratio):")
     for a, b in zip(rows, rows[1:]):
-        print(f"  {a['n']} -> {b['n']} clips (x{b['n'] / a['n']:.1f}): registry upserts "
-              f"x{b['upserts_s'] / a['upserts_s']:.2f}")
+        print(
+            f"  {a['n']} -> {b['n']} clips (x{b['n'] / a['n']:.1f}): registry upserts "
+            f"x{b['upserts_s'] / a['upserts_s']:.2f}"
+        )
     timed = [r for r in rows if r["json_s"]]
     for a, b in zip(timed, timed[1:]):
-        print(f"  {a['n']} -> {b['n']} clips (x{b['n'] / a['n']:.1f}): JSON registry (before) "
-              f"x{b['json_s'] / a['json_s']:.2f}")
+        print(
+            f"  {a['n']} -> {b['n']} clips (x{b['n'] / a['n']:.1f}): JSON registry (before) "
+            f"x{b['json_s'] / a['json_s']:.2f}"
+        )
 
 
 if __name__ == "__main__":

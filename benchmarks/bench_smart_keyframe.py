@@ -57,9 +57,13 @@ def run(seeds: int) -> None:
             r["two" if key == "one" else "prior_two"].append(dice(second, truth))
     print(f"median Dice to the truth ({seeds} seeds x 2 frames per plane, 256x320)")
     print(f"{'plane':22s} {'n':>3s} {'1 click':>8s} {'+1 click':>9s} {'prior 1':>8s} {'prior +1':>9s}")
-    for plane, r in list(rows.items()) + [("all", {k: sum((v[k] for v in rows.values()), []) for k in rows[DEFAULT_PLANES[0]]})]:
+    for plane, r in list(rows.items()) + [
+        ("all", {k: sum((v[k] for v in rows.values()), []) for k in rows[DEFAULT_PLANES[0]]})
+    ]:
         med = {k: statistics.median(v) for k, v in r.items()}
-        print(f"{plane:22s} {len(r['one']):3d} {med['one']:8.3f} {med['two']:9.3f} {med['prior']:8.3f} {med['prior_two']:9.3f}")
+        print(
+            f"{plane:22s} {len(r['one']):3d} {med['one']:8.3f} {med['two']:9.3f} {med['prior']:8.3f} {med['prior_two']:9.3f}"
+        )
 
     for size in ((256, 320), (600, 800)):
         timing(size)
@@ -76,8 +80,10 @@ def timing(size) -> None:
     prior = coarse_prior(truth, sp, np.random.default_rng(0))
     t_prior = median_time(lambda: propose_mask(frame, *three, spacing_mm=sp, prior=prior), 15)
     t_base = median_time(lambda: ndi.median_filter(frame, 5), 5)
-    print(f"{size[0]}x{size[1]}: proposal {t_one * 1e3:.1f} ms (3 clicks {t_three * 1e3:.1f} ms, uncalibrated "
-          f"{t_unc * 1e3:.1f} ms, 3 clicks with a prior {t_prior * 1e3:.1f} ms); baseline 5x5 median filter of the frame {t_base * 1e3:.1f} ms; target <= 200 ms")
+    print(
+        f"{size[0]}x{size[1]}: proposal {t_one * 1e3:.1f} ms (3 clicks {t_three * 1e3:.1f} ms, uncalibrated "
+        f"{t_unc * 1e3:.1f} ms, 3 clicks with a prior {t_prior * 1e3:.1f} ms); baseline 5x5 median filter of the frame {t_base * 1e3:.1f} ms; target <= 200 ms"
+    )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,9 @@ PLANE_LABELS = [*DEFAULT_PLANES, NON_STANDARD]
 SIDES = ("right", "left")
 
 
-def write_phantom_dataset(out: Path, participants: int, n_val: int, n_test: int, n_frames: int, size: int,
-                          seed: int = 0) -> dict:
+def write_phantom_dataset(
+    out: Path, participants: int, n_val: int, n_test: int, n_frames: int, size: int, seed: int = 0
+) -> dict:
     """Generate the phantom participants and write train/validation/test.h5 + manifest.json."""
     import h5py
 
@@ -48,7 +49,9 @@ def write_phantom_dataset(out: Path, participants: int, n_val: int, n_test: int,
     from napari_ultramn.phantom import generate_clip
 
     out.mkdir(parents=True, exist_ok=True)
-    split_of = {p: "test" if p < n_test else "validation" if p < n_test + n_val else "train" for p in range(participants)}
+    split_of = {
+        p: "test" if p < n_test else "validation" if p < n_test + n_val else "train" for p in range(participants)
+    }
     files = {s: h5py.File(out / f"{s}.h5", "w") for s in ("train", "validation", "test")}
     counts = {s: 0 for s in files}
     try:
@@ -64,21 +67,42 @@ def write_phantom_dataset(out: Path, participants: int, n_val: int, n_test: int,
                     cid = f"P{p:03d}_{side}_{plane}"
                     fh = files[split_of[p]]
                     g = fh.require_group("clips").create_group(cid)
-                    write_clip_group(g, clip.frames, {"clip_id": cid, "participant": f"P{p:03d}", "side": side,
-                                                      "plane": plane, "spacing_mm": clip.spacing_mm})
-                    g.create_dataset("masks", data=clip.masks.astype(np.uint8), chunks=(1, size, size), compression="gzip")
-                    g.create_dataset("plane_labels", data=np.array([PLANE_LABELS.index(x) for x in clip.plane_labels], np.int16))
+                    write_clip_group(
+                        g,
+                        clip.frames,
+                        {
+                            "clip_id": cid,
+                            "participant": f"P{p:03d}",
+                            "side": side,
+                            "plane": plane,
+                            "spacing_mm": clip.spacing_mm,
+                        },
+                    )
+                    g.create_dataset(
+                        "masks", data=clip.masks.astype(np.uint8), chunks=(1, size, size), compression="gzip"
+                    )
+                    g.create_dataset(
+                        "plane_labels", data=np.array([PLANE_LABELS.index(x) for x in clip.plane_labels], np.int16)
+                    )
                     g.create_dataset("provenance", data=np.zeros(n_frames, np.int8))
                     g.create_dataset("annotated", data=np.ones(n_frames, bool))
                     poor = np.mean([q_ == "poor" for q_ in clip.quality])
-                    g.attrs.update({"clip_plane": plane, "clip_plane_code": q, "quality": "poor" if poor > 0.15 else "ok"})
+                    g.attrs.update(
+                        {"clip_plane": plane, "clip_plane_code": q, "quality": "poor" if poor > 0.15 else "ok"}
+                    )
                     counts[split_of[p]] += 1
     finally:
         for fh in files.values():
             fh.close()
-    manifest = {"format": "ultramn-dataset-manifest", "vocabulary": PLANE_LABELS, "source": "phantom ground truth",
-                "participants": {s: sorted(f"P{p:03d}" for p in split_of if split_of[p] == s) for s in files},
-                "clips_per_split": counts, "frame_size": [size, size], "n_frames": n_frames}
+    manifest = {
+        "format": "ultramn-dataset-manifest",
+        "vocabulary": PLANE_LABELS,
+        "source": "phantom ground truth",
+        "participants": {s: sorted(f"P{p:03d}" for p in split_of if split_of[p] == s) for s in files},
+        "clips_per_split": counts,
+        "frame_size": [size, size],
+        "n_frames": n_frames,
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
 
@@ -123,40 +147,70 @@ def main(argv=None) -> int:
 
             shutil.rmtree(run)
         t = time.perf_counter()
-        train[name] = run_to_end(train_run(
-            dataset, run, model=name, epochs=10_000, batch_size=args.batch_size, window=args.window, lr=args.lr,
-            max_minutes=minutes, device="cpu", seed=0, patience=10_000, log_every=20,
-            model_kwargs={"base_channels": args.base_channels, "depth": args.depth}))
+        train[name] = run_to_end(
+            train_run(
+                dataset,
+                run,
+                model=name,
+                epochs=10_000,
+                batch_size=args.batch_size,
+                window=args.window,
+                lr=args.lr,
+                max_minutes=minutes,
+                device="cpu",
+                seed=0,
+                patience=10_000,
+                log_every=20,
+                model_kwargs={"base_channels": args.base_channels, "depth": args.depth},
+            )
+        )
         train[name]["wall_s"] = time.perf_counter() - t
-        print(f"{name}: {train[name]['stop_reason']}; {train[name]['epochs_done']} epochs, {train[name]['steps']} steps, "
-              f"best val score {train[name]['best_score']:.3f} (epoch {train[name]['best_epoch'] + 1})", flush=True)
+        print(
+            f"{name}: {train[name]['stop_reason']}; {train[name]['epochs_done']} epochs, {train[name]['steps']} steps, "
+            f"best val score {train[name]['best_score']:.3f} (epoch {train[name]['best_epoch'] + 1})",
+            flush=True,
+        )
         weights = train[name].get("plane_class_weights")
-        print(f"{name}: per-frame plane loss class weights (from the training split): "
-              + ("none" if weights is None else ", ".join(f"{lab} {w:.3f}" for lab, w in zip(PLANE_LABELS, weights))),
-              flush=True)
+        print(
+            f"{name}: per-frame plane loss class weights (from the training split): "
+            + ("none" if weights is None else ", ".join(f"{lab} {w:.3f}" for lab, w in zip(PLANE_LABELS, weights))),
+            flush=True,
+        )
     results, validation = {}, {}
     for name in budgets:
         r = run_to_end(evaluate_run(out / name, dataset, "test", device="cpu", out_dir=out / "eval" / name))
         results[name] = r.summary[name]
-        r = run_to_end(evaluate_run(out / name, dataset, "validation", device="cpu",
-                                    out_dir=out / "eval_validation" / name))
+        r = run_to_end(
+            evaluate_run(out / name, dataset, "validation", device="cpu", out_dir=out / "eval_validation" / name)
+        )
         validation[name] = r.summary[name]
     print("\nvalidation split (used for the best checkpoint; for diagnosis):")
     print(summary_table(validation).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     table = summary_table(results)
-    print(f"\nphantom: {args.participants} participants ({args.test} held out for test, {args.val} validation), "
-          f"{args.frames} frames of {args.size}x{args.size} per clip; generated in {gen_s:.0f} s")
-    print(f"budget: {args.minutes} min CPU training for each of {', '.join(args.models)}; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    print(
+        f"\nphantom: {args.participants} participants ({args.test} held out for test, {args.val} validation), "
+        f"{args.frames} frames of {args.size}x{args.size} per clip; generated in {gen_s:.0f} s"
+    )
+    print(
+        f"budget: {args.minutes} min CPU training for each of {', '.join(args.models)}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs"
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     ok = None
     if "ultramn" in results:
         u = results["ultramn"]
         ok = u["dice"] >= 0.90 and u["plane_accuracy"] >= 0.97
-        print(f"target (Dice >= 0.90, plane accuracy >= 0.97): {'met' if ok else 'NOT met'} "
-              f"(Dice {u['dice']:.3f}, plane accuracy {u['plane_accuracy']:.3f})")
-    (out / "result.json").write_text(json.dumps({"args": vars(args), "train": train, "test": results, "validation": validation,
-                                                 "target_met": ok}, indent=1, default=str))
+        print(
+            f"target (Dice >= 0.90, plane accuracy >= 0.97): {'met' if ok else 'NOT met'} "
+            f"(Dice {u['dice']:.3f}, plane accuracy {u['plane_accuracy']:.3f})"
+        )
+    (out / "result.json").write_text(
+        json.dumps(
+            {"args": vars(args), "train": train, "test": results, "validation": validation, "target_met": ok},
+            indent=1,
+            default=str,
+        )
+    )
     return 0
 
 

@@ -111,13 +111,17 @@ def _prepare_out(folder: OutputFolder, overwrite: bool, project_root: Path) -> N
     if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
         return
     if not overwrite:
-        raise InputError(out_dir, "already exists and is not empty; choose another folder, or pass "
-                         "--overwrite to replace a dataset this tool built there")
+        raise InputError(
+            out_dir,
+            "already exists and is not empty; choose another folder, or pass "
+            "--overwrite to replace a dataset this tool built there",
+        )
     folder.refuse_dangerous([(project_root, "the annotation project")])
     problem = replace_refusal(out_dir)
     if problem:
-        raise InputError(out_dir, f"{problem}: not a dataset written by build-dataset, so it is not "
-                         "replaced; nothing was deleted")
+        raise InputError(
+            out_dir, f"{problem}: not a dataset written by build-dataset, so it is not replaced; nothing was deleted"
+        )
 
 
 def replace_refusal(out_dir: Path) -> str | None:
@@ -135,8 +139,12 @@ def replace_refusal(out_dir: Path) -> str | None:
     if problem:
         return f"holds {listing(out_dir)}; its manifest.json {problem}"
     split = manifest.get("split")
-    listed = {"manifest.json", "README.md", str(split.get("file") if isinstance(split, dict) else None),
-              *(str(f.get("file")) for f in manifest.get("files") or [] if isinstance(f, dict))}
+    listed = {
+        "manifest.json",
+        "README.md",
+        str(split.get("file") if isinstance(split, dict) else None),
+        *(str(f.get("file")) for f in manifest.get("files") or [] if isinstance(f, dict)),
+    }
     extra = sorted(p.name for p in out_dir.iterdir() if p.name not in listed and not is_temporary(p.name))
     if extra:
         return f"holds {len(extra)} file(s) its manifest does not list ({', '.join(extra[:6])})"
@@ -144,11 +152,23 @@ def replace_refusal(out_dir: Path) -> str | None:
 
 
 def build_dataset(
-    project_root, out_dir, *, consensus: str | None = "majority", rater: str | None = None,
-    size=None, spacing_mm: float | None = None, ratios=DEFAULT_RATIOS, seed: int = 0,
-    split_file=None, min_frames: int = 16, min_raters: int = 2, compression: str | None = "zstd",
-    overwrite: bool = False, refuse_duplicates: bool = False,
-    notify: Callable[[str], None] | None = None, workers: int | None = None,
+    project_root,
+    out_dir,
+    *,
+    consensus: str | None = "majority",
+    rater: str | None = None,
+    size=None,
+    spacing_mm: float | None = None,
+    ratios=DEFAULT_RATIOS,
+    seed: int = 0,
+    split_file=None,
+    min_frames: int = 16,
+    min_raters: int = 2,
+    compression: str | None = "zstd",
+    overwrite: bool = False,
+    refuse_duplicates: bool = False,
+    notify: Callable[[str], None] | None = None,
+    workers: int | None = None,
 ) -> ProgressGen[dict]:
     """Build the dataset (see module docstring); yields Progress, returns the manifest dict.
 
@@ -175,14 +195,42 @@ def build_dataset(
     ratios = check_ratios(ratios)
     with OutputFolder(out_dir, notify=notify) as folder:
         _prepare_out(folder, overwrite, project.root)
-        return (yield from _build(project, folder, consensus, rater, size, spacing_mm, ratios, seed,
-                                  split_file, min_frames, min_raters, compression, refuse_duplicates,
-                                  workers))
+        return (
+            yield from _build(
+                project,
+                folder,
+                consensus,
+                rater,
+                size,
+                spacing_mm,
+                ratios,
+                seed,
+                split_file,
+                min_frames,
+                min_raters,
+                compression,
+                refuse_duplicates,
+                workers,
+            )
+        )
 
 
-def _build(project, folder: OutputFolder, consensus, rater, size, spacing_mm, ratios, seed,
-           split_file, min_frames, min_raters, compression, refuse_duplicates,
-           workers) -> ProgressGen[dict]:
+def _build(
+    project,
+    folder: OutputFolder,
+    consensus,
+    rater,
+    size,
+    spacing_mm,
+    ratios,
+    seed,
+    split_file,
+    min_frames,
+    min_raters,
+    compression,
+    refuse_duplicates,
+    workers,
+) -> ProgressGen[dict]:
     """The build proper, with ``folder`` locked; the result is installed only when complete."""
     from napari_ultramn.io.h5 import create_h5
 
@@ -194,8 +242,9 @@ def _build(project, folder: OutputFolder, consensus, rater, size, spacing_mm, ra
     excluded, eligible = [], []
     records = project.clips()
     for i, rec in enumerate(records):
-        reason = eligibility(project, rec, rater=rater, min_raters=min_raters,
-                             min_frames=min_frames, spacing_mm=spacing_mm)
+        reason = eligibility(
+            project, rec, rater=rater, min_raters=min_raters, min_frames=min_frames, spacing_mm=spacing_mm
+        )
         if reason:
             excluded.append(_excl(rec, reason))
         else:
@@ -208,10 +257,10 @@ def _build(project, folder: OutputFolder, consensus, rater, size, spacing_mm, ra
         clip_split = apply_split(split, eligible, split_file)
     else:
         if not eligible:
-            raise InputError(project.root, "no clip can be used: " + "; ".join(
-                sorted({e["reason"] for e in excluded})[:5]))
-        split = make_split(eligible, ratios, seed, duplicate_pairs=pairs,
-                           refuse_duplicates=refuse_duplicates)
+            raise InputError(
+                project.root, "no clip can be used: " + "; ".join(sorted({e["reason"] for e in excluded})[:5])
+            )
+        split = make_split(eligible, ratios, seed, duplicate_pairs=pairs, refuse_duplicates=refuse_duplicates)
         clip_split = apply_split(split, eligible)
 
     try:  # a read-only or full folder is named as the user gave it, not by the hidden name
@@ -224,25 +273,54 @@ def _build(project, folder: OutputFolder, consensus, rater, size, spacing_mm, ra
             files = {}
             for s in SPLITS:
                 fh = stack.enter_context(create_h5(tmp / f"{s}.h5", shown=folder.path / f"{s}.h5"))
-                fh.attrs.update({"dataset_format": FORMAT, "dataset_format_version": FORMAT_VERSION,
-                                 "split": s,
-                                 "vocabulary": json.dumps(vocabulary),
-                                 "provenances": json.dumps(list(PROVENANCES)),
-                                 "label_source": label_source})
+                fh.attrs.update(
+                    {
+                        "dataset_format": FORMAT,
+                        "dataset_format_version": FORMAT_VERSION,
+                        "split": s,
+                        "vocabulary": json.dumps(vocabulary),
+                        "provenances": json.dumps(list(PROVENANCES)),
+                        "label_source": label_source,
+                    }
+                )
                 fh.create_group("clips")
                 files[s] = fh
-            yield from write_clips(project, eligible, clip_split, files, tmp, written, excluded,
-                                   ClipJob(consensus, rater, min_raters, size, spacing_mm,
-                                           vocabulary, label_source, compression), workers)
+            yield from write_clips(
+                project,
+                eligible,
+                clip_split,
+                files,
+                tmp,
+                written,
+                excluded,
+                ClipJob(consensus, rater, min_raters, size, spacing_mm, vocabulary, label_source, compression),
+                workers,
+            )
         if not written:
-            raise InputError(project.root, "no clip could be written: " + "; ".join(
-                sorted({e["reason"] for e in excluded})[:5]))
+            raise InputError(
+                project.root, "no clip could be written: " + "; ".join(sorted({e["reason"] for e in excluded})[:5])
+            )
         yield Progress(len(eligible), len(eligible) + 1, "checksums")
         save_split(tmp / "split.json", split)
-        manifest = _manifest(project, tmp, written, excluded, split, vocabulary, label_source,
-                             dict(consensus=consensus, rater=rater, size=list(size) if size else None,
-                                  spacing_mm=spacing_mm, min_frames=min_frames, min_raters=min_raters,
-                                  compression=compression, split_file=str(split_file) if split_file else None))
+        manifest = _manifest(
+            project,
+            tmp,
+            written,
+            excluded,
+            split,
+            vocabulary,
+            label_source,
+            dict(
+                consensus=consensus,
+                rater=rater,
+                size=list(size) if size else None,
+                spacing_mm=spacing_mm,
+                min_frames=min_frames,
+                min_raters=min_raters,
+                compression=compression,
+                split_file=str(split_file) if split_file else None,
+            ),
+        )
         manifest["suspected_duplicates"] = suspected_duplicates(pairs, split["participants"])
         (tmp / "README.md").write_text(dataset_card(manifest), encoding="utf-8")
         fsync_files(tmp.iterdir())  # the data must be on disk before the manifest says it is complete
@@ -262,8 +340,9 @@ def _excl(rec: dict, reason: str) -> dict:
 
 def count_rows(written: list[dict]) -> list[dict]:
     """Counts per split / plane / side (participants, clips, frames, annotated frames)."""
-    groups: dict[tuple, dict] = defaultdict(lambda: {"participants": set(), "clips": 0, "frames": 0,
-                                                    "annotated_frames": 0})
+    groups: dict[tuple, dict] = defaultdict(
+        lambda: {"participants": set(), "clips": 0, "frames": 0, "annotated_frames": 0}
+    )
     for w in written:
         g = groups[(w["split"], w["plane"] or "unknown", w["side"] or "unknown")]
         g["participants"].add(w["participant"])
@@ -271,8 +350,10 @@ def count_rows(written: list[dict]) -> list[dict]:
         g["frames"] += w["n_frames"]
         g["annotated_frames"] += w["annotated_frames"]
     order = {s: i for i, s in enumerate(SPLITS)}
-    return [{"split": k[0], "plane": k[1], "side": k[2], **v, "participants": len(v["participants"])}
-            for k, v in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1], kv[0][2]))]
+    return [
+        {"split": k[0], "plane": k[1], "side": k[2], **v, "participants": len(v["participants"])}
+        for k, v in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1], kv[0][2]))
+    ]
 
 
 def _manifest(project, folder, written, excluded, split, vocabulary, label_source, params) -> dict:
@@ -280,12 +361,18 @@ def _manifest(project, folder, written, excluded, split, vocabulary, label_sourc
     for s in SPLITS:
         path = folder / f"{s}.h5"
         mine = [w for w in written if w["split"] == s]
-        files.append({"split": s, "file": path.name, "sha256": sha256_file(path),
-                      "bytes": path.stat().st_size, "clips": len(mine),
-                      "participants": len({w["participant"] for w in mine}),
-                      "frames": sum(w["n_frames"] for w in mine)})
-    frame_planes = {s: dict(sum((w["frame_planes"] for w in written if w["split"] == s), Counter()))
-                    for s in SPLITS}
+        files.append(
+            {
+                "split": s,
+                "file": path.name,
+                "sha256": sha256_file(path),
+                "bytes": path.stat().st_size,
+                "clips": len(mine),
+                "participants": len({w["participant"] for w in mine}),
+                "frames": sum(w["n_frames"] for w in mine),
+            }
+        )
+    frame_planes = {s: dict(sum((w["frame_planes"] for w in written if w["split"] == s), Counter())) for s in SPLITS}
     return {
         "format": "ultramn-dataset-manifest",
         "schema_version": 1,
@@ -293,21 +380,44 @@ def _manifest(project, folder, written, excluded, split, vocabulary, label_sourc
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "software_version": __version__,
         "project": {"name": project.name, "clips_in_registry": project.n_clips()},
-        "label_source": {"method": "rater" if params["rater"] else "consensus",
-                         "consensus": params["consensus"], "rater": params["rater"],
-                         "min_raters": params["min_raters"], "description": label_source},
-        "split": {"file": "split.json", "method": split["method"], "seed": split["seed"],
-                  "ratios": split["ratios"],
-                  "balance": split_balance([project.clip_record(w["clip_id"]) for w in written],
-                                           {w["clip_id"]: w["split"] for w in written})},
+        "label_source": {
+            "method": "rater" if params["rater"] else "consensus",
+            "consensus": params["consensus"],
+            "rater": params["rater"],
+            "min_raters": params["min_raters"],
+            "description": label_source,
+        },
+        "split": {
+            "file": "split.json",
+            "method": split["method"],
+            "seed": split["seed"],
+            "ratios": split["ratios"],
+            "balance": split_balance(
+                [project.clip_record(w["clip_id"]) for w in written], {w["clip_id"]: w["split"] for w in written}
+            ),
+        },
         "vocabulary": list(vocabulary),
         "provenances": list(PROVENANCES),
         "build": params,
         "files": files,
         "counts": count_rows(written),
         "frame_planes": frame_planes,
-        "clips": [{k: w[k] for k in ("clip_id", "split", "participant", "side", "plane", "n_frames",
-                                     "frame_shape", "annotated_frames")} for w in written],
+        "clips": [
+            {
+                k: w[k]
+                for k in (
+                    "clip_id",
+                    "split",
+                    "participant",
+                    "side",
+                    "plane",
+                    "n_frames",
+                    "frame_shape",
+                    "annotated_frames",
+                )
+            }
+            for w in written
+        ],
         "excluded": excluded,
         "deidentification": deidentification_summary(project, [w["clip_id"] for w in written]),
     }

@@ -25,20 +25,45 @@ from .labels import (
 )
 
 
-def write_clip(fh, rec: dict, frames: np.ndarray, labels: ClipLabels, *, vocabulary, spacing,
-               label_source: str, compression: str | None = "zstd", original_shape=None) -> None:
+def write_clip(
+    fh,
+    rec: dict,
+    frames: np.ndarray,
+    labels: ClipLabels,
+    *,
+    vocabulary,
+    spacing,
+    label_source: str,
+    compression: str | None = "zstd",
+    original_shape=None,
+) -> None:
     """One ``/clips/<clip_id>`` group: frames + attrs via ``write_clip_group``, then the labels."""
     from napari_ultramn.io.hdf5clip import write_clip_group
 
     group = fh.require_group("clips").create_group(rec["clip_id"])
-    meta = {k: rec.get(k) for k in ("clip_id", "participant", "side", "plane", "source_sha256",
-                                    "spacing_source", "frame_time_ms", "manufacturer", "device_model",
-                                    "sex", "age_band", "site")}
+    meta = {
+        k: rec.get(k)
+        for k in (
+            "clip_id",
+            "participant",
+            "side",
+            "plane",
+            "source_sha256",
+            "spacing_source",
+            "frame_time_ms",
+            "manufacturer",
+            "device_model",
+            "sex",
+            "age_band",
+            "site",
+        )
+    }
     meta["spacing_mm"] = spacing
     write_clip_group(group, frames, meta, compression=compression)
     # masks are mostly zeros: LZ4 shrinks them ~30x at memory speed, whatever the frames use
-    group.create_dataset("masks", data=labels.masks.astype(np.uint8), chunks=(1, *frames.shape[1:]),
-                         **compression_kwargs("lz4"))
+    group.create_dataset(
+        "masks", data=labels.masks.astype(np.uint8), chunks=(1, *frames.shape[1:]), **compression_kwargs("lz4")
+    )
     group.create_dataset("plane_labels", data=plane_codes(labels.frame_planes, vocabulary))
     group.create_dataset("provenance", data=np.asarray(labels.provenance, np.int8))
     group.create_dataset("annotated", data=np.asarray(labels.annotated, bool))
@@ -69,8 +94,9 @@ class ClipJob:
     compression: str | None
 
 
-def write_clips(project, eligible, clip_split, files, tmp: Path, written, excluded, job: ClipJob,
-                 workers) -> ProgressGen[None]:
+def write_clips(
+    project, eligible, clip_split, files, tmp: Path, written, excluded, job: ClipJob, workers
+) -> ProgressGen[None]:
     """Every eligible clip into its split's file. Workers label, resample and compress each clip
     into a one-clip shard file (``tmp/.shards/``); this process copies the shard's group into the
     split file (HDF5 copies the compressed chunks as they are) in the clips' order, so the split
@@ -86,12 +112,12 @@ def write_clips(project, eligible, clip_split, files, tmp: Path, written, exclud
     items = [(rec, str(shards / f"{i}.h5")) for i, rec in enumerate(eligible)]
     n = len(eligible) + 1
     yield Progress(0, n, f"writing {len(eligible)} clip(s)")
-    for i, entry in pool_map(write_clip_shard, items, shared=(ProjectView.of(project), job),
-                             workers=workers, ordered=True):
+    for i, entry in pool_map(
+        write_clip_shard, items, shared=(ProjectView.of(project), job), workers=workers, ordered=True
+    ):
         rec, shard = items[i]
         if isinstance(entry, str):
-            excluded.append({"clip_id": rec["clip_id"], "participant": rec.get("participant"),
-                             "reason": entry})
+            excluded.append({"clip_id": rec["clip_id"], "participant": rec.get("participant"), "reason": entry})
         else:
             split = clip_split[rec["clip_id"]]
             with h5py.File(shard, "r") as src:
@@ -115,9 +141,17 @@ def write_clip_shard(shared: tuple, item: tuple[dict, str]):
         return prepared
     frames, labels, out_spacing, original_shape, entry = prepared
     with create_h5(shard) as fh:
-        write_clip(fh, rec, frames, labels, vocabulary=job.vocabulary, spacing=out_spacing,
-                   label_source=job.label_source, compression=job.compression,
-                   original_shape=original_shape)
+        write_clip(
+            fh,
+            rec,
+            frames,
+            labels,
+            vocabulary=job.vocabulary,
+            spacing=out_spacing,
+            label_source=job.label_source,
+            compression=job.compression,
+            original_shape=original_shape,
+        )
     return entry
 
 
@@ -148,8 +182,14 @@ def _prepare_one(project, rec, job: ClipJob):
     frames, masks = resample(frames, labels.masks, scaled, out_shape)
     labels.masks = masks
     plane = labels.clip_plane or rec.get("plane")
-    entry = {"clip_id": rec["clip_id"], "participant": rec["participant"], "side": rec.get("side"),
-             "plane": plane, "n_frames": int(frames.shape[0]), "frame_shape": list(frames.shape[1:]),
-             "annotated_frames": int(labels.annotated.sum()),
-             "frame_planes": Counter(p if p in vocabulary else "unknown" for p in labels.frame_planes)}
+    entry = {
+        "clip_id": rec["clip_id"],
+        "participant": rec["participant"],
+        "side": rec.get("side"),
+        "plane": plane,
+        "n_frames": int(frames.shape[0]),
+        "frame_shape": list(frames.shape[1:]),
+        "annotated_frames": int(labels.annotated.sum()),
+        "frame_planes": Counter(p if p in vocabulary else "unknown" for p in labels.frame_planes),
+    }
     return frames, labels, out_spacing, original_shape, entry

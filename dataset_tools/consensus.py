@@ -272,14 +272,16 @@ def worst_frames(
         pairs = [(dice(masks[a], masks[b]), a, b) for a, b in combinations(who, 2)]
         d_min, a, b = min(pairs)
         areas = [int(m.sum()) for m in masks.values()]
-        rows.append({
-            "frame": t,
-            "dice": d_min,
-            "mean_dice": float(np.mean([p[0] for p in pairs])),
-            "area_diff": (max(areas) - min(areas)) * pixel_area,
-            "area_unit": "px" if spacing_mm is None else "mm2",
-            "raters": (a, b),
-            "n_raters": len(who),
-        })
+        rows.append(
+            {
+                "frame": t,
+                "dice": d_min,
+                "mean_dice": float(np.mean([p[0] for p in pairs])),
+                "area_diff": (max(areas) - min(areas)) * pixel_area,
+                "area_unit": "px" if spacing_mm is None else "mm2",
+                "raters": (a, b),
+                "n_raters": len(who),
+            }
+        )
     rows.sort(key=lambda r: (r["dice"], -r["area_diff"], r["frame"]))
     return rows[:k]

@@ -37,6 +37,7 @@ def dataset_files(folder: str | Path) -> dict[str, Path]:
 def clip_table(folder: str | Path):
     """One row per clip: split, clip_id, participant, side, plane, frames, annotated_frames, H, W."""
     from napari_ultramn.io.h5 import load_h5py
+
     h5py = load_h5py()
     import pandas as pd
 
@@ -50,13 +51,19 @@ def clip_table(folder: str | Path):
             for clip_id, g in fh.get("clips", {}).items():
                 a = g.attrs
                 t, h, w = g["frames"].shape
-                rows.append({
-                    "split": split, "clip_id": clip_id, "participant": _text(a.get("participant")),
-                    "side": _text(a.get("side")) or "unknown",
-                    "plane": _text(a.get("clip_plane")) or _text(a.get("plane")) or "unknown",
-                    "frames": t, "annotated_frames": int(np.count_nonzero(g["annotated"][()])),
-                    "H": h, "W": w,
-                })
+                rows.append(
+                    {
+                        "split": split,
+                        "clip_id": clip_id,
+                        "participant": _text(a.get("participant")),
+                        "side": _text(a.get("side")) or "unknown",
+                        "plane": _text(a.get("clip_plane")) or _text(a.get("plane")) or "unknown",
+                        "frames": t,
+                        "annotated_frames": int(np.count_nonzero(g["annotated"][()])),
+                        "H": h,
+                        "W": w,
+                    }
+                )
     cols = ["split", "clip_id", "participant", "side", "plane", "frames", "annotated_frames", "H", "W"]
     return pd.DataFrame(rows, columns=cols)
 
@@ -68,16 +75,29 @@ def counts_table(folder: str | Path, with_totals: bool = True):
     clips = clip_table(folder)
     if clips.empty:
         return pd.DataFrame(columns=COUNT_COLUMNS)
-    grouped = clips.groupby(["split", "plane", "side"], sort=False).agg(
-        participants=("participant", "nunique"), clips=("clip_id", "count"),
-        frames=("frames", "sum"), annotated_frames=("annotated_frames", "sum"),
-    ).reset_index()
+    grouped = (
+        clips.groupby(["split", "plane", "side"], sort=False)
+        .agg(
+            participants=("participant", "nunique"),
+            clips=("clip_id", "count"),
+            frames=("frames", "sum"),
+            annotated_frames=("annotated_frames", "sum"),
+        )
+        .reset_index()
+    )
     grouped["order"] = grouped["split"].map({s: i for i, s in enumerate(SPLITS)})
     grouped = grouped.sort_values(["order", "plane", "side"]).drop(columns="order")
     if with_totals:
-        totals = clips.groupby("split", sort=False).agg(
-            participants=("participant", "nunique"), clips=("clip_id", "count"),
-            frames=("frames", "sum"), annotated_frames=("annotated_frames", "sum")).reset_index()
+        totals = (
+            clips.groupby("split", sort=False)
+            .agg(
+                participants=("participant", "nunique"),
+                clips=("clip_id", "count"),
+                frames=("frames", "sum"),
+                annotated_frames=("annotated_frames", "sum"),
+            )
+            .reset_index()
+        )
         totals["plane"], totals["side"] = "(all)", "(all)"
         totals["order"] = totals["split"].map({s: i for i, s in enumerate(SPLITS)})
         totals = totals.sort_values("order").drop(columns="order")
@@ -114,39 +134,49 @@ def dataset_card(manifest: dict) -> str:
 
     counts = pd.DataFrame(manifest["counts"], columns=COUNT_COLUMNS)
     ls, sp, b = manifest["label_source"], manifest["split"], manifest["build"]
-    labels = (f"one rater, `{ls['rater']}`" if ls["method"] == "rater" else
-              f"consensus of at least {ls.get('min_raters', 2)} raters, `{ls['consensus']}`")
+    labels = (
+        f"one rater, `{ls['rater']}`"
+        if ls["method"] == "rater"
+        else f"consensus of at least {ls.get('min_raters', 2)} raters, `{ls['consensus']}`"
+    )
     geometry = []
     if b.get("spacing_mm"):
         geometry.append(f"resampled to {b['spacing_mm']} mm per pixel")
     if b.get("size"):
-        geometry.append(f"{'cropped/padded' if b.get('spacing_mm') else 'resized'} to "
-                        f"{b['size'][0]} x {b['size'][1]} pixels")
-    files = "\n".join(f"| {f['file']} | {f['participants']} | {f['clips']} | {f['frames']} | "
-                      f"{f['bytes'] / 1e6:.1f} | `{f['sha256'][:16]}...` |" for f in manifest["files"])
-    excluded = "\n".join(f"- `{e['clip_id']}` ({e.get('participant') or '?'}): {e['reason']}"
-                         for e in manifest["excluded"]) or "None."
+        geometry.append(
+            f"{'cropped/padded' if b.get('spacing_mm') else 'resized'} to {b['size'][0]} x {b['size'][1]} pixels"
+        )
+    files = "\n".join(
+        f"| {f['file']} | {f['participants']} | {f['clips']} | {f['frames']} | "
+        f"{f['bytes'] / 1e6:.1f} | `{f['sha256'][:16]}...` |"
+        for f in manifest["files"]
+    )
+    excluded = (
+        "\n".join(f"- `{e['clip_id']}` ({e.get('participant') or '?'}): {e['reason']}" for e in manifest["excluded"])
+        or "None."
+    )
     planes = json.dumps(manifest.get("frame_planes", {}), indent=1)
-    balance = "\n".join(f"| {k} | " + " | ".join(str(v.get(s, 0)) for s in SPLITS) + " |"
-                        for k, v in sp.get("balance", {}).items())
-    return f"""# Dataset card: {manifest['project']['name']}
+    balance = "\n".join(
+        f"| {k} | " + " | ".join(str(v.get(s, 0)) for s in SPLITS) + " |" for k, v in sp.get("balance", {}).items()
+    )
+    return f"""# Dataset card: {manifest["project"]["name"]}
 
 Median-nerve ultrasound video clips with nerve masks and per-frame plane labels, built by
-napari-ultramn {manifest['software_version']} on {manifest['created']}.
+napari-ultramn {manifest["software_version"]} on {manifest["created"]}.
 
 ## Contents
 - Labels: {labels}. Per frame: nerve mask, plane label (codes into the vocabulary; -1 unknown),
-  provenance (codes into {', '.join(manifest['provenances'])}; -1 unannotated) and an
+  provenance (codes into {", ".join(manifest["provenances"])}; -1 unannotated) and an
   `annotated` flag. Unannotated frames have empty masks and must be ignored by losses.
-- Plane vocabulary: {', '.join(f'{i} = {v}' for i, v in enumerate(manifest['vocabulary']))}.
-- Geometry: {'; '.join(geometry) or 'frames at their native size and spacing'}; the spacing after
+- Plane vocabulary: {", ".join(f"{i} = {v}" for i, v in enumerate(manifest["vocabulary"]))}.
+- Geometry: {"; ".join(geometry) or "frames at their native size and spacing"}; the spacing after
   resampling is stored per clip (`spacing_mm`, absent = uncalibrated pixels).
 
 ## Split
-By participant ({sp['method']}, seed {sp['seed']}, ratios train/validation/test =
-{sp['ratios']['train']}/{sp['ratios']['validation']}/{sp['ratios']['test']}): every clip, side
-and plane of a participant is in one split. `{sp['file']}` rebuilds it exactly
-(`ultramn build-dataset PROJECT OUT --split-file {sp['file']}`).
+By participant ({sp["method"]}, seed {sp["seed"]}, ratios train/validation/test =
+{sp["ratios"]["train"]}/{sp["ratios"]["validation"]}/{sp["ratios"]["test"]}): every clip, side
+and plane of a participant is in one split. `{sp["file"]}` rebuilds it exactly
+(`ultramn build-dataset PROJECT OUT --split-file {sp["file"]}`).
 
 | file | participants | clips | frames | MB | sha256 |
 |---|---|---|---|---|---|
@@ -176,7 +206,7 @@ Frame-level plane labels per split:
 {excluded}
 
 ## Format
-One HDF5 file per split (frames compressed with {_filter_name(b.get('compression'))}, masks with
+One HDF5 file per split (frames compressed with {_filter_name(b.get("compression"))}, masks with
 Blosc-LZ4, one frame per chunk); `/clips/<clip_id>/` holds `frames (T, H, W) uint8`, `masks (T, H, W)
 uint8`, `plane_labels (T,) int16`, `provenance (T,) int8`, `annotated (T,) bool` and the clip's
 de-identified attributes (participant pseudonym, side, plane, source sha256, spacing, device).
@@ -191,16 +221,28 @@ def _deid_text(deid: dict | None) -> str:
     """The card's account of how frames were cropped, and a warning for clips kept whole."""
     if not deid:
         return "Not recorded (dataset built before imaging areas were recorded)."
-    words = {"dicom-regions": "from the DICOM ultrasound regions", "detected": "detected from the pixels",
-             "mapping": "from the mapping CSV's region column", "corrected": "from a region corrected by hand"}
-    parts = [f"{n} {words.get(src, 'from ' + src)}" for src, n in sorted(deid["imaging_area_sources"].items())
-             if not src.startswith("none")]
-    text = ("Frames are cropped to the ultrasound imaging area and static overlays inside it are "
-            f"blanked: {', '.join(parts) or 'no clip'}.")
+    words = {
+        "dicom-regions": "from the DICOM ultrasound regions",
+        "detected": "detected from the pixels",
+        "mapping": "from the mapping CSV's region column",
+        "corrected": "from a region corrected by hand",
+    }
+    parts = [
+        f"{n} {words.get(src, 'from ' + src)}"
+        for src, n in sorted(deid["imaging_area_sources"].items())
+        if not src.startswith("none")
+    ]
+    text = (
+        "Frames are cropped to the ultrasound imaging area and static overlays inside it are "
+        f"blanked: {', '.join(parts) or 'no clip'}."
+    )
     if deid["uncropped_clips"]:
-        text += (f"\n\n**Warning:** {len(deid['uncropped_clips'])} clip(s) were ingested with `--no-crop` and "
-                 "keep the whole screen, including any text burned into it: "
-                 + ", ".join(f"`{c}`" for c in deid["uncropped_clips"]) + ".")
+        text += (
+            f"\n\n**Warning:** {len(deid['uncropped_clips'])} clip(s) were ingested with `--no-crop` and "
+            "keep the whole screen, including any text burned into it: "
+            + ", ".join(f"`{c}`" for c in deid["uncropped_clips"])
+            + "."
+        )
     return text
 
 
@@ -208,16 +250,20 @@ def _duplicates_text(groups: list | None) -> str:
     """Participants linked by near-identical clips, which the split kept together."""
     if not groups:
         return "None found (perceptual fingerprints of every clip, compared across participants)."
-    lines = [f"- participants {', '.join(f'`{p}`' for p in g['participants'])} (kept in "
-             f"{' / '.join(g['splits'])}): " + ", ".join(f"`{p['clip_a']}` ~ `{p['clip_b']}` ({p['distance']:.3f})"
-                                                      for p in g["pairs"]) for g in groups]
-    return ("Clips of these participants hold near-identical frames, most likely one patient under two "
-            "ids; each group was kept in one split so it cannot leak between them:\n" + "\n".join(lines))
+    lines = [
+        f"- participants {', '.join(f'`{p}`' for p in g['participants'])} (kept in "
+        f"{' / '.join(g['splits'])}): "
+        + ", ".join(f"`{p['clip_a']}` ~ `{p['clip_b']}` ({p['distance']:.3f})" for p in g["pairs"])
+        for g in groups
+    ]
+    return (
+        "Clips of these participants hold near-identical frames, most likely one patient under two "
+        "ids; each group was kept in one split so it cannot leak between them:\n" + "\n".join(lines)
+    )
 
 
 def _filter_name(compression) -> str:
-    return {"zstd": "Blosc-Zstd", "lz4": "Blosc-LZ4", "gzip": "gzip", "lzf": "lzf"}.get(
-        compression, "no filter")
+    return {"zstd": "Blosc-Zstd", "lz4": "Blosc-LZ4", "gzip": "gzip", "lzf": "lzf"}.get(compression, "no filter")
 
 
 def _has_tabulate() -> bool:

@@ -90,58 +90,166 @@ UID_ROOT = "2.25."
 #: UIDs kept as they are: they name what an object *is* (a class, an encoding, a code system), not
 #: who it is about. Any value under the DICOM root 1.2.840.10008 is a registered, well-known UID too.
 KEEP_UID_KEYWORDS = (
-    "TransferSyntaxUID", "CodingSchemeUID", "ContextUID", "MappingResourceUID", "ImplementationClassUID",
+    "TransferSyntaxUID",
+    "CodingSchemeUID",
+    "ContextUID",
+    "MappingResourceUID",
+    "ImplementationClassUID",
 )
 WELL_KNOWN_UID_ROOT = "1.2.840.10008."
 
 #: PS3.15 Table E.1-1 action Z (also X/Z and Z/D where the image IODs make them Type 2): kept,
 #: emptied. Deleting them would break the copy's conformance (and SEG export from it).
 EMPTY_KEYWORDS = (
-    "PatientName", "PatientID", "PatientBirthDate", "ReferringPhysicianName", "StudyID",
-    "AccessionNumber", "ContentCreatorName", "VerifyingObserverIdentificationCodeSequence",
-    "ContrastBolusAgent", "PlacerOrderNumberImagingServiceRequest", "FillerOrderNumberImagingServiceRequest",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+    "ContentCreatorName",
+    "VerifyingObserverIdentificationCodeSequence",
+    "ContrastBolusAgent",
+    "PlacerOrderNumberImagingServiceRequest",
+    "FillerOrderNumberImagingServiceRequest",
 )
 #: Action X for the identifiers, patient details, staff, site, device identity, request and
 #: scheduling attributes image objects carry. Besides these go: descriptions, comments and free
 #: text, identifiers (keywords ending ID/Identifier), network (AE) names, clinical trial and GPS
 #: attributes, person-identification sequences (see :func:`_drop`).
 REMOVE_KEYWORDS = (
-    "OtherPatientNames", "OtherPatientIDsSequence", "PatientBirthName", "PatientMotherBirthName",
-    "PatientAddress", "PatientTelephoneNumbers", "PatientBirthTime", "PatientInsurancePlanCodeSequence",
-    "PatientPrimaryLanguageCodeSequence", "PatientPrimaryLanguageModifierCodeSequence", "MilitaryRank",
-    "BranchOfService", "MedicalRecordLocator", "EthnicGroup", "EthnicGroupCodeSequence", "Occupation",
-    "PatientReligiousPreference", "CountryOfResidence", "RegionOfResidence", "PatientSize",
-    "PatientWeight", "MedicalAlerts", "Allergies", "PregnancyStatus", "SmokingStatus",
-    "LastMenstrualDate", "PatientState", "PatientSexNeutered", "SpecialNeeds", "PreMedication",
-    "PatientTransportArrangements", "PatientInstitutionResidence", "ScheduledPatientInstitutionResidence",
-    "ReferencedPatientPhotoSequence", "ReferencedPatientSequence", "ReferencedPatientAliasSequence",
-    "InsurancePlanIdentification", "AdmittingDate", "AdmittingTime", "AdmittingDiagnosesCodeSequence",
-    "IssuerOfAdmissionIDSequence", "IssuerOfServiceEpisodeIDSequence", "CurrentPatientLocation",
-    "ReasonForStudy", "ReasonForTheRequestedProcedure", "ReasonForTheImagingServiceRequest",
-    "ReasonForVisitCodeSequence", "ReasonForRequestedProcedureCodeSequence", "ReferringPhysicianAddress",
-    "ReferringPhysicianTelephoneNumbers", "ConsultingPhysicianName", "PhysiciansOfRecord",
-    "PerformingPhysicianName", "NameOfPhysiciansReadingStudy", "OperatorsName", "RequestingPhysician",
-    "RequestingService", "ScheduledPerformingPhysicianName", "ScheduledHumanPerformersSequence",
-    "ActualHumanPerformersSequence", "HumanPerformerOrganization", "HumanPerformerName", "PersonAddress",
-    "PersonTelephoneNumbers", "VerifyingOrganization", "ResponsiblePerson", "ResponsibleOrganization",
-    "AuthorObserverSequence", "ParticipantSequence", "CustodialOrganizationSequence",
-    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "InstitutionCodeSequence",
-    "InstitutionalDepartmentTypeCodeSequence", "StationName", "DeviceSerialNumber",
-    "TransducerIdentificationSequence", "UDISequence", "AcquisitionContextSequence", "MakerNote",
-    "LensSpecification", "RequestAttributesSequence", "RequestedProcedureLocation", "RequestedContrastAgent",
-    "OrderEnteredBy", "OrderEntererLocation", "OrderCallbackPhoneNumber", "PerformedLocation",
-    "PerformedStationName", "PerformedStationNameCodeSequence", "PerformedStationGeographicLocationCodeSequence",
-    "ScheduledStationName", "ScheduledStationNameCodeSequence", "ScheduledStationGeographicLocationCodeSequence",
-    "ScheduledProcedureStepLocation", "ScheduledStudyLocation", "PerformedProcedureStepStartDate",
-    "PerformedProcedureStepStartTime", "PerformedProcedureStepEndDate", "PerformedProcedureStepEndTime",
-    "ReferencedStudySequence", "ReferencedPerformedProcedureStepSequence", "ProcedureCodeSequence",
-    "ProtocolName", "TimezoneOffsetFromUTC", "IconImageSequence", "OriginalAttributesSequence",
-    "ModifiedAttributesSequence", "NonconformingModifiedAttributesSequence", "EncryptedAttributesSequence",
-    "DigitalSignaturesSequence", "ReferencedDigitalSignatureSequence", "ReferencedSOPInstanceMACSequence",
-    "MACParametersSequence", "MAC", "DataSetTrailingPadding", "InstanceOriginStatus", "TextString",
-    "ResultsDistributionListSequence", "DistributionAddress", "DistributionName",
-    "InterpretationApproverSequence", "TopicTitle", "TopicSubject", "TopicAuthor", "TopicKeywords",
-    "PyramidLabel", "Arbitrary", "ModifyingDeviceID", "SpecimenAccessionNumber", "TelephoneNumberTrial",
+    "OtherPatientNames",
+    "OtherPatientIDsSequence",
+    "PatientBirthName",
+    "PatientMotherBirthName",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "PatientBirthTime",
+    "PatientInsurancePlanCodeSequence",
+    "PatientPrimaryLanguageCodeSequence",
+    "PatientPrimaryLanguageModifierCodeSequence",
+    "MilitaryRank",
+    "BranchOfService",
+    "MedicalRecordLocator",
+    "EthnicGroup",
+    "EthnicGroupCodeSequence",
+    "Occupation",
+    "PatientReligiousPreference",
+    "CountryOfResidence",
+    "RegionOfResidence",
+    "PatientSize",
+    "PatientWeight",
+    "MedicalAlerts",
+    "Allergies",
+    "PregnancyStatus",
+    "SmokingStatus",
+    "LastMenstrualDate",
+    "PatientState",
+    "PatientSexNeutered",
+    "SpecialNeeds",
+    "PreMedication",
+    "PatientTransportArrangements",
+    "PatientInstitutionResidence",
+    "ScheduledPatientInstitutionResidence",
+    "ReferencedPatientPhotoSequence",
+    "ReferencedPatientSequence",
+    "ReferencedPatientAliasSequence",
+    "InsurancePlanIdentification",
+    "AdmittingDate",
+    "AdmittingTime",
+    "AdmittingDiagnosesCodeSequence",
+    "IssuerOfAdmissionIDSequence",
+    "IssuerOfServiceEpisodeIDSequence",
+    "CurrentPatientLocation",
+    "ReasonForStudy",
+    "ReasonForTheRequestedProcedure",
+    "ReasonForTheImagingServiceRequest",
+    "ReasonForVisitCodeSequence",
+    "ReasonForRequestedProcedureCodeSequence",
+    "ReferringPhysicianAddress",
+    "ReferringPhysicianTelephoneNumbers",
+    "ConsultingPhysicianName",
+    "PhysiciansOfRecord",
+    "PerformingPhysicianName",
+    "NameOfPhysiciansReadingStudy",
+    "OperatorsName",
+    "RequestingPhysician",
+    "RequestingService",
+    "ScheduledPerformingPhysicianName",
+    "ScheduledHumanPerformersSequence",
+    "ActualHumanPerformersSequence",
+    "HumanPerformerOrganization",
+    "HumanPerformerName",
+    "PersonAddress",
+    "PersonTelephoneNumbers",
+    "VerifyingOrganization",
+    "ResponsiblePerson",
+    "ResponsibleOrganization",
+    "AuthorObserverSequence",
+    "ParticipantSequence",
+    "CustodialOrganizationSequence",
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "InstitutionCodeSequence",
+    "InstitutionalDepartmentTypeCodeSequence",
+    "StationName",
+    "DeviceSerialNumber",
+    "TransducerIdentificationSequence",
+    "UDISequence",
+    "AcquisitionContextSequence",
+    "MakerNote",
+    "LensSpecification",
+    "RequestAttributesSequence",
+    "RequestedProcedureLocation",
+    "RequestedContrastAgent",
+    "OrderEnteredBy",
+    "OrderEntererLocation",
+    "OrderCallbackPhoneNumber",
+    "PerformedLocation",
+    "PerformedStationName",
+    "PerformedStationNameCodeSequence",
+    "PerformedStationGeographicLocationCodeSequence",
+    "ScheduledStationName",
+    "ScheduledStationNameCodeSequence",
+    "ScheduledStationGeographicLocationCodeSequence",
+    "ScheduledProcedureStepLocation",
+    "ScheduledStudyLocation",
+    "PerformedProcedureStepStartDate",
+    "PerformedProcedureStepStartTime",
+    "PerformedProcedureStepEndDate",
+    "PerformedProcedureStepEndTime",
+    "ReferencedStudySequence",
+    "ReferencedPerformedProcedureStepSequence",
+    "ProcedureCodeSequence",
+    "ProtocolName",
+    "TimezoneOffsetFromUTC",
+    "IconImageSequence",
+    "OriginalAttributesSequence",
+    "ModifiedAttributesSequence",
+    "NonconformingModifiedAttributesSequence",
+    "EncryptedAttributesSequence",
+    "DigitalSignaturesSequence",
+    "ReferencedDigitalSignatureSequence",
+    "ReferencedSOPInstanceMACSequence",
+    "MACParametersSequence",
+    "MAC",
+    "DataSetTrailingPadding",
+    "InstanceOriginStatus",
+    "TextString",
+    "ResultsDistributionListSequence",
+    "DistributionAddress",
+    "DistributionName",
+    "InterpretationApproverSequence",
+    "TopicTitle",
+    "TopicSubject",
+    "TopicAuthor",
+    "TopicKeywords",
+    "PyramidLabel",
+    "Arbitrary",
+    "ModifyingDeviceID",
+    "SpecimenAccessionNumber",
+    "TelephoneNumberTrial",
     "PatientAge",
 )
 #: Keyword starts of attribute families the profile removes, empties or dummies throughout.
@@ -152,14 +260,26 @@ ID_SUFFIXES = ("ID", "IDs", "Identifier", "IDIssuer", "SerialNumber")
 PERSON_SEQUENCE_SUFFIXES = ("IdentificationSequence", "IdentificationCodeSequence")
 #: File meta attributes that name the sending system.
 REMOVE_META_KEYWORDS = (
-    "SourceApplicationEntityTitle", "SendingApplicationEntityTitle", "ReceivingApplicationEntityTitle",
-    "SourcePresentationAddress", "SendingPresentationAddress", "ReceivingPresentationAddress",
-    "PrivateInformationCreatorUID", "PrivateInformation",
+    "SourceApplicationEntityTitle",
+    "SendingApplicationEntityTitle",
+    "ReceivingApplicationEntityTitle",
+    "SourcePresentationAddress",
+    "SendingPresentationAddress",
+    "ReceivingPresentationAddress",
+    "PrivateInformationCreatorUID",
+    "PrivateInformation",
 )
 #: Type 2 attributes of the Patient and General Study modules, present (maybe empty) in every copy.
 TYPE2_ROOT_KEYWORDS = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-    "ReferringPhysicianName", "StudyID", "AccessionNumber",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
 )
 #: PS3.16 CID 7050 De-identification Method codes (scheme DCM).
 _METHOD_CODES = {
@@ -205,11 +325,7 @@ def _is_free_text(elem) -> bool:
 
 
 def _keep_uid(elem, value: str) -> bool:
-    return (
-        "SOPClassUID" in elem.keyword
-        or elem.keyword in KEEP_UID_KEYWORDS
-        or value.startswith(WELL_KNOWN_UID_ROOT)
-    )
+    return "SOPClassUID" in elem.keyword or elem.keyword in KEEP_UID_KEYWORDS or value.startswith(WELL_KNOWN_UID_ROOT)
 
 
 def _drop(elem) -> bool:
@@ -257,8 +373,7 @@ def _shift_da_or_dt(value: str, days: int) -> str:
     return (shifted + value[8:]) if shifted else ""
 
 
-def deidentify_dataset(ds, key: bytes, participant: str, shift_days: int, *, frames=None,
-                       crop_region=None) -> None:
+def deidentify_dataset(ds, key: bytes, participant: str, shift_days: int, *, frames=None, crop_region=None) -> None:
     """Scrub a pydicom Dataset in place per the PS3.15 basic profile (see the module docstring).
 
     PatientName and PatientID become ``participant``; other Type 2 identifiers are emptied, not
@@ -275,7 +390,8 @@ def deidentify_dataset(ds, key: bytes, participant: str, shift_days: int, *, fra
     from pydicom.dataset import Dataset
 
     age = pooled_age(ds.get("PatientAge")) or _age_from_dates(
-        ds.get("PatientBirthDate"), ds.get("StudyDate") or ds.get("ContentDate"))
+        ds.get("PatientBirthDate"), ds.get("StudyDate") or ds.get("ContentDate")
+    )
     sex = normalise_sex(ds.get("PatientSex")) or ""
     if frames is not None:
         replace_pixels(ds, frames, crop_region)

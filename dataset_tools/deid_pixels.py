@@ -10,15 +10,35 @@ import numpy as np
 
 #: Pixel encoding attributes that no longer apply once the pixels are 8-bit MONOCHROME2 native.
 PIXEL_ENCODING_KEYWORDS = (
-    "PlanarConfiguration", "PixelPaddingValue", "PixelPaddingRangeLimit", "SmallestImagePixelValue",
-    "LargestImagePixelValue", "RedPaletteColorLookupTableDescriptor", "GreenPaletteColorLookupTableDescriptor",
-    "BluePaletteColorLookupTableDescriptor", "RedPaletteColorLookupTableData",
-    "GreenPaletteColorLookupTableData", "BluePaletteColorLookupTableData", "PaletteColorLookupTableUID",
-    "SegmentedRedPaletteColorLookupTableData", "SegmentedGreenPaletteColorLookupTableData",
-    "SegmentedBluePaletteColorLookupTableData", "WindowCenter", "WindowWidth",
-    "WindowCenterWidthExplanation", "VOILUTFunction", "VOILUTSequence", "ModalityLUTSequence",
-    "RescaleIntercept", "RescaleSlope", "RescaleType", "ICCProfile", "ColorSpace",
-    "ExtendedOffsetTable", "ExtendedOffsetTableLengths", "PixelDataProviderURL",
+    "PlanarConfiguration",
+    "PixelPaddingValue",
+    "PixelPaddingRangeLimit",
+    "SmallestImagePixelValue",
+    "LargestImagePixelValue",
+    "RedPaletteColorLookupTableDescriptor",
+    "GreenPaletteColorLookupTableDescriptor",
+    "BluePaletteColorLookupTableDescriptor",
+    "RedPaletteColorLookupTableData",
+    "GreenPaletteColorLookupTableData",
+    "BluePaletteColorLookupTableData",
+    "PaletteColorLookupTableUID",
+    "SegmentedRedPaletteColorLookupTableData",
+    "SegmentedGreenPaletteColorLookupTableData",
+    "SegmentedBluePaletteColorLookupTableData",
+    "WindowCenter",
+    "WindowWidth",
+    "WindowCenterWidthExplanation",
+    "VOILUTFunction",
+    "VOILUTSequence",
+    "ModalityLUTSequence",
+    "RescaleIntercept",
+    "RescaleSlope",
+    "RescaleType",
+    "ICCProfile",
+    "ColorSpace",
+    "ExtendedOffsetTable",
+    "ExtendedOffsetTableLengths",
+    "PixelDataProviderURL",
 )
 
 
@@ -34,11 +54,15 @@ def _crop_origin(crop_region, frame_shape: tuple[int, int], source_shape: tuple[
     region = crop_region.as_list() if hasattr(crop_region, "as_list") else crop_region
     top, left, bottom, right = (int(v) for v in region)
     if (bottom - top, right - left) != frame_shape:
-        raise ValueError(f"crop_region {[top, left, bottom, right]} is {bottom - top}x{right - left} "
-                         f"but the frames are {frame_shape[0]}x{frame_shape[1]}")
+        raise ValueError(
+            f"crop_region {[top, left, bottom, right]} is {bottom - top}x{right - left} "
+            f"but the frames are {frame_shape[0]}x{frame_shape[1]}"
+        )
     if not (0 <= top < bottom <= source_shape[0] and 0 <= left < right <= source_shape[1]):
-        raise ValueError(f"crop_region {[top, left, bottom, right]} does not fit the source's "
-                         f"{source_shape[0]}x{source_shape[1]} frames")
+        raise ValueError(
+            f"crop_region {[top, left, bottom, right]} does not fit the source's "
+            f"{source_shape[0]}x{source_shape[1]} frames"
+        )
     return top, left
 
 

@@ -68,9 +68,14 @@ VERSION = "phash3"
 FRAMES = 8
 _STEP = 0.0125
 #: (fraction of height and width kept, centre offset down, centre offset right), fractions of the frame
-WINDOWS = ((1.0, 0.0, 0.0),
-           *((keep, dy, dx) for keep in (0.95, 0.90)
-             for dy, dx in ((0.0, 0.0), (-_STEP, 0.0), (_STEP, 0.0), (0.0, -_STEP), (0.0, _STEP))))
+WINDOWS = (
+    (1.0, 0.0, 0.0),
+    *(
+        (keep, dy, dx)
+        for keep in (0.95, 0.90)
+        for dy, dx in ((0.0, 0.0), (-_STEP, 0.0), (_STEP, 0.0), (0.0, -_STEP), (0.0, _STEP))
+    ),
+)
 #: side of the downscaled image the DCT is taken of
 SIZE = 32
 #: low-frequency block kept (BLOCK x BLOCK coefficients minus DC)
@@ -114,6 +119,7 @@ def _cell_means(integral: np.ndarray, top: float, left: float, bottom: float, ri
     the matrix-product version was slower, and several times slower again when BLAS threads fight
     over a busy machine.
     """
+
     def corners(lo, hi, n):
         at = np.linspace(lo, hi, SIZE + 1)
         base = np.minimum(at.astype(int), n - 1)
@@ -121,8 +127,12 @@ def _cell_means(integral: np.ndarray, top: float, left: float, bottom: float, ri
 
     (y, fy), (x, fx) = corners(top, bottom, integral.shape[0] - 1), corners(left, right, integral.shape[1] - 1)
     fy, fx = fy[:, None], fx[None, :]
-    at = ((1 - fy) * (1 - fx) * integral[np.ix_(y, x)] + fy * (1 - fx) * integral[np.ix_(y + 1, x)]
-          + (1 - fy) * fx * integral[np.ix_(y, x + 1)] + fy * fx * integral[np.ix_(y + 1, x + 1)])
+    at = (
+        (1 - fy) * (1 - fx) * integral[np.ix_(y, x)]
+        + fy * (1 - fx) * integral[np.ix_(y + 1, x)]
+        + (1 - fy) * fx * integral[np.ix_(y, x + 1)]
+        + fy * fx * integral[np.ix_(y + 1, x + 1)]
+    )
     return np.diff(np.diff(at, axis=0), axis=1) / ((bottom - top) * (right - left) / SIZE**2)
 
 
@@ -168,8 +178,11 @@ def _fill_dead(values: np.ndarray, weight: np.ndarray) -> np.ndarray | None:
     if weight.mean() < 0.1:
         return None
     near = gaussian_filter(weight, FILL_SIGMA, mode="reflect")
-    fill = np.where(near > 1e-3, gaussian_filter(values, FILL_SIGMA, mode="reflect") / np.maximum(near, 1e-3),
-                    values.sum() / weight.sum())
+    fill = np.where(
+        near > 1e-3,
+        gaussian_filter(values, FILL_SIGMA, mode="reflect") / np.maximum(near, 1e-3),
+        values.sum() / weight.sum(),
+    )
     return values + (1.0 - weight) * fill
 
 
@@ -248,8 +261,9 @@ def parse_fingerprint(text: str) -> tuple[np.ndarray, np.ndarray]:
     return signs.reshape(len(WINDOWS), FRAMES * BITS), hashed
 
 
-def distance_matrix(prints: list[tuple[np.ndarray, np.ndarray]],
-                    others: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
+def distance_matrix(
+    prints: list[tuple[np.ndarray, np.ndarray]], others: list[tuple[np.ndarray, np.ndarray]] | None = None
+) -> np.ndarray:
     """``(N, M)`` clip distances between parsed fingerprints (see module docstring); 1.0 where two
     clips have no hashed frame in common.
 
@@ -265,14 +279,14 @@ def distance_matrix(prints: list[tuple[np.ndarray, np.ndarray]],
     out = np.empty((len(prints), len(others)))
     chunk = max(1, 2_000_000 // max(1, b.shape[0] * n_win))  # rows at a time: dots stay ~16 MB
     for start in range(0, len(prints), chunk):
-        rows = prints[start:start + chunk]
+        rows = prints[start : start + chunk]
         a = np.concatenate([s for s, _ in rows])
         dots = np.stack([a @ b.T, (a * _MIRROR_SIGNS) @ b.T])  # (2, n * W, M * W)
         best = dots.reshape(2, len(rows), n_win, len(others), n_win).max(axis=(0, 2, 4)).astype(np.float64)
         common = (np.stack([v for _, v in rows]).astype(np.float32) @ b_valid.T).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             dist = (BITS * common - best) / (2 * BITS * common)
-        out[start:start + len(rows)] = np.where(common > 0, dist, 1.0)
+        out[start : start + len(rows)] = np.where(common > 0, dist, 1.0)
     return out
 
 
@@ -301,8 +315,9 @@ def with_fingerprints(records: Iterable[dict], project=None) -> list[dict]:
     return out
 
 
-def likely_duplicate_pairs(records: Iterable[dict], project=None,
-                           threshold: float = DUPLICATE_DISTANCE) -> list[DuplicatePair]:
+def likely_duplicate_pairs(
+    records: Iterable[dict], project=None, threshold: float = DUPLICATE_DISTANCE
+) -> list[DuplicatePair]:
     """Pairs of clips of *different* participants closer than ``threshold``, closest first.
 
     ``records`` are clip records (``clip_id``, ``participant``, ``fingerprint``); those without a
@@ -313,11 +328,18 @@ def likely_duplicate_pairs(records: Iterable[dict], project=None,
     participants = np.array([str(r["participant"]) for r in recs])
     pairs = []
     for start in range(0, len(recs), 64):  # a block of rows at a time: memory stays O(N)
-        d = distance_matrix(prints[start:start + 64], prints)
+        d = distance_matrix(prints[start : start + 64], prints)
         for i, j in zip(*np.nonzero(d < threshold)):
             i = start + int(i)
             if j > i and participants[i] != participants[j]:
                 a, b = recs[i], recs[j]
-                pairs.append(DuplicatePair(a["clip_id"], b["clip_id"], str(a["participant"]),
-                                           str(b["participant"]), round(float(d[i - start, j]), 4)))
+                pairs.append(
+                    DuplicatePair(
+                        a["clip_id"],
+                        b["clip_id"],
+                        str(a["participant"]),
+                        str(b["participant"]),
+                        round(float(d[i - start, j]), 4),
+                    )
+                )
     return sorted(pairs, key=lambda p: (p.distance, p.clip_a, p.clip_b))

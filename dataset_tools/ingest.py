@@ -82,8 +82,7 @@ class IngestSummary:
 
     def line(self) -> str:
         recropped = f", {len(self.recropped)} re-cropped" if self.recropped else ""
-        return (f"{len(self.added)} added{recropped}, {len(self.skipped)} already present, "
-                f"{len(self.failed)} failed")
+        return f"{len(self.added)} added{recropped}, {len(self.skipped)} already present, {len(self.failed)} failed"
 
 
 def find_sources(source: Path) -> list[Path]:
@@ -119,8 +118,10 @@ def _recropped_annotations(project: Project, clip_id: str, old_shape: list, new_
     for rater in raters:
         path = project.annotations.path(clip_id, rater)
         path.rename(path.with_name(f"{path.name}.recropped-{stamp}"))  # kept, never deleted
-    return (f"; frame size {old_shape} -> {new_shape}: annotations by {', '.join(raters)} no longer "
-            f"fit and were set aside as annotations/{clip_id}/*.json.recropped-{stamp}")
+    return (
+        f"; frame size {old_shape} -> {new_shape}: annotations by {', '.join(raters)} no longer "
+        f"fit and were set aside as annotations/{clip_id}/*.json.recropped-{stamp}"
+    )
 
 
 def _relative(path: Path, base: Path, source: Path) -> str:
@@ -133,9 +134,17 @@ def _relative(path: Path, base: Path, source: Path) -> str:
         return str(path)
 
 
-def ingest(source: str | Path, project_dir: str | Path, *, mapping_csv: str | Path | None = None,
-           planes: list[str] | None = None, keep_dicom: bool = False, no_crop: bool = False,
-           lock_timeout_s: float = LOCK_TIMEOUT_S, workers: int | None = None) -> ProgressGen[IngestSummary]:
+def ingest(
+    source: str | Path,
+    project_dir: str | Path,
+    *,
+    mapping_csv: str | Path | None = None,
+    planes: list[str] | None = None,
+    keep_dicom: bool = False,
+    no_crop: bool = False,
+    lock_timeout_s: float = LOCK_TIMEOUT_S,
+    workers: int | None = None,
+) -> ProgressGen[IngestSummary]:
     """Ingest every clip under ``source``; creates the project if needed. Yields progress.
 
     ``no_crop`` keeps whole frames of files whose imaging area cannot be established (recorded).
@@ -161,8 +170,7 @@ def ingest(source: str | Path, project_dir: str | Path, *, mapping_csv: str | Pa
         yield Progress(0, len(sources), lock.waiting_message())
         time.sleep(0.5)
     try:
-        return (yield from _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop,
-                                          workers))
+        return (yield from _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop, workers))
     finally:
         lock.release()
 
@@ -188,8 +196,10 @@ class _RegistryWriter:
         if record is not None:
             self.pending.append(record)
             self.added.setdefault(record["source_sha256"], record)
-        if (len(self.pending) >= max(self.min_batch, self.registered // 2)
-                or time.monotonic() - self.last >= self.every_s):
+        if (
+            len(self.pending) >= max(self.min_batch, self.registered // 2)
+            or time.monotonic() - self.last >= self.every_s
+        ):
             self.flush()
 
     def flush(self) -> None:
@@ -203,8 +213,9 @@ class _RegistryWriter:
         self.last = time.monotonic()
 
 
-def _take(project: Project, registry: _RegistryWriter, summary: IngestSummary, rel: str,
-          outcome: SourceOutcome) -> None:
+def _take(
+    project: Project, registry: _RegistryWriter, summary: IngestSummary, rel: str, outcome: SourceOutcome
+) -> None:
     """The parent's share of one source: identifiers, registry, summary (one writer)."""
     # identifiers also for a file already in the project, so a project ingested before
     # identifiers.json existed gets it filled by re-ingesting; and for a file that then failed
@@ -218,14 +229,15 @@ def _take(project: Project, registry: _RegistryWriter, summary: IngestSummary, r
         clip_id = first["clip_id"] if first is not None else outcome.clip_id
         assert clip_id is not None  # a skipped source is a clip the project already has
         if outcome.record is not None and outcome.clip_id != clip_id:
-            for stray in (project.root / "clips" / f"{outcome.clip_id}.h5",
-                          project.root / "dicom" / f"{outcome.clip_id}.dcm"):
+            for stray in (
+                project.root / "clips" / f"{outcome.clip_id}.h5",
+                project.root / "dicom" / f"{outcome.clip_id}.dcm",
+            ):
                 stray.unlink(missing_ok=True)
         summary.skipped.append(clip_id)
     elif outcome.status == "recropped":
         assert outcome.clip_id and outcome.old_shape is not None and outcome.record is not None
-        note = _recropped_annotations(project, outcome.clip_id, outcome.old_shape,
-                                      outcome.record["frame_shape"])
+        note = _recropped_annotations(project, outcome.clip_id, outcome.old_shape, outcome.record["frame_shape"])
         summary.recropped.append((outcome.clip_id, outcome.note + note))
     else:
         assert outcome.clip_id is not None  # an added source has its new clip's id
@@ -245,10 +257,9 @@ def _audit_written(project: Project, clip_ids: list[str], workers: int):
     root = project.root
     files = [root / "clips.json", root / "project.json"] + [project.clip_path(c) for c in clip_ids]
     files += [p for c in clip_ids if (p := root / "dicom" / f"{c}.dcm").exists()]
-    blocks = [files[i:i + 8] for i in range(0, len(files), 8)]
+    blocks = [files[i : i + 8] for i in range(0, len(files), 8)]
     reports: list = [None] * len(blocks)
-    for n, (i, report) in enumerate(pool_map(audit_block, blocks, shared=load_identifiers(root),
-                                             workers=workers), 1):
+    for n, (i, report) in enumerate(pool_map(audit_block, blocks, shared=load_identifiers(root), workers=workers), 1):
         reports[i] = report
         yield Progress(n, len(blocks), f"audited {sum(len(b) for b in blocks[:n])} of {len(files)} files")
     merged = reports[0]
@@ -269,8 +280,7 @@ def audit_block(identifiers, files):
     return run_to_end(audit_paths(files, identifiers))
 
 
-def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop,
-                   workers) -> ProgressGen[IngestSummary]:
+def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop, workers) -> ProgressGen[IngestSummary]:
     from napari_ultramn.parallel import pool_map, resolve_workers
     from napari_ultramn.region_corrections import load_corrections
 
@@ -278,10 +288,20 @@ def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop,
     project.reload_clips()  # what an ingest that held the lock before us added
     # a project with clips whose key has gone is refused, never given a new key
     key = ensure_pseudonym_key(root, create=not project.clips())
-    by_sha = {r["source_sha256"]: {k: r.get(k) for k in ("clip_id", "crop_region", "frame_shape")}
-              for r in project.clips()}  # fixed while we hold the lock
-    shared = IngestShared(project.root, key, mapping, load_corrections(root), keep_dicom, no_crop,
-                     project.planes, project.plane_labels, by_sha)
+    by_sha = {
+        r["source_sha256"]: {k: r.get(k) for k in ("clip_id", "crop_region", "frame_shape")} for r in project.clips()
+    }  # fixed while we hold the lock
+    shared = IngestShared(
+        project.root,
+        key,
+        mapping,
+        load_corrections(root),
+        keep_dicom,
+        no_crop,
+        project.planes,
+        project.plane_labels,
+        by_sha,
+    )
     if no_crop and not project.config.get("no_crop"):
         project.set_config(no_crop=True)
     summary = IngestSummary(cleaned=remove_stale_temporaries(root))
@@ -301,9 +321,12 @@ def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop,
     project.export_registry()  # clips.json, the audit export: once per run (unchanged: not rewritten)
     if new:
         yield Progress(len(sources), len(sources), "looking for the same recording under two participants")
-        summary.duplicates = [p for p in likely_duplicate_pairs(project.clips(), project)
-                              if p.clip_a in new or p.clip_b in new]
-        summary.audit = yield from relay(_audit_written(project, sorted(new), workers), lambda p: Progress(
-            len(sources), len(sources), f"PHI audit: {p.message}"))
+        summary.duplicates = [
+            p for p in likely_duplicate_pairs(project.clips(), project) if p.clip_a in new or p.clip_b in new
+        ]
+        summary.audit = yield from relay(
+            _audit_written(project, sorted(new), workers),
+            lambda p: Progress(len(sources), len(sources), f"PHI audit: {p.message}"),
+        )
     yield Progress(len(sources), len(sources), summary.line())
     return summary

@@ -38,9 +38,17 @@ _IDENTIFIER_TAGS = {
     "study_date": ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"),
     "institution": ("InstitutionName", "InstitutionalDepartmentName"),
     "accession": ("AccessionNumber",),
-    "other": ("InstitutionAddress", "ReferringPhysicianName", "PerformingPhysicianName",
-              "OperatorsName", "PhysiciansOfRecord", "StationName", "DeviceSerialNumber",
-              "PatientAddress", "PatientTelephoneNumbers"),
+    "other": (
+        "InstitutionAddress",
+        "ReferringPhysicianName",
+        "PerformingPhysicianName",
+        "OperatorsName",
+        "PhysiciansOfRecord",
+        "StationName",
+        "DeviceSerialNumber",
+        "PatientAddress",
+        "PatientTelephoneNumbers",
+    ),
 }
 
 
@@ -81,16 +89,24 @@ def dicom_identity(path: Path) -> dict:
     sop = ds.get("SOPClassUID") or getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID")
     non_image = sop is not None and "Image" not in getattr(sop, "name", "") and "Rows" not in ds
     if ended and not non_image:
-        raise InputError(path, f"DICOM header is truncated: the file ends after {path.stat().st_size} "
-                               "bytes, before its pixel data")
+        raise InputError(
+            path, f"DICOM header is truncated: the file ends after {path.stat().st_size} bytes, before its pixel data"
+        )
 
     def get(kw):
         v = ds.get(kw)
         return None if v in (None, "") else str(v)
 
     lat = (get("ImageLaterality") or get("Laterality") or "").upper()
-    text = " ".join(filter(None, (get(k) for k in ("SeriesDescription", "ImageComments", "ProtocolName",
-                                                     "StudyDescription", "BodyPartExamined"))))
+    text = " ".join(
+        filter(
+            None,
+            (
+                get(k)
+                for k in ("SeriesDescription", "ImageComments", "ProtocolName", "StudyDescription", "BodyPartExamined")
+            ),
+        )
+    )
     return {
         "patient_id": get("PatientID"),
         "sex": get("PatientSex"),

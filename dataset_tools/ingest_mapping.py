@@ -47,8 +47,10 @@ def _check_row(row: dict) -> dict:
         clean["side"] = side
     if "age_band" in clean and clean["age_band"].replace(" ", "") not in AGE_BANDS:
         # the value itself is not echoed: it may be an exact age or a birth date
-        raise ValueError(f"age_band must be a decade band ({', '.join(AGE_BANDS[:2])}, ..., "
-                         f"{AGE_BANDS[-2]}, 90+); an exact age or a date identifies the person")
+        raise ValueError(
+            f"age_band must be a decade band ({', '.join(AGE_BANDS[:2])}, ..., "
+            f"{AGE_BANDS[-2]}, 90+); an exact age or a date identifies the person"
+        )
     if "age_band" in clean:
         clean["age_band"] = clean["age_band"].replace(" ", "")
     if "region" in clean:
@@ -79,8 +81,13 @@ def read_mapping(path: str | Path | None) -> dict[str, dict]:
         raise InputError(path, f"cannot read mapping CSV ({exc})") from None
     unknown = [h for h in header if h not in MAPPING_COLUMNS]
     if unknown or "file" not in header or len(set(header)) != len(header):
-        problem = (f"has unknown column(s) {', '.join(map(repr, unknown))}" if unknown
-                   else "needs a 'file' column" if "file" not in header else "repeats a column")
+        problem = (
+            f"has unknown column(s) {', '.join(map(repr, unknown))}"
+            if unknown
+            else "needs a 'file' column"
+            if "file" not in header
+            else "repeats a column"
+        )
         raise InputError(path, f"mapping CSV {problem}; its columns are {', '.join(MAPPING_COLUMNS)}")
     mapping: dict[str, dict] = {}
     names: dict[str, list[str]] = {}

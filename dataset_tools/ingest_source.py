@@ -24,8 +24,7 @@ from .ingest_mapping import mapping_row
 
 #: Frames decoded, cropped and blanked at a time (bounds the memory of the uncropped frames).
 DECODE_BLOCK = 32
-_REGION_WAY_ON = ("give its region in the mapping CSV (column region, 'x0 y0 x1 y1' in source "
-                  "pixels)")
+_REGION_WAY_ON = "give its region in the mapping CSV (column region, 'x0 y0 x1 y1' in source pixels)"
 
 
 @dataclass(frozen=True)
@@ -76,13 +75,13 @@ def plane_from_text(text: str, planes: list[str]) -> str | None:
 def _inside(region: Region, frame_shape: tuple[int, int], source: Path, what: str) -> Region:
     h, w = frame_shape
     if region.top < 0 or region.left < 0 or region.bottom > h or region.right > w:
-        raise InputError(source, f"{what} {region.as_list()} (top, left, bottom, right) lies outside "
-                                 f"the {w}x{h} frame")
+        raise InputError(source, f"{what} {region.as_list()} (top, left, bottom, right) lies outside the {w}x{h} frame")
     return region
 
 
-def imaging_area(clip: Clip, source: Path, *, correction: Region | None, mapped: Region | None,
-                 burned_in: bool, no_crop: bool):
+def imaging_area(
+    clip: Clip, source: Path, *, correction: Region | None, mapped: Region | None, burned_in: bool, no_crop: bool
+):
     """The ``screen_region.ImagingArea`` to crop to (contract C's order), or None for --no-crop.
 
     Raises :class:`InputError` (one line, with the way on) where no area can be trusted.
@@ -95,11 +94,9 @@ def imaging_area(clip: Clip, source: Path, *, correction: Region | None, mapped:
 
     sample = clip.frames  # lazy: screen_region decodes only the frames it samples
     if correction is not None:
-        return area_from_region(_inside(correction, clip.frame_shape, source, "corrected region"),
-                                sample, "corrected")
+        return area_from_region(_inside(correction, clip.frame_shape, source, "corrected region"), sample, "corrected")
     if mapped is not None:
-        return area_from_region(_inside(mapped, clip.frame_shape, source, "mapping CSV region"),
-                                sample, "mapping")
+        return area_from_region(_inside(mapped, clip.frame_shape, source, "mapping CSV region"), sample, "mapping")
     if clip.imaging_region is not None:  # DICOM SequenceOfUltrasoundRegions
         r, (h, w) = clip.imaging_region, clip.frame_shape
         r = Region(max(0, r.top), max(0, r.left), min(h, r.bottom), min(w, r.right))
@@ -107,17 +104,23 @@ def imaging_area(clip: Clip, source: Path, *, correction: Region | None, mapped:
             raise InputError(source, f"its ultrasound region lies outside the frame; {_REGION_WAY_ON}")
         return area_from_region(r, sample, "dicom-regions")
     if burned_in:
-        raise InputError(source, "refused: the file declares burned-in annotation "
-                                 f"(BurnedInAnnotation YES) and has no ultrasound region; {_REGION_WAY_ON} "
-                                 "or save a region correction (--no-crop does not apply)")
+        raise InputError(
+            source,
+            "refused: the file declares burned-in annotation "
+            f"(BurnedInAnnotation YES) and has no ultrasound region; {_REGION_WAY_ON} "
+            "or save a region correction (--no-crop does not apply)",
+        )
     area = detect_imaging_area(sample)
     if area.confidence >= MIN_CONFIDENCE:
         return area
     if no_crop:
         return None
-    raise InputError(source, f"refused: imaging area not found with confidence "
-                             f"({area.confidence:.2f}: {area.reason}); {_REGION_WAY_ON}, or pass "
-                             "--no-crop to keep whole frames")
+    raise InputError(
+        source,
+        f"refused: imaging area not found with confidence "
+        f"({area.confidence:.2f}: {area.reason}); {_REGION_WAY_ON}, or pass "
+        "--no-crop to keep whole frames",
+    )
 
 
 def _cropped_frames(clip: Clip, area) -> np.ndarray:
@@ -130,7 +133,7 @@ def _cropped_frames(clip: Clip, area) -> np.ndarray:
     out = np.empty((clip.n_frames, r.height, r.width), np.uint8)
     for t0 in range(0, clip.n_frames, DECODE_BLOCK):
         block = np.stack([clip.frame(t) for t in range(t0, min(t0 + DECODE_BLOCK, clip.n_frames))])
-        out[t0:t0 + len(block)] = apply_imaging_area(block, area)
+        out[t0 : t0 + len(block)] = apply_imaging_area(block, area)
     return out
 
 
@@ -188,14 +191,26 @@ def _ingest_source(shared: IngestShared, source: Path, rel: str, out: SourceOutc
     plane = mapped.get("plane") or plane_from_text(ident.get("text", ""), shared.planes)
     if plane is not None and plane not in shared.plane_labels:
         raise InputError(source, f"plane {plane!r} is not in the project vocabulary {shared.plane_labels}")
-    area = imaging_area(clip, source, correction=correction, mapped=mapped.get("region"),
-                        burned_in=ident.get("burned_in", False), no_crop=shared.no_crop)
+    area = imaging_area(
+        clip,
+        source,
+        correction=correction,
+        mapped=mapped.get("region"),
+        burned_in=ident.get("burned_in", False),
+        no_crop=shared.no_crop,
+    )
     frames = _cropped_frames(clip, area)
     clip_id = out.clip_id = existing["clip_id"] if existing else f"{participant}-{sha[:8]}"
     meta = {
-        "clip_id": clip_id, "participant": participant, "side": side, "plane": plane,
-        "source_sha256": sha, "spacing_mm": clip.spacing_mm, "spacing_source": clip.spacing_source,
-        "frame_time_ms": clip.frame_time_ms, "manufacturer": clip.manufacturer,
+        "clip_id": clip_id,
+        "participant": participant,
+        "side": side,
+        "plane": plane,
+        "source_sha256": sha,
+        "spacing_mm": clip.spacing_mm,
+        "spacing_source": clip.spacing_source,
+        "frame_time_ms": clip.frame_time_ms,
+        "manufacturer": clip.manufacturer,
         "device_model": clip.device_model,
     }
     write_hdf5_clip(shared.root / "clips" / f"{clip_id}.h5", frames, meta)
@@ -211,8 +226,8 @@ def _ingest_source(shared: IngestShared, source: Path, rel: str, out: SourceOutc
         "imaging_area": None if area is None else area.to_record(),
         "no_crop": area is None,
         "sex": deid.normalise_sex(mapped.get("sex") or ident.get("sex")),
-        "age_band": mapped.get("age_band") or deid.age_band(ident.get("age"), ident.get("birth_date"),
-                                                           ident.get("study_date")),
+        "age_band": mapped.get("age_band")
+        or deid.age_band(ident.get("age"), ident.get("birth_date"), ident.get("study_date")),
         # a site name from the CSV is pseudonymised exactly like a DICOM institution
         "site": deid.site_pseudonym(shared.key, mapped.get("site") or ident.get("institution")),
         "study_date_shifted": deid.shift_date(ident.get("study_date"), shift),
@@ -238,9 +253,13 @@ def _write_deidentified_dicom(root: Path, source, clip_id, participant, shift, k
     ds = pydicom.dcmread(source)
     # the copy carries the same cropped, blanked pixels as the project clip (contract E); a clip
     # kept whole (--no-crop) keeps its original pixels
-    deid.deidentify_dataset(ds, key, participant, shift, frames=None if area is None else frames,
-                            crop_region=None if area is None else area.region.as_list())
+    deid.deidentify_dataset(
+        ds,
+        key,
+        participant,
+        shift,
+        frames=None if area is None else frames,
+        crop_region=None if area is None else area.region.as_list(),
+    )
     with atomic_path(root / "dicom" / f"{clip_id}.dcm") as tmp:
         ds.save_as(tmp, enforce_file_format=True)
-
-

@@ -71,13 +71,13 @@ def load_project_annotation(project, clip_id: str, rater: str):
     ann = load_annotation_file(path)
     unknown = ann.unknown_planes(project.plane_labels)
     if unknown:
-        raise InputError(path, f"plane label {unknown[0]!r} is not in the project's vocabulary "
-                         f"({', '.join(project.plane_labels)})")
+        raise InputError(
+            path, f"plane label {unknown[0]!r} is not in the project's vocabulary ({', '.join(project.plane_labels)})"
+        )
     return ann
 
 
-def clip_labels(project, clip_id: str, *, method: str | None, rater: str | None,
-                min_raters: int = 2) -> ClipLabels:
+def clip_labels(project, clip_id: str, *, method: str | None, rater: str | None, min_raters: int = 2) -> ClipLabels:
     """Labels of one clip; raises ValueError (with the reason) when there are none.
 
     With a consensus method, an adjudicated annotation (review mode) is the clip's label when it
@@ -90,22 +90,27 @@ def clip_labels(project, clip_id: str, *, method: str | None, rater: str | None,
             raise ValueError(f"no annotation by rater '{rater}'")
         ann = load_project_annotation(project, clip_id, rater)
         masks, annotated = ann.mask_stack()
-        return ClipLabels(masks, annotated, ann.frame_planes(), ann.clip_plane, ann.quality,
-                          ann.provenance_codes(), 1)
+        return ClipLabels(masks, annotated, ann.frame_planes(), ann.clip_plane, ann.quality, ann.provenance_codes(), 1)
     clip_consensus = consensus_function()
-    annotations = {r: load_project_annotation(project, clip_id, r)
-                   for r in project.annotations.human_raters(clip_id)}
+    annotations = {r: load_project_annotation(project, clip_id, r) for r in project.annotations.human_raters(clip_id)}
     result = clip_consensus(annotations, method=method, min_raters=min_raters)
     if result is None:
         raise ValueError(f"no consensus: {len(annotations)} rater(s), need {min_raters}")
-    return ClipLabels(np.asarray(result.masks, bool), np.asarray(result.annotated, bool),
-                      list(result.frame_planes), result.clip_plane, result.quality or "ok",
-                      np.asarray(result.provenance, np.int8), len(annotations))
+    return ClipLabels(
+        np.asarray(result.masks, bool),
+        np.asarray(result.annotated, bool),
+        list(result.frame_planes),
+        result.clip_plane,
+        result.quality or "ok",
+        np.asarray(result.provenance, np.int8),
+        len(annotations),
+    )
 
 
 def read_clip_frames(project, clip_id: str) -> np.ndarray:
     """The project clip's frames in one read (the lazy Clip reads frame by frame)."""
     from napari_ultramn.io.h5 import load_h5py
+
     h5py = load_h5py()
 
     try:
@@ -121,8 +126,11 @@ def consensus_function():
     try:
         from .consensus import clip_consensus
     except ImportError:
-        raise InputError(None, "consensus is not available in this installation "
-                               "(dataset_tools.consensus); build from one rater with --rater") from None
+        raise InputError(
+            None,
+            "consensus is not available in this installation "
+            "(dataset_tools.consensus); build from one rater with --rater",
+        ) from None
     return clip_consensus
 
 
@@ -168,7 +176,7 @@ def _crop_pad(a: np.ndarray, out_shape) -> np.ndarray:
     out = np.zeros((a.shape[0], H, W), dtype=a.dtype)
     h, w = min(H, a.shape[1]), min(W, a.shape[2])
     src_c, dst_c = max(0, (a.shape[2] - W) // 2), max(0, (W - a.shape[2]) // 2)
-    out[:, :h, dst_c:dst_c + w] = a[:, :h, src_c:src_c + w]
+    out[:, :h, dst_c : dst_c + w] = a[:, :h, src_c : src_c + w]
     return out
 
 

@@ -106,8 +106,15 @@ def _wrong_plane(plane: str | None, planes: list[str], rng) -> str | None:
     return str(rng.choice(others)) if others else plane
 
 
-def simulate_clip(record: dict, gt: dict, rater: str, habit: RaterHabit, planes: list[str],
-                  rng: np.random.Generator, sdf: list[np.ndarray]) -> ClipAnnotation:
+def simulate_clip(
+    record: dict,
+    gt: dict,
+    rater: str,
+    habit: RaterHabit,
+    planes: list[str],
+    rng: np.random.Generator,
+    sdf: list[np.ndarray],
+) -> ClipAnnotation:
     """One rater's annotation of one clip."""
     masks = gt["masks"]
     n, shape = masks.shape[0], masks.shape[1:]
@@ -125,8 +132,9 @@ def simulate_clip(record: dict, gt: dict, rater: str, habit: RaterHabit, planes:
     qualities = Counter(gt["quality"]).most_common(1)[0][0]
     if qualities == "ok" and habit.wrong_plane_p and rng.random() < 0.1:
         qualities = "poor"
-    ann = ClipAnnotation(record["clip_id"], rater, n, shape, clip_plane=clip_plane, plane_ranges=ranges,
-                         status="done", quality=qualities)
+    ann = ClipAnnotation(
+        record["clip_id"], rater, n, shape, clip_plane=clip_plane, plane_ranges=ranges, status="done", quality=qualities
+    )
     keys = list(range(0, n, habit.keyframe_every))
     if keys[-1] != n - 1:
         keys.append(n - 1)
@@ -146,8 +154,9 @@ def simulate_clip(record: dict, gt: dict, rater: str, habit: RaterHabit, planes:
     return ann
 
 
-def simulate_raters(project, study_dir, raters=("r1", "r2", "r3"), seed: int = 0,
-                    workers: int | None = None) -> ProgressGen[None]:
+def simulate_raters(
+    project, study_dir, raters=("r1", "r2", "r3"), seed: int = 0, workers: int | None = None
+) -> ProgressGen[None]:
     """Write every rater's annotation of every project clip (overwrites earlier simulated ones).
 
     Clips are annotated by ``workers`` processes (default all cores; 1: in this process); each
@@ -162,8 +171,7 @@ def simulate_raters(project, study_dir, raters=("r1", "r2", "r3"), seed: int = 0
     if not records:
         raise InputError(project.root, "project has no clips to annotate")
     shared = (Path(project.root), Path(study_dir), raters, seed, project.planes)
-    for n, (i, _) in enumerate(pool_map(simulate_one_clip, enumerate(records), shared=shared,
-                                        workers=workers), 1):
+    for n, (i, _) in enumerate(pool_map(simulate_one_clip, enumerate(records), shared=shared, workers=workers), 1):
         yield Progress(n, len(records), f"simulated {len(raters)} raters on {records[i]['clip_id']}")
     return None
 

@@ -46,8 +46,7 @@ DEFAULT_RATIOS = (0.7, 0.15, 0.15)
 METHOD = "greedy-stratified-participant"
 #: registry fields that are participant-level demographics, balanced with a lower weight
 DEMOGRAPHIC_FIELDS = ("sex", "age_band", "site", "device")
-_WEIGHTS = {"size": 1.0, "plane": 1.0, "side": 1.0, "sex": 0.5, "age_band": 0.5, "site": 0.5,
-            "device": 0.5}
+_WEIGHTS = {"size": 1.0, "plane": 1.0, "side": 1.0, "sex": 0.5, "age_band": 0.5, "site": 0.5, "device": 0.5}
 
 
 def check_ratios(ratios) -> tuple[float, float, float]:
@@ -60,11 +59,13 @@ def check_ratios(ratios) -> tuple[float, float, float]:
         r = [float(x) for x in ratios]
     except (TypeError, ValueError):
         r = []
-    if (len(r) != 3 or any(not np.isfinite(x) or x < 0 for x in r) or r[0] <= 0
-            or abs(sum(r) - 1.0) > 1e-6):
+    if len(r) != 3 or any(not np.isfinite(x) or x < 0 for x in r) or r[0] <= 0 or abs(sum(r) - 1.0) > 1e-6:
         shown = list(ratios) if isinstance(ratios, (list, tuple)) else ratios
-        raise InputError(None, f"split ratios must be three non-negative numbers summing to 1 with "
-                               f"train > 0 (train validation test, e.g. 0.7 0.15 0.15), got {shown}")
+        raise InputError(
+            None,
+            f"split ratios must be three non-negative numbers summing to 1 with "
+            f"train > 0 (train validation test, e.g. 0.7 0.15 0.15), got {shown}",
+        )
     total = sum(r)
     return tuple(x / total for x in r)  # type: ignore[return-value]
 
@@ -83,8 +84,12 @@ def participant_strata(records: list[dict]) -> dict[str, Counter]:
         c["size"] += 1
         c[f"plane:{rec.get('plane')}"] += 1
         c[f"side:{rec.get('side')}"] += 1
-        values = {"sex": rec.get("sex"), "age_band": rec.get("age_band"), "site": rec.get("site"),
-                  "device": _device(rec)}
+        values = {
+            "sex": rec.get("sex"),
+            "age_band": rec.get("age_band"),
+            "site": rec.get("site"),
+            "device": _device(rec),
+        }
         for key, value in values.items():
             if value:
                 demo[rec["participant"]].setdefault(key, str(value))
@@ -116,15 +121,21 @@ def duplicate_groups(duplicate_pairs, participants) -> dict[str, str]:
 def _refuse(duplicate_pairs, participants) -> None:
     found = [p for p in duplicate_pairs if p.participant_a in participants and p.participant_b in participants]
     if found:
-        shown = "; ".join(f"{p.participant_a} ({p.clip_a}) ~ {p.participant_b} ({p.clip_b}), distance "
-                          f"{p.distance:.3f}" for p in found[:10]) + (" ..." if len(found) > 10 else "")
-        raise InputError(None, f"{len(found)} suspected duplicate clip pair(s) across participants (the same "
-                               f"patient under two pseudonyms?): {shown}. Remove or merge them, or allow "
-                               "the build to keep each group in one split")
+        shown = "; ".join(
+            f"{p.participant_a} ({p.clip_a}) ~ {p.participant_b} ({p.clip_b}), distance {p.distance:.3f}"
+            for p in found[:10]
+        ) + (" ..." if len(found) > 10 else "")
+        raise InputError(
+            None,
+            f"{len(found)} suspected duplicate clip pair(s) across participants (the same "
+            f"patient under two pseudonyms?): {shown}. Remove or merge them, or allow "
+            "the build to keep each group in one split",
+        )
 
 
-def make_split(records: list[dict], ratios=DEFAULT_RATIOS, seed: int = 0, *, duplicate_pairs=(),
-               refuse_duplicates: bool = False) -> dict:
+def make_split(
+    records: list[dict], ratios=DEFAULT_RATIOS, seed: int = 0, *, duplicate_pairs=(), refuse_duplicates: bool = False
+) -> dict:
     """Assign participants to splits (see module docstring); returns the split-file dict.
 
     ``duplicate_pairs`` (from :func:`dataset_tools.fingerprint.likely_duplicate_pairs`): the
@@ -181,8 +192,9 @@ def _fill_empty(assignment: dict, strata: dict, ratios, totals: Counter) -> None
         if not donors:
             return
         # the split furthest above its share of clips gives up its smallest participant
-        excess = {d: sum(strata[p]["size"] for p in members[d]) / totals["size"]
-                  - ratios[SPLITS.index(d)] for d in donors}
+        excess = {
+            d: sum(strata[p]["size"] for p in members[d]) / totals["size"] - ratios[SPLITS.index(d)] for d in donors
+        }
         donor = max(donors, key=lambda d: (excess[d], d))
         smallest = min(members[donor], key=lambda p: (strata[p]["size"], p))
         assignment[smallest] = s
@@ -192,21 +204,32 @@ def suspected_duplicates(duplicate_pairs, participant_split: dict[str, str]) -> 
     """The merged groups, for ``manifest.json``'s ``suspected_duplicates``: each group's
     participants, the split(s) they are in (one, unless a saved split file separated them) and the
     clip pairs that linked them."""
-    linked = [p for p in duplicate_pairs
-              if p.participant_a in participant_split and p.participant_b in participant_split]
+    linked = [
+        p for p in duplicate_pairs if p.participant_a in participant_split and p.participant_b in participant_split
+    ]
     group_of = duplicate_groups(linked, sorted({q for p in linked for q in (p.participant_a, p.participant_b)}))
     members: dict[str, list] = defaultdict(list)
     for participant, rep in group_of.items():
         members[rep].append(participant)
     out = []
     for rep, people in sorted(members.items()):
-        out.append({
-            "participants": sorted(people),
-            "splits": [s for s in SPLITS if s in {participant_split[p] for p in people}],
-            "pairs": [{"clip_a": p.clip_a, "clip_b": p.clip_b, "participant_a": p.participant_a,
-                       "participant_b": p.participant_b, "distance": float(p.distance)}
-                      for p in linked if group_of[p.participant_a] == rep],
-        })
+        out.append(
+            {
+                "participants": sorted(people),
+                "splits": [s for s in SPLITS if s in {participant_split[p] for p in people}],
+                "pairs": [
+                    {
+                        "clip_a": p.clip_a,
+                        "clip_b": p.clip_b,
+                        "participant_a": p.participant_a,
+                        "participant_b": p.participant_b,
+                        "distance": float(p.distance),
+                    }
+                    for p in linked
+                    if group_of[p.participant_a] == rep
+                ],
+            }
+        )
     return out
 
 

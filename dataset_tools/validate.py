@@ -59,6 +59,7 @@ def _text(v):
 def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressGen[list[str]]:
     """Yield Progress while checking; return the list of problems (empty = valid)."""
     from napari_ultramn.io.h5 import load_h5py
+
     h5py = load_h5py()
 
     folder = Path(folder)
@@ -102,8 +103,10 @@ def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressG
         with fh:
             a = fh.attrs
             if _text(a.get("dataset_format")) != FORMAT or _text(a.get("split")) != split:
-                problems.append(f"{path}: attributes say dataset_format={_text(a.get('dataset_format'))!r}, "
-                                f"split={_text(a.get('split'))!r}; expected {FORMAT!r}, {split!r}")
+                problems.append(
+                    f"{path}: attributes say dataset_format={_text(a.get('dataset_format'))!r}, "
+                    f"split={_text(a.get('split'))!r}; expected {FORMAT!r}, {split!r}"
+                )
             if json.loads(_text(a.get("vocabulary", "[]"))) != vocabulary:
                 problems.append(f"{path}: plane vocabulary differs from the manifest's")
             for clip_id, g in fh.get("clips", {}).items():
@@ -118,31 +121,45 @@ def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressG
                 participant_splits[participant].add(split)
                 expected = split_doc["participants"].get(participant)
                 if expected is not None and expected != split:
-                    problems.append(f"{where}: participant {participant} is in '{split}' but the "
-                                    f"split file assigns it to '{expected}'")
+                    problems.append(
+                        f"{where}: participant {participant} is in '{split}' but the "
+                        f"split file assigns it to '{expected}'"
+                    )
                 if info["source_sha256"]:
                     sources[info["source_sha256"]].append(f"{clip_id} ({split})")
                 entry_m = listed.get(clip_id)
                 if entry_m is None:
                     problems.append(f"{where}: not listed in the manifest")
                 elif (entry_m["split"], entry_m["n_frames"], list(entry_m["frame_shape"])) != (
-                        split, info["n_frames"], info["frame_shape"]):
-                    problems.append(f"{where}: manifest says {entry_m['split']}, {entry_m['n_frames']} "
-                                    f"frames of {entry_m['frame_shape']}; file has {split}, "
-                                    f"{info['n_frames']} frames of {info['frame_shape']}")
+                    split,
+                    info["n_frames"],
+                    info["frame_shape"],
+                ):
+                    problems.append(
+                        f"{where}: manifest says {entry_m['split']}, {entry_m['n_frames']} "
+                        f"frames of {entry_m['frame_shape']}; file has {split}, "
+                        f"{info['n_frames']} frames of {info['frame_shape']}"
+                    )
                 written.append({**info, "clip_id": clip_id, "split": split})
                 if fingerprints:
                     for fp in frame_fingerprints(g["frames"][()]):
                         if fp is not None:
                             prints[fp].add((participant, clip_id, split))
-                    clip_prints.append({"clip_id": clip_id, "participant": participant, "split": split,
-                                        "fingerprint": clip_fingerprint(g["frames"])})
+                    clip_prints.append(
+                        {
+                            "clip_id": clip_id,
+                            "participant": participant,
+                            "split": split,
+                            "fingerprint": clip_fingerprint(g["frames"]),
+                        }
+                    )
     for clip_id in sorted(set(listed) - set(seen)):
         problems.append(f"{clip_id}: listed in the manifest but in no split file")
     for participant, splits in sorted(participant_splits.items()):
         if len(splits) > 1:
-            problems.append(f"participant {participant} appears in several splits: "
-                            f"{', '.join(s for s in SPLITS if s in splits)}")
+            problems.append(
+                f"participant {participant} appears in several splits: {', '.join(s for s in SPLITS if s in splits)}"
+            )
     for sha, clips in sorted(sources.items()):
         if len(clips) > 1:
             problems.append(f"source file sha256 {sha[:16]}... appears in several clips: {', '.join(clips)}")
@@ -155,8 +172,7 @@ def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressG
 
 
 def _key(row: dict) -> tuple:
-    return tuple(row[k] for k in ("split", "plane", "side", "participants", "clips", "frames",
-                                  "annotated_frames"))
+    return tuple(row[k] for k in ("split", "plane", "side", "participants", "clips", "frames", "annotated_frames"))
 
 
 def _shared_frames(prints: dict) -> list[str]:
@@ -171,11 +187,15 @@ def _shared_frames(prints: dict) -> list[str]:
     out = []
     for ((pa, ca, sa), (pb, cb, sb)), n in sorted(pairs.items()):
         if pa != pb:
-            out.append(f"participants {pa} (clip {ca}, {sa}) and {pb} (clip {cb}, {sb}) share {n} "
-                       "identical frame(s): likely the same patient under two pseudonyms")
+            out.append(
+                f"participants {pa} (clip {ca}, {sa}) and {pb} (clip {cb}, {sb}) share {n} "
+                "identical frame(s): likely the same patient under two pseudonyms"
+            )
         else:
-            out.append(f"clips {ca} ({sa}) and {cb} ({sb}) of participant {pa} share {n} identical "
-                       "frame(s): the same recording twice?")
+            out.append(
+                f"clips {ca} ({sa}) and {cb} ({sb}) of participant {pa} share {n} identical "
+                "frame(s): the same recording twice?"
+            )
     return out
 
 
@@ -187,10 +207,12 @@ def _near_duplicates(clip_prints: list[dict], prints: dict) -> list[str]:
     out = []
     for p in likely_duplicate_pairs(clip_prints):
         if split_of[p.clip_a] != split_of[p.clip_b] and not any({p.clip_a, p.clip_b} <= e for e in exact):
-            out.append(f"participants {p.participant_a} (clip {p.clip_a}, {split_of[p.clip_a]}) and "
-                       f"{p.participant_b} (clip {p.clip_b}, {split_of[p.clip_b]}) have near-identical clips "
-                       f"(fingerprint distance {p.distance:.3f}): likely the same patient under two "
-                       "pseudonyms, across splits")
+            out.append(
+                f"participants {p.participant_a} (clip {p.clip_a}, {split_of[p.clip_a]}) and "
+                f"{p.participant_b} (clip {p.clip_b}, {split_of[p.clip_b]}) have near-identical clips "
+                f"(fingerprint distance {p.distance:.3f}): likely the same patient under two "
+                "pseudonyms, across splits"
+            )
     return out
 
 
@@ -211,8 +233,7 @@ def _check_clip(g, where: str, vocabulary, provenances, problems: list[str]) -> 
     labels = {k: g[k][()] for k in ("plane_labels", "provenance", "annotated")}
     for k, dtype in (("plane_labels", np.int16), ("provenance", np.int8), ("annotated", np.bool_)):
         if labels[k].shape != (t,) or labels[k].dtype != dtype:
-            problems.append(f"{where}: {k} must be ({t},) {np.dtype(dtype)}, got "
-                            f"{labels[k].shape} {labels[k].dtype}")
+            problems.append(f"{where}: {k} must be ({t},) {np.dtype(dtype)}, got {labels[k].shape} {labels[k].dtype}")
             return None
     m = masks[()]
     if m.max(initial=0) > 1:
@@ -222,8 +243,7 @@ def _check_clip(g, where: str, vocabulary, provenances, problems: list[str]) -> 
     for k, n in (("plane_labels", len(vocabulary)), ("provenance", len(provenances))):
         bad = (labels[k] < -1) | (labels[k] >= n)
         if bad.any():
-            problems.append(f"{where}: {k} out of range [-1, {n - 1}] at frame(s) "
-                            f"{np.flatnonzero(bad)[:5].tolist()}")
+            problems.append(f"{where}: {k} out of range [-1, {n - 1}] at frame(s) {np.flatnonzero(bad)[:5].tolist()}")
     code = int(g.attrs.get("clip_plane_code", -1))
     if not -1 <= code < len(vocabulary):
         problems.append(f"{where}: clip_plane_code {code} out of range [-1, {len(vocabulary) - 1}]")
@@ -235,9 +255,15 @@ def _check_clip(g, where: str, vocabulary, provenances, problems: list[str]) -> 
         problems.append(f"{where}: no participant attribute")
         return None
     plane = _text(g.attrs.get("clip_plane")) or _text(g.attrs.get("plane"))
-    return {"participant": participant, "side": _text(g.attrs.get("side")), "plane": plane,
-            "source_sha256": _text(g.attrs.get("source_sha256")), "n_frames": t,
-            "frame_shape": list(frames.shape[1:]), "annotated_frames": int(labels["annotated"].sum())}
+    return {
+        "participant": participant,
+        "side": _text(g.attrs.get("side")),
+        "plane": plane,
+        "source_sha256": _text(g.attrs.get("source_sha256")),
+        "n_frames": t,
+        "frame_shape": list(frames.shape[1:]),
+        "annotated_frames": int(labels["annotated"].sum()),
+    }
 
 
 def dataset_problems(folder: str | Path, fingerprints: bool = True) -> list[str]:

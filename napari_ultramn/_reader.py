@@ -24,6 +24,7 @@ from .io.open_clip import clip_kind
 def _is_our_hdf5(path: Path) -> bool:
     try:
         from napari_ultramn.io.h5 import load_h5py
+
         h5py = load_h5py()
 
         with h5py.File(path, "r") as fh:

@@ -30,8 +30,11 @@ def _layers(plane: str) -> list[tuple]:
     title = plane.replace("_", " ")
     return [
         (clip.frames, {"name": f"phantom {title}", "scale": scale, "metadata": metadata}, "image"),
-        (clip.masks.astype(np.uint8), {"name": "nerve (ground truth)", "scale": scale,
-                                       "metadata": {"plane": plane}}, "labels"),
+        (
+            clip.masks.astype(np.uint8),
+            {"name": "nerve (ground truth)", "scale": scale, "metadata": {"plane": plane}},
+            "labels",
+        ),
     ]
 
 

@@ -43,12 +43,10 @@ def labels_to_annotation(path, data, attributes: dict) -> ClipAnnotation:
     masks = _masks(path, data)
     clip_id = _safe_id(meta.get("clip_id") or Path(path).stem or attributes.get("name"), "clip")
     rater = _safe_id(meta.get("rater"), "napari")
-    ann = ClipAnnotation(clip_id, rater, masks.shape[0], masks.shape[1:],
-                         clip_plane=meta.get("clip_plane"))
+    ann = ClipAnnotation(clip_id, rater, masks.shape[0], masks.shape[1:], clip_plane=meta.get("clip_plane"))
     codes = meta.get("provenance")
     if codes is not None and len(codes) != masks.shape[0]:
-        raise InputError(path, f"layer metadata 'provenance' has {len(codes)} entries for "
-                         f"{masks.shape[0]} frames")
+        raise InputError(path, f"layer metadata 'provenance' has {len(codes)} entries for {masks.shape[0]} frames")
     for t in range(masks.shape[0]):
         code = -1 if codes is None else int(codes[t])
         if codes is None and masks[t].any():
@@ -82,11 +80,15 @@ def write_dicom_seg(path: str, data, attributes: dict) -> list[str]:
     meta = attributes.get("metadata") or {}
     source = meta.get("source_path")
     if not source or not Path(source).is_file():
-        raise InputError(path, "the layer does not name its source DICOM (metadata 'source_path'); "
-                         "open the clip from its DICOM file to export a Segmentation")
+        raise InputError(
+            path,
+            "the layer does not name its source DICOM (metadata 'source_path'); "
+            "open the clip from its DICOM file to export a Segmentation",
+        )
     out = Path(path)
     if out.suffix.lower() != ".dcm":
         out = out.with_suffix(".dcm")
-    written = export_dicom_seg(_masks(path, data), source, out, crop_region=meta.get("crop_region"),
-                               rater=str(meta.get("rater") or ""))
+    written = export_dicom_seg(
+        _masks(path, data), source, out, crop_region=meta.get("crop_region"), rater=str(meta.get("rater") or "")
+    )
     return [str(written)]

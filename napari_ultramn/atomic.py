@@ -65,8 +65,7 @@ def _make_temp(path: Path, suffix: str) -> tuple[int, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         return tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     except FileExistsError:  # mkdir met a file where a folder of the path should be
-        raise OutputError(path, "cannot write: a part of the path is a file, not a folder",
-                          errno.ENOTDIR) from None
+        raise OutputError(path, "cannot write: a part of the path is a file, not a folder", errno.ENOTDIR) from None
     except OSError as exc:
         raise output_error(exc, path) from None
 
@@ -99,8 +98,9 @@ def _finish(tmp_name: str | Path, path: Path, exclusive: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, suffix: str = ".tmp", *, mode: int | None = None,
-                exclusive: bool = False) -> Iterator[BinaryIO]:
+def atomic_open(
+    path: str | Path, suffix: str = ".tmp", *, mode: int | None = None, exclusive: bool = False
+) -> Iterator[BinaryIO]:
     """Open a binary file whose content appears at ``path`` only when the block ends cleanly.
 
     A full disk, a quota or a folder we may not write to ends in one :class:`OutputError` naming
@@ -120,8 +120,7 @@ def atomic_open(path: str | Path, suffix: str = ".tmp", *, mode: int | None = No
     fsync_dir(path.parent)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None,
-                       exclusive: bool = False) -> bool:
+def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None, exclusive: bool = False) -> bool:
     """Write ``data`` atomically (see :func:`atomic_open`); False when ``exclusive`` and ``path``
     already exists (then nothing was written)."""
     try:

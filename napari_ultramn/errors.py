@@ -50,11 +50,18 @@ class ConflictError(UltramnError):
 
 #: errno values that mean "this output cannot be written here" (not a bug): the CLI reports them
 #: in one line even when a library raised them past our writers.
-OUTPUT_ERRNOS = {errno.ENOSPC: "no space left on the disk", errno.EDQUOT: "disk quota exceeded",
-                 errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
-                 errno.EROFS: "read-only file system", errno.EFBIG: "file too large for the file system",
-                 errno.ENAMETOOLONG: "file name too long", errno.ENOTDIR: "a part of the path is a file, "
-                 "not a folder", errno.EISDIR: "is a folder, not a file", errno.EEXIST: "already exists"}
+OUTPUT_ERRNOS = {
+    errno.ENOSPC: "no space left on the disk",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.EFBIG: "file too large for the file system",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "is a folder, not a file",
+    errno.EEXIST: "already exists",
+}
 
 
 def describe_oserror(exc: OSError) -> str:

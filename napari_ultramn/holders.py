@@ -138,7 +138,8 @@ def break_lock(path: str | Path, *, force: bool = False) -> tuple[Path, dict | N
         raise InputError(path, "no lock file here (nothing to unlock)")
     info = read_holder(path)
     if holder_state(info) == "live" and not force:
-        raise ConflictError(f"{path}: held by {describe_holder(info)}, which is still running; "
-                            "stop it first (or add --force)")
+        raise ConflictError(
+            f"{path}: held by {describe_holder(info)}, which is still running; stop it first (or add --force)"
+        )
     path.unlink(missing_ok=True)
     return path, info

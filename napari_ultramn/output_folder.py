@@ -137,8 +137,7 @@ class OutputFolder:
     ``notify`` receives the one-line reports (default: the log).
     """
 
-    def __init__(self, path: str | Path, *, command: str | None = None,
-                 notify: Callable[[str], None] | None = None):
+    def __init__(self, path: str | Path, *, command: str | None = None, notify: Callable[[str], None] | None = None):
         self.given = Path(path)  # as the user wrote it, for messages
         self.path = Path(os.path.abspath(path))
         self.parent, name = self.path.parent, self.path.name
@@ -205,8 +204,7 @@ class OutputFolder:
             os.fsync(fd)
             self._fd, self.info = fd, info
             return
-        raise ConflictError(f"{self.path}: could not take the lock {self.lock_path} "
-                            "(other processes keep taking it)")
+        raise ConflictError(f"{self.path}: could not take the lock {self.lock_path} (other processes keep taking it)")
 
     def _try_flock(self, fd: int) -> bool:
         if fcntl is not None:
@@ -229,8 +227,7 @@ class OutputFolder:
                 break
             time.sleep(0.05)
             holder = read_holder(self.lock_path)
-        advice = ("wait for it to finish or stop it" if holder_state(holder) == "live"
-                  else unlock_hint(self.lock_path))
+        advice = "wait for it to finish or stop it" if holder_state(holder) == "live" else unlock_hint(self.lock_path)
         return f"{self.path}: another run is writing this folder: {describe_holder(holder)}; {advice}"
 
     def release(self) -> None:
@@ -261,9 +258,17 @@ class OutputFolder:
         building = Path(building)
         had_old = _exists(self.path)
         old = self.parent / f".{self.path.name}.old-{secrets.token_hex(4)}"
-        write_json(self.journal_path, {"format": "ultramn-replace-journal", "target": self.path.name,
-                                       "building": building.name, "old": old.name, "had_old": had_old},
-                   "replace_journal")
+        write_json(
+            self.journal_path,
+            {
+                "format": "ultramn-replace-journal",
+                "target": self.path.name,
+                "building": building.name,
+                "old": old.name,
+                "had_old": had_old,
+            },
+            "replace_journal",
+        )
         try:
             if had_old:
                 os.replace(self.path, old)
@@ -272,8 +277,7 @@ class OutputFolder:
             self._undo(had_old, old)
             if isinstance(exc, OSError):
                 kept = "the previous version is kept" if had_old else "nothing was written"
-                raise InputError(self.path, f"could not be put in place ({exc.strerror or exc}); "
-                                 f"{kept}") from None
+                raise InputError(self.path, f"could not be put in place ({exc.strerror or exc}); {kept}") from None
             raise
         fsync_dir(self.parent)
         if had_old:
@@ -297,28 +301,33 @@ class OutputFolder:
         journal = read_json(self.journal_path, "replace_journal")
         names = (journal["building"], journal["old"])
         if journal["target"] != self.path.name or not all(self._leftover.match(n) for n in names):
-            raise InputError(self.journal_path, "is not the journal of a replace of "
-                             f"{self.path.name}; nothing was changed (move it away by hand)")
+            raise InputError(
+                self.journal_path,
+                f"is not the journal of a replace of {self.path.name}; nothing was changed (move it away by hand)",
+            )
         new, old = (self.parent / n for n in names)
         if _exists(new):
             if not _exists(self.path) or (journal["had_old"] and not _exists(old)):
                 if _exists(self.path):
                     os.replace(self.path, old)
                 os.replace(new, self.path)
-                self.notify(f"{self.path}: finished a replace that was interrupted (the new version "
-                            "is in place)")
+                self.notify(f"{self.path}: finished a replace that was interrupted (the new version is in place)")
             elif not journal["had_old"]:
                 _remove(new)
-                self.notify(f"{self.path}: discarded an interrupted replace ({self.path.name} was "
-                            "created meanwhile and is kept)")
+                self.notify(
+                    f"{self.path}: discarded an interrupted replace ({self.path.name} was "
+                    "created meanwhile and is kept)"
+                )
             else:
-                raise InputError(self.path, f"an interrupted replace left {new.name} and {old.name} "
-                                 "beside it and something new in its place; nothing was changed "
-                                 "(keep one by hand)")
+                raise InputError(
+                    self.path,
+                    f"an interrupted replace left {new.name} and {old.name} "
+                    "beside it and something new in its place; nothing was changed "
+                    "(keep one by hand)",
+                )
         elif not _exists(self.path) and _exists(old):
             os.replace(old, self.path)
-            self.notify(f"{self.path}: rolled back a replace that was interrupted (the previous "
-                        "version is back)")
+            self.notify(f"{self.path}: rolled back a replace that was interrupted (the previous version is back)")
         if _exists(old) and _exists(self.path):
             _remove(old)
         self.journal_path.unlink()
@@ -326,8 +335,7 @@ class OutputFolder:
 
     def _remove_leftovers(self) -> None:
         """Delete folders and temporaries of runs of this output that died (we hold the lock)."""
-        found = [p for p in self.parent.iterdir()
-                 if self._leftover.match(p.name) or self._temporary.match(p.name)]
+        found = [p for p in self.parent.iterdir() if self._leftover.match(p.name) or self._temporary.match(p.name)]
         if not found:
             return
         total = 0
@@ -335,8 +343,9 @@ class OutputFolder:
             total += _size(p)
             _remove(p)
         n = len(found)
-        self.notify(f"removed {n} leftover{'s' if n != 1 else ''} of interrupted runs "
-                    f"({human_bytes(total)}) beside {self.path}")
+        self.notify(
+            f"removed {n} leftover{'s' if n != 1 else ''} of interrupted runs ({human_bytes(total)}) beside {self.path}"
+        )
 
     def _require_lock(self) -> None:
         if not self.held:
@@ -352,16 +361,18 @@ class OutputFolder:
         guarded = []
         with contextlib.suppress(RuntimeError, KeyError):
             guarded.append((Path.home(), "your home folder"))
-        guarded += [(Path.cwd(), "the current folder"),
-                    (Path(napari_ultramn.__file__).parent, "the napari-ultramn installation"),
-                    *((Path(p), what) for p, what in protect)]
+        guarded += [
+            (Path.cwd(), "the current folder"),
+            (Path(napari_ultramn.__file__).parent, "the napari-ultramn installation"),
+            *((Path(p), what) for p, what in protect),
+        ]
         targets = {self.path, self.path.resolve()}
         for target in targets:
             if target.parent == target:
-                raise InputError(self.path, "is the file system root; refusing to replace it, "
-                                 "nothing was deleted")
+                raise InputError(self.path, "is the file system root; refusing to replace it, nothing was deleted")
             for p, what in guarded:
                 for q in {Path(os.path.abspath(p)), p.resolve()}:
                     if q == target or target in q.parents:
-                        raise InputError(self.path, f"is {what} or contains it ({q}); refusing to "
-                                         "replace it, nothing was deleted")
+                        raise InputError(
+                            self.path, f"is {what} or contains it ({q}); refusing to replace it, nothing was deleted"
+                        )

@@ -36,13 +36,25 @@ R = TypeVar("R")
 
 #: Variables that make native libraries use one thread per worker process: N workers x N threads
 #: would oversubscribe the cores the pool is there to use.
-_ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "BLOSC_NTHREADS": "1", "NUMEXPR_NUM_THREADS": "1"}
+_ONE_THREAD = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "BLOSC_NTHREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+}
 
 #: What the fork server imports once, so each worker it forks starts with them loaded (a worker
 #: spawned bare spends about a CPU-second importing these; a pool of 16, sixteen).
-_PRELOAD = ["numpy", "scipy.ndimage", "h5py", "hdf5plugin", "napari_ultramn.io.h5",
-            "napari_ultramn.annotation", "jsonschema"]
+_PRELOAD = [
+    "numpy",
+    "scipy.ndimage",
+    "h5py",
+    "hdf5plugin",
+    "napari_ultramn.io.h5",
+    "napari_ultramn.annotation",
+    "jsonschema",
+]
 
 _shared: Any = None  # the per-worker argument, set once per process by _init_worker
 
@@ -55,7 +67,8 @@ def _context():
     import multiprocessing
 
     method = os.environ.get("ULTRAMN_START_METHOD") or (
-        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    )
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
         ctx.set_forkserver_preload(_PRELOAD)
@@ -97,9 +110,9 @@ class _Raised:
 
     def rebuild(self) -> UltramnError:
         if issubclass(self.cls, OutputError):
-            return self.cls(self.path, self.problem or str(self.args[0] if self.args else ''), self.errno)
+            return self.cls(self.path, self.problem or str(self.args[0] if self.args else ""), self.errno)
         if issubclass(self.cls, InputError):
-            return self.cls(self.path, self.problem or str(self.args[0] if self.args else ''))
+            return self.cls(self.path, self.problem or str(self.args[0] if self.args else ""))
         try:
             return self.cls(*self.args)
         except TypeError:  # a subclass with another signature: keep the message, lose the class
@@ -123,9 +136,15 @@ def _call(fn: Callable, item: Any):
         return True, _Raised(exc)
 
 
-def pool_map(fn: Callable[[Any, T], R], items: Iterable[T], *, shared: Any = None,
-             workers: int | None = None, ordered: bool = False,
-             in_flight: int | None = None) -> Iterator[tuple[int, R]]:
+def pool_map(
+    fn: Callable[[Any, T], R],
+    items: Iterable[T],
+    *,
+    shared: Any = None,
+    workers: int | None = None,
+    ordered: bool = False,
+    in_flight: int | None = None,
+) -> Iterator[tuple[int, R]]:
     """``(index, fn(shared, item))`` for every item, computed by ``workers`` processes.
 
     ``shared`` (picklable) is sent to each worker once, not with every item: put what all items
@@ -139,8 +158,7 @@ def pool_map(fn: Callable[[Any, T], R], items: Iterable[T], *, shared: Any = Non
         for i, item in enumerate(items):  # no pool: plain calls, exceptions as they are
             yield i, fn(shared, item)
         return
-    yield from _pooled(fn, items, shared, min(workers, len(items)), ordered,
-                       max(in_flight or 2 * workers, workers))
+    yield from _pooled(fn, items, shared, min(workers, len(items)), ordered, max(in_flight or 2 * workers, workers))
 
 
 def _pooled(fn, items, shared, workers, ordered, in_flight):
@@ -148,8 +166,7 @@ def _pooled(fn, items, shared, workers, ordered, in_flight):
     from concurrent.futures.process import BrokenProcessPool
 
     env = {k: v for k, v in _ONE_THREAD.items() if k not in os.environ}
-    pool = ProcessPoolExecutor(workers, mp_context=_context(),
-                               initializer=_init_worker, initargs=(env, shared))
+    pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init_worker, initargs=(env, shared))
     pending: dict = {}  # future -> index
     done: dict[int, Any] = {}  # finished, not yet yielded (ordered mode waits for the next index)
     next_submit = next_yield = 0
@@ -165,7 +182,8 @@ def _pooled(fn, items, shared, workers, ordered, in_flight):
                 except BrokenProcessPool:  # killed from outside: the kernel's OOM killer, a kill
                     raise UltramnError(
                         f"a worker process died with {len(items) - next_yield} of {len(items)} items "
-                        "unfinished (out of memory?); rerun with fewer --workers") from None
+                        "unfinished (out of memory?); rerun with fewer --workers"
+                    ) from None
                 index = pending.pop(future)
                 if failed:
                     raise value.rebuild() from None
@@ -201,9 +219,14 @@ def _workers_option(text: str) -> int:
 
 def add_workers_argument(parser) -> None:
     """The ``--workers N`` option every per-clip command shares (``args.workers``)."""
-    parser.add_argument("--workers", type=_workers_option, default=None, metavar="N",
-                        help="processes for the per-clip work (default: all cores, "
-                        f"{default_workers()} here; 1: no pool); the result is the same for any N")
+    parser.add_argument(
+        "--workers",
+        type=_workers_option,
+        default=None,
+        metavar="N",
+        help="processes for the per-clip work (default: all cores, "
+        f"{default_workers()} here; 1: no pool); the result is the same for any N",
+    )
 
 
 def stop_fork_server() -> None:

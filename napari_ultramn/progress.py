@@ -108,8 +108,16 @@ def run_with_progress_bar(gen: ProgressGen[T], desc: str = "", quiet: bool = Fal
 
     plain = None if quiet or sys.stderr.isatty() else PlainProgress(desc, sys.stderr)
     # percent and time, not "steps": a step of one stage is not a step of another
-    bar = None if quiet or plain else tqdm(desc=desc, leave=False, dynamic_ncols=True,
-                                           bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}] {postfix}")
+    bar = (
+        None
+        if quiet or plain
+        else tqdm(
+            desc=desc,
+            leave=False,
+            dynamic_ncols=True,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}] {postfix}",
+        )
+    )
     try:
         while True:
             try:

@@ -102,13 +102,13 @@ class ProjectLock:
         return text + (f", running `{info['command']}`" if info.get("command") else "")
 
     def waiting_message(self) -> str:
-        return (f"waiting for another writer of the project ({self.holder()}) to finish "
-                f"(at most {self.timeout_s:.0f} s)")
+        return f"waiting for another writer of the project ({self.holder()}) to finish (at most {self.timeout_s:.0f} s)"
 
     def timeout_error(self) -> ConflictError:
         return ConflictError(
             f"{self.path.parent}: still in use by another writer ({self.holder()}) after waiting "
-            f"{self.timeout_s:.0f} s; run again when it has finished")
+            f"{self.timeout_s:.0f} s; run again when it has finished"
+        )
 
     def acquire(self) -> None:
         """Wait (polling) until the lock is ours; :class:`ConflictError` after ``timeout_s``."""
@@ -197,10 +197,14 @@ def check_plane_vocabulary(root: str | Path, planes) -> list[str]:
     planes = list(planes)
     repeated = sorted({p for p in planes if planes.count(p) > 1})
     if not planes or repeated or NON_STANDARD in planes:
-        why = (f"'{repeated[0]}' is given twice" if repeated else "it is empty" if not planes
-               else f"'{NON_STANDARD}' is always added")
-        raise InputError(root, f"plane vocabulary must be unique names, without '{NON_STANDARD}': "
-                         f"{why} in {planes}")
+        why = (
+            f"'{repeated[0]}' is given twice"
+            if repeated
+            else "it is empty"
+            if not planes
+            else f"'{NON_STANDARD}' is always added"
+        )
+        raise InputError(root, f"plane vocabulary must be unique names, without '{NON_STANDARD}': {why} in {planes}")
     return planes
 
 
@@ -366,8 +370,7 @@ class Project:
             self._identifiers_known = have | set(new)
             if not new:
                 return False
-            obj = {"schema_version": 1,
-                   "identifiers": known + [{"kind": k, "value": v} for k, v in new]}
+            obj = {"schema_version": 1, "identifiers": known + [{"kind": k, "value": v} for k, v in new]}
             validate(obj, "identifiers", path)
             _secret_dir(self.root)
             write_private(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
@@ -379,8 +382,10 @@ KEY_FILE = "pseudonym.key"
 IDENTIFIERS_FILE = "identifiers.json"
 #: Bytes of key a pseudonym needs: HMAC-SHA256 with less than its block of secret is guessable.
 MIN_KEY_BYTES = 32
-_KEY_WAY_ON = ("restore it from a backup of the project (a new key would give every participant a "
-               "new pseudonym and break the link to clips already ingested)")
+_KEY_WAY_ON = (
+    "restore it from a backup of the project (a new key would give every participant a "
+    "new pseudonym and break the link to clips already ingested)"
+)
 
 
 def _secret_dir(root: Path) -> Path:
@@ -419,6 +424,7 @@ def read_pseudonym_key(key_path: Path) -> bytes:
     except ValueError:
         raise InputError(key_path, f"pseudonym key is not hexadecimal: {_KEY_WAY_ON}") from None
     if len(key) < MIN_KEY_BYTES:
-        raise InputError(key_path, f"pseudonym key is too short ({len(key)} bytes, at least "
-                                   f"{MIN_KEY_BYTES} needed): {_KEY_WAY_ON}")
+        raise InputError(
+            key_path, f"pseudonym key is too short ({len(key)} bytes, at least {MIN_KEY_BYTES} needed): {_KEY_WAY_ON}"
+        )
     return key

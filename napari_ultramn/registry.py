@@ -43,8 +43,25 @@ REGISTRY_VERSION = 1
 #: How long a writer waits for another writer's transaction before giving up with a message.
 BUSY_TIMEOUT_S = 60.0
 #: File systems whose locking/shared memory WAL cannot rely on across machines (``/proc/mounts`` types).
-NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "afs", "9p", "ceph", "glusterfs", "lustre",
-              "gpfs", "beegfs", "davfs", "fuse.sshfs", "fuse.glusterfs", "fuse.rclone", "fuse.s3fs"}
+NETWORK_FS = {
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "afs",
+    "9p",
+    "ceph",
+    "glusterfs",
+    "lustre",
+    "gpfs",
+    "beegfs",
+    "davfs",
+    "fuse.sshfs",
+    "fuse.glusterfs",
+    "fuse.rclone",
+    "fuse.s3fs",
+}
 #: Columns that are copies of record fields, for queries (the record stays the truth).
 INDEXED = ("participant", "side", "plane", "n_frames", "source_sha256")
 #: ``Project.clips()``'s order: participant, side, plane, clip id (None sorts as "").
@@ -60,25 +77,28 @@ CREATE TABLE clips (
 CREATE INDEX clips_participant ON clips (participant);
 CREATE INDEX clips_sha ON clips (source_sha256);
 """
-_UPSERT = ("INSERT INTO clips (clip_id, participant, side, plane, n_frames, source_sha256, record) "
-           "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (clip_id) DO UPDATE SET participant = excluded.participant, "
-           "side = excluded.side, plane = excluded.plane, n_frames = excluded.n_frames, "
-           "source_sha256 = excluded.source_sha256, record = excluded.record")
+_UPSERT = (
+    "INSERT INTO clips (clip_id, participant, side, plane, n_frames, source_sha256, record) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (clip_id) DO UPDATE SET participant = excluded.participant, "
+    "side = excluded.side, plane = excluded.plane, n_frames = excluded.n_frames, "
+    "source_sha256 = excluded.source_sha256, record = excluded.record"
+)
 #: ``user_version`` -> SQL statements bringing it to the next version (none yet: 1 is the first).
 _MIGRATIONS: dict[int, tuple[str, ...]] = {}
 
 _log = logging.getLogger(__name__)
 #: Connections a forked child inherited from its parent, kept alive so they are never finalized here.
 _INHERITED: list[sqlite3.Connection] = []
-_WAY_ON = ("restore it from a backup of the project, or move it (with any -wal and -shm file beside "
-           "it) aside: the project is then rebuilt "
-           "from clips.json (the last export) when next opened, and re-running ingest on the sources "
-           "registers any clip added since")
+_WAY_ON = (
+    "restore it from a backup of the project, or move it (with any -wal and -shm file beside "
+    "it) aside: the project is then rebuilt "
+    "from clips.json (the last export) when next opened, and re-running ingest on the sources "
+    "registers any clip added since"
+)
 
 
 def _row(rec: dict) -> tuple:
-    return (rec["clip_id"], *(rec.get(k) for k in INDEXED),
-            json.dumps(rec, ensure_ascii=False, separators=(",", ":")))
+    return (rec["clip_id"], *(rec.get(k) for k in INDEXED), json.dumps(rec, ensure_ascii=False, separators=(",", ":")))
 
 
 def network_fs(path: str | Path) -> str | None:
@@ -176,8 +196,13 @@ class Registry:
             raise InputError(self.path, f"clip registry not found: {_WAY_ON}")
         with self._errors():
             # mode=rw: never create an empty database where the registry should be
-            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True,
-                                   timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=rw",
+                uri=True,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+            )
             try:
                 self._check_version(conn)
                 self._set_journal(conn)
@@ -191,8 +216,11 @@ class Registry:
     def _check_version(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > REGISTRY_VERSION:
-            raise InputError(self.path, f"clip registry version {version} was written by a newer "
-                                        f"napari-ultramn (this one reads up to {REGISTRY_VERSION}): upgrade it")
+            raise InputError(
+                self.path,
+                f"clip registry version {version} was written by a newer "
+                f"napari-ultramn (this one reads up to {REGISTRY_VERSION}): upgrade it",
+            )
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if version < 1 or "clips" not in tables:
             raise InputError(self.path, f"is not a clip registry (no clips table): {_WAY_ON}")
@@ -219,8 +247,10 @@ class Registry:
                 got = conn.execute("PRAGMA journal_mode = delete").fetchone()[0].lower()
         self.journal_mode = got
         if got != "wal" and why and not self.journal_note:
-            self.journal_note = (f"{self.path}: using SQLite's rollback journal ({got}) instead of WAL: "
-                                 f"{why}; safe, but readers wait while a clip is being added")
+            self.journal_note = (
+                f"{self.path}: using SQLite's rollback journal ({got}) instead of WAL: "
+                f"{why}; safe, but readers wait while a clip is being added"
+            )
             _log.warning(self.journal_note)
 
     @contextlib.contextmanager
@@ -326,13 +356,18 @@ def _error(exc: sqlite3.Error, path: Path) -> Exception:
     """The user-facing error for a SQLite failure on the registry ``path``."""
     text = str(exc)
     if "locked" in text or "busy" in text:
-        return ConflictError(f"{path}: another process kept the clip registry locked for over "
-                             f"{BUSY_TIMEOUT_S:.0f} s; run again when it has finished")
+        return ConflictError(
+            f"{path}: another process kept the clip registry locked for over "
+            f"{BUSY_TIMEOUT_S:.0f} s; run again when it has finished"
+        )
     if "readonly" in text or "read-only" in text:
         return OutputError(path, f"cannot write the clip registry: {text}", errno.EROFS)
     if "disk is full" in text:
         return OutputError(path, "cannot write: no space left on the disk", errno.ENOSPC)
     if "unable to open" in text:
-        return OutputError(path, f"cannot open the clip registry ({text}): check that the project "
-                                 "folder is writable (SQLite writes a journal beside it)")
+        return OutputError(
+            path,
+            f"cannot open the clip registry ({text}): check that the project "
+            "folder is writable (SQLite writes a journal beside it)",
+        )
     return InputError(path, f"clip registry is damaged or not a registry ({text}): {_WAY_ON}")

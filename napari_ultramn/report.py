@@ -54,14 +54,28 @@ def figure_html(fig, caption: str = "") -> str:
 
 #: Column names of our tables (CSV names) -> headers in words, units in brackets.
 HEADER_WORDS = {
-    "dice": "nerve Dice", "iou": "nerve IoU", "hd": "HD (max)", "hd95": "HD95", "assd": "ASSD",
-    "ci_low": "95% CI low", "ci_high": "95% CI high", "ci_method": "CI method",
-    "ci_low_F": "95% CI low (F test)", "ci_high_F": "95% CI high (F test)",
+    "dice": "nerve Dice",
+    "iou": "nerve IoU",
+    "hd": "HD (max)",
+    "hd95": "HD95",
+    "assd": "ASSD",
+    "ci_low": "95% CI low",
+    "ci_high": "95% CI high",
+    "ci_method": "CI method",
+    "ci_low_F": "95% CI low (F test)",
+    "ci_high_F": "95% CI high (F test)",
     "ci_low_boot_participants": "95% CI low (participant bootstrap)",
-    "ci_high_boot_participants": "95% CI high (participant bootstrap)", "n_clips": "clips", "n_frames": "frames",
-    "n_subjects": "subjects", "n_raters": "raters", "n_participants": "participants",
-    "n_one_empty": "frames with one mask empty", "n_both_empty": "frames with both masks empty",
-    "sd": "SD", "loa_low": "lower limit of agreement", "loa_high": "upper limit of agreement",
+    "ci_high_boot_participants": "95% CI high (participant bootstrap)",
+    "n_clips": "clips",
+    "n_frames": "frames",
+    "n_subjects": "subjects",
+    "n_raters": "raters",
+    "n_participants": "participants",
+    "n_one_empty": "frames with one mask empty",
+    "n_both_empty": "frames with both masks empty",
+    "sd": "SD",
+    "loa_low": "lower limit of agreement",
+    "loa_high": "upper limit of agreement",
 }
 _UNIT_SUFFIXES = (("_mm2", "mm²"), ("_mm", "mm"), ("_ms", "ms"), ("_s", "s"), ("_px", "px"))
 

@@ -8,8 +8,18 @@ N = None  # a missing rating
 # Krippendorff (2011) "Computing Krippendorff's alpha-reliability", nominal example: 4 observers x
 # 12 units with missing values (also irrCAC's cac.raw4raters, Gwet 2014). Rows = units.
 KRIPP = [
-    [1, 1, N, 1], [2, 2, 3, 2], [3, 3, 3, 3], [3, 3, 3, 3], [2, 2, 2, 2], [1, 2, 3, 4],
-    [4, 4, 4, 4], [1, 1, 2, 1], [2, 2, 2, 2], [N, 5, 5, 5], [N, N, 1, 1], [N, N, 3, N],
+    [1, 1, N, 1],
+    [2, 2, 3, 2],
+    [3, 3, 3, 3],
+    [3, 3, 3, 3],
+    [2, 2, 2, 2],
+    [1, 2, 3, 4],
+    [4, 4, 4, 4],
+    [1, 1, 2, 1],
+    [2, 2, 2, 2],
+    [N, 5, 5, 5],
+    [N, N, 1, 1],
+    [N, N, 3, N],
 ]
 
 

@@ -14,8 +14,11 @@ from qtpy.QtWidgets import (
 
 from napari_ultramn._widgets.annotator_sections import ElidedLabel
 
-_MODS = {"Shift": Qt.KeyboardModifier.ShiftModifier, "Control": Qt.KeyboardModifier.ControlModifier,
-         "Alt": Qt.KeyboardModifier.AltModifier}
+_MODS = {
+    "Shift": Qt.KeyboardModifier.ShiftModifier,
+    "Control": Qt.KeyboardModifier.ControlModifier,
+    "Alt": Qt.KeyboardModifier.AltModifier,
+}
 LEFT = Qt.MouseButton.LeftButton
 
 
@@ -109,8 +112,9 @@ def clipped(w) -> list[str]:
             continue
         opt = QStyleOptionComboBox()
         combo.initStyleOption(opt)
-        field = combo.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, opt,
-                                             QStyle.SubControl.SC_ComboBoxEditField, combo)
+        field = combo.style().subControlRect(
+            QStyle.ComplexControl.CC_ComboBox, opt, QStyle.SubControl.SC_ComboBoxEditField, combo
+        )
         if combo.fontMetrics().horizontalAdvance(combo.currentText()) > field.width():
             bad.append(f"combo {combo.currentText()!r} ({field.width()} px)")
     header = w.measure_table.horizontalHeader()

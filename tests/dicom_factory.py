@@ -216,9 +216,7 @@ def _jpeg_baseline(ds: Dataset, gray: np.ndarray, photometric: str, quality: int
             expected.append(luminance(rgb))
         frames.append(buf.getvalue())
     ds.SamplesPerPixel = 1 if photometric == "MONOCHROME2" else 3
-    ds.PhotometricInterpretation = (
-        photometric if photometric in ("MONOCHROME2", "YBR_FULL") else "YBR_FULL_422"
-    )
+    ds.PhotometricInterpretation = photometric if photometric in ("MONOCHROME2", "YBR_FULL") else "YBR_FULL_422"
     if ds.SamplesPerPixel == 3:
         ds.PlanarConfiguration = 0
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
@@ -330,8 +328,7 @@ def write_sr(path: str | Path) -> None:
     _save(ds, Path(path), uid.ExplicitVRLittleEndian)
 
 
-def write_video(path: Path, frames: np.ndarray, codec: str = "libx264", fps: int = 25,
-                gop: int = 5) -> None:
+def write_video(path: Path, frames: np.ndarray, codec: str = "libx264", fps: int = 25, gop: int = 5) -> None:
     """Encode (T, H, W) uint8 frames as a video (mp4/avi/mov by suffix) with PyAV.
 
     Not DICOM, but every clip test needs one: small GOPs so random access really has to seek,
@@ -356,9 +353,16 @@ def write_video(path: Path, frames: np.ndarray, codec: str = "libx264", fps: int
 
 #: The fake identity :func:`write_phantom_dicom` writes (de-identification tests look for it).
 PHANTOM_IDENTITY = {
-    "patient_name": "Doe^Jane", "patient_id": "M7391046", "birth_date": "19690412", "study_date": "20250301",
-    "institution": "Saint Elsewhere Hospital", "institution_address": "1 Main St, Springfield",
-    "referring": "House^Gregory", "operator": "Sono^Olga", "accession": "A25738201", "serial": "SN7000341",
+    "patient_name": "Doe^Jane",
+    "patient_id": "M7391046",
+    "birth_date": "19690412",
+    "study_date": "20250301",
+    "institution": "Saint Elsewhere Hospital",
+    "institution_address": "1 Main St, Springfield",
+    "referring": "House^Gregory",
+    "operator": "Sono^Olga",
+    "accession": "A25738201",
+    "serial": "SN7000341",
 }
 
 
@@ -369,21 +373,47 @@ def write_phantom_dicom(path, compress: str = "none", n_frames: int = 3, size=(4
 
     who = PHANTOM_IDENTITY
     header = DicomHeader(
-        patient_name=who["patient_name"], patient_id=who["patient_id"], birth_date=who["birth_date"],
-        sex="F", age=55, study_date=who["study_date"], study_time="101500", institution=who["institution"],
-        institution_address=who["institution_address"], referring=who["referring"], operator=who["operator"],
-        accession=who["accession"], study_uid=uid.generate_uid(entropy_srcs=[who["patient_id"], "study"]),
+        patient_name=who["patient_name"],
+        patient_id=who["patient_id"],
+        birth_date=who["birth_date"],
+        sex="F",
+        age=55,
+        study_date=who["study_date"],
+        study_time="101500",
+        institution=who["institution"],
+        institution_address=who["institution_address"],
+        referring=who["referring"],
+        operator=who["operator"],
+        accession=who["accession"],
+        study_uid=uid.generate_uid(entropy_srcs=[who["patient_id"], "study"]),
         series_uid=uid.generate_uid(entropy_srcs=[who["patient_id"], str(seed), "series"]),
         sop_uid=uid.generate_uid(entropy_srcs=[who["patient_id"], str(seed), compress, "sop"]),
-        series_number=1, manufacturer="PhantomCo", model="PX-1", serial=who["serial"], software="1.0",
-        station="USROOM2", transducer="L12-5", frequency_khz=12000, side="right", plane="transverse_wrist",
+        series_number=1,
+        manufacturer="PhantomCo",
+        model="PX-1",
+        serial=who["serial"],
+        software="1.0",
+        station="USROOM2",
+        transducer="L12-5",
+        frequency_khz=12000,
+        side="right",
+        plane="transverse_wrist",
     )
     frames = np.random.default_rng(seed).integers(20, 200, (n_frames, *size), dtype=np.uint8)
     return write_us_dicom(path, frames, header, (0.1, 0.1), 40.0, compress)
 
 
-def write_frame(path, gray, *, number=None, time=None, series="1.2.3.4", photometric="MONOCHROME2",
-                transfer_syntax=uid.ExplicitVRLittleEndian, **kwargs) -> np.ndarray:
+def write_frame(
+    path,
+    gray,
+    *,
+    number=None,
+    time=None,
+    series="1.2.3.4",
+    photometric="MONOCHROME2",
+    transfer_syntax=uid.ExplicitVRLittleEndian,
+    **kwargs,
+) -> np.ndarray:
     """One single-frame US image of series ``series``; returns the gray frame a reader gives."""
     expected = write_dicom(path, gray, photometric, transfer_syntax, sop_class=US_IMAGE, **kwargs)
     ds = pydicom.dcmread(path)

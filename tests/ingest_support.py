@@ -27,7 +27,7 @@ def screen_frames(n_frames: int = 6, seed: int = 0, image: bool = True) -> np.nd
         top, left, bottom, right = SCREEN_AREA
         h, w = bottom - top, right - left
         noise = rng.random((n_frames, h + 2, w + 2), dtype=np.float32)
-        smooth = sum(noise[:, i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9
+        smooth = sum(noise[:, i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9
         frames[:, top:bottom, left:right] = np.clip(90 + (smooth - 0.5) * 600, 20, 230).astype(np.uint8)
     return frames
 
@@ -53,8 +53,15 @@ def write_mapping(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 
 
-def make_us_dicom(path, patient_id="MRN-0042", name="DOE^JANE", laterality="R",
-                  description="MEDIAN N TRANSV WRIST R", n_frames=3, seed=0):
+def make_us_dicom(
+    path,
+    patient_id="MRN-0042",
+    name="DOE^JANE",
+    laterality="R",
+    description="MEDIAN N TRANSV WRIST R",
+    n_frames=3,
+    seed=0,
+):
     """A small multi-frame US DICOM: a 10-row text band above a calibrated 2D region."""
     rng = np.random.default_rng(seed)
     frames = rng.integers(0, 200, size=(n_frames, 40, 32), dtype=np.uint8)

@@ -17,8 +17,16 @@ PLANES = [*DEFAULT_PLANES, NON_STANDARD]
 TINY_MODEL = {"base_channels": 4, "depth": 2}
 
 
-TINY_TRAIN = {"epochs": 2, "batch_size": 4, "window": 8, "lr": 3e-3, "device": "cpu", "workers": 0,
-              "model_kwargs": TINY_MODEL, "log_every": 1}
+TINY_TRAIN = {
+    "epochs": 2,
+    "batch_size": 4,
+    "window": 8,
+    "lr": 3e-3,
+    "device": "cpu",
+    "workers": 0,
+    "model_kwargs": TINY_MODEL,
+    "log_every": 1,
+}
 
 
 # -- tiny data -------------------------------------------------------------------------------
@@ -33,7 +41,7 @@ def tiny_clip(rng, plane: int, n_frames: int, size: int, non_standard_tail: int)
         d = np.hypot(rows - r0, cols - c0 - 0.3 * t)
         masks[t] = d <= size * 0.15
         frames[t] += 120.0 * ((d > size * 0.15) & (d <= size * 0.22)) - 10 * masks[t]
-    planes[n_frames - non_standard_tail:] = PLANES.index(NON_STANDARD)
+    planes[n_frames - non_standard_tail :] = PLANES.index(NON_STANDARD)
     return np.clip(frames, 0, 255).astype(np.uint8), masks, planes
 
 
@@ -54,8 +62,17 @@ def write_tiny_dataset(root: Path, *, n_clips=(4, 2, 2), n_frames: int = 12, siz
                 frames, masks, planes = tiny_clip(rng, plane, n_frames, size, 2 if i % 2 else 0)
                 cid = f"{split}{i:02d}"
                 g = fh.require_group("clips").create_group(cid)
-                write_clip_group(g, frames, {"clip_id": cid, "participant": f"P{split[:2]}{i // 2}",
-                                             "side": "left", "plane": PLANES[plane], "spacing_mm": (0.1, 0.1)})
+                write_clip_group(
+                    g,
+                    frames,
+                    {
+                        "clip_id": cid,
+                        "participant": f"P{split[:2]}{i // 2}",
+                        "side": "left",
+                        "plane": PLANES[plane],
+                        "spacing_mm": (0.1, 0.1),
+                    },
+                )
                 g.create_dataset("masks", data=masks.astype(np.uint8))
                 g.create_dataset("plane_labels", data=planes)
                 g.create_dataset("provenance", data=np.zeros(n_frames, np.int8))

@@ -58,14 +58,27 @@ def synthetic_frames(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def rater_annotation(
-    clip_id: str, rater: str, truth: np.ndarray, plane: str, offset: int, keyframe_every: int,
-    quality: str = "ok", plane_ranges: list[PlaneRange] | None = None,
+    clip_id: str,
+    rater: str,
+    truth: np.ndarray,
+    plane: str,
+    offset: int,
+    keyframe_every: int,
+    quality: str = "ok",
+    plane_ranges: list[PlaneRange] | None = None,
 ) -> ClipAnnotation:
     """One rater's annotation: the true masks shifted ``offset`` columns; keyframes drawn."""
     n, h, w = truth.shape
-    ann = ClipAnnotation(clip_id=clip_id, rater=rater, n_frames=n, frame_shape=(h, w),
-                         clip_plane=plane, plane_ranges=plane_ranges or [], status="done",
-                         quality=quality)
+    ann = ClipAnnotation(
+        clip_id=clip_id,
+        rater=rater,
+        n_frames=n,
+        frame_shape=(h, w),
+        clip_plane=plane,
+        plane_ranges=plane_ranges or [],
+        status="done",
+        quality=quality,
+    )
     for t in range(n):
         mask = np.roll(truth[t], offset, axis=1)
         prov = "drawn" if t % keyframe_every == 0 or t == n - 1 else "interpolated"
@@ -112,21 +125,41 @@ def make_project(
             truth = nerve_masks(t, frame_shape, rng)
             frames = synthetic_frames(truth, rng)
             source_sha = hashlib.sha256(f"{seed}-{clip_id}".encode()).hexdigest()
-            meta = {"clip_id": clip_id, "participant": participant, "side": side, "plane": plane,
-                    "source_sha256": source_sha, "spacing_mm": spacing_mm,
-                    "spacing_source": "us_region" if spacing_mm else "none", "frame_time_ms": 40.0,
-                    "manufacturer": manufacturer, "device_model": model}
+            meta = {
+                "clip_id": clip_id,
+                "participant": participant,
+                "side": side,
+                "plane": plane,
+                "source_sha256": source_sha,
+                "spacing_mm": spacing_mm,
+                "spacing_source": "us_region" if spacing_mm else "none",
+                "frame_time_ms": 40.0,
+                "manufacturer": manufacturer,
+                "device_model": model,
+            }
             rel = f"clips/{clip_id}.h5"
             write_hdf5_clip(project.root / rel, frames, meta)
-            records.append({
-                "clip_id": clip_id, "file": rel, "participant": participant, "side": side,
-                "plane": plane, "source_sha256": source_sha, "n_frames": t,
-                "frame_shape": list(frame_shape), "spacing_mm": list(spacing_mm) if spacing_mm else None,
-                "spacing_source": meta["spacing_source"], "frame_time_ms": 40.0,
-                "manufacturer": manufacturer, "device_model": model,
-                "sex": SEXES[p % len(SEXES)], "age_band": AGE_BANDS[p % len(AGE_BANDS)],
-                "site": SITES[(p // 2) % len(SITES)], "source_kind": "dicom",
-            })
+            records.append(
+                {
+                    "clip_id": clip_id,
+                    "file": rel,
+                    "participant": participant,
+                    "side": side,
+                    "plane": plane,
+                    "source_sha256": source_sha,
+                    "n_frames": t,
+                    "frame_shape": list(frame_shape),
+                    "spacing_mm": list(spacing_mm) if spacing_mm else None,
+                    "spacing_source": meta["spacing_source"],
+                    "frame_time_ms": 40.0,
+                    "manufacturer": manufacturer,
+                    "device_model": model,
+                    "sex": SEXES[p % len(SEXES)],
+                    "age_band": AGE_BANDS[p % len(AGE_BANDS)],
+                    "site": SITES[(p // 2) % len(SITES)],
+                    "source_kind": "dicom",
+                }
+            )
             if clip_id in unannotated:
                 continue
             ranges = []
@@ -134,9 +167,14 @@ def make_project(
                 ranges = [PlaneRange(t - non_standard_tail, t, NON_STANDARD)]
             for i, rater in enumerate(raters):
                 ann = rater_annotation(
-                    clip_id, rater, truth, plane, offset=i - len(raters) // 2,
+                    clip_id,
+                    rater,
+                    truth,
+                    plane,
+                    offset=i - len(raters) // 2,
                     keyframe_every=keyframe_every,
-                    quality="unusable" if clip_id in unusable else "ok", plane_ranges=ranges,
+                    quality="unusable" if clip_id in unusable else "ok",
+                    plane_ranges=ranges,
                 )
                 project.annotations.save(ann)
     project.upsert_clips(records)
@@ -144,22 +182,33 @@ def make_project(
     return Project.open(root)
 
 
-def registry_records(n_participants: int = 40, clips_per_participant: int = 3, seed: int = 0,
-                     planes: tuple[str, ...] = DEFAULT_PLANES) -> list[dict]:
+def registry_records(
+    n_participants: int = 40, clips_per_participant: int = 3, seed: int = 0, planes: tuple[str, ...] = DEFAULT_PLANES
+) -> list[dict]:
     """Registry-like records only (no files): for split tests at realistic sizes."""
     rng = np.random.default_rng(seed)
     out = []
     for p in range(n_participants):
         n_clips = int(rng.integers(1, clips_per_participant * 2))
         manufacturer, model = DEVICES[int(rng.integers(len(DEVICES)))]
-        demo = {"sex": SEXES[int(rng.integers(2))], "age_band": AGE_BANDS[int(rng.integers(3))],
-                "site": SITES[int(rng.integers(2))], "manufacturer": manufacturer,
-                "device_model": model}
+        demo = {
+            "sex": SEXES[int(rng.integers(2))],
+            "age_band": AGE_BANDS[int(rng.integers(3))],
+            "site": SITES[int(rng.integers(2))],
+            "manufacturer": manufacturer,
+            "device_model": model,
+        }
         for k in range(n_clips):
-            out.append({"clip_id": f"p{p}_c{k}", "participant": f"P{p:03d}",
-                        "side": ("left", "right")[int(rng.integers(2))],
-                        "plane": planes[int(rng.integers(len(planes)))],
-                        "n_frames": int(rng.integers(16, 64)), **demo})
+            out.append(
+                {
+                    "clip_id": f"p{p}_c{k}",
+                    "participant": f"P{p:03d}",
+                    "side": ("left", "right")[int(rng.integers(2))],
+                    "plane": planes[int(rng.integers(len(planes)))],
+                    "n_frames": int(rng.integers(16, 64)),
+                    **demo,
+                }
+            )
     return out
 
 
@@ -180,15 +229,29 @@ def make_clip_project(root, n_clips=3, n_frames=6, shape=(32, 40), spacing_mm=(0
         frames = rng.integers(0, 60, size=(n_frames, *shape), dtype=np.uint8)
         for t in range(n_frames):
             frames[t][disk(shape, (shape[0] // 2, 10 + t), 6)] = 200
-        meta = {"clip_id": clip_id, "participant": f"p{i % 2}", "plane": project.planes[i % 2],
-                "spacing_mm": spacing_mm, "spacing_source": "stored" if spacing_mm else "none",
-                "source_sha256": f"{i:064x}"}
+        meta = {
+            "clip_id": clip_id,
+            "participant": f"p{i % 2}",
+            "plane": project.planes[i % 2],
+            "spacing_mm": spacing_mm,
+            "spacing_source": "stored" if spacing_mm else "none",
+            "source_sha256": f"{i:064x}",
+        }
         write_hdf5_clip(project.root / "clips" / f"{clip_id}.h5", frames, meta)
-        records.append({"clip_id": clip_id, "file": f"clips/{clip_id}.h5", "participant": f"p{i % 2}",
-                        "side": "left", "plane": project.planes[i % 2], "source_sha256": f"{i:064x}",
-                        "n_frames": n_frames, "frame_shape": list(shape),
-                        "spacing_mm": list(spacing_mm) if spacing_mm else None,
-                        "spacing_source": "stored" if spacing_mm else "none"})
+        records.append(
+            {
+                "clip_id": clip_id,
+                "file": f"clips/{clip_id}.h5",
+                "participant": f"p{i % 2}",
+                "side": "left",
+                "plane": project.planes[i % 2],
+                "source_sha256": f"{i:064x}",
+                "n_frames": n_frames,
+                "frame_shape": list(shape),
+                "spacing_mm": list(spacing_mm) if spacing_mm else None,
+                "spacing_source": "stored" if spacing_mm else "none",
+            }
+        )
     project.upsert_clips(records)
     return project
 
@@ -197,20 +260,44 @@ PHANTOM_FRAMES, PHANTOM_SIZE = 24, (96, 96)
 
 
 def make_phantom():
-    return generate_clip("transverse_wrist", seed=3, n_frames=PHANTOM_FRAMES, size=PHANTOM_SIZE, degraded_fraction=0.0,
-                         out_of_plane_probability=0.0)
+    return generate_clip(
+        "transverse_wrist",
+        seed=3,
+        n_frames=PHANTOM_FRAMES,
+        size=PHANTOM_SIZE,
+        degraded_fraction=0.0,
+        out_of_plane_probability=0.0,
+    )
 
 
 def phantom_project(root, phantom) -> Project:
     """A project holding ``phantom`` as clip 'c0' (also used by the annotator's GUI test)."""
     project = Project.create(root)
-    meta = {"clip_id": "c0", "participant": "p0", "plane": phantom.plane, "spacing_mm": phantom.spacing_mm,
-            "spacing_source": "stored", "source_sha256": "0" * 64}
+    meta = {
+        "clip_id": "c0",
+        "participant": "p0",
+        "plane": phantom.plane,
+        "spacing_mm": phantom.spacing_mm,
+        "spacing_source": "stored",
+        "source_sha256": "0" * 64,
+    }
     write_hdf5_clip(project.root / "clips" / "c0.h5", phantom.frames, meta)
-    project.upsert_clips([{"clip_id": "c0", "file": "clips/c0.h5", "participant": "p0", "side": "right",
-                           "plane": phantom.plane, "source_sha256": "0" * 64, "n_frames": phantom.n_frames,
-                           "frame_shape": list(phantom.frames.shape[1:]), "spacing_mm": list(phantom.spacing_mm),
-                           "spacing_source": "stored"}])
+    project.upsert_clips(
+        [
+            {
+                "clip_id": "c0",
+                "file": "clips/c0.h5",
+                "participant": "p0",
+                "side": "right",
+                "plane": phantom.plane,
+                "source_sha256": "0" * 64,
+                "n_frames": phantom.n_frames,
+                "frame_shape": list(phantom.frames.shape[1:]),
+                "spacing_mm": list(phantom.spacing_mm),
+                "spacing_source": "stored",
+            }
+        ]
+    )
     return project
 
 

@@ -144,15 +144,21 @@ def test_the_queue_gives_the_median_time_per_done_clip_and_the_time_left(project
     assert q.median_seconds() == 50
     assert q.seconds_left() == 2 * 50  # c2 and c4 still need r1's work
     assert q.progress_text() == "2 / 5 clips done · median 50 s per clip · about 1.7 min left"
-    assert q.progress_text(participant="p0") == ("1 / 3 clips done · median 40 s per clip · "
-                                                 "about 80 s left")
+    assert q.progress_text(participant="p0") == ("1 / 3 clips done · median 40 s per clip · about 80 s left")
     # each rater's own time: r2's one clip took 500 s of which 60 were active
     assert ClipQueue(project, "r2").progress_text() == "1 / 5 clips done · median 60 s per clip · about 4.0 min left"
 
 
 def test_durations_read_as_a_person_says_them():
     assert [duration(s) for s in (0, 42.4, 89, 150, 3599, 3600, 11 * 3600 + 20 * 60 + 10)] == [
-        "0 s", "42 s", "89 s", "2.5 min", "60.0 min", "1 h 00 min", "11 h 20 min"]
+        "0 s",
+        "42 s",
+        "89 s",
+        "2.5 min",
+        "60.0 min",
+        "1 h 00 min",
+        "11 h 20 min",
+    ]
 
 
 def test_review_counts_human_raters_and_marks_clips_with_two_or_more(project):
@@ -191,11 +197,14 @@ def test_the_pre_annotation_message_names_the_clips_plane(project):
     ctl.session.set_mask(3, disk(SHAPE, (8, 8), 3))
     # the frames mostly say forearm, the model's clip-level answer is wrist: the clip gets the
     # model's answer (as 'ultramn preannotate' gives it) and the message names what the clip has
-    said = ctl.apply_proposal(_proposal(4, ["transverse_forearm"] * 3 + ["transverse_wrist"], "transverse_wrist",
-                                        empty={1, 2}))
+    said = ctl.apply_proposal(
+        _proposal(4, ["transverse_forearm"] * 3 + ["transverse_wrist"], "transverse_wrist", empty={1, 2})
+    )
     assert ctl.session.annotation.clip_plane == "transverse_wrist"
-    assert said == ("Model proposal applied to 3 untouched frames, 2 of them with no nerve found "
-                    "(plane transverse_wrist from the model); your own frames were kept.")
+    assert said == (
+        "Model proposal applied to 3 untouched frames, 2 of them with no nerve found "
+        "(plane transverse_wrist from the model); your own frames were kept."
+    )
     assert ctl.empty_frames().tolist() == [False, True, True, False]
     ctl.session.set_clip_plane("longitudinal_wrist")
     said = ctl.apply_proposal(_proposal(4, ["transverse_forearm"] * 4, "transverse_forearm"))

@@ -114,14 +114,18 @@ def test_generalized_interval_is_seeded_and_meets_the_f_interval_with_many_unbia
 
 
 def simulate_two_way(rng, n, k, var_subject, var_rater, var_error):
-    return (rng.normal(0, var_subject ** 0.5, (n, 1)) + rng.normal(0, var_rater ** 0.5, (1, k))
-            + rng.normal(0, var_error ** 0.5, (n, k)))
+    return (
+        rng.normal(0, var_subject**0.5, (n, 1))
+        + rng.normal(0, var_rater**0.5, (1, k))
+        + rng.normal(0, var_error**0.5, (n, k))
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("var_rater", "var_error", "lowest", "highest"),
-                         [(0.1, 0.1, 0.93, 0.97), (0.15, 0.05, 0.93, 0.97),
-                          (0.0, 0.2, 0.93, 0.99)])  # raters sharing one mean: conservative
+@pytest.mark.parametrize(
+    ("var_rater", "var_error", "lowest", "highest"),
+    [(0.1, 0.1, 0.93, 0.97), (0.15, 0.05, 0.93, 0.97), (0.0, 0.2, 0.93, 0.99)],
+)  # raters sharing one mean: conservative
 def test_icc2_primary_interval_covers_95_percent(var_rater, var_error, lowest, highest):
     # Two-way random model, 30 subjects x 3 raters, true ICC(2,1) = 0.8 / (0.8 + rater + error) = 0.8.
     # The F (Satterthwaite) interval covers 0.84-0.89 with rater variance; the participant

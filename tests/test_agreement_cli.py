@@ -15,8 +15,7 @@ def test_cli_writes_report_and_prints_summary(tmp_path, capsys):
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    project, _ = make_synthetic_project(tmp_path, n_participants=1, clips_per_participant=1, n_frames=4,
-                                        raters=("r1",))
+    project, _ = make_synthetic_project(tmp_path, n_participants=1, clips_per_participant=1, n_frames=4, raters=("r1",))
     assert main(["agreement", str(project.root), "--out", str(tmp_path / "o"), "-q"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ultramn agreement: error:") and "at least two raters" in err

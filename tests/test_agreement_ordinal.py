@@ -58,20 +58,28 @@ def test_order_matters_and_labels_are_grades():
 
 
 def test_quality_statistics_block():
-    clips = pd.DataFrame({
-        "participant": ["P1", "P1", "P2", "P2", "P3", "P3", "P4", "P4"],
-        "quality_r1": ["ok", "poor", "ok", "unusable", "ok", "poor", "ok", "ok"],
-        "quality_r2": ["ok", "poor", "poor", "unusable", "ok", "unusable", None, "ok"],
-        "quality_r3": ["ok", "ok", "ok", "poor", "ok", "poor", "ok", "ok"],
-    })
+    clips = pd.DataFrame(
+        {
+            "participant": ["P1", "P1", "P2", "P2", "P3", "P3", "P4", "P4"],
+            "quality_r1": ["ok", "poor", "ok", "unusable", "ok", "poor", "ok", "ok"],
+            "quality_r2": ["ok", "poor", "poor", "unusable", "ok", "unusable", None, "ok"],
+            "quality_r3": ["ok", "ok", "ok", "poor", "ok", "poor", "ok", "ok"],
+        }
+    )
     out = quality_statistics(clips, ["r1", "r2", "r3"], ["ok", "poor", "unusable"], n_boot=50, seed=0)
     pairs = out["pairwise"].set_index(["rater_a", "rater_b"])
     assert pairs.loc[("r1", "r2"), "n_clips"] == 7
-    expected = weighted_kappa(clips["quality_r1"].to_numpy(object), clips["quality_r2"].to_numpy(object),
-                              ["ok", "poor", "unusable"], "quadratic")
+    expected = weighted_kappa(
+        clips["quality_r1"].to_numpy(object),
+        clips["quality_r2"].to_numpy(object),
+        ["ok", "poor", "unusable"],
+        "quadratic",
+    )
     assert pairs.loc[("r1", "r2"), "kappa_quadratic"] == pytest.approx(expected)
     for w in ("linear", "quadratic"):
-        assert (pairs[f"ci_low_{w}"] <= pairs[f"kappa_{w}"]).all() and (pairs[f"kappa_{w}"] <= pairs[f"ci_high_{w}"]).all()
+        assert (pairs[f"ci_low_{w}"] <= pairs[f"kappa_{w}"]).all() and (
+            pairs[f"kappa_{w}"] <= pairs[f"ci_high_{w}"]
+        ).all()
     alpha = out["overall"].iloc[0]
     assert alpha["coefficient"] == "krippendorff_alpha_ordinal" and alpha["note"] == ""
     assert alpha["ci_low"] <= alpha["value"] <= alpha["ci_high"] and alpha["n_participants"] == 4

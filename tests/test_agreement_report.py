@@ -16,11 +16,17 @@ from napari_ultramn.report import ReportSection
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("agreement")
-    project, _ = make_synthetic_project(root, n_participants=4, clips_per_participant=2, n_frames=8,
-                                        uncalibrated=(1,), seed=1)
+    project, _ = make_synthetic_project(
+        root, n_participants=4, clips_per_participant=2, n_frames=8, uncalibrated=(1,), seed=1
+    )
     # simulated raters copy the ground truth's quality ('ok'); give the grade something to agree on
-    for cid, rater, grade in (("P000_c0", "r2", "poor"), ("P001_c1", "r3", "unusable"), ("P002_c0", "r1", "poor"),
-                              ("P002_c0", "r2", "poor"), ("P003_c1", "r3", "poor")):
+    for cid, rater, grade in (
+        ("P000_c0", "r2", "poor"),
+        ("P001_c1", "r3", "unusable"),
+        ("P002_c0", "r1", "poor"),
+        ("P002_c0", "r2", "poor"),
+        ("P003_c1", "r3", "poor"),
+    ):
         ann = project.annotations.load(cid, rater)
         ann.quality = grade
         project.annotations.save(ann)
@@ -31,9 +37,22 @@ def report(tmp_path_factory):
 def test_files_and_rows(report):
     project, result, progress = report
     out = result.out_dir
-    for name in ("frame_pairs", "boundary_by_pair", "boundary_by_clip", "boundary_by_participant",
-                 "plane_overall", "plane_pairwise", "plane_per_label", "plane_confusion", "area_icc",
-                 "bland_altman", "worst_frames", "summary", "quality_overall", "quality_pairwise"):
+    for name in (
+        "frame_pairs",
+        "boundary_by_pair",
+        "boundary_by_clip",
+        "boundary_by_participant",
+        "plane_overall",
+        "plane_pairwise",
+        "plane_per_label",
+        "plane_confusion",
+        "area_icc",
+        "bland_altman",
+        "worst_frames",
+        "summary",
+        "quality_overall",
+        "quality_pairwise",
+    ):
         assert (out / f"{name}.csv").is_file(), name
     pairs = pd.read_csv(out / "frame_pairs.csv")
     expected = 0
@@ -41,7 +60,7 @@ def test_files_and_rows(report):
         anns = project.annotations.load_all(cid)
         names = sorted(anns)
         for i, a in enumerate(names):
-            for b in names[i + 1:]:
+            for b in names[i + 1 :]:
                 expected += len(set(anns[a].frames) & set(anns[b].frames))
     assert len(pairs) == expected
     assert set(pairs["pair"]) == {"r1-r2", "r1-r3", "r2-r3"}
@@ -98,8 +117,7 @@ def test_worst_frames_are_lowest_dice(report):
 
 
 def single_clip_project(tmp_path, raters=("r1",)):
-    return make_synthetic_project(tmp_path, n_participants=2, clips_per_participant=1, n_frames=4,
-                                  raters=raters)[0]
+    return make_synthetic_project(tmp_path, n_participants=2, clips_per_participant=1, n_frames=4, raters=raters)[0]
 
 
 def test_one_rater(tmp_path):

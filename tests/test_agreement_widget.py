@@ -48,8 +48,7 @@ def test_bad_project_shows_message(make_napari_viewer, tmp_path):
 def test_one_rater_shows_message(make_napari_viewer, tmp_path):
     from napari_ultramn._widgets.agreement import AgreementWidget
 
-    project, _ = make_synthetic_project(tmp_path, n_participants=1, clips_per_participant=1, n_frames=4,
-                                        raters=("r1",))
+    project, _ = make_synthetic_project(tmp_path, n_participants=1, clips_per_participant=1, n_frames=4, raters=("r1",))
     widget = AgreementWidget(make_napari_viewer())
     widget.project_edit.setText(str(project.root))
     widget.compute_button.click()

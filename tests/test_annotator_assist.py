@@ -27,14 +27,19 @@ def phantom_project(tmp_path):
     """A one-clip project whose frames are a phantom transverse forearm clip (a rimmed nerve)."""
     clip = generate_clip("transverse_forearm", 2, n_frames=4, size=(192, 224))
     project = make_clip_project(tmp_path / "proj", n_clips=1, n_frames=4, shape=(192, 224), spacing_mm=clip.spacing_mm)
-    meta = {"clip_id": "c0", "participant": "p0", "plane": project.planes[0], "spacing_mm": clip.spacing_mm,
-            "spacing_source": "stored", "source_sha256": f"{0:064x}"}
+    meta = {
+        "clip_id": "c0",
+        "participant": "p0",
+        "plane": project.planes[0],
+        "spacing_mm": clip.spacing_mm,
+        "spacing_source": "stored",
+        "source_sha256": f"{0:064x}",
+    }
     write_hdf5_clip(project.root / "clips" / "c0.h5", clip.frames, meta)
     return project, clip
 
 
-def test_click_enter_saves_an_assisted_keyframe_and_leaves_the_tool_alone(make_napari_viewer, qtbot,
-                                                                           phantom_project):
+def test_click_enter_saves_an_assisted_keyframe_and_leaves_the_tool_alone(make_napari_viewer, qtbot, phantom_project):
     project, clip = phantom_project
     viewer, w = open_annotator(make_napari_viewer, project, "r1", "c0")
     nerve = w.layers["nerve"]
@@ -70,8 +75,12 @@ def test_click_enter_saves_an_assisted_keyframe_and_leaves_the_tool_alone(make_n
 
     # the brush refines it: a real stroke; the frame stays 'assisted' with the change measured
     r, c = np.argwhere(proposal)[0]
-    QTest.mouseClick(canvas(viewer), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     to_canvas(viewer, nerve, r - 4, c) + QPoint(0, 0))
+    QTest.mouseClick(
+        canvas(viewer),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        to_canvas(viewer, nerve, r - 4, c) + QPoint(0, 0),
+    )
     settle(5)
     fm = w.session.annotation.frames[1]
     assert fm.provenance == "assisted" and fm.edited_fraction > 0

@@ -54,7 +54,13 @@ def test_a_day_of_work(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     stroke(5, 24, 20)
     key(viewer, qtbot, "Shift-I")  # interpolate
     assert [w.session.annotation.frames[t].provenance for t in range(6)] == [
-        "drawn", "interpolated", "interpolated", "interpolated", "interpolated", "drawn"]
+        "drawn",
+        "interpolated",
+        "interpolated",
+        "interpolated",
+        "interpolated",
+        "drawn",
+    ]
     key(viewer, qtbot, "Control-Right")  # propagate from frame 6 to the end
     assert w.pending is not None and "press Alt-A to accept" in w.message_label.text()
     assert w.progress_bar.format() == "frame 8 / 8 %p%"  # the core's 0-based progress, counted as shown
@@ -65,7 +71,9 @@ def test_a_day_of_work(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     assert w.session.annotation.frames[3].provenance == "drawn"
     assert [w.session.annotation.frames[t].provenance for t in (1, 2, 4)] == ["propagated"] * 3
     key(viewer, qtbot, "Control-Z")  # one step takes back the correction and its spread
-    assert w.session.annotation.frames[3].provenance == "interpolated" and w.message_label.text() == "Undone: frames 2–5."
+    assert (
+        w.session.annotation.frames[3].provenance == "interpolated" and w.message_label.text() == "Undone: frames 2–5."
+    )
     assert [w.session.annotation.frames[t].provenance for t in (1, 2, 4)] == ["interpolated"] * 3
     key(viewer, qtbot, "Control-Shift-Z")
     assert w.session.annotation.frames[3].provenance == "drawn"
@@ -78,12 +86,22 @@ def test_a_day_of_work(make_napari_viewer, qtbot, tmp_path, monkeypatch):
 
     saved = project.annotations.load("c0", "r1")
     assert [saved.frames[t].provenance for t in range(8)] == [
-        "drawn", "propagated", "propagated", "drawn", "propagated", "drawn", "propagated", "propagated"]
+        "drawn",
+        "propagated",
+        "propagated",
+        "drawn",
+        "propagated",
+        "drawn",
+        "propagated",
+        "propagated",
+    ]
     assert [(r.start, r.stop, r.plane) for r in saved.plane_ranges] == [(2, 4, "non_standard")]
     assert (saved.clip_plane, saved.status, saved.comment) == (
-        "transverse_forearm", "done", "probe slipped at frames 3-4")
+        "transverse_forearm",
+        "done",
+        "probe slipped at frames 3-4",
+    )
     new = w.layers["nerve"]
     assert (str(new.mode), new.selected_label, new.brush_size) == tool  # the tool never changed
     assert canvas(viewer).width() >= 683
     w.close_session()
-

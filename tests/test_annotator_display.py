@@ -24,9 +24,15 @@ def _set_frame_time(project, clip_id: str, frame_time_ms: float) -> None:
     path = project.root / "clips" / f"{clip_id}.h5"
     clip = open_clip(path)
     frames = clip.to_array()
-    meta = {"clip_id": clip_id, "participant": clip.participant, "plane": clip.plane,
-            "spacing_mm": clip.spacing_mm, "spacing_source": clip.spacing_source,
-            "frame_time_ms": frame_time_ms, "source_sha256": project.clip_record(clip_id)["source_sha256"]}
+    meta = {
+        "clip_id": clip_id,
+        "participant": clip.participant,
+        "plane": clip.plane,
+        "spacing_mm": clip.spacing_mm,
+        "spacing_source": clip.spacing_source,
+        "frame_time_ms": frame_time_ms,
+        "source_sha256": project.clip_record(clip_id)["source_sha256"],
+    }
     del clip
     write_hdf5_clip(path, frames, meta)
 
@@ -59,8 +65,17 @@ def right_drag(viewer, layer, start, end) -> None:
     QTest.mousePress(native, RIGHT, Qt.KeyboardModifier.NoModifier, a)
     for f in (0.25, 0.5, 0.75, 1.0):
         p = QPointF(a + (b - a) * f)
-        QApplication.sendEvent(native, QMouseEvent(QEvent.Type.MouseMove, p, native.mapToGlobal(p),
-                                                   Qt.MouseButton.NoButton, RIGHT, Qt.KeyboardModifier.NoModifier))
+        QApplication.sendEvent(
+            native,
+            QMouseEvent(
+                QEvent.Type.MouseMove,
+                p,
+                native.mapToGlobal(p),
+                Qt.MouseButton.NoButton,
+                RIGHT,
+                Qt.KeyboardModifier.NoModifier,
+            ),
+        )
         QTest.qWait(15)
     QTest.mouseRelease(native, RIGHT, Qt.KeyboardModifier.NoModifier, b)
     settle(3)
@@ -213,7 +228,7 @@ def test_caliper_line_shows_mm_in_the_dock_and_beside_the_line(opened, qtbot):
     viewer.dims.set_current_step(0, 2)
     drag(viewer, layer, [(10, 10), (10, 25), (10, 40)])
     qtbot.waitUntil(lambda: len(layer.features) == 1 and layer.features["length"][0] != "", timeout=2000)
-    (start, end), = [np.asarray(d) for d in layer.data]
+    ((start, end),) = [np.asarray(d) for d in layer.data]
     assert start[0] == end[0] == 2  # drawn on the frame in view
     text = layer.features["length"][0]
     assert text.endswith(" mm") and float(text.split()[0]) == pytest.approx(3.0, abs=0.2)
@@ -245,6 +260,7 @@ def test_a_click_or_drag_on_the_provenance_strip_goes_to_that_frame(opened, qtbo
     w.sections["Clip"].set_expanded(False)
     settle(5)
     assert strip.isVisible()
+
     def at(fraction):  # the strip is redrawn (and may change width) on every frame change
         return QPoint(int(strip.pixmap().width() * fraction), 5)
 

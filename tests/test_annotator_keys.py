@@ -88,12 +88,15 @@ def test_closing_the_dock_leaves_napari_bindings_as_they_were(make_napari_viewer
     assert w.session is None and w._keys._targets == []
 
 
-@pytest.mark.parametrize(("key", "napari"), [
-    ("Shift-P", "napari's Shapes Shift+P (napari:activate_add_polygon_lasso_mode)"),
-    ("Alt-P", "napari's menu bar Alt+P"),
-    ("Control-Z", "napari's Labels Ctrl+Z"),
-    ("A", "napari's Shapes A (napari:select_"),  # select_all_shapes, or select_shapes_in_slice since 0.6.x
-])
+@pytest.mark.parametrize(
+    ("key", "napari"),
+    [
+        ("Shift-P", "napari's Shapes Shift+P (napari:activate_add_polygon_lasso_mode)"),
+        ("Alt-P", "napari's menu bar Alt+P"),
+        ("Control-Z", "napari's Labels Ctrl+Z"),
+        ("A", "napari's Shapes A (napari:select_"),  # select_all_shapes, or select_shapes_in_slice since 0.6.x
+    ],
+)
 def test_a_key_napari_uses_is_refused_at_bind_time_naming_both(make_napari_viewer, monkeypatch, key, napari):
     viewer = make_napari_viewer()
     monkeypatch.setattr(keys, "KEYS", (keys.Binding(key, "undo", "my action"),))

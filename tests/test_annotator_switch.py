@@ -20,13 +20,31 @@ def add_clip(project, clip_id, n_frames, shape, spacing_mm, participant="p9"):
     """One more clip of another size and pixel spacing."""
     frames = np.random.default_rng(3).integers(0, 60, size=(n_frames, *shape), dtype=np.uint8)
     frames[:, : shape[0] // 2] += 100  # a brighter top half, to tell it apart on screen
-    meta = {"clip_id": clip_id, "participant": participant, "plane": project.planes[0], "spacing_mm": spacing_mm,
-            "spacing_source": "stored", "source_sha256": "f" * 64}
+    meta = {
+        "clip_id": clip_id,
+        "participant": participant,
+        "plane": project.planes[0],
+        "spacing_mm": spacing_mm,
+        "spacing_source": "stored",
+        "source_sha256": "f" * 64,
+    }
     write_hdf5_clip(project.root / "clips" / f"{clip_id}.h5", frames, meta)
-    project.upsert_clips([{"clip_id": clip_id, "file": f"clips/{clip_id}.h5", "participant": participant,
-                           "side": "right", "plane": project.planes[0], "source_sha256": "f" * 64,
-                           "n_frames": n_frames, "frame_shape": list(shape), "spacing_mm": list(spacing_mm),
-                           "spacing_source": "stored"}])
+    project.upsert_clips(
+        [
+            {
+                "clip_id": clip_id,
+                "file": f"clips/{clip_id}.h5",
+                "participant": participant,
+                "side": "right",
+                "plane": project.planes[0],
+                "source_sha256": "f" * 64,
+                "n_frames": n_frames,
+                "frame_shape": list(shape),
+                "spacing_mm": list(spacing_mm),
+                "spacing_source": "stored",
+            }
+        ]
+    )
     return frames
 
 

@@ -73,7 +73,8 @@ def test_review_marks_clips_with_two_raters_and_shows_the_layer_colours(make_nap
     assert [i.text() for i in items] == [
         "◆ c0   p0   [not started]   2 raters   transverse_wrist",
         "c2   p0   [not started]   0 raters   transverse_wrist",
-        "c1   p1   [not started]   1 rater   transverse_forearm"]
+        "c1   p1   [not started]   1 rater   transverse_forearm",
+    ]
     assert [i.font().bold() for i in items] == [True, False, False]
     assert all(i.toolTip() == i.text() for i in items)  # the list elides; the tooltip has it all
     w.queue_list.setCurrentItem(items[0])
@@ -114,15 +115,20 @@ def test_status_lines_describe_the_clip_that_is_open(make_napari_viewer, project
         held.close()
     assert "already open in another window" in w.message_label.text()
     assert (w.clip_label.text(), w.save_label.full_text(), w.frame_label.text(), w.measure_label.text()) == (
-        "No clip open.", "", "", "")
+        "No clip open.",
+        "",
+        "",
+        "",
+    )
     assert w.open_clip("c1") and w.save_label.full_text() == "c1: no changes yet (saved as you work)"
     w.close_session()
 
 
 def test_empty_masks_show_as_a_thin_line_in_the_frame_strip(qtbot):
     codes = np.array([3, 3, 3, -1])  # model, model (empty), model (empty), unannotated
-    img = track_pixmap(codes, np.zeros(4, bool), current=-1, width=40,
-                       empty=np.array([False, True, True, False])).toImage()
+    img = track_pixmap(
+        codes, np.zeros(4, bool), current=-1, width=40, empty=np.array([False, True, True, False])
+    ).toImage()
 
     def rgb(x, y):
         c = img.pixelColor(x, y)

@@ -32,8 +32,7 @@ def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot
     from qtpy.QtWidgets import QMessageBox
 
     asked = []
-    monkeypatch.setattr(QMessageBox, "question",
-                        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes)
     viewer, w = annotator(make_napari_viewer)
     assert "<b>F1</b></td><td>plane transverse_wrist" in w.keys_label.text()
     assert "<b>Shift-I</b></td><td>interpolate keyframes" in w.keys_label.text()
@@ -78,7 +77,12 @@ def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot
     press(viewer, qtbot, Qt.Key.Key_0)
     viewer.dims.set_current_step(0, 3)
     press(viewer, qtbot, Qt.Key.Key_0)
-    assert s.annotation.frame_planes()[1:5] == ["transverse_forearm", "non_standard", "non_standard", "transverse_forearm"]
+    assert s.annotation.frame_planes()[1:5] == [
+        "transverse_forearm",
+        "non_standard",
+        "non_standard",
+        "transverse_forearm",
+    ]
 
     w.comment_edit.setText("shadow over the nerve")
     press(viewer, qtbot, Qt.Key.Key_F, SHIFT)
@@ -99,8 +103,7 @@ def test_label_trace_interpolate_undo_flag_and_move_on(make_napari_viewer, qtbot
     w.close_session()
 
 
-def test_polygon_propagation_accept_writer_and_preannotate(make_napari_viewer, qtbot, project, tmp_path,
-                                                           monkeypatch):
+def test_polygon_propagation_accept_writer_and_preannotate(make_napari_viewer, qtbot, project, tmp_path, monkeypatch):
     viewer, w = annotator(make_napari_viewer)
     w.open_project(project.root, "r1")
     w.open_clip("c1")
@@ -119,7 +122,8 @@ def test_polygon_propagation_accept_writer_and_preannotate(make_napari_viewer, q
     press(viewer, qtbot, Qt.Key.Key_A, Qt.KeyboardModifier.AltModifier)
     assert [s.annotation.frames[t].provenance for t in sorted(s.annotation.frames)] == ["drawn"] + ["propagated"] * 4
     assert w.pending is None and not any(  # the preview layer is kept, hidden, for the next one
-        lay.visible for lay in viewer.layers if lay.name == "propagation preview")
+        lay.visible for lay in viewer.layers if lay.name == "propagation preview"
+    )
     assert w.layers["nerve"].metadata["provenance"][:6] == [0, 2, 2, 2, 2, -1]
 
     from napari_ultramn.annotation.store import load_annotation_file
@@ -144,9 +148,12 @@ def test_polygon_propagation_accept_writer_and_preannotate(make_napari_viewer, q
         yield Progress(1, 1, "predicting")
         masks = np.zeros(clip.shape, bool)
         masks[:, 20:30, 20:30] = True
-        return types.SimpleNamespace(masks=masks, confidence=np.full(clip.n_frames, 0.7),
-                                     frame_planes=["longitudinal_wrist"] * clip.n_frames,
-                                     clip_plane="longitudinal_wrist")
+        return types.SimpleNamespace(
+            masks=masks,
+            confidence=np.full(clip.n_frames, 0.7),
+            frame_planes=["longitudinal_wrist"] * clip.n_frames,
+            clip_plane="longitudinal_wrist",
+        )
 
     monkeypatch.setattr(pre, "preannotate_clip", fake_preannotate)
     s.set_clip_plane(None)
@@ -167,7 +174,10 @@ def test_blind_mode_hides_raters_review_overlays_and_picks(make_napari_viewer, p
     viewer, w = annotator(make_napari_viewer)
     w.open_project(project.root, "r1")
     w.open_clip("c0")
-    assert not any(lay.name.startswith("rater ") for lay in viewer.layers) and w.sections["Review: other raters"].isHidden()
+    assert (
+        not any(lay.name.startswith("rater ") for lay in viewer.layers)
+        and w.sections["Review: other raters"].isHidden()
+    )
     assert w.session.annotation.frames[0].mask.sum() == disk((48, 64), (24, 12), 5).sum()
 
     w.open_project(project.root, "chief", review=True)

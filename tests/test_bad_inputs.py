@@ -55,8 +55,11 @@ def leftovers(folder: Path) -> list[str]:
     if not folder.exists():
         return []
     # the project's lock file stays by design (flock on a lasting file): it is no leftover
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*")
-                  if p.name not in (".secret", "pseudonym.key", ".project.lock") and ".secret" not in p.parts)
+    return sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob(".*")
+        if p.name not in (".secret", "pseudonym.key", ".project.lock") and ".secret" not in p.parts
+    )
 
 
 def full_disk_after(monkeypatch, n_bytes: int) -> None:
@@ -148,12 +151,15 @@ def source(dicom_src, tmp_path, monkeypatch) -> Path:
 
 
 # -- a file where a folder belongs ---------------------------------------------------------------
-@pytest.mark.parametrize("command", [
-    ["ingest", "src", "{p}"],
-    ["agreement", "{p}", "--out", "out"],
-    ["build-dataset", "{p}", "ds"],
-    ["preannotate", "run", "{p}"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ingest", "src", "{p}"],
+        ["agreement", "{p}", "--out", "out"],
+        ["build-dataset", "{p}", "ds"],
+        ["preannotate", "run", "{p}"],
+    ],
+)
 def test_project_that_is_a_file(capsys, source, command):
     Path("notaproject").write_text("x")
     code, err = run_cli(capsys, *[a.format(p="notaproject") for a in command], "-q")
@@ -216,10 +222,13 @@ def test_unknown_plane_label_build_is_named(capsys, project):
     assert any(e["clip_id"] == clip_id and "transverse_wirst" in e["reason"] for e in manifest["excluded"])
 
 
-@pytest.mark.parametrize(("ratios", "problem"), [
-    (["0.7", "0.2", "0.2"], "sum"),
-    (["0.8", "0.3", "-0.1"], "negative"),
-])
+@pytest.mark.parametrize(
+    ("ratios", "problem"),
+    [
+        (["0.7", "0.2", "0.2"], "sum"),
+        (["0.8", "0.3", "-0.1"], "negative"),
+    ],
+)
 def test_bad_ratios(capsys, project, ratios, problem):
     code, err = run_cli(capsys, "build-dataset", project, "ds", "--ratios", *ratios, "--min-frames", "4", "-q")
     assert code == 2
@@ -266,10 +275,13 @@ def test_unreadable_dicom_says_so(tmp_path, monkeypatch):
         read_dicom_clip(path)
 
 
-@pytest.mark.parametrize(("tsuid", "offset_table"), [
-    (uid.ExplicitVRLittleEndian, None),
-    *((ts, bot) for ts in (uid.JPEGBaseline8Bit, uid.RLELossless, uid.JPEGLSLossless) for bot in (True, False)),
-])
+@pytest.mark.parametrize(
+    ("tsuid", "offset_table"),
+    [
+        (uid.ExplicitVRLittleEndian, None),
+        *((ts, bot) for ts in (uid.JPEGBaseline8Bit, uid.RLELossless, uid.JPEGLSLossless) for bot in (True, False)),
+    ],
+)
 def test_number_of_frames_checked_against_the_pixel_data(tmp_path, tsuid, offset_table):
     """Native data is measured in frames; encapsulated data counts offset-table entries, else
     fragments that end a codestream (a frame split over two fragments still counts once)."""
@@ -392,14 +404,29 @@ def test_readonly_existing_agreement_folder(capsys, project, readonly):
 
 # -- training frame size ------------------------------------------------------------------------
 def test_train_on_frames_the_model_cannot_halve(capsys, project):
-    assert main(["build-dataset", str(project), "ds", "--rater", "r1", "--min-frames", "4",
-                 "--size", "130", "112", "-q"]) == 0
+    assert (
+        main(["build-dataset", str(project), "ds", "--rater", "r1", "--min-frames", "4", "--size", "130", "112", "-q"])
+        == 0
+    )
     capsys.readouterr()
-    code, err = run_cli(capsys, "train", "ds", "--out", "run", "--device", "cpu", "--window", "4", "-q",
-                        "--model-kwargs", '{"base_channels": 4, "depth": 3}')
+    code, err = run_cli(
+        capsys,
+        "train",
+        "ds",
+        "--out",
+        "run",
+        "--device",
+        "cpu",
+        "--window",
+        "4",
+        "-q",
+        "--model-kwargs",
+        '{"base_channels": 4, "depth": 3}',
+    )
     assert code == 2
-    assert_one_line(err, "ds: frames of 130x112 px are not divisible by 2**depth = 8",
-                    "--size 128 112 or --size 136 112")
+    assert_one_line(
+        err, "ds: frames of 130x112 px are not divisible by 2**depth = 8", "--size 128 112 or --size 136 112"
+    )
     assert not Path("run").exists()
 
 
@@ -420,8 +447,9 @@ def tiny_disk(tmp_path):
 def _ultramn_subprocess(cwd: Path, *argv) -> subprocess.CompletedProcess:
     """Run in a subprocess so that a crash at interpreter exit (the old segfault) would show."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    return subprocess.run([sys.executable, "-m", "napari_ultramn", *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "napari_ultramn", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.slow
@@ -431,8 +459,11 @@ def test_real_full_disk_ingest(tmp_path, tiny_disk):
     src = tmp_path / "src"
     src.mkdir()
     for i in range(3):
-        write_dicom(src / f"IM{i}.dcm", np.random.default_rng(i).integers(0, 255, (40, 96, 128), np.uint8),
-                    patient_id=f"PAT-{i}")
+        write_dicom(
+            src / f"IM{i}.dcm",
+            np.random.default_rng(i).integers(0, 255, (40, 96, 128), np.uint8),
+            patient_id=f"PAT-{i}",
+        )
     proc = _ultramn_subprocess(tmp_path, "ingest", "src", "disk/proj", "-q")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert_one_line(proc.stderr, "disk/proj/", "no space left on the disk")
@@ -443,8 +474,9 @@ def test_real_full_disk_ingest(tmp_path, tiny_disk):
 @pytest.mark.slow
 def test_real_full_disk_build(tmp_path, tiny_disk):
     make_project(tmp_path / "proj", n_participants=4, n_frames=40, frame_shape=(96, 128), raters=("r1",))
-    proc = _ultramn_subprocess(tmp_path, "build-dataset", "proj", "disk/ds", "--rater", "r1",
-                               "--compression", "none", "-q")
+    proc = _ultramn_subprocess(
+        tmp_path, "build-dataset", "proj", "disk/ds", "--rater", "r1", "--compression", "none", "-q"
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert_one_line(proc.stderr, "disk/ds/", "no space left on the disk")
     assert "HDF5-DIAG" not in proc.stderr
@@ -452,9 +484,14 @@ def test_real_full_disk_build(tmp_path, tiny_disk):
 
 
 # -- the CLI's safety net -----------------------------------------------------------------------
-@pytest.mark.parametrize(("code", "problem"), [(errno.EACCES, "permission denied"),
-                                               (errno.EDQUOT, "disk quota exceeded"),
-                                               (errno.ENAMETOOLONG, "file name too long")])
+@pytest.mark.parametrize(
+    ("code", "problem"),
+    [
+        (errno.EACCES, "permission denied"),
+        (errno.EDQUOT, "disk quota exceeded"),
+        (errno.ENAMETOOLONG, "file name too long"),
+    ],
+)
 def test_library_oserror_is_one_line(capsys, tmp_path, monkeypatch, code, problem):
     """An OSError a library raised past our writers still prints as one line naming the file,
     relative to the working folder when the library made the path absolute."""

@@ -12,8 +12,9 @@ from tests.project_factory import phantom_project
 
 @pytest.fixture(scope="module")
 def tiny():
-    return generate_clip("transverse_forearm", seed=1, n_frames=12, size=(80, 80), degraded_fraction=0.0,
-                         out_of_plane_probability=0.0)
+    return generate_clip(
+        "transverse_forearm", seed=1, n_frames=12, size=(80, 80), degraded_fraction=0.0, out_of_plane_probability=0.0
+    )
 
 
 @pytest.mark.parametrize("strategy", [1, 2, 3, 4])

@@ -31,8 +31,7 @@ SPLIT_FILES = ("train.h5", "validation.h5", "test.h5")
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("build") / "proj"
-    return make_project(root, n_participants=6, unusable=("p1_c0",), short={"p2_c1": 5},
-                        unannotated=("p3_c1",), seed=1)
+    return make_project(root, n_participants=6, unusable=("p1_c0",), short={"p2_c1": 5}, unannotated=("p3_c1",), seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +56,7 @@ def _groups(folder):
 
 def test_layout_and_manifest(built, project):
     out, manifest = built
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        [*SPLIT_FILES, "split.json", "manifest.json", "README.md"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*SPLIT_FILES, "split.json", "manifest.json", "README.md"])
     assert read_json(out / "manifest.json", "dataset_manifest") == manifest
     for f in manifest["files"]:
         assert sha256_file(out / f["file"]) == f["sha256"]
@@ -127,10 +125,16 @@ def test_dataset_clip_opens_with_read_hdf5_clip(built):
 
 
 def test_rater_labels_and_resize(project, tmp_path):
-    manifest = run_to_end(build_dataset(project, tmp_path / "ds", rater="r2", size=(16, 20),
-                                        min_frames=8, compression="gzip"))
-    assert manifest["label_source"] == {"method": "rater", "consensus": None, "rater": "r2",
-                                        "min_raters": 2, "description": "rater:r2"}
+    manifest = run_to_end(
+        build_dataset(project, tmp_path / "ds", rater="r2", size=(16, 20), min_frames=8, compression="gzip")
+    )
+    assert manifest["label_source"] == {
+        "method": "rater",
+        "consensus": None,
+        "rater": "r2",
+        "min_raters": 2,
+        "description": "rater:r2",
+    }
     assert "p3_c1" in {e["clip_id"] for e in manifest["excluded"]}
     _, attrs, data = _groups(tmp_path / "ds")["p0_c0"]
     with h5py.File(tmp_path / "ds" / f"{attrs_split(manifest, 'p0_c0')}.h5", "r") as fh:
@@ -143,20 +147,22 @@ def test_rater_labels_and_resize(project, tmp_path):
     assert abs(data["masks"].mean() - truth.mean()) < 0.02
 
 
-@pytest.mark.parametrize("shape, spacing, size, spacing_mm, expected", [
-    ((32, 40), (0.1, 0.1), None, None, ((32, 40), (32, 40), (0.1, 0.1))),
-    ((32, 40), (0.1, 0.1), (16, 20), None, ((16, 20), (16, 20), (0.2, 0.2))),
-    ((32, 40), (0.1, 0.2), None, 0.2, ((16, 40), (16, 40), (0.2, 0.2))),
-    ((32, 40), (0.1, 0.1), (20, 30), 0.2, ((16, 20), (20, 30), (0.2, 0.2))),
-    ((32, 40), None, (16, 20), None, ((16, 20), (16, 20), None)),
-])
+@pytest.mark.parametrize(
+    "shape, spacing, size, spacing_mm, expected",
+    [
+        ((32, 40), (0.1, 0.1), None, None, ((32, 40), (32, 40), (0.1, 0.1))),
+        ((32, 40), (0.1, 0.1), (16, 20), None, ((16, 20), (16, 20), (0.2, 0.2))),
+        ((32, 40), (0.1, 0.2), None, 0.2, ((16, 40), (16, 40), (0.2, 0.2))),
+        ((32, 40), (0.1, 0.1), (20, 30), 0.2, ((16, 20), (20, 30), (0.2, 0.2))),
+        ((32, 40), None, (16, 20), None, ((16, 20), (16, 20), None)),
+    ],
+)
 def test_target_geometry(shape, spacing, size, spacing_mm, expected):
     assert target_geometry(shape, spacing, size, spacing_mm) == expected
 
 
 def test_spacing_with_size_crops_and_pads(project, tmp_path):
-    run_to_end(build_dataset(project, tmp_path / "ds", rater="r1", spacing_mm=0.2, size=(20, 16),
-                             min_frames=8))
+    run_to_end(build_dataset(project, tmp_path / "ds", rater="r1", spacing_mm=0.2, size=(20, 16), min_frames=8))
     _, attrs, data = _groups(tmp_path / "ds")["p0_c0"]
     assert data["frames"].shape == (12, 20, 16)
     assert not data["frames"][:, 16:].any()  # 16 rows of depth, padded below (rows from the top)
@@ -171,8 +177,11 @@ def test_uncalibrated_excluded_when_resampling_to_spacing(tmp_path):
 
 def test_split_file_rebuilds_exactly(project, built, tmp_path):
     out, manifest = built
-    again = run_to_end(build_dataset(project, tmp_path / "re", consensus="majority", min_frames=8,
-                                     seed=99, split_file=out / "split.json"))
+    again = run_to_end(
+        build_dataset(
+            project, tmp_path / "re", consensus="majority", min_frames=8, seed=99, split_file=out / "split.json"
+        )
+    )
     assert again["clips"] == manifest["clips"] and again["split"]["seed"] == 0
     assert (tmp_path / "re" / "split.json").read_text() == (out / "split.json").read_text()
 
@@ -223,8 +232,11 @@ def test_existing_folder_refused(project, built, tmp_path):
     (tmp_path / "x" / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="already exists and is not empty"):
         run_to_end(build_dataset(project, tmp_path / "x", rater="r1"))
-    with pytest.raises(InputError, match=r"x: holds 1 entry \(notes.txt\) and no manifest.json: not a "
-                       "dataset written by build-dataset, so it is not replaced; nothing was deleted$"):
+    with pytest.raises(
+        InputError,
+        match=r"x: holds 1 entry \(notes.txt\) and no manifest.json: not a "
+        "dataset written by build-dataset, so it is not replaced; nothing was deleted$",
+    ):
         run_to_end(build_dataset(project, tmp_path / "x", rater="r1", overwrite=True))
     assert (tmp_path / "x" / "notes.txt").read_text() == "mine"
 
@@ -238,18 +250,39 @@ def test_overwrite_replaces_a_dataset(project, tmp_path):
 
 def test_cli_build(project, tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main(["build-dataset", str(project.root), str(out), "--rater", "r1", "--min-frames", "8",
-                 "--size", "16", "20", "--seed", "4", "-q"]) == 0
+    assert (
+        main(
+            [
+                "build-dataset",
+                str(project.root),
+                str(out),
+                "--rater",
+                "r1",
+                "--min-frames",
+                "8",
+                "--size",
+                "16",
+                "20",
+                "--seed",
+                "4",
+                "-q",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "excluded p1_c0: flagged unusable by rater 'r1'" in text
     assert json.loads((out / "manifest.json").read_text())["build"]["size"] == [16, 20]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--ratios", "0", "0.5", "0.5"], "ratios must be three non-negative numbers"),
-    (["--size", "0", "8"], "size must be two positive integers"),
-    (["--split-file", "nope.json"], "nope.json: file not found"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--ratios", "0", "0.5", "0.5"], "ratios must be three non-negative numbers"),
+        (["--size", "0", "8"], "size must be two positive integers"),
+        (["--split-file", "nope.json"], "nope.json: file not found"),
+    ],
+)
 def test_cli_bad_options(project, tmp_path, capsys, argv, message):
     code = main(["build-dataset", str(project.root), str(tmp_path / "o"), "-q", *argv])
     assert code == 2
@@ -260,12 +293,14 @@ def test_cli_bad_options(project, tmp_path, capsys, argv, message):
 def test_importing_dataset_tools_does_not_import_torch():
     """Every module of dataset_tools, found by walking the package (the training loader and its
     augmentation live with the model)."""
-    code = ("import importlib, pkgutil, sys, dataset_tools\n"
-            "names = [m.name for m in pkgutil.walk_packages(dataset_tools.__path__, 'dataset_tools.')]\n"
-            "assert len(names) > 20, names\n"
-            "for name in names:\n"
-            "    importlib.import_module(name)\n"
-            "    assert 'torch' not in sys.modules, f'{name} imported torch'\n")
+    code = (
+        "import importlib, pkgutil, sys, dataset_tools\n"
+        "names = [m.name for m in pkgutil.walk_packages(dataset_tools.__path__, 'dataset_tools.')]\n"
+        "assert len(names) > 20, names\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
+        "    assert 'torch' not in sys.modules, f'{name} imported torch'\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -314,9 +349,12 @@ def test_second_build_into_one_folder_is_refused_naming_the_first(project, tmp_p
     assert main([*argv, "--overwrite"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and err[0] == err[1]
-    assert re.fullmatch(rf"ultramn build-dataset: error: {re.escape(str(out))}: another run is writing this "
-                        rf"folder: process {os.getpid()} on {re.escape(socket.gethostname())}, since \S+, "
-                        r"running `.+`; wait for it to finish or stop it", err[0])
+    assert re.fullmatch(
+        rf"ultramn build-dataset: error: {re.escape(str(out))}: another run is writing this "
+        rf"folder: process {os.getpid()} on {re.escape(socket.gethostname())}, since \S+, "
+        r"running `.+`; wait for it to finish or stop it",
+        err[0],
+    )
     assert run_to_end(first)["label_source"]["rater"] == "r1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
@@ -342,34 +380,50 @@ def _users_own_folder(folder):
     (folder / "manifest.json").write_text('{"name": "my own manifest"}')
 
 
-@pytest.mark.parametrize("tamper, problem", [
-    (lambda d: (d / "my_notes.txt").write_text("mine"),
-     "holds 1 file(s) its manifest does not list (my_notes.txt)"),
-    (lambda d: _edit_manifest(d, lambda m: m.update(created="yesterday")),
-     "holds 6 entries (README.md, manifest.json, split.json, test.h5, train.h5, validation.h5); its "
-     "manifest.json has a signature that does not match its content (edited or corrupt)"),
-    (lambda d: _edit_manifest(d, lambda m: m.pop("signature")),
-     "its manifest.json has no signature (written by hand or by an older version)"),
-    (_users_own_folder,
-     "holds 2 entries (manifest.json, split.json); its manifest.json is not an UltraMN dataset manifest"),
-])
+@pytest.mark.parametrize(
+    "tamper, problem",
+    [
+        (
+            lambda d: (d / "my_notes.txt").write_text("mine"),
+            "holds 1 file(s) its manifest does not list (my_notes.txt)",
+        ),
+        (
+            lambda d: _edit_manifest(d, lambda m: m.update(created="yesterday")),
+            "holds 6 entries (README.md, manifest.json, split.json, test.h5, train.h5, validation.h5); its "
+            "manifest.json has a signature that does not match its content (edited or corrupt)",
+        ),
+        (
+            lambda d: _edit_manifest(d, lambda m: m.pop("signature")),
+            "its manifest.json has no signature (written by hand or by an older version)",
+        ),
+        (
+            _users_own_folder,
+            "holds 2 entries (manifest.json, split.json); its manifest.json is not an UltraMN dataset manifest",
+        ),
+    ],
+)
 def test_overwrite_replaces_only_a_dataset_it_wrote(project, signed, tamper, problem):
     tamper(signed)
     before = {p.name: p.read_bytes() for p in signed.iterdir()}
     with pytest.raises(InputError) as err:
         run_to_end(build_dataset(project, signed, rater="r1", min_frames=8, overwrite=True))
     assert problem in str(err.value)
-    assert str(err.value).endswith(": not a dataset written by build-dataset, so it is not replaced; "
-                                   "nothing was deleted")
+    assert str(err.value).endswith(
+        ": not a dataset written by build-dataset, so it is not replaced; nothing was deleted"
+    )
     assert {p.name: p.read_bytes() for p in signed.iterdir()} == before
     assert sorted(p.name for p in signed.parent.iterdir()) == ["ds"]
 
 
 def test_overwrite_never_replaces_the_project(project, tmp_path):
     for target in (project.root, project.root.parent):
-        with pytest.raises(InputError, match=re.escape(
+        with pytest.raises(
+            InputError,
+            match=re.escape(
                 f"{target}: is the annotation project or contains it ({project.root}); refusing to "
-                "replace it, nothing was deleted")):
+                "replace it, nothing was deleted"
+            ),
+        ):
             run_to_end(build_dataset(project, target, rater="r1", min_frames=8, overwrite=True))
     assert (project.root / "annotations").is_dir()
 
@@ -378,11 +432,11 @@ def test_validate_checks_the_signature(signed):
     assert dataset_problems(signed, fingerprints=False) == []
     _edit_manifest(signed, lambda m: m["build"].update(min_frames=1))
     assert dataset_problems(signed, fingerprints=False) == [
-        f"{signed / 'manifest.json'}: has a signature that does not match its content (edited or corrupt)"]
+        f"{signed / 'manifest.json'}: has a signature that does not match its content (edited or corrupt)"
+    ]
 
 
-def test_failed_replace_keeps_the_old_dataset_and_leftovers_are_reported(project, tmp_path,
-                                                                          monkeypatch, capsys):
+def test_failed_replace_keeps_the_old_dataset_and_leftovers_are_reported(project, tmp_path, monkeypatch, capsys):
     out = tmp_path / "ds"
     run_to_end(build_dataset(project, out, rater="r1", min_frames=8))
     real = os.replace
@@ -394,9 +448,12 @@ def test_failed_replace_keeps_the_old_dataset_and_leftovers_are_reported(project
 
     with monkeypatch.context() as m:
         m.setattr(os, "replace", no_room_for_the_new)
-        with pytest.raises(InputError, match=re.escape(
-                f"{out}: could not be put in place (Invalid cross-device link); the previous version "
-                "is kept")):
+        with pytest.raises(
+            InputError,
+            match=re.escape(
+                f"{out}: could not be put in place (Invalid cross-device link); the previous version is kept"
+            ),
+        ):
             run_to_end(build_dataset(project, out, rater="r3", min_frames=8, overwrite=True))
     assert read_json(out / "manifest.json", "dataset_manifest")["label_source"]["rater"] == "r1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
@@ -406,5 +463,6 @@ def test_failed_replace_keeps_the_old_dataset_and_leftovers_are_reported(project
     assert capsys.readouterr().err.splitlines() == [
         f"removed 1 leftover of interrupted runs (1.5 kB) beside {out}",
         f"ultramn build-dataset: error: {out}: already exists and is not empty; choose another "
-        "folder, or pass --overwrite to replace a dataset this tool built there"]
+        "folder, or pass --overwrite to replace a dataset this tool built there",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]

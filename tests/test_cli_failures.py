@@ -9,14 +9,17 @@ from napari_ultramn.cli.gui_check import gui_problem
 from napari_ultramn.progress import PlainProgress, Progress
 
 
-@pytest.mark.parametrize(("env", "platform", "xcb_cursor", "expected"), [
-    ({}, "linux", "libxcb-cursor.so.0", "DISPLAY is not set"),
-    ({"DISPLAY": ":0"}, "linux", None, "libxcb-cursor0"),
-    ({"DISPLAY": ":0"}, "linux", "libxcb-cursor.so.0", None),
-    ({"WAYLAND_DISPLAY": "wayland-0"}, "linux", None, None),
-    ({"QT_QPA_PLATFORM": "offscreen"}, "linux", None, None),
-    ({}, "darwin", None, None),
-])
+@pytest.mark.parametrize(
+    ("env", "platform", "xcb_cursor", "expected"),
+    [
+        ({}, "linux", "libxcb-cursor.so.0", "DISPLAY is not set"),
+        ({"DISPLAY": ":0"}, "linux", None, "libxcb-cursor0"),
+        ({"DISPLAY": ":0"}, "linux", "libxcb-cursor.so.0", None),
+        ({"WAYLAND_DISPLAY": "wayland-0"}, "linux", None, None),
+        ({"QT_QPA_PLATFORM": "offscreen"}, "linux", None, None),
+        ({}, "darwin", None, None),
+    ],
+)
 def test_gui_problem_names_the_missing_piece(monkeypatch, env, platform, xcb_cursor, expected):
     monkeypatch.setattr("ctypes.util.find_library", lambda name: xcb_cursor if name == "xcb-cursor" else "x")
     problem = gui_problem(env, platform)
@@ -45,8 +48,9 @@ def test_annotate_without_a_display_is_one_line_and_exit_2(tmp_path, monkeypatch
 
 def test_onnx_export_without_onnx_names_the_export_extra(tmp_path, monkeypatch, capsys):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name in ("onnx", "onnxruntime") else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in ("onnx", "onnxruntime") else real(name, *a)
+    )
     code = cli_main(["export-model", str(tmp_path / "run"), "--format", "onnx", "--out", str(tmp_path / "m.onnx")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
@@ -58,8 +62,14 @@ def test_plain_progress_prints_a_line_per_stage_and_at_most_one_per_interval():
     now = [0.0]
     lines = []
     plain = PlainProgress("demo", None, every_s=10, clock=lambda: now[0])
-    for t, done, msg in [(0, 0, "phantom: start"), (1, 50, "phantom: clip 2"), (3, 100, "ingest: a"),
-                         (5, 200, "ingest: b"), (16, 500, "ingest: c"), (17, 1000, "report: done")]:
+    for t, done, msg in [
+        (0, 0, "phantom: start"),
+        (1, 50, "phantom: clip 2"),
+        (3, 100, "ingest: a"),
+        (5, 200, "ingest: b"),
+        (16, 500, "ingest: c"),
+        (17, 1000, "report: done"),
+    ]:
         now[0] = t
         lines.append(plain.line(Progress(done, 1000, msg)))
     shown = [line for line in lines if line]

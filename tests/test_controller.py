@@ -43,8 +43,9 @@ def test_the_range_key_marks_first_then_last_frame_in_one_based_words(ctl):
     events = []
     ctl.on(events.append)
     ctl.set_frame(4)
-    assert ctl.mark_range("non_standard") == ("non_standard from frame 5: go to its last frame and press "
-                                              "the key again.")
+    assert ctl.mark_range("non_standard") == (
+        "non_standard from frame 5: go to its last frame and press the key again."
+    )
     assert ctl.range_start == 4 and "range" in events
     ctl.set_frame(2)
     assert ctl.mark_range("non_standard") == "Frames 3–5 labelled non_standard."

@@ -59,8 +59,9 @@ exec(STATE_SRC, _ns)  # the parent rebuilds the exact state the child saved
 
 
 def _kill_at_random(root, start, rng, disk):
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(root), str(start), disk],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(root), str(start), disk], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(rng.uniform(0.05, 1.0))
     os.kill(proc.pid, signal.SIGKILL)

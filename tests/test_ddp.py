@@ -18,9 +18,31 @@ def test_torchrun_two_cpu_processes(tmp_path):
 
     ds = write_tiny_dataset(tmp_path / "ds")
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "napari_ultramn", "train", str(ds), "--out", str(run), "--epochs", "2", "--window", "8",
-           "--batch-size", "2", "--device", "cpu", "--model-kwargs", json.dumps(TINY_MODEL), "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "napari_ultramn",
+        "train",
+        str(ds),
+        "--out",
+        str(run),
+        "--epochs",
+        "2",
+        "--window",
+        "8",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+        "--model-kwargs",
+        json.dumps(TINY_MODEL),
+        "-q",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two ranks on a shared 2-core machine
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -70,8 +70,7 @@ def test_header_follows_the_basic_profile_and_no_identifier_survives(tmp_path):
     deid.deidentify_dataset(ds, KEY, PARTICIPANT, SHIFT)
     ds.save_as(tmp_path / "copy.dcm", enforce_file_format=True)
     data = (tmp_path / "copy.dcm").read_bytes()
-    identifiers = [*PHANTOM_IDENTITY.values(), "Doe", "Jane", "7391046", "claustrophobic", "CARPAL",
-                   *original.values()]
+    identifiers = [*PHANTOM_IDENTITY.values(), "Doe", "Jane", "7391046", "claustrophobic", "CARPAL", *original.values()]
     for ident in identifiers:
         for part in ident.split("^"):
             assert part.encode() not in data, f"{part!r} survived de-identification"
@@ -82,9 +81,21 @@ def test_header_follows_the_basic_profile_and_no_identifier_survives(tmp_path):
     for kw in ("PatientBirthDate", "StudyID", "AccessionNumber", "ReferringPhysicianName"):
         assert kw in copy and str(copy[kw].value) == "", kw
     assert copy.PatientSex == "F" and copy.PatientAge == "090Y"  # 95 pooled with every age over 89
-    for kw in ("StudyDescription", "SeriesDescription", "PerformedProcedureStepDescription", "ImageComments",
-               "PatientComments", "OtherPatientIDs", "InstitutionName", "InstitutionAddress", "OperatorsName",
-               "PerformingPhysicianName", "StationName", "DeviceSerialNumber", "IconImageSequence"):
+    for kw in (
+        "StudyDescription",
+        "SeriesDescription",
+        "PerformedProcedureStepDescription",
+        "ImageComments",
+        "PatientComments",
+        "OtherPatientIDs",
+        "InstitutionName",
+        "InstitutionAddress",
+        "OperatorsName",
+        "PerformingPhysicianName",
+        "StationName",
+        "DeviceSerialNumber",
+        "IconImageSequence",
+    ):
         assert kw not in copy, kw
     assert not _private_tags(copy) and (0x6000, 0x3000) not in copy
     shifted = (dt.date(2025, 3, 1) + dt.timedelta(days=SHIFT)).strftime("%Y%m%d")
@@ -120,8 +131,16 @@ def test_uids_are_consistent_within_a_project_and_differ_between_projects(tmp_pa
 
 @pytest.mark.parametrize(
     ("age", "birth", "expected"),
-    [("045Y", None, "045Y"), ("089Y", None, "089Y"), ("090Y", None, "090Y"), ("102Y", None, "090Y"),
-     ("006M", None, "006M"), (None, "19340302", "090Y"), (None, "19700302", "054Y"), (None, "bad", None)],
+    [
+        ("045Y", None, "045Y"),
+        ("089Y", None, "089Y"),
+        ("090Y", None, "090Y"),
+        ("102Y", None, "090Y"),
+        ("006M", None, "006M"),
+        (None, "19340302", "090Y"),
+        (None, "19700302", "054Y"),
+        (None, "bad", None),
+    ],
 )
 def test_age_is_kept_pooled_over_89_or_derived_from_the_birth_date(age, birth, expected):
     ds = Dataset()
@@ -150,8 +169,12 @@ def test_pixels_are_replaced_by_the_cropped_blanked_frames(tmp_path, compress):
     assert copy.get("LossyImageCompression") == ("01" if compress == "jpeg" else None)
     (item,) = copy.SequenceOfUltrasoundRegions
     h, w = frames.shape[1:]
-    assert [item.RegionLocationMinX0, item.RegionLocationMinY0, item.RegionLocationMaxX1,
-            item.RegionLocationMaxY1] == [0, 0, w - 1, h - 1]
+    assert [item.RegionLocationMinX0, item.RegionLocationMinY0, item.RegionLocationMaxX1, item.RegionLocationMaxY1] == [
+        0,
+        0,
+        w - 1,
+        h - 1,
+    ]
     assert item.ReferencePixelX0 == w // 2  # relative to the region corner, which moved with it
 
 
@@ -185,20 +208,30 @@ def test_regions_are_shifted_clipped_and_dropped_with_the_crop():
     frames = np.zeros((1, 50, 80), np.uint8)  # crop rows 25..75, columns 20..100
     deid.deidentify_dataset(ds, KEY, PARTICIPANT, SHIFT, frames=frames, crop_region=[25, 20, 75, 100])
     (item,) = ds.SequenceOfUltrasoundRegions
-    assert [item.RegionLocationMinX0, item.RegionLocationMinY0,
-            item.RegionLocationMaxX1, item.RegionLocationMaxY1] == [0, 0, 79, 49]
+    assert [item.RegionLocationMinX0, item.RegionLocationMinY0, item.RegionLocationMaxX1, item.RegionLocationMaxY1] == [
+        0,
+        0,
+        79,
+        49,
+    ]
     # the reference pixel stays where it was in the image: 10 columns and 5 rows were cut off
     assert (item.ReferencePixelX0, item.ReferencePixelY0) == (40, -5)
 
 
 @pytest.mark.parametrize(
     ("frames", "crop", "message"),
-    [(np.zeros((2, 50, 80), np.uint8), [25, 20, 75, 100], "2 frames given for a source of 1 frames"),
-     (np.zeros((1, 50, 80), np.uint8), [25, 20, 75, 90], r"crop_region \[25, 20, 75, 90\] is 50x70 but the "
-                                                         "frames are 50x80"),
-     (np.zeros((1, 50, 80), np.uint8), None, "differ from the source's 100x120: pass crop_region"),
-     (np.zeros((1, 50, 80), np.uint8), [60, 20, 110, 100], r"does not fit the source's 100x120"),
-     (np.zeros((1, 50, 80), np.float32), [25, 20, 75, 100], "frames must be \\(T, H, W\\) uint8")],
+    [
+        (np.zeros((2, 50, 80), np.uint8), [25, 20, 75, 100], "2 frames given for a source of 1 frames"),
+        (
+            np.zeros((1, 50, 80), np.uint8),
+            [25, 20, 75, 90],
+            r"crop_region \[25, 20, 75, 90\] is 50x70 but the "
+            "frames are 50x80",
+        ),
+        (np.zeros((1, 50, 80), np.uint8), None, "differ from the source's 100x120: pass crop_region"),
+        (np.zeros((1, 50, 80), np.uint8), [60, 20, 110, 100], r"does not fit the source's 100x120"),
+        (np.zeros((1, 50, 80), np.float32), [25, 20, 75, 100], "frames must be \\(T, H, W\\) uint8"),
+    ],
 )
 def test_bad_frames_are_refused_with_the_reason(frames, crop, message):
     ds = Dataset()

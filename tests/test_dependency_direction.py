@@ -17,8 +17,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: (layer, module prefixes); a module belongs to the first layer whose prefix it starts with
 LAYERS = (
-    ("app", ("napari_ultramn._widgets", "napari_ultramn._reader", "napari_ultramn._writer", "napari_ultramn.__main__",
-             "napari_ultramn._sample_data", "napari_ultramn.cli", "napari_ultramn.demo")),
+    (
+        "app",
+        (
+            "napari_ultramn._widgets",
+            "napari_ultramn._reader",
+            "napari_ultramn._writer",
+            "napari_ultramn.__main__",
+            "napari_ultramn._sample_data",
+            "napari_ultramn.cli",
+            "napari_ultramn.demo",
+        ),
+    ),
     ("tools", ("dataset_tools",)),
     ("core", ("napari_ultramn",)),
 )
@@ -126,11 +136,14 @@ def test_layers_cover_every_module():
     assert all(layer_of(m) for m in source_modules())
 
 
-@pytest.mark.parametrize("statement", [
-    "import napari_ultramn, napari_ultramn._sample_data, napari_ultramn._reader, napari_ultramn._writer",
-    "import pkgutil, importlib, dataset_tools; [importlib.import_module(m.name) for m in "
-    "pkgutil.walk_packages(dataset_tools.__path__, 'dataset_tools.')]",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import napari_ultramn, napari_ultramn._sample_data, napari_ultramn._reader, napari_ultramn._writer",
+        "import pkgutil, importlib, dataset_tools; [importlib.import_module(m.name) for m in "
+        "pkgutil.walk_packages(dataset_tools.__path__, 'dataset_tools.')]",
+    ],
+)
 def test_opening_the_plugin_or_the_data_tools_never_imports_torch(statement):
     code = f"import sys; {statement}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -19,7 +19,7 @@ def trained(tiny_run):
 
 def square(size=20, top=5, left=5, side=8):
     m = np.zeros((size, size), bool)
-    m[top:top + side, left:left + side] = True
+    m[top : top + side, left : left + side] = True
     return m
 
 
@@ -113,7 +113,10 @@ def test_cli_evaluate(trained, tmp_path, capsys):
     from napari_ultramn.cli import main
 
     ds, run = trained
-    assert main(["evaluate", str(run), str(ds), "--split", "test", "--out", str(tmp_path / "o"), "--device", "cpu", "-q"]) == 0
+    assert (
+        main(["evaluate", str(run), str(ds), "--split", "test", "--out", str(tmp_path / "o"), "--device", "cpu", "-q"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "plane accuracy (frames)" in out and "ultramn" in out and "best epoch" in out
     assert main(["evaluate", str(tmp_path / "none"), str(ds), "-q"]) == 2
@@ -142,8 +145,9 @@ def test_cli_export_onnx_stream_runs_frame_by_frame_like_the_stream(trained, tmp
     assert main(["export-model", str(run), "--format", "onnx-stream", "--out", str(out)]) == 0
     assert "matches StreamingUltraMN frame by frame" in capsys.readouterr().out
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    feeds = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
-             for i in session.get_inputs()}
+    feeds = {
+        i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32) for i in session.get_inputs()
+    }
     names = [o.name for o in session.get_outputs()]
     result = dict(zip(names, session.run(None, feeds)))
     mask = result["mask_prob"]

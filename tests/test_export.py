@@ -127,8 +127,12 @@ def test_dicom_seg_of_a_phantom_study_clip_opened_cropped(tmp_path):
     top, left, bottom, right = clip.extra["crop_region"]
     out = export_dicom_seg(truth, source, tmp_path / "seg.dcm", crop_region=clip.extra["crop_region"])
     uid = pydicom.dcmread(source, stop_before_pixels=True).SOPInstanceUID
-    pixels = hd.seg.segread(out).get_pixels_by_source_frame(
-        source_sop_instance_uid=uid, source_frame_numbers=[1, 2, 3, 4], segment_numbers=[1]
-    )[..., 0].astype(bool)
+    pixels = (
+        hd.seg.segread(out)
+        .get_pixels_by_source_frame(
+            source_sop_instance_uid=uid, source_frame_numbers=[1, 2, 3, 4], segment_numbers=[1]
+        )[..., 0]
+        .astype(bool)
+    )
     np.testing.assert_array_equal(pixels[:, top:bottom, left:right], truth)
     assert pixels.sum() == truth.sum()

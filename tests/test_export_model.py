@@ -20,8 +20,7 @@ from napari_ultramn.model.stream import StreamingUltraMN
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 P = 5
-LABELS = ["transverse_wrist", "transverse_forearm", "longitudinal_wrist", "longitudinal_forearm",
-          "non_standard"]
+LABELS = ["transverse_wrist", "transverse_forearm", "longitudinal_wrist", "longitudinal_forearm", "non_standard"]
 
 
 def _model(name, **kwargs):
@@ -38,8 +37,7 @@ def _model(name, **kwargs):
 def test_torchscript_matches_eager_at_other_shapes_and_leaves_the_model_alone(tmp_path):
     model = _model("ultramn").train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    path = export_torchscript(model, tmp_path / "m.pt", window=4, size=(32, 32),
-                              plane_labels=LABELS)
+    path = export_torchscript(model, tmp_path / "m.pt", window=4, size=(32, 32), plane_labels=LABELS)
     assert path == tmp_path / "m.pt" and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
     assert model.training  # export works on its own eval-mode copy
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

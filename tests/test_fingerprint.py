@@ -62,8 +62,9 @@ def test_distinct_phantom_participants_are_not_paired(blank_outside_fan):
             records.append(_record(f"c{p}-{plane}", f"P{p}-{plane}", frames))
     assert likely_duplicate_pairs(records) == []
     # ... and not because nothing ever matches: a JPEG copy of one of them is found
-    copy = TRANSFORMS["JPEG q=75"](shape(generate_clip("transverse_wrist", 100, n_frames=8, size=(128, 128)).frames),
-                                   np.random.default_rng(0))
+    copy = TRANSFORMS["JPEG q=75"](
+        shape(generate_clip("transverse_wrist", 100, n_frames=8, size=(128, 128)).frames), np.random.default_rng(0)
+    )
     pairs = likely_duplicate_pairs(records + [_record("copy", "NEW", copy)])
     assert [(p.clip_a, p.clip_b) for p in pairs] == [("c0-transverse_wrist", "copy")]
 
@@ -118,21 +119,30 @@ def test_split_keeps_a_duplicate_pair_together_or_refuses():
     pair = DuplicatePair(clip[a], clip[b], a, b, 0.01)
     split = make_split(records, seed=0, duplicate_pairs=[pair])["participants"]
     assert split[a] == split[b] and set(split) == set(plain)
-    assert suspected_duplicates([pair], split) == [{
-        "participants": sorted([a, b]), "splits": [split[a]],
-        "pairs": [{"clip_a": clip[a], "clip_b": clip[b], "participant_a": a, "participant_b": b,
-                   "distance": 0.01}]}]
-    with pytest.raises(InputError, match=rf"^1 suspected duplicate clip pair\(s\) across participants \(the same "
-                                         rf"patient under two pseudonyms\?\): {a} \({clip[a]}\) ~ {b} \({clip[b]}\), "
-                                         "distance 0.010"):
+    assert suspected_duplicates([pair], split) == [
+        {
+            "participants": sorted([a, b]),
+            "splits": [split[a]],
+            "pairs": [{"clip_a": clip[a], "clip_b": clip[b], "participant_a": a, "participant_b": b, "distance": 0.01}],
+        }
+    ]
+    with pytest.raises(
+        InputError,
+        match=rf"^1 suspected duplicate clip pair\(s\) across participants \(the same "
+        rf"patient under two pseudonyms\?\): {a} \({clip[a]}\) ~ {b} \({clip[b]}\), "
+        "distance 0.010",
+    ):
         make_split(records, seed=0, duplicate_pairs=[pair], refuse_duplicates=True)
 
 
 @pytest.mark.parametrize("ratios", [(0.8, 0.15, 0.15), (1.1, -0.05, -0.05), (0.7, 0.3)])
 def test_ratios_refused_with_one_message(ratios):
-    with pytest.raises(InputError, match=r"^split ratios must be three non-negative numbers summing to 1 with "
-                                         r"train > 0 \(train validation test, e.g. 0.7 0.15 0.15\), got "
-                                         + str(list(ratios)).replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(
+        InputError,
+        match=r"^split ratios must be three non-negative numbers summing to 1 with "
+        r"train > 0 \(train validation test, e.g. 0.7 0.15 0.15\), got "
+        + str(list(ratios)).replace("[", r"\[").replace("]", r"\]"),
+    ):
         check_ratios(ratios)
 
 
@@ -143,9 +153,14 @@ def copied_dataset(tmp_path_factory):
     project = make_project(root / "proj", n_participants=5, raters=("r1", "r2"), seed=4)
     source = project.open_clip("p0_c0").to_array()
     rec = project.clip_record("p1_c0")
-    write_hdf5_clip(project.clip_path("p1_c0"), (source + 1).astype(np.uint8),
-                    {k: rec[k] for k in ("clip_id", "participant", "side", "plane", "source_sha256",
-                                         "spacing_source", "frame_time_ms")})
+    write_hdf5_clip(
+        project.clip_path("p1_c0"),
+        (source + 1).astype(np.uint8),
+        {
+            k: rec[k]
+            for k in ("clip_id", "participant", "side", "plane", "source_sha256", "spacing_source", "frame_time_ms")
+        },
+    )
     run_to_end(build_dataset(project, root / "ds", consensus="majority", min_frames=8))
     return root / "ds"
 
@@ -165,8 +180,11 @@ def test_validate_reports_a_duplicate_across_splits(copied_dataset, tmp_path):
     shutil.copytree(copied_dataset, folder)
     clips = json.loads((folder / "manifest.json").read_text())["clips"]
     a = next(c for c in clips if c["clip_id"] == "p0_c0")
-    b = next(c for c in clips if c["split"] != a["split"] and c["frame_shape"] == a["frame_shape"]
-             and c["n_frames"] == a["n_frames"])
+    b = next(
+        c
+        for c in clips
+        if c["split"] != a["split"] and c["frame_shape"] == a["frame_shape"] and c["n_frames"] == a["n_frames"]
+    )
     with h5py.File(folder / f"{a['split']}.h5", "r") as fa:
         frames = fa["clips/p0_c0/frames"][()]
     with h5py.File(folder / f"{b['split']}.h5", "r+") as fb:
@@ -174,9 +192,12 @@ def test_validate_reports_a_duplicate_across_splits(copied_dataset, tmp_path):
     problems = [p for p in dataset_problems(folder) if "have near-identical clips" in p]
     # P001's clip is a copy of P000's (same split), so it is reported with b too
     assert len(problems) == 2, problems
-    assert any(f"{a['participant']} (clip p0_c0, {a['split']})" in p
-               and f"{b['participant']} (clip {b['clip_id']}, {b['split']})" in p
-               and p.endswith("likely the same patient under two pseudonyms, across splits") for p in problems)
+    assert any(
+        f"{a['participant']} (clip p0_c0, {a['split']})" in p
+        and f"{b['participant']} (clip {b['clip_id']}, {b['split']})" in p
+        and p.endswith("likely the same patient under two pseudonyms, across splits")
+        for p in problems
+    )
 
 
 def test_lazy_fingerprint_from_the_project_clip_file(copied_dataset):

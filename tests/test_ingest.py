@@ -21,8 +21,13 @@ def source(tmp_path):
     src = tmp_path / "source"
     make_us_dicom(src / "a" / "wrist.dcm", seed=1)
     make_us_dicom(src / "a" / "forearm.dcm", description="MEDIAN LONG FOREARM", laterality="L", seed=2)
-    make_us_dicom(src / "b" / "other.dcm", patient_id="MRN-0777", name="ROE^RICHARD",
-                  description="MEDIAN N TRANSV FOREARM", seed=3)
+    make_us_dicom(
+        src / "b" / "other.dcm",
+        patient_id="MRN-0777",
+        name="ROE^RICHARD",
+        description="MEDIAN N TRANSV FOREARM",
+        seed=3,
+    )
     return src
 
 
@@ -132,14 +137,21 @@ def test_cli_ingest_reports_missing_source(tmp_path, capsys):
     ],
 )
 def test_plane_from_scanner_text(text, plane):
-    assert plane_from_text(text, ["transverse_wrist", "transverse_forearm", "longitudinal_wrist",
-                                  "longitudinal_forearm"]) == plane
+    assert (
+        plane_from_text(text, ["transverse_wrist", "transverse_forearm", "longitudinal_wrist", "longitudinal_forearm"])
+        == plane
+    )
 
 
 @pytest.mark.parametrize(
     "age, birth, study, band",
-    [("045Y", None, None, "40-49"), (None, "19580317", "20240105", "60-69"), ("093Y", None, None, "90+"),
-     ("006M", None, None, "0-9"), (None, None, None, None)],
+    [
+        ("045Y", None, None, "40-49"),
+        (None, "19580317", "20240105", "60-69"),
+        ("093Y", None, None, "90+"),
+        ("006M", None, None, "0-9"),
+        (None, None, None, None),
+    ],
 )
 def test_age_band(age, birth, study, band):
     assert deid.age_band(age, birth, study) == band

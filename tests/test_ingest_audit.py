@@ -17,8 +17,16 @@ def _mapping(tmp_path, rows):
 def test_cropped_screen_recording_audits_clean(tmp_path, capsys):
     rec = make_screen_recording("convex", seed=3, n_frames=6, size=(240, 320))
     write_screen_recording(tmp_path / "src" / "clip.mp4", rec.frames)
-    code = main(["ingest", str(tmp_path / "src"), str(tmp_path / "proj"), "-q",
-                 "--mapping", str(_mapping(tmp_path, [("clip.mp4", "MRN0012345")]))])
+    code = main(
+        [
+            "ingest",
+            str(tmp_path / "src"),
+            str(tmp_path / "proj"),
+            "-q",
+            "--mapping",
+            str(_mapping(tmp_path, [("clip.mp4", "MRN0012345")])),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "PHI audit of what this ingest wrote: clean" in out
@@ -26,8 +34,17 @@ def test_cropped_screen_recording_audits_clean(tmp_path, capsys):
 
 def test_a_screen_kept_whole_with_no_crop_fails_the_audit(tmp_path, capsys):
     write_screen_recording(tmp_path / "src" / "settings.png", text_only_screen(seed=1))
-    code = main(["ingest", str(tmp_path / "src"), str(tmp_path / "proj"), "-q", "--no-crop",
-                 "--mapping", str(_mapping(tmp_path, [("settings.png", "MRN0012345")]))])
+    code = main(
+        [
+            "ingest",
+            str(tmp_path / "src"),
+            str(tmp_path / "proj"),
+            "-q",
+            "--no-crop",
+            "--mapping",
+            str(_mapping(tmp_path, [("settings.png", "MRN0012345")])),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1, out
     assert "PHI audit of what this ingest wrote: NOT clean" in out and "burned" in out.lower()

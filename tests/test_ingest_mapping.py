@@ -28,13 +28,19 @@ def test_age_bands_are_the_ones_deid_produces():
 @pytest.mark.parametrize(
     "header, row, message",
     [
-        (["file", "patient_id", "age"], ["rec1", "P1", "93"],
-         "mapping CSV has unknown column(s) 'age'; its columns are file, patient_id, side, plane, sex, "
-         "age_band, site, region"),
+        (
+            ["file", "patient_id", "age"],
+            ["rec1", "P1", "93"],
+            "mapping CSV has unknown column(s) 'age'; its columns are file, patient_id, side, plane, sex, "
+            "age_band, site, region",
+        ),
         (["patient_id"], ["P1"], "mapping CSV needs a 'file' column"),
-        (["file", "age_band"], ["rec1", "exactly 93 (born 1930-01-01)"],
-         "line 2 (rec1): age_band must be a decade band (0-9, 10-19, ..., 80-89, 90+); an exact age "
-         "or a date identifies the person"),
+        (
+            ["file", "age_band"],
+            ["rec1", "exactly 93 (born 1930-01-01)"],
+            "line 2 (rec1): age_band must be a decade band (0-9, 10-19, ..., 80-89, 90+); an exact age "
+            "or a date identifies the person",
+        ),
         (["file", "age_band"], ["rec1", "93"], "line 2 (rec1): age_band must be a decade band"),
         (["file", "side"], ["rec1", "lft"], "line 2 (rec1): side must be 'left' or 'right', got 'lft'"),
         (["file", "region"], ["rec1", "10 20 5 40"], "line 2 (rec1): region '10 20 5 40' is empty"),
@@ -59,8 +65,13 @@ def test_a_file_listed_twice_is_refused(tmp_path):
 
 
 def test_file_names_match_only_where_unique(tmp_path):
-    mapping = read_mapping(write_mapping(tmp_path / "m.csv", ["file", "patient_id"], [
-        ["a/IM0001.dcm", "1"], ["b/IM0001.dcm", "2"], ["c/only.dcm", "3"]]))
+    mapping = read_mapping(
+        write_mapping(
+            tmp_path / "m.csv",
+            ["file", "patient_id"],
+            [["a/IM0001.dcm", "1"], ["b/IM0001.dcm", "2"], ["c/only.dcm", "3"]],
+        )
+    )
     assert mapping["a/IM0001.dcm"]["patient_id"] == "1" and "IM0001.dcm" not in mapping
     assert mapping["only.dcm"]["patient_id"] == "3"
 
@@ -71,8 +82,11 @@ def test_region_is_x0_y0_x1_y1_in_source_pixels():
 
 
 def test_site_names_become_pseudonyms_and_bands_are_kept(tmp_path, src):
-    mapping = write_mapping(tmp_path / "map.csv", ["file", "patient_id", "sex", "age_band", "site"], [
-        ["rec1", "PAT-77", "female", "90+", "Klinikum Nord Radiologie"]])
+    mapping = write_mapping(
+        tmp_path / "map.csv",
+        ["file", "patient_id", "sex", "age_band", "site"],
+        [["rec1", "PAT-77", "female", "90+", "Klinikum Nord Radiologie"]],
+    )
     summary = run_to_end(ingest(src, tmp_path / "p", mapping_csv=mapping))
     assert len(summary.added) == 1
     project = Project.open(tmp_path / "p")

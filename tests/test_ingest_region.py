@@ -28,16 +28,21 @@ def recordings(tmp_path):
     src = tmp_path / "src"
     write_frame_folder(src / "site1" / "rec_moving", screen_frames(seed=1))
     write_frame_folder(src / "site1" / "rec_still", screen_frames(seed=2, image=False))
-    mapping = write_mapping(tmp_path / "map.csv", ["file", "patient_id", "side"], [
-        ["site1/rec_moving", "PAT-1", "left"], ["site1/rec_still", "PAT-2", "right"]])
+    mapping = write_mapping(
+        tmp_path / "map.csv",
+        ["file", "patient_id", "side"],
+        [["site1/rec_moving", "PAT-1", "left"], ["site1/rec_still", "PAT-2", "right"]],
+    )
     return src, mapping
 
 
 def by_patient(project_dir):
     project = Project.open(project_dir)
     key = project.pseudonym_key()
-    return {pid: next((r for r in project.clips() if r["participant"] == deid.pseudonym(key, pid)), None)
-            for pid in ("PAT-1", "PAT-2")}
+    return {
+        pid: next((r for r in project.clips() if r["participant"] == deid.pseudonym(key, pid)), None)
+        for pid in ("PAT-1", "PAT-2")
+    }
 
 
 def assert_near_screen_area(rec):
@@ -81,8 +86,11 @@ def test_no_crop_keeps_the_whole_frame_and_is_recorded(tmp_path, recordings):
 
 def test_mapping_region_wins_over_detection(tmp_path, recordings):
     src, _ = recordings
-    mapping = write_mapping(tmp_path / "m.csv", ["file", "patient_id", "region"], [
-        ["site1/rec_moving", "PAT-1", "12 14 72 56"], ["site1/rec_still", "PAT-2", "10 15 70 55"]])
+    mapping = write_mapping(
+        tmp_path / "m.csv",
+        ["file", "patient_id", "region"],
+        [["site1/rec_moving", "PAT-1", "12 14 72 56"], ["site1/rec_still", "PAT-2", "10 15 70 55"]],
+    )
     summary = run_to_end(ingest(src, tmp_path / "p", mapping_csv=mapping))
     assert len(summary.added) == 2 and not summary.failed
     recs = by_patient(tmp_path / "p")
@@ -93,8 +101,9 @@ def test_mapping_region_wins_over_detection(tmp_path, recordings):
 
 def test_mapping_region_outside_the_frame_is_refused(tmp_path, recordings):
     src, _ = recordings
-    mapping = write_mapping(tmp_path / "m.csv", ["file", "patient_id", "region"], [
-        ["site1/rec_moving", "PAT-1", "0 0 200 50"]])
+    mapping = write_mapping(
+        tmp_path / "m.csv", ["file", "patient_id", "region"], [["site1/rec_moving", "PAT-1", "0 0 200 50"]]
+    )
     summary = run_to_end(ingest(src / "site1" / "rec_moving", tmp_path / "p", mapping_csv=mapping))
     [(name, problem)] = summary.failed
     assert name == str(src / "site1" / "rec_moving")  # a single SOURCE is named as given

@@ -91,11 +91,21 @@ def test_identifiers_json_holds_what_ingest_saw_merged(tmp_path, one_dicom):
     obj = json.loads((project_dir / ".secret" / "identifiers.json").read_text())
     pairs = [(i["kind"], i["value"]) for i in obj["identifiers"]]
     assert obj["schema_version"] == 1 and len(pairs) == len(set(pairs))
-    for expected in [("patient_id", "MRN-0042"), ("patient_name", "DOE^JANE"), ("patient_name", "JANE DOE"),
-                     ("birth_date", "19580317"), ("birth_date", "1958-03-17"), ("birth_date", "17.03.1958"),
-                     ("birth_date", "03/17/1958"), ("study_date", "20240105"),
-                     ("institution", "St Elsewhere Hospital"), ("accession", "ACC998877"),
-                     ("other", "SMITH^JOHN"), ("patient_id", "VID-9"), ("site", "Ward 7")]:
+    for expected in [
+        ("patient_id", "MRN-0042"),
+        ("patient_name", "DOE^JANE"),
+        ("patient_name", "JANE DOE"),
+        ("birth_date", "19580317"),
+        ("birth_date", "1958-03-17"),
+        ("birth_date", "17.03.1958"),
+        ("birth_date", "03/17/1958"),
+        ("study_date", "20240105"),
+        ("institution", "St Elsewhere Hospital"),
+        ("accession", "ACC998877"),
+        ("other", "SMITH^JOHN"),
+        ("patient_id", "VID-9"),
+        ("site", "Ward 7"),
+    ]:
         assert expected in pairs
 
 
@@ -125,14 +135,21 @@ def test_two_concurrent_ingests_into_one_project_keep_every_clip(tmp_path):
     assert len(project.clips()) == 6
     key = project.pseudonym_key()
     assert {r["participant"] for r in project.clips()} == {
-        deid.pseudonym(key, f"MRN-{run}{i}") for run in range(2) for i in range(3)}
+        deid.pseudonym(key, f"MRN-{run}{i}") for run in range(2) for i in range(3)
+    }
 
 
 def test_upsert_clips_rereads_the_registry_so_no_record_is_lost(tmp_path):
     Project.create(tmp_path / "p")
     first, second = Project.open(tmp_path / "p"), Project.open(tmp_path / "p")
-    rec = {"file": "clips/x.h5", "participant": "P1", "source_sha256": "0" * 64, "n_frames": 1,
-           "frame_shape": [4, 4], "spacing_source": "none"}
+    rec = {
+        "file": "clips/x.h5",
+        "participant": "P1",
+        "source_sha256": "0" * 64,
+        "n_frames": 1,
+        "frame_shape": [4, 4],
+        "spacing_source": "none",
+    }
     first.upsert_clips([{**rec, "clip_id": "one"}])
     second.upsert_clips([{**rec, "clip_id": "two"}])  # opened before "one" existed
     assert Project.open(tmp_path / "p").clip_ids() == ["one", "two"]

@@ -23,17 +23,16 @@ from tests.dicom_factory import (
     write_sr,
 )
 
-_NEEDS_GDCM = pytest.mark.skipif(not have_jpeg_lossless_encoder(),
-                                 reason="python-gdcm (JPEG lossless encoder) not installed")
+_NEEDS_GDCM = pytest.mark.skipif(
+    not have_jpeg_lossless_encoder(), reason="python-gdcm (JPEG lossless encoder) not installed"
+)
 _ALL_PI = [(pi, ts) for ts in NATIVE for pi in PHOTOMETRICS]
 _COMPRESSED = [
-    *[(pi, uid.RLELossless) for pi in ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB",
-                                       "YBR_FULL")],
+    *[(pi, uid.RLELossless) for pi in ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "YBR_FULL")],
     ("MONOCHROME2", uid.JPEGBaseline8Bit),
     ("YBR_FULL_422", uid.JPEGBaseline8Bit),
     ("YBR_FULL", uid.JPEGBaseline8Bit),
-    *[pytest.param((pi, uid.JPEGLosslessSV1), marks=_NEEDS_GDCM)
-      for pi in ("MONOCHROME2", "MONOCHROME1", "RGB")],
+    *[pytest.param((pi, uid.JPEGLosslessSV1), marks=_NEEDS_GDCM) for pi in ("MONOCHROME2", "MONOCHROME1", "RGB")],
     ("MONOCHROME2", uid.JPEGLSLossless),
     ("PALETTE COLOR", uid.JPEGLSLossless),
     ("RGB", uid.JPEGLSLossless),
@@ -82,9 +81,11 @@ def test_wide_samples_and_tables(tmp_path, ts, kwargs):
     np.testing.assert_array_equal(read_dicom_clip(tmp_path / "c.dcm").to_array(), expected)
 
 
-@pytest.mark.parametrize("case", [("MONOCHROME2", uid.ExplicitVRLittleEndian),
-                                  ("YBR_FULL_422", uid.JPEGBaseline8Bit),
-                                  ("RGB", uid.RLELossless)], ids=_id)
+@pytest.mark.parametrize(
+    "case",
+    [("MONOCHROME2", uid.ExplicitVRLittleEndian), ("YBR_FULL_422", uid.JPEGBaseline8Bit), ("RGB", uid.RLELossless)],
+    ids=_id,
+)
 def test_single_frame_image(tmp_path, case):
     pi, ts = case
     g = gray_frames(1, 20, 30)
@@ -99,8 +100,7 @@ def test_region_calibration_and_crop_drop_text_band(tmp_path):
     g = gray_frames(4, 40, 48)
     g[:, :6, :] = 255  # burned-in text band above the imaging region
     region = (8, 4, 36, 44)
-    write_dicom(tmp_path / "us.dcm", g, region=region, delta_cm=(0.012, 0.01),
-                pixel_spacing=(0.5, 0.5))
+    write_dicom(tmp_path / "us.dcm", g, region=region, delta_cm=(0.012, 0.01), pixel_spacing=(0.5, 0.5))
     clip = open_clip(tmp_path / "us.dcm")
     assert clip.spacing_source == "us_region"  # region beats PixelSpacing
     assert clip.spacing_mm == pytest.approx((0.12, 0.1))
@@ -146,9 +146,7 @@ def test_open_decodes_only_first_frame(tmp_path, monkeypatch):
     write_dicom(tmp_path / "jpg.dcm", gray_frames(12, 16, 24), "YBR_FULL_422", uid.JPEGBaseline8Bit)
     decoded = []
     real = dicom_io._decode_frame
-    monkeypatch.setattr(
-        dicom_io, "_decode_frame", lambda ds, dec, i, n: decoded.append(i) or real(ds, dec, i, n)
-    )
+    monkeypatch.setattr(dicom_io, "_decode_frame", lambda ds, dec, i, n: decoded.append(i) or real(ds, dec, i, n))
     clip = open_clip(tmp_path / "jpg.dcm")
     assert decoded == [0]
     clip.frame(0)
@@ -260,8 +258,15 @@ def test_wide_monochrome_is_shown_through_its_window(tmp_path):
 
 
 def test_window_after_rescale_linear_exact_and_monochrome1(tmp_path):
-    path, stored = _wide_mono(tmp_path, "MONOCHROME1", RescaleSlope=2, RescaleIntercept=-100,
-                              WindowCenter=3000, WindowWidth=5000, VOILUTFunction="LINEAR_EXACT")
+    path, stored = _wide_mono(
+        tmp_path,
+        "MONOCHROME1",
+        RescaleSlope=2,
+        RescaleIntercept=-100,
+        WindowCenter=3000,
+        WindowWidth=5000,
+        VOILUTFunction="LINEAR_EXACT",
+    )
     x = stored * 2 - 100
     want = np.clip(np.round(((x - 3000) / 5000 + 0.5) * 255), 0, 255).astype(np.uint8)
     np.testing.assert_array_equal(read_dicom_clip(path).to_array(), 255 - want)

@@ -29,8 +29,14 @@ def series(tmp_path):
     folder.mkdir()
     frames = gray_frames(5, 24, 32)
     for k, frame in enumerate(frames):
-        write_frame(folder / f"IM{5 - k:04d}.dcm", frame, number=k + 1,
-                    time=f"1015{10 + k * 0.04:09.6f}", region=(2, 3, 20, 30), delta_cm=(0.02, 0.025))
+        write_frame(
+            folder / f"IM{5 - k:04d}.dcm",
+            frame,
+            number=k + 1,
+            time=f"1015{10 + k * 0.04:09.6f}",
+            region=(2, 3, 20, 30),
+            delta_cm=(0.02, 0.025),
+        )
     return folder, frames
 
 
@@ -60,8 +66,9 @@ def test_without_instance_numbers_acquisition_time_then_name_decides(tmp_path):
 def test_opening_decodes_one_frame_and_files_mix_codecs(tmp_path, monkeypatch):
     frames = gray_frames(3, 16, 24)
     expected = [
-        write_frame(tmp_path / "1.dcm", frames[0], number=1, photometric="YBR_FULL_422",
-                    transfer_syntax=uid.JPEGBaseline8Bit),
+        write_frame(
+            tmp_path / "1.dcm", frames[0], number=1, photometric="YBR_FULL_422", transfer_syntax=uid.JPEGBaseline8Bit
+        ),
         write_frame(tmp_path / "2.dcm", frames[1], number=2, transfer_syntax=uid.RLELossless),
         write_frame(tmp_path / "3.dcm", frames[2], number=3, photometric="RGB"),
     ]
@@ -90,8 +97,7 @@ def test_mixed_series_sizes_and_empty_folders_are_refused(tmp_path):
     write_frame(sizes / "a.dcm", gray_frames(1, 8, 8)[0])
     write_frame(sizes / "b.dcm", gray_frames(1, 8, 12)[0])
     assert _message(sizes) == (
-        f"{sizes}: images differ in size: a.dcm is 8x8, b.dcm is 8x12 (rows x columns); "
-        "a clip needs one size"
+        f"{sizes}: images differ in size: a.dcm is 8x8, b.dcm is 8x12 (rows x columns); a clip needs one size"
     )
     cines = tmp_path / "cines"
     cines.mkdir()
@@ -144,8 +150,12 @@ def test_find_sources_one_clip_per_series_folder(tmp_path):
     for k in range(4):
         write_frame(study / "tangle" / f"t{k}.dcm", gray_frames(1, 8, 8)[0], series=f"1.8.{k % 2}")
     assert find_sources(study) == [
-        study / "p1", study / "p2" / "cine1.dcm", study / "p2" / "cine2.dcm",
-        study / "stills" / "s1.dcm", study / "stills" / "s2.dcm", study / "tangle",
+        study / "p1",
+        study / "p2" / "cine1.dcm",
+        study / "p2" / "cine2.dcm",
+        study / "stills" / "s1.dcm",
+        study / "stills" / "s2.dcm",
+        study / "tangle",
     ]
     assert find_sources(study / "p1") == [study / "p1"]
     assert open_clip(study / "p1").shape == (3, 8, 8)

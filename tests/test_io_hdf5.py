@@ -14,9 +14,17 @@ from napari_ultramn.io.hdf5clip import FORMAT, read_hdf5_clip, write_clip_group,
 from tests.dicom_factory import gray_frames
 
 META = {
-    "clip_id": "P001-abc", "participant": "P001", "side": "left", "plane": "transverse_wrist",
-    "source_sha256": "ab" * 32, "spacing_mm": (0.1, 0.12), "spacing_source": "us_region",
-    "frame_time_ms": 33.3, "manufacturer": "PhantomCo", "device_model": "X", "site": "A",
+    "clip_id": "P001-abc",
+    "participant": "P001",
+    "side": "left",
+    "plane": "transverse_wrist",
+    "source_sha256": "ab" * 32,
+    "spacing_mm": (0.1, 0.12),
+    "spacing_source": "us_region",
+    "frame_time_ms": 33.3,
+    "manufacturer": "PhantomCo",
+    "device_model": "X",
+    "site": "A",
 }
 
 
@@ -80,8 +88,7 @@ def test_hdf5_not_ours(tmp_path):
     path = tmp_path / "other.h5"
     with h5py.File(path, "w") as fh:
         fh["images"] = np.zeros((2, 4, 4), np.uint8)
-    assert _message(path).endswith("HDF5 file holds no UltraMN clip (no 'frames' or "
-                                   "'/clips/<id>/frames')")
+    assert _message(path).endswith("HDF5 file holds no UltraMN clip (no 'frames' or '/clips/<id>/frames')")
     with h5py.File(path, "w") as fh:
         fh["frames"] = np.zeros((2, 4, 4), np.uint8)  # right name, no format attribute
     assert f"HDF5 file is not an UltraMN clip (no format='{FORMAT}' attribute)" in _message(path)
@@ -129,10 +136,12 @@ def test_a_fresh_process_reads_blosc_frames_without_importing_hdf5plugin_itself(
     frames = gray_frames(3, 16, 24)
     write_hdf5_clip(tmp_path / "c.h5", frames, META)  # the default: Blosc-Zstd
     np.save(tmp_path / "want.npy", frames)
-    code = ("import sys, numpy as np\n"
-            "from napari_ultramn.io import open_clip\n"
-            "assert 'hdf5plugin' not in sys.modules\n"
-            f"got = open_clip(r'{tmp_path / 'c.h5'}').to_array()\n"
-            f"np.testing.assert_array_equal(got, np.load(r'{tmp_path / 'want.npy'}'))\n")
+    code = (
+        "import sys, numpy as np\n"
+        "from napari_ultramn.io import open_clip\n"
+        "assert 'hdf5plugin' not in sys.modules\n"
+        f"got = open_clip(r'{tmp_path / 'c.h5'}').to_array()\n"
+        f"np.testing.assert_array_equal(got, np.load(r'{tmp_path / 'want.npy'}'))\n"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr

@@ -135,8 +135,7 @@ axis 0 index values:={values}
 
 @pytest.mark.parametrize(
     "label, unit, step, frame_time",
-    [("time", "s", 0.04, 40.0), ("time", "ms", 33.0, 33.0), ("time", "", 0.1, 100.0),
-     ("frame", "", 1.0, None)],
+    [("time", "s", 0.04, 40.0), ("time", "ms", 33.0, 33.0), ("time", "", 0.1, 100.0), ("frame", "", 1.0, None)],
 )
 def test_slicer_sequence_list_axis_last(tmp_path, label, unit, step, frame_time):
     frames = gray_frames(5, 14, 18)
@@ -187,9 +186,7 @@ Seq_Frame0002_Timestamp:=5.06
     assert clip.spacing_mm == pytest.approx((0.09, 0.08))
     assert clip.frame_time_ms == pytest.approx(30.0)
     lo, hi = float(gray.min()), float(gray.max())
-    np.testing.assert_array_equal(
-        clip.to_array(), np.round((gray - lo) * (255.0 / (hi - lo))).astype(np.uint8)
-    )
+    np.testing.assert_array_equal(clip.to_array(), np.round((gray - lo) * (255.0 / (hi - lo))).astype(np.uint8))
 
 
 def test_detached_nrrd_header_with_gzip_data(tmp_path):
@@ -228,17 +225,14 @@ def test_corrupt_metaimage_headers_name_the_file_and_field(tmp_path):
     (tmp_path / "text.mha").write_bytes(b"\x00\x01 not a header")
     assert "text.mha: MetaImage header line 1 is not 'Key = Value'" in _message(tmp_path / "text.mha")
     (tmp_path / "lost.mhd").write_text(
-        "ObjectType = Image\nNDims = 3\nDimSize = 4 4 2\nElementType = MET_UCHAR\n"
-        "ElementDataFile = lost.raw\n"
+        "ObjectType = Image\nNDims = 3\nDimSize = 4 4 2\nElementType = MET_UCHAR\nElementDataFile = lost.raw\n"
     )
     assert _message(tmp_path / "lost.mhd").endswith("lost.mhd: MetaImage data file lost.raw is missing")
 
 
 def test_bad_nrrd_and_volumes_over_time_are_refused(tmp_path):
     (tmp_path / "fake.nrrd").write_bytes(b"PNG not nrrd")
-    assert _message(tmp_path / "fake.nrrd").endswith(
-        "fake.nrrd: is not a NRRD file (it does not start with NRRD000x)"
-    )
+    assert _message(tmp_path / "fake.nrrd").endswith("fake.nrrd: is not a NRRD file (it does not start with NRRD000x)")
     bad = write_nrrd(tmp_path / "sizes.nrrd", "dimension: 3\nsizes: 4 4", np.zeros(48, np.uint8))
     assert _message(bad) == f"{bad}: NRRD header cannot be read (parsed 2 values, but dimension is 3)"
     cut = write_nrrd(tmp_path / "cut.nrrd", "dimension: 3\nsizes: 4 4 3", np.zeros(40, np.uint8))
@@ -272,8 +266,9 @@ def test_detached_headers_hash_their_pixels(tmp_path):
     listed = tmp_path / "listed.nhdr"
     (tmp_path / "s1.raw").write_bytes(bytes(16))
     (tmp_path / "s2.raw").write_bytes(bytes(range(16)))
-    listed.write_text("NRRD0004\ntype: uint8\ndimension: 3\nsizes: 4 4 2\nencoding: raw\n"
-                      "data file: LIST\ns1.raw\ns2.raw\n")
+    listed.write_text(
+        "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 4 4 2\nencoding: raw\ndata file: LIST\ns1.raw\ns2.raw\n"
+    )
     assert open_clip(listed).to_array()[1].ravel().tolist() == list(range(16))
     from napari_ultramn.io.image_sequence import data_files
 

@@ -43,8 +43,7 @@ def test_jpeg_gray_16bit_palette_and_planar_tiff(tmp_path):
     Image.fromarray(gray).convert("P").save(tmp_path / "palette.png")
     np.testing.assert_array_equal(open_clip(tmp_path / "palette.png").frame(0), gray)
     rgb = tinted_rgb(gray)  # RGB planes one after another, as some microscopy/PACS tools write
-    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb, -1, 0), photometric="rgb",
-                     planarconfig="separate")
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate")
     np.testing.assert_array_equal(open_clip(tmp_path / "planar.tif").frame(0), luminance(rgb))
 
 
@@ -89,8 +88,14 @@ def test_frame_folder_or_stills(tmp_path):
     assert find_sources(frames) == [frames]
     assert open_clip(frames).shape == (3, 12, 16)
     assert find_sources(tmp_path) == [
-        beside / "loop.mp4", beside / "s1.png", beside / "s2.png", frames,
-        single / "cine.dcm", single / "only.png", sizes / "a.png", sizes / "b.png",
+        beside / "loop.mp4",
+        beside / "s1.png",
+        beside / "s2.png",
+        frames,
+        single / "cine.dcm",
+        single / "only.png",
+        sizes / "a.png",
+        sizes / "b.png",
     ]
 
 
@@ -112,12 +117,9 @@ def test_ingest_registers_stills_sequences_and_series(tmp_path):
     sitk.WriteImage(img, str(source / "loop.mha"))
     mapping = tmp_path / "map.csv"
     # these tiny test images hold no ultrasound texture to find, so each gets its imaging area
-    mapping.write_text("file,patient_id,region\nstill.png,P1,0 0 12 10\nloop.mha,P2,1 1 11 9\n"
-                       "series,P3,0 0 8 8\n")
+    mapping.write_text("file,patient_id,region\nstill.png,P1,0 0 12 10\nloop.mha,P2,1 1 11 9\nseries,P3,0 0 8 8\n")
     summary = run_to_end(ingest(source, tmp_path / "project", mapping_csv=mapping))
     assert summary.failed == [] and len(summary.added) == 3
     records = {r["source_kind"]: r for r in Project.open(tmp_path / "project").clips()}
-    assert {k: r["n_frames"] for k, r in records.items()} == {
-        "dicom_series": 3, "image": 1, "image_sequence": 4
-    }
+    assert {k: r["n_frames"] for k, r in records.items()} == {"dicom_series": 3, "image": 1, "image_sequence": 4}
     assert records["image_sequence"]["spacing_mm"] == pytest.approx([0.1, 0.1])

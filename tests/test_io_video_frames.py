@@ -38,8 +38,7 @@ def test_mp4_frames_rate_and_random_access(mp4):
 def test_open_decodes_one_frame(mp4, monkeypatch):
     calls = []
     real = video_io._VideoFrames.__call__
-    monkeypatch.setattr(video_io._VideoFrames, "__call__",
-                        lambda self, i: calls.append(i) or real(self, i))
+    monkeypatch.setattr(video_io._VideoFrames, "__call__", lambda self, i: calls.append(i) or real(self, i))
     clip = open_clip(mp4[0])
     clip.frame(0)
     assert calls == [0]
@@ -68,9 +67,11 @@ def _message(path) -> str:
 
 @pytest.mark.parametrize(
     ("suffix", "codec", "problem"),
-    [(".avi", "mpeg4", "video has no frames"),
-     # an mp4 without samples keeps no track at all
-     (".mp4", "libx264", "has no video stream (the file is empty or holds no video)")],
+    [
+        (".avi", "mpeg4", "video has no frames"),
+        # an mp4 without samples keeps no track at all
+        (".mp4", "libx264", "has no video stream (the file is empty or holds no video)"),
+    ],
 )
 def test_empty_video(tmp_path, suffix, codec, problem):
     import av

@@ -13,8 +13,9 @@ UNLABELLED = ("p2_c0", "p2_c1")
 
 @pytest.fixture
 def project(tmp_path):
-    return make_project(tmp_path / "proj", n_participants=3, clips_per_participant=2, raters=("r1",),
-                        unannotated=UNLABELLED)
+    return make_project(
+        tmp_path / "proj", n_participants=3, clips_per_participant=2, raters=("r1",), unannotated=UNLABELLED
+    )
 
 
 def test_a_round_trains_on_human_labels_and_preannotates_only_the_rest(project, tmp_path, capsys):
@@ -22,8 +23,23 @@ def test_a_round_trains_on_human_labels_and_preannotates_only_the_rest(project, 
     from napari_ultramn.cli import main
 
     loop = tmp_path / "loop"
-    argv = ["label-loop", str(project.root), "--out", str(loop), "--epochs", "1", "--window", "8",
-            "--batch-size", "2", "--device", "cpu", "--model-kwargs", '{"base_channels": 4, "depth": 2}', "-q"]
+    argv = [
+        "label-loop",
+        str(project.root),
+        "--out",
+        str(loop),
+        "--epochs",
+        "1",
+        "--window",
+        "8",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+        "--model-kwargs",
+        '{"base_channels": 4, "depth": 2}',
+        "-q",
+    ]
     assert main(argv) == 0
     assert "round 1 done" in capsys.readouterr().out
     state = json.loads((loop / "loop.json").read_text())
@@ -44,8 +60,9 @@ def test_a_round_trains_on_human_labels_and_preannotates_only_the_rest(project, 
 def test_too_few_labelled_participants_is_one_clear_error(tmp_path, capsys):
     from napari_ultramn.cli import main
 
-    proj = make_project(tmp_path / "p", n_participants=2, clips_per_participant=1, raters=("r1",),
-                        unannotated=("p1_c0",))
+    proj = make_project(
+        tmp_path / "p", n_participants=2, clips_per_participant=1, raters=("r1",), unannotated=("p1_c0",)
+    )
     assert main(["label-loop", str(proj.root), "--out", str(tmp_path / "loop"), "-q"]) == 2
     err = capsys.readouterr().err
     assert "at least 2 participants" in err and "1 clip(s) of 1 participant(s)" in err
@@ -89,13 +106,22 @@ def test_queue_offers_the_most_doubtful_unlabelled_clips_first_and_keeps_its_ord
     from napari_ultramn.annotation.model_doubt import record_model_doubt
     from napari_ultramn.annotation.queue import ClipQueue
 
-    proj = make_project(tmp_path / "q", n_participants=3, clips_per_participant=2, raters=("r1",),
-                        unannotated=("p1_c0", "p1_c1", "p2_c0", "p2_c1"))
+    proj = make_project(
+        tmp_path / "q",
+        n_participants=3,
+        clips_per_participant=2,
+        raters=("r1",),
+        unannotated=("p1_c0", "p1_c1", "p2_c0", "p2_c1"),
+    )
     queue = ClipQueue(proj, "r2", blind=True)
     before = [e.clip_id for e in queue.entries()]
     assert queue.next_unlabelled() == before[0]  # no model yet: registry order
-    record_model_doubt(proj.root, {"p1_c0": {"uncertainty": 0.2}, "p2_c1": {"uncertainty": 0.9},
-                                   "p1_c1": {"uncertainty": 0.5}}, "run", "now")
+    record_model_doubt(
+        proj.root,
+        {"p1_c0": {"uncertainty": 0.2}, "p2_c1": {"uncertainty": 0.9}, "p1_c1": {"uncertainty": 0.5}},
+        "run",
+        "now",
+    )
     order = [e.clip_id for e in queue.refresh()]
     assert order[:3] == ["p2_c1", "p1_c1", "p1_c0"]
     assert sorted(order[3:]) == sorted(set(before) - {"p2_c1", "p1_c1", "p1_c0"})

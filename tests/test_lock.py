@@ -22,7 +22,10 @@ def test_lock_records_holder_and_blocks_a_second_opener(tmp_path):
     with AnnotationLock.acquire(path, who="clip 'c0' of rater 'r1'") as lock:
         info = read_lock(path)
         assert info["hostname"] == socket.gethostname() and info["pid"] == lock.info["pid"]
-        with pytest.raises(ConflictError, match=rf"clip 'c0' of rater 'r1' is already open in another window \(process {info['pid']} on {socket.gethostname()}, since .*Lock file: .*r1\.lock"):
+        with pytest.raises(
+            ConflictError,
+            match=rf"clip 'c0' of rater 'r1' is already open in another window \(process {info['pid']} on {socket.gethostname()}, since .*Lock file: .*r1\.lock",
+        ):
             AnnotationLock.acquire(path, who="clip 'c0' of rater 'r1'")
     assert not path.exists()
     assert not list(path.parent.glob(".*partial"))

@@ -68,17 +68,18 @@ def test_live_lock_says_close_it_without_an_unlock_command(tmp_path):
 
 
 def test_foreign_lock_names_the_command_that_breaks_it(tmp_path, capsys):
-    path = _lock_file(tmp_path / "c0" / "r1.lock", pid=os.getpid(), hostname="radiology-ws-7",
-                      command="napari")
+    path = _lock_file(tmp_path / "c0" / "r1.lock", pid=os.getpid(), hostname="radiology-ws-7", command="napari")
     with pytest.raises(ConflictError) as err:
         AnnotationLock.acquire(path, who="clip 'c0' of rater 'r1'")
     assert str(err.value) == (
         f"clip 'c0' of rater 'r1' is already open in another window (process {os.getpid()} on "
         "radiology-ws-7, since t0); close it there first, or if it is no longer running, break the "
-        f"lock with `ultramn unlock {path}`. Lock file: {path}")
+        f"lock with `ultramn unlock {path}`. Lock file: {path}"
+    )
     assert main(["unlock", str(path)]) == 0
-    assert capsys.readouterr().out == (f"{path}: removed (it was held by process {os.getpid()} on "
-                                       "radiology-ws-7, since t0, running `napari`)\n")
+    assert capsys.readouterr().out == (
+        f"{path}: removed (it was held by process {os.getpid()} on radiology-ws-7, since t0, running `napari`)\n"
+    )
     AnnotationLock.acquire(path).release()
 
 
@@ -90,7 +91,9 @@ def test_unlock_refuses_a_live_holder_unless_forced(tmp_path, capsys):
         assert re.fullmatch(
             rf"ultramn unlock: error: {re.escape(str(path))}: held by process {os.getpid()} on "
             rf"{re.escape(socket.gethostname())}, since {re.escape(lock.info['acquired'])}, running `.*`, "
-            r"which is still running; stop it first \(or add --force\)\n", err)
+            r"which is still running; stop it first \(or add --force\)\n",
+            err,
+        )
         assert path.exists()
         assert main(["unlock", str(path), "--force"]) == 0
         assert not path.exists()
@@ -103,6 +106,7 @@ def _frozen_clock(monkeypatch):
         @classmethod
         def now(cls, tz=None):
             return cls(2026, 11, 30, 13, 0, 0, 0)
+
     monkeypatch.setattr(store_mod._dt, "datetime", Frozen)
 
 
@@ -130,6 +134,7 @@ def test_set_aside_without_hard_links_copies_exclusively(tmp_path, monkeypatch):
 
     def no_links(src, dst):
         raise PermissionError(1, "Operation not permitted")
+
     monkeypatch.setattr(store_mod.os, "link", no_links)
     aside = store.set_aside("c0", "r1")
     assert aside.read_text() == "{bad" and not path.exists()

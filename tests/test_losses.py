@@ -36,24 +36,35 @@ def _batch(empty=False):
     }
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"seg_dice_weight": -1.0}, "seg_dice_weight must be finite and >= 0"),
-    ({"plane_weight": float("nan")}, "plane_weight must be finite and >= 0"),
-    ({"presence_weight": "0.5"}, "presence_weight must be a number"),
-    ({"seg_dice_weight": 0, "seg_ce_weight": 0, "presence_weight": 0, "plane_weight": 0,
-      "clip_plane_weight": 0}, "all loss weights are 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"seg_dice_weight": -1.0}, "seg_dice_weight must be finite and >= 0"),
+        ({"plane_weight": float("nan")}, "plane_weight must be finite and >= 0"),
+        ({"presence_weight": "0.5"}, "presence_weight must be a number"),
+        (
+            {"seg_dice_weight": 0, "seg_ce_weight": 0, "presence_weight": 0, "plane_weight": 0, "clip_plane_weight": 0},
+            "all loss weights are 0",
+        ),
+    ],
+)
 def test_bad_weights_are_refused_with_a_message(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MultitaskLoss(**kwargs)
 
 
 def test_total_is_the_weighted_sum_of_the_parts():
-    loss = MultitaskLoss(seg_dice_weight=2.0, seg_ce_weight=0.5, presence_weight=0.25,
-                         plane_weight=1.5, clip_plane_weight=3.0)
+    loss = MultitaskLoss(
+        seg_dice_weight=2.0, seg_ce_weight=0.5, presence_weight=0.25, plane_weight=1.5, clip_plane_weight=3.0
+    )
     total, parts = loss(_outputs(requires_grad=True), _batch())
-    expected = (2.0 * parts["seg_dice"] + 0.5 * parts["seg_ce"] + 0.25 * parts["presence"]
-                + 1.5 * parts["plane"] + 3.0 * parts["clip_plane"])
+    expected = (
+        2.0 * parts["seg_dice"]
+        + 0.5 * parts["seg_ce"]
+        + 0.25 * parts["presence"]
+        + 1.5 * parts["plane"]
+        + 3.0 * parts["clip_plane"]
+    )
     assert parts["total"] == pytest.approx(expected, rel=1e-5)
     assert float(total.detach()) == pytest.approx(expected, rel=1e-5)
     assert all(math.isfinite(v) and v > 0 for v in parts.values())
@@ -154,17 +165,20 @@ def test_half_precision_logits_give_a_float32_loss():
 
 
 # -- plane class weights ---------------------------------------------------------------------
-@pytest.mark.parametrize("weights, message", [
-    ([], "plane_class_weights is empty"),
-    (2.0, "plane_class_weights must be a sequence of numbers"),
-    ("1,1,1,1,1", "plane_class_weights must be a sequence of numbers"),
-    ([1.0, 0.0, 1.0, 1.0, 1.0], r"plane_class_weights\[1\] must be finite and > 0; got 0.0"),
-    ([1.0, 1.0, -2.0, 1.0, 1.0], r"plane_class_weights\[2\] must be finite and > 0"),
-    ([1.0, float("inf"), 1.0, 1.0, 1.0], r"plane_class_weights\[1\] must be finite and > 0"),
-    ([1.0, float("nan"), 1.0, 1.0, 1.0], r"plane_class_weights\[1\] must be finite and > 0"),
-    ([1.0, "2", 1.0, 1.0, 1.0], r"plane_class_weights\[1\] must be a number"),
-    ([True, 1.0, 1.0, 1.0, 1.0], r"plane_class_weights\[0\] must be a number"),
-])
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ([], "plane_class_weights is empty"),
+        (2.0, "plane_class_weights must be a sequence of numbers"),
+        ("1,1,1,1,1", "plane_class_weights must be a sequence of numbers"),
+        ([1.0, 0.0, 1.0, 1.0, 1.0], r"plane_class_weights\[1\] must be finite and > 0; got 0.0"),
+        ([1.0, 1.0, -2.0, 1.0, 1.0], r"plane_class_weights\[2\] must be finite and > 0"),
+        ([1.0, float("inf"), 1.0, 1.0, 1.0], r"plane_class_weights\[1\] must be finite and > 0"),
+        ([1.0, float("nan"), 1.0, 1.0, 1.0], r"plane_class_weights\[1\] must be finite and > 0"),
+        ([1.0, "2", 1.0, 1.0, 1.0], r"plane_class_weights\[1\] must be a number"),
+        ([True, 1.0, 1.0, 1.0, 1.0], r"plane_class_weights\[0\] must be a number"),
+    ],
+)
 def test_bad_plane_class_weights_are_refused_with_a_message(weights, message):
     with pytest.raises(ValueError, match=message):
         MultitaskLoss(plane_class_weights=weights)
@@ -206,8 +220,9 @@ def test_up_weighted_label_gets_a_larger_gradient():
     grads = []
     for weights in ([1.0] * P, [1.0, 1.0, 1.0, 1.0, 4.0]):
         out = _outputs(requires_grad=True)
-        total, _ = MultitaskLoss(seg_dice_weight=0, seg_ce_weight=0, presence_weight=0,
-                                 clip_plane_weight=0, plane_class_weights=weights)(out, batch)
+        total, _ = MultitaskLoss(
+            seg_dice_weight=0, seg_ce_weight=0, presence_weight=0, clip_plane_weight=0, plane_class_weights=weights
+        )(out, batch)
         total.backward()
         g = out["plane_frame"].grad
         grads.append((g[1, 0].norm() / g[0, 0].norm()).item())  # frame of label 4 vs of label 0
@@ -230,9 +245,11 @@ def test_inverse_frequency_weights():
     w = inverse_frequency_weights([300, 0, 75])
     assert w[1] == 1.0 and (w[0] + w[2]) / 2 == pytest.approx(1.0) and w[2] == pytest.approx(2 * w[0])
     assert inverse_frequency_weights([0, 0]) == [1.0, 1.0]
-    for kwargs, message in (({"counts": []}, "one non-negative count per class"),
-                            ({"counts": [3, -1]}, "one non-negative count per class"),
-                            ({"counts": [1], "power": -1.0}, "power must be finite and >= 0"),
-                            ({"counts": [1], "max_ratio": 0.5}, "max_ratio must be finite and >= 1")):
+    for kwargs, message in (
+        ({"counts": []}, "one non-negative count per class"),
+        ({"counts": [3, -1]}, "one non-negative count per class"),
+        ({"counts": [1], "power": -1.0}, "power must be finite and >= 0"),
+        ({"counts": [1], "max_ratio": 0.5}, "max_ratio must be finite and >= 1"),
+    ):
         with pytest.raises(ValueError, match=message):
             inverse_frequency_weights(**kwargs)

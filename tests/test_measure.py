@@ -57,8 +57,14 @@ def test_uncalibrated_square_is_in_pixels():
     assert (m.centroid_row, m.centroid_col) == (19.5, 19.5)
     assert m.flattening == pytest.approx(1.0)
     assert set(m.as_dict()) == {
-        "area_px2", "perimeter_px", "flattening", "circularity", "major_axis_px", "minor_axis_px",
-        "centroid_row_px", "centroid_col_px",
+        "area_px2",
+        "perimeter_px",
+        "flattening",
+        "circularity",
+        "major_axis_px",
+        "minor_axis_px",
+        "centroid_row_px",
+        "centroid_col_px",
     }
 
 
@@ -101,8 +107,12 @@ def _moving_clip():
     ann = ClipAnnotation("c", "r", n_frames=6, frame_shape=(60, 80), clip_plane="transverse_wrist")
     for t, (cy, cx) in enumerate([(20, 20), (20, 23), (24, 27)]):
         yy, xx = np.mgrid[:60, :80]
-        ann.set_mask(t * 2, (yy - cy) ** 2 + (xx - cx) ** 2 <= 36, "drawn" if t != 1 else "propagated",
-                     confidence=None if t != 1 else 0.8)
+        ann.set_mask(
+            t * 2,
+            (yy - cy) ** 2 + (xx - cx) ** 2 <= 36,
+            "drawn" if t != 1 else "propagated",
+            confidence=None if t != 1 else 0.8,
+        )
     ann.set_mask(5, np.zeros((60, 80), bool), "drawn")  # nerve not visible
     return ann
 

@@ -11,7 +11,7 @@ from napari_ultramn.model.evaluate import frame_metrics as evaluation_frames
 
 def square(size=20, top=5, left=5, side=8):
     m = np.zeros((size, size), bool)
-    m[top:top + side, left:left + side] = True
+    m[top : top + side, left : left + side] = True
     return m
 
 

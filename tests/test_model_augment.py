@@ -21,7 +21,7 @@ def _blobs(b=6, t=4, h=40, w=56):
     out = np.zeros((b, 1, t, h, w), np.uint8)
     for i in range(b):
         r0, c0 = 12 + 2 * i, 16 + 3 * i
-        out[i, 0] = (((rows - r0) / 6.0) ** 2 + ((cols - c0) / 9.0) ** 2 <= 1)
+        out[i, 0] = ((rows - r0) / 6.0) ** 2 + ((cols - c0) / 9.0) ** 2 <= 1
     return torch.from_numpy(out)
 
 
@@ -135,7 +135,7 @@ def test_speckle_is_multiplicative_and_new_in_every_frame():
 def test_rotation_keeps_shapes_on_non_square_frames():
     h, w = 40, 96
     rows, cols = np.mgrid[0:h, 0:w]
-    disc = torch.from_numpy(((rows - 20) ** 2 + (cols - 48) ** 2 <= 12 ** 2).astype(np.uint8))
+    disc = torch.from_numpy(((rows - 20) ** 2 + (cols - 48) ** 2 <= 12**2).astype(np.uint8))
     masks = disc[None, None].repeat(2, 1, 1, 1)
     aug = Augment(p_flip=0, p_affine=1.0, rotate_deg=10, scale=(1, 1), translate=0, p_speckle=0, p_intensity=0)
     _, m = aug(masks * 255, masks, _gen(7))

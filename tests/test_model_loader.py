@@ -24,20 +24,21 @@ from tests.project_factory import make_project
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("tds")
-    project = make_project(root / "proj", n_participants=4, n_frames=20, frame_shape=(32, 48),
-                           raters=("r1",), seed=3)
-    run_to_end(build_dataset(project, root / "ds", rater="r1", min_frames=8,
-                             ratios=(0.5, 0.25, 0.25)))
+    project = make_project(root / "proj", n_participants=4, n_frames=20, frame_shape=(32, 48), raters=("r1",), seed=3)
+    run_to_end(build_dataset(project, root / "ds", rater="r1", min_frames=8, ratios=(0.5, 0.25, 0.25)))
     return root / "ds"
 
 
-@pytest.mark.parametrize("n, window, stride, expected", [
-    (20, 8, 8, [0, 8, 12]),
-    (16, 8, 8, [0, 8]),
-    (20, 8, 4, [0, 4, 8, 12]),
-    (7, 8, 8, []),
-    (8, 8, 3, [0]),
-])
+@pytest.mark.parametrize(
+    "n, window, stride, expected",
+    [
+        (20, 8, 8, [0, 8, 12]),
+        (16, 8, 8, [0, 8]),
+        (20, 8, 4, [0, 4, 8, 12]),
+        (7, 8, 8, []),
+        (8, 8, 3, [0]),
+    ],
+)
 def test_window_starts(n, window, stride, expected):
     assert window_starts(n, window, stride) == expected
 

@@ -84,42 +84,54 @@ def test_config_rebuilds_the_same_model(name, kwargs):
 
 def test_default_sizes():
     model = UltraMNet(5)
-    assert model.config == {"name": "ultramn", "n_planes": 5, "in_channels": 1,
-                            "base_channels": 16, "depth": 3, "temporal_kernel": 3,
-                            "factorised": True, "norm": "batch"}
+    assert model.config == {
+        "name": "ultramn",
+        "n_planes": 5,
+        "in_channels": 1,
+        "base_channels": 16,
+        "depth": 3,
+        "temporal_kernel": 3,
+        "factorised": True,
+        "norm": "batch",
+    }
     assert sum(p.numel() for p in model.parameters()) < 500_000
     assert isinstance(build_model("unet2d", 5), UNet2D)
 
 
-@pytest.mark.parametrize("shape, message", [
-    ((1, 1, 4, 30, 32), r"divisible by 2\*\*depth = 8; got 30x32"),
-    ((1, 4, 32, 32), r"expected input \(B, C, T, H, W\)"),
-    ((1, 2, 4, 32, 32), "expected 1 input channel"),
-])
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ((1, 1, 4, 30, 32), r"divisible by 2\*\*depth = 8; got 30x32"),
+        ((1, 4, 32, 32), r"expected input \(B, C, T, H, W\)"),
+        ((1, 2, 4, 32, 32), "expected 1 input channel"),
+    ],
+)
 def test_bad_input_is_reported(shape, message):
     model = build_model("ultramn", P, **TINY)
     with pytest.raises(ValueError, match=message):
         model(torch.rand(*shape))
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: UltraMNet(1), "n_planes must be an int >= 2"),
-    (lambda: UltraMNet(5, temporal_kernel=0), "temporal_kernel must be an int >= 1"),
-    (lambda: UltraMNet(5, depth=0), "depth must be an int from 1 to 6"),
-    (lambda: UltraMNet(5, norm="layer"), "norm must be one of batch, group, instance"),
-    (lambda: UNet2D(5, base_channels=1), "base_channels must be an int >= 2"),
-    (lambda: build_model("resnet", 5), "unknown model 'resnet'"),
-    (lambda: build_model("ultramn_notemporal", 5, temporal_kernel=3), "temporal_kernel=1"),
-    (lambda: model_from_config({"n_planes": 5}), "no 'name'"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: UltraMNet(1), "n_planes must be an int >= 2"),
+        (lambda: UltraMNet(5, temporal_kernel=0), "temporal_kernel must be an int >= 1"),
+        (lambda: UltraMNet(5, depth=0), "depth must be an int from 1 to 6"),
+        (lambda: UltraMNet(5, norm="layer"), "norm must be one of batch, group, instance"),
+        (lambda: UNet2D(5, base_channels=1), "base_channels must be an int >= 2"),
+        (lambda: build_model("resnet", 5), "unknown model 'resnet'"),
+        (lambda: build_model("ultramn_notemporal", 5, temporal_kernel=3), "temporal_kernel=1"),
+        (lambda: model_from_config({"n_planes": 5}), "no 'name'"),
+    ],
+)
 def test_bad_arguments_are_reported(call, message):
     with pytest.raises(ValueError, match=message):
         call()
 
 
 def test_importing_the_model_package_does_not_import_torch():
-    code = ("import sys, napari_ultramn.model; "
-            "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
+    code = "import sys, napari_ultramn.model; assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
@@ -144,8 +156,13 @@ def _moving_nerve_batch(rng, b=4, t=4, s=64):
                 masks[i, 0, j] = nerve.float()
             frames[i, 0, j] = img.clamp(0, 1)
             plane[i, j] = p
-    return {"frames": frames, "masks": masks, "plane": plane, "clip_plane": plane[:, 0].clone(),
-            "annotated": torch.ones(b, t, dtype=torch.bool)}
+    return {
+        "frames": frames,
+        "masks": masks,
+        "plane": plane,
+        "clip_plane": plane[:, 0].clone(),
+        "annotated": torch.ones(b, t, dtype=torch.bool),
+    }
 
 
 @pytest.mark.slow

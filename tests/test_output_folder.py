@@ -49,7 +49,8 @@ def test_second_writer_gets_one_line_naming_the_holder(tmp_path):
         assert str(err.value) == (
             f"{out}: another run is writing this folder: process {os.getpid()} on "
             f"{socket.gethostname()}, since {first.info['acquired']}, running "
-            "`ultramn build-dataset proj ds`; wait for it to finish or stop it")
+            "`ultramn build-dataset proj ds`; wait for it to finish or stop it"
+        )
     assert list(tmp_path.iterdir()) == []  # the lock file goes with the lock
     with OutputFolder(out):
         pass
@@ -58,14 +59,21 @@ def test_second_writer_gets_one_line_naming_the_holder(tmp_path):
 def test_lock_of_another_host_names_the_command_that_breaks_it(tmp_path, capsys):
     out = tmp_path / "ds"
     lock = tmp_path / "ds.lock"
-    lock.write_text(json.dumps({"pid": 4242, "hostname": "radiology-ws-7", "acquired": "t0",
-                                "command": "ultramn build-dataset p ds"}))
+    lock.write_text(
+        json.dumps(
+            {"pid": 4242, "hostname": "radiology-ws-7", "acquired": "t0", "command": "ultramn build-dataset p ds"}
+        )
+    )
     with open(lock) as held:  # a run on the other host holds the kernel lock (shared file system)
         fcntl.flock(held, fcntl.LOCK_EX)
-        with pytest.raises(ConflictError, match=re.escape(
+        with pytest.raises(
+            ConflictError,
+            match=re.escape(
                 "another run is writing this folder: process 4242 on radiology-ws-7, since t0, running "
                 "`ultramn build-dataset p ds`; if it is no longer running, break the lock with "
-                f"`ultramn unlock {lock}`")):
+                f"`ultramn unlock {lock}`"
+            ),
+        ):
             OutputFolder(out).acquire()
         assert main(["unlock", str(out)]) == 0
         assert f"{lock}: removed (it was held by process 4242 on radiology-ws-7" in capsys.readouterr().out
@@ -122,13 +130,16 @@ def _crash_at(monkeypatch, step: int) -> None:
     monkeypatch.setattr(Path, "unlink", unlink)
 
 
-@pytest.mark.parametrize("step, expected, note", [
-    (1, "v1", None),  # the journal was never written: the new version is a leftover
-    (2, "v2", "finished a replace that was interrupted"),
-    (3, "v2", "finished a replace that was interrupted"),
-    (4, "v2", None),
-    (5, "v2", None),
-])
+@pytest.mark.parametrize(
+    "step, expected, note",
+    [
+        (1, "v1", None),  # the journal was never written: the new version is a leftover
+        (2, "v2", "finished a replace that was interrupted"),
+        (3, "v2", "finished a replace that was interrupted"),
+        (4, "v2", None),
+        (5, "v2", None),
+    ],
+)
 def test_a_crash_at_each_step_is_completed_or_rolled_back(tmp_path, monkeypatch, step, expected, note):
     out = tmp_path / "ds"
     _replace(out, "v1")
@@ -174,8 +185,12 @@ def test_a_failed_rename_puts_the_old_version_back_at_once(tmp_path, monkeypatch
 
     with monkeypatch.context() as m:
         m.setattr(os, "replace", full_disk)
-        with pytest.raises(InputError, match=re.escape(
-                f"{out}: could not be put in place (No space left on device); the previous version is kept")):
+        with pytest.raises(
+            InputError,
+            match=re.escape(
+                f"{out}: could not be put in place (No space left on device); the previous version is kept"
+            ),
+        ):
             _replace(out, "v2")
     assert (out / "data.txt").read_text() == "v1"
     assert not (tmp_path / ".ds.replace.json").exists()
@@ -202,8 +217,13 @@ KILLED_BETWEEN_RENAMES = textwrap.dedent("""
 def test_kill_9_between_the_two_renames(tmp_path):
     out = tmp_path / "ds"
     _replace(out, "v1")
-    proc = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RENAMES, str(out)], cwd=ROOT,
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_BETWEEN_RENAMES, str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert not out.exists() and list(tmp_path.glob(".ds.old-*")) and (tmp_path / "ds.lock").exists()
     with open(tmp_path / "ds.lock") as live:  # a reader never steps in while a writer is alive
@@ -211,18 +231,26 @@ def test_kill_9_between_the_two_renames(tmp_path):
         assert finish_interrupted_replace(out) == [] and not out.exists()
     # the kernel released the dead run's lock: a reader (validate-dataset) or the next run finishes it
     assert finish_interrupted_replace(out) == [
-        f"{out}: finished a replace that was interrupted (the new version is in place)"]
+        f"{out}: finished a replace that was interrupted (the new version is in place)"
+    ]
     assert (out / "data.txt").read_text() == "v2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
 def test_lock_of_a_killed_process_is_released_by_the_kernel(tmp_path):
     out = tmp_path / "ds"
-    code = ("import sys, time; from napari_ultramn.output_folder import OutputFolder; "
-            "f = OutputFolder(sys.argv[1], command='holder').acquire(); print('locked', flush=True); "
-            "time.sleep(60)")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True,
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys, time; from napari_ultramn.output_folder import OutputFolder; "
+        "f = OutputFolder(sys.argv[1], command='holder').acquire(); print('locked', flush=True); "
+        "time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         assert proc.stdout.readline().strip() == "locked"
         with pytest.raises(ConflictError, match=f"process {proc.pid} on .*running `holder`"):
@@ -262,13 +290,15 @@ def test_dangerous_folders_are_never_replaced(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(home / "work")
     project = tmp_path / "elsewhere" / "project"
-    cases = [(Path("/"), "is the file system root"),
-             (home, "is your home folder or contains it"),
-             (tmp_path, "is your home folder or contains it"),
-             (home / "work", "is the current folder or contains it"),
-             (Path(napari_ultramn.__file__).parent.parent, "is the napari-ultramn installation or contains it"),
-             (project, "is the annotation project or contains it"),
-             (project.parent, "is the annotation project or contains it")]
+    cases = [
+        (Path("/"), "is the file system root"),
+        (home, "is your home folder or contains it"),
+        (tmp_path, "is your home folder or contains it"),
+        (home / "work", "is the current folder or contains it"),
+        (Path(napari_ultramn.__file__).parent.parent, "is the napari-ultramn installation or contains it"),
+        (project, "is the annotation project or contains it"),
+        (project.parent, "is the annotation project or contains it"),
+    ]
     for path, message in cases:
         with pytest.raises(InputError, match=re.escape(message)) as err:
             OutputFolder(path).refuse_dangerous([(project, "the annotation project")])

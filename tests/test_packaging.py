@@ -34,8 +34,9 @@ def test_npe2_validates_the_installed_manifest():
     pm.discover()
     manifest = pm.get_manifest("napari-ultramn")
     assert manifest.name == "napari-ultramn"
-    result = subprocess.run([sys.executable, "-m", "npe2", "validate", "napari-ultramn", "--imports"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "npe2", "validate", "napari-ultramn", "--imports"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -68,7 +69,8 @@ def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     (whl,) = out.glob("napari_ultramn-*.whl")
@@ -91,10 +93,17 @@ def test_wheel_carries_manifest_schemas_and_entry_point(wheel, tmp_path):
 
     manifest = PluginManifest.from_file(tmp_path / "site" / "napari_ultramn" / "napari.yaml")
     assert manifest.name == "napari-ultramn"
-    code = ("import napari_ultramn, pathlib, sys; p = pathlib.Path(napari_ultramn.__file__).parent; "
-            "assert (p / 'napari.yaml').is_file() and (p / 'schemas' / 'annotation.schema.json').is_file(); "
-            "print(p)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import napari_ultramn, pathlib, sys; p = pathlib.Path(napari_ultramn.__file__).parent; "
+        "assert (p / 'napari.yaml').is_file() and (p / 'schemas' / 'annotation.schema.json').is_file(); "
+        "print(p)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
     assert str(tmp_path / "site") in result.stdout

@@ -73,8 +73,7 @@ def test_workers_option_on_the_command_line(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["build-dataset", "p", "out", "--workers", "-2"])
     assert stop.value.code == 2
-    assert ("argument --workers: must be a whole number, 1 or more (0: all cores), got '-2'"
-            in capsys.readouterr().err)
+    assert "argument --workers: must be a whole number, 1 or more (0: all cores), got '-2'" in capsys.readouterr().err
 
 
 def die_on_two(shared, item):
@@ -86,6 +85,9 @@ def die_on_two(shared, item):
 def test_a_worker_that_dies_is_one_line():
     from napari_ultramn.errors import UltramnError
 
-    with pytest.raises(UltramnError, match=r"^a worker process died with \d of 4 items unfinished "
-                       r"\(out of memory\?\); rerun with fewer --workers$"):
+    with pytest.raises(
+        UltramnError,
+        match=r"^a worker process died with \d of 4 items unfinished "
+        r"\(out of memory\?\); rerun with fewer --workers$",
+    ):
         list(pool_map(die_on_two, range(4), workers=2, ordered=True))

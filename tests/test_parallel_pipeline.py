@@ -26,7 +26,8 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pools")
     run_to_end(write_study(tmp / "study", participants=1, n_frames=6, size=(48, 56), seed=5))
     (tmp / "study" / "dicom" / "copy.dcm").write_bytes(  # a second copy of one file: skipped
-        sorted((tmp / "study" / "dicom").rglob("*.dcm"))[0].read_bytes())
+        sorted((tmp / "study" / "dicom").rglob("*.dcm"))[0].read_bytes()
+    )
     ensure_pseudonym_key(tmp / "p1")
     out = {}
     for workers in (1, 2):

@@ -113,7 +113,7 @@ def test_speckle_is_correlated_over_a_few_pixels_and_longer_laterally():
     p = power(field) - power(field).mean()
 
     def corr(dy, dx):
-        a = p[16 : 112, 16 : 112]
+        a = p[16:112, 16:112]
         b = p[16 + dy : 112 + dy, 16 + dx : 112 + dx]
         return float((a * b).mean() / (a.std() * b.std()))
 
@@ -123,8 +123,7 @@ def test_speckle_is_correlated_over_a_few_pixels_and_longer_laterally():
 
 @pytest.mark.parametrize("fraction,n_frames", [(0.1, 30), (0.25, 24), (0.0, 16)])
 def test_degraded_frames_at_the_requested_fraction(fraction, n_frames):
-    clip = generate_clip("longitudinal_forearm", seed=11, n_frames=n_frames, size=(64, 96),
-                         degraded_fraction=fraction)
+    clip = generate_clip("longitudinal_forearm", seed=11, n_frames=n_frames, size=(64, 96), degraded_fraction=fraction)
     poor = [i for i, q in enumerate(clip.quality) if q == "poor"]
     assert len(poor) == round(fraction * n_frames)
     assert all(clip.degradation[i] in ("noise", "dropout", "shadow") for i in poor)
@@ -137,8 +136,14 @@ def test_each_degradation_darkens_or_disturbs_the_frame():
 
     kinds = {}
     for seed in range(12):
-        clip = generate_clip("transverse_forearm", seed=seed, n_frames=12, size=(64, 64),
-                             degraded_fraction=0.25, out_of_plane_probability=0.0)
+        clip = generate_clip(
+            "transverse_forearm",
+            seed=seed,
+            n_frames=12,
+            size=(64, 64),
+            degraded_fraction=0.25,
+            out_of_plane_probability=0.0,
+        )
         ref = clip.frames[[i for i, d in enumerate(clip.degradation) if d is None]].astype(float).mean(0)
         ref_profile = ndimage.uniform_filter1d(ref[8:].mean(0), 3)
         for i, kind in enumerate(clip.degradation):
@@ -188,7 +193,9 @@ def test_generating_a_clip_never_imports_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from napari_ultramn.phantom import generate_clip; "
-            "generate_clip('transverse_wrist', 0, 2, (64, 64)); print('torch' in sys.modules)")
+    code = (
+        "import sys; from napari_ultramn.phantom import generate_clip; "
+        "generate_clip('transverse_wrist', 0, 2, (64, 64)); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -49,8 +49,18 @@ def test_dicom_is_a_calibrated_us_multiframe_with_fake_identity(study):
     assert ds.NumberOfFrames == 5 and ds.PhotometricInterpretation == "MONOCHROME2"
     assert ds.PatientID == row.patient_id and "^" in str(ds.PatientName)
     assert len(ds.PatientBirthDate) == 8 and ds.PatientSex == row.sex and ds.PatientAge == f"{row.age:03d}Y"
-    for key in ("StudyDate", "StudyTime", "InstitutionName", "ReferringPhysicianName", "AccessionNumber",
-                "OperatorsName", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "ManufacturerModelName"):
+    for key in (
+        "StudyDate",
+        "StudyTime",
+        "InstitutionName",
+        "ReferringPhysicianName",
+        "AccessionNumber",
+        "OperatorsName",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "SOPInstanceUID",
+        "ManufacturerModelName",
+    ):
         assert str(ds.get(key, "")), key
     assert ds.Manufacturer == row.manufacturer
     region = ds.SequenceOfUltrasoundRegions[0]

@@ -24,8 +24,12 @@ from napari_ultramn.progress import run_to_end
 from tests.project_factory import make_project
 
 NAME, PID, BIRTH = "MUELLER^ANNA", "N6335322", "19850312"
-IDENTIFIERS = [Identifier("patient_name", NAME), Identifier("patient_id", PID),
-               Identifier("birth_date", BIRTH), Identifier("institution", "Northgate University Hospital")]
+IDENTIFIERS = [
+    Identifier("patient_name", NAME),
+    Identifier("patient_id", PID),
+    Identifier("birth_date", BIRTH),
+    Identifier("institution", "Northgate University Hospital"),
+]
 RAW = (NAME, "MUELLER", PID, BIRTH, "Northgate")  # never printed by the audit
 
 
@@ -33,8 +37,9 @@ def write_identifiers(project_root, identifiers=IDENTIFIERS):
     """``.secret/identifiers.json`` in the format ingest writes (contract D)."""
     path = project_root / ".secret" / "identifiers.json"
     path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps({"schema_version": 1, "identifiers": [
-        {"kind": i.kind, "value": i.value} for i in identifiers]}))
+    path.write_text(
+        json.dumps({"schema_version": 1, "identifiers": [{"kind": i.kind, "value": i.value} for i in identifiers]})
+    )
     return path
 
 
@@ -53,8 +58,9 @@ def audit(*paths, identifiers=IDENTIFIERS):
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
     root = tmp_path_factory.mktemp("phi") / "proj"
-    make_project(root, n_participants=2, clips_per_participant=2, n_frames=10, frame_shape=(48, 64),
-                 raters=("r1", "r2"), seed=3)
+    make_project(
+        root, n_participants=2, clips_per_participant=2, n_frames=10, frame_shape=(48, 64), raters=("r1", "r2"), seed=3
+    )
     write_identifiers(root)
     return root
 
@@ -68,18 +74,43 @@ def project(pristine, tmp_path):
 
 
 # ---------------------------------------------------------------- matching
-@pytest.mark.parametrize("text", [
-    "MUELLER^ANNA", "Anna Mueller", "Mueller, Anna", "mueller_anna.dcm", "seen: ANNA  MÜLLER",
-    "Müller A.", "A. Mueller", "id n6335322", "12.03.85", "3/12/1985", "N6335322_scan", "born 1985-03-12", "12.03.1985", "03/12/1985",
-    "12/03/1985", "19850312", "NORTHGATE university-hospital",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "MUELLER^ANNA",
+        "Anna Mueller",
+        "Mueller, Anna",
+        "mueller_anna.dcm",
+        "seen: ANNA  MÜLLER",
+        "Müller A.",
+        "A. Mueller",
+        "id n6335322",
+        "12.03.85",
+        "3/12/1985",
+        "N6335322_scan",
+        "born 1985-03-12",
+        "12.03.1985",
+        "03/12/1985",
+        "12/03/1985",
+        "19850312",
+        "NORTHGATE university-hospital",
+    ],
+)
 def test_matcher_finds_every_rendering(text):
     assert Matcher(IDENTIFIERS).find(text), text
 
 
-@pytest.mark.parametrize("text", [
-    "XN63353221", "N63353", "Anna Schmidt", "19850313", "P13c098fa91-01fc691b", "transverse_wrist",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "XN63353221",
+        "N63353",
+        "Anna Schmidt",
+        "19850313",
+        "P13c098fa91-01fc691b",
+        "transverse_wrist",
+    ],
+)
 def test_matcher_ignores_near_misses(text):
     assert not Matcher(IDENTIFIERS).find(text), text
 
@@ -100,25 +131,35 @@ def test_mask_shows_first_character_and_length_only():
     assert mask_value("MUELLER^ANNA") == "M***(12)"
 
 
-@pytest.mark.parametrize("text,key,what", [
-    ("DOE^JOHN", "patient_name", "person name"),
-    ("Doe, John", "ReferringPhysician", "person name"),
-    ("John Doe", "patient", "person name"),
-    ("chart MRN12345 reviewed", None, "record number"),
-    ("MRN: 0012345", "comment", "record number"),
-    ("seen 2023-04-15", "comment", "date"),
-    ("15.04.2023", None, "date"),
-])
+@pytest.mark.parametrize(
+    "text,key,what",
+    [
+        ("DOE^JOHN", "patient_name", "person name"),
+        ("Doe, John", "ReferringPhysician", "person name"),
+        ("John Doe", "patient", "person name"),
+        ("chart MRN12345 reviewed", None, "record number"),
+        ("MRN: 0012345", "comment", "record number"),
+        ("seen 2023-04-15", "comment", "date"),
+        ("15.04.2023", None, "date"),
+    ],
+)
 def test_patterns_without_a_list(text, key, what):
     assert what in {p.what for p in find_patterns(text, key)}
 
 
-@pytest.mark.parametrize("text,key", [
-    ("20241013", "study_date_shifted"), ("2026-11-30T12:58:49+00:00", "ingested_at"),
-    ("2026-11-30T12:58:49+00:00", None), ("P13c098fa91-20241013", "clip_id"),
-    ("UltraMN Phantom Study", "name"), ("P13c098fa91", "PatientName"), ("ANONYMOUS", "patient_name"),
-    ("Kestrel Ultrasound", "manufacturer"),
-])
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ("20241013", "study_date_shifted"),
+        ("2026-11-30T12:58:49+00:00", "ingested_at"),
+        ("2026-11-30T12:58:49+00:00", None),
+        ("P13c098fa91-20241013", "clip_id"),
+        ("UltraMN Phantom Study", "name"),
+        ("P13c098fa91", "PatientName"),
+        ("ANONYMOUS", "patient_name"),
+        ("Kestrel Ultrasound", "manufacturer"),
+    ],
+)
 def test_patterns_leave_our_own_values_alone(text, key):
     assert find_patterns(text, key, pn_element=key == "PatientName") == []
 
@@ -132,8 +173,9 @@ def test_load_identifiers_reads_the_ingest_format(tmp_path):
 
 def test_bad_identifier_files_name_the_problem(tmp_path):
     (tmp_path / ".secret").mkdir()
-    (tmp_path / ".secret" / "identifiers.json").write_text('{"schema_version": 1, "identifiers": '
-                                                          '[{"kind": "shoe_size", "value": "44"}]}')
+    (tmp_path / ".secret" / "identifiers.json").write_text(
+        '{"schema_version": 1, "identifiers": [{"kind": "shoe_size", "value": "44"}]}'
+    )
     with pytest.raises(InputError, match="identifier 1 has kind 'shoe_size'; expected one of patient_id"):
         load_identifiers(tmp_path)
     bad = tmp_path / "ids.csv"
@@ -289,7 +331,9 @@ def test_images_and_video(tmp_path):
     write_video(tmp_path / "text.mp4", np.stack([draw_text(f, "MUELLER ANNA", (2, 2), 10) for f in frames]))
     hits = audit(tmp_path).hits
     assert sorted((h.category, h.file) for h in hits) == [
-        ("burned_text", f"{tmp_path.name}/text.mp4"), ("burned_text", f"{tmp_path.name}/text.png")]
+        ("burned_text", f"{tmp_path.name}/text.mp4"),
+        ("burned_text", f"{tmp_path.name}/text.png"),
+    ]
 
 
 def write_scanner_dicom(path, compress="none"):
@@ -301,19 +345,42 @@ def write_scanner_dicom(path, compress="none"):
     who = participant_identity(0, 0)
     site = who["site"]
     header = DicomHeader(
-        patient_name=who["name"], patient_id=who["patient_id"], birth_date=who["birth_date"],
-        sex=who["sex"], age=who["age"], study_date=who["study_date"], study_time=who["study_time"],
-        institution=site["institution"], institution_address=site["address"],
-        referring=who["referring"], operator=who["operator"], accession=who["accession"],
-        study_uid="1.2.3.4", series_uid="1.2.3.4.1", sop_uid="1.2.3.4.1.1", series_number=1,
-        manufacturer=site["manufacturer"], model=site["model"], serial="X1", software=site["software"],
-        station=site["station"], transducer=site["transducer"], frequency_khz=site["khz"],
-        side="right", plane="transverse_wrist")
+        patient_name=who["name"],
+        patient_id=who["patient_id"],
+        birth_date=who["birth_date"],
+        sex=who["sex"],
+        age=who["age"],
+        study_date=who["study_date"],
+        study_time=who["study_time"],
+        institution=site["institution"],
+        institution_address=site["address"],
+        referring=who["referring"],
+        operator=who["operator"],
+        accession=who["accession"],
+        study_uid="1.2.3.4",
+        series_uid="1.2.3.4.1",
+        sop_uid="1.2.3.4.1.1",
+        series_number=1,
+        manufacturer=site["manufacturer"],
+        model=site["model"],
+        serial="X1",
+        software=site["software"],
+        station=site["station"],
+        transducer=site["transducer"],
+        frequency_khz=site["khz"],
+        side="right",
+        plane="transverse_wrist",
+    )
     clip = generate_clip("transverse_wrist", 5, n_frames=8, size=(96, 96))
     write_us_dicom(path, clip.frames, header, clip.spacing_mm, clip.frame_time_ms, compress)
-    return [Identifier("patient_name", header.patient_name), Identifier("patient_id", header.patient_id),
-            Identifier("birth_date", header.birth_date), Identifier("study_date", header.study_date),
-            Identifier("institution", header.institution), Identifier("accession", header.accession)]
+    return [
+        Identifier("patient_name", header.patient_name),
+        Identifier("patient_id", header.patient_id),
+        Identifier("birth_date", header.birth_date),
+        Identifier("study_date", header.study_date),
+        Identifier("institution", header.institution),
+        Identifier("accession", header.accession),
+    ]
 
 
 def test_scanner_file_ingested_is_clean_and_the_source_is_not(tmp_path):
@@ -327,11 +394,16 @@ def test_scanner_file_ingested_is_clean_and_the_source_is_not(tmp_path):
     assert audit(tmp_path / "proj", identifiers=seen).hits == []
     report = audit(tmp_path / "source", identifiers=seen)
     found = {(h.category, h.location.split(", ")[0]) for h in report.hits}
-    assert {("identifier", "(0010,0010) PatientName"), ("identifier", "(0010,0020) PatientID"),
-            ("identifier", "(0010,0030) PatientBirthDate"), ("identifier", "(0008,0080) InstitutionName"),
-            ("identifier", "(0008,0020) StudyDate"), ("identifier", "(0008,0050) AccessionNumber"),
-            ("pattern", "(0008,0090) ReferringPhysicianName"),
-            ("burned_text", "(7FE0,0010) PixelData")} <= found
+    assert {
+        ("identifier", "(0010,0010) PatientName"),
+        ("identifier", "(0010,0020) PatientID"),
+        ("identifier", "(0010,0030) PatientBirthDate"),
+        ("identifier", "(0008,0080) InstitutionName"),
+        ("identifier", "(0008,0020) StudyDate"),
+        ("identifier", "(0008,0050) AccessionNumber"),
+        ("pattern", "(0008,0090) ReferringPhysicianName"),
+        ("burned_text", "(7FE0,0010) PixelData"),
+    } <= found
 
 
 def test_images_embedded_in_a_report(tmp_path):
@@ -352,12 +424,15 @@ def test_images_embedded_in_a_report(tmp_path):
     ax.legend()
     banded = frame.copy()
     banded[:14] = 0
-    sections = [ReportSection("plots", figure_html(fig) + image_html(frame)),
-                ReportSection("leak", image_html(draw_text(banded, "MUELLER ANNA", (2, 2), 10)))]
+    sections = [
+        ReportSection("plots", figure_html(fig) + image_html(frame)),
+        ReportSection("leak", image_html(draw_text(banded, "MUELLER ANNA", (2, 2), 10))),
+    ]
     write_report(tmp_path / "report.html", "r", sections)
     hits = audit(tmp_path / "report.html").hits
     assert [(h.category, h.location.split(", frame 0")[0].split(", ")[-1]) for h in hits] == [
-        ("burned_text", "embedded image 3")]  # the plot and the clean frame come first
+        ("burned_text", "embedded image 3")
+    ]  # the plot and the clean frame come first
 
 
 def test_video_tags_are_searched(tmp_path):

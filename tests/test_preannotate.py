@@ -18,8 +18,9 @@ def run(tiny_run):
 @pytest.fixture
 def project(tmp_path):
     # frames 32x40 while the model was trained at 32x32: proposals are resized back to the clip
-    return make_project(tmp_path / "proj", n_participants=2, clips_per_participant=2, raters=("r1",),
-                        unannotated=("p1_c0", "p1_c1"))
+    return make_project(
+        tmp_path / "proj", n_participants=2, clips_per_participant=2, raters=("r1",), unannotated=("p1_c0", "p1_c1")
+    )
 
 
 def test_plane_ranges_and_uncertainty_helpers():

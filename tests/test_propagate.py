@@ -199,7 +199,9 @@ def test_propagates_through_a_lazy_clip(clip):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("plane", ["transverse_wrist", "transverse_forearm", "longitudinal_wrist", "longitudinal_forearm"])
+@pytest.mark.parametrize(
+    "plane", ["transverse_wrist", "transverse_forearm", "longitudinal_wrist", "longitudinal_forearm"]
+)
 def test_phantom_dice_after_30_frames(plane):
     from napari_ultramn.phantom import generate_clip
 

@@ -17,8 +17,14 @@ from tests.dicom_factory import gray_frames, write_dicom
 @pytest.fixture
 def cine(tmp_path):
     path = tmp_path / "cine.dcm"
-    write_dicom(path, gray_frames(20, 32, 48), "YBR_FULL_422", uid.JPEGBaseline8Bit,
-                region=(4, 2, 30, 46), delta_cm=(0.02, 0.015))
+    write_dicom(
+        path,
+        gray_frames(20, 32, 48),
+        "YBR_FULL_422",
+        uid.JPEGBaseline8Bit,
+        region=(4, 2, 30, 46),
+        delta_cm=(0.02, 0.015),
+    )
     return path
 
 
@@ -60,9 +66,7 @@ def test_layer_data_without_viewer(cine):
 def test_viewer_open_is_lazy_and_calibrated(make_napari_viewer, cine, monkeypatch):
     decoded = []
     real = dicom_io._decode_frame
-    monkeypatch.setattr(
-        dicom_io, "_decode_frame", lambda ds, dec, i, n: decoded.append(i) or real(ds, dec, i, n)
-    )
+    monkeypatch.setattr(dicom_io, "_decode_frame", lambda ds, dec, i, n: decoded.append(i) or real(ds, dec, i, n))
     viewer = make_napari_viewer()
     layers = viewer.open(str(cine), plugin="napari-ultramn")
     assert len(layers) == 1

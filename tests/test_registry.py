@@ -21,15 +21,26 @@ PARTICIPANTS = ("P2", "P1", None)
 
 def record(i: int, **extra) -> dict:
     """A valid registry record; participants, sides and planes vary so the order is tested."""
-    return {"clip_id": f"c{i:04d}", "file": f"clips/c{i:04d}.h5", "participant": f"P{i % 3}",
-            "side": ("left", "right", None)[i % 3 - 1], "plane": (None, "transverse_wrist")[i % 2],
-            "source_sha256": f"{i:064x}", "n_frames": 1 + i, "frame_shape": [8, 8],
-            "spacing_source": "none", "sex": "F", "age_band": "40-59", **extra}
+    return {
+        "clip_id": f"c{i:04d}",
+        "file": f"clips/c{i:04d}.h5",
+        "participant": f"P{i % 3}",
+        "side": ("left", "right", None)[i % 3 - 1],
+        "plane": (None, "transverse_wrist")[i % 2],
+        "source_sha256": f"{i:064x}",
+        "n_frames": 1 + i,
+        "frame_shape": [8, 8],
+        "spacing_source": "none",
+        "sex": "F",
+        "age_band": "40-59",
+        **extra,
+    }
 
 
 def project_order(records):
-    return sorted(records, key=lambda c: (c.get("participant") or "", c.get("side") or "",
-                                          c.get("plane") or "", c["clip_id"]))
+    return sorted(
+        records, key=lambda c: (c.get("participant") or "", c.get("side") or "", c.get("plane") or "", c["clip_id"])
+    )
 
 
 def old_project(root: Path, records: list[dict]) -> Path:
@@ -98,8 +109,9 @@ def test_export_registry_command(tmp_path, capsys):
     (project.root / REGISTRY_FILE).write_bytes(b"not sqlite" * 200)
     assert main(["export-registry", str(project.root)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"ultramn export-registry: error: {project.root / REGISTRY_FILE}: "
-                                                   "clip registry is damaged")
+    assert err.count("\n") == 1 and err.startswith(
+        f"ultramn export-registry: error: {project.root / REGISTRY_FILE}: clip registry is damaged"
+    )
 
 
 def test_queries_keep_the_project_order_and_replace_whole_records(tmp_path):
@@ -111,8 +123,9 @@ def test_queries_keep_the_project_order_and_replace_whole_records(tmp_path):
     assert project.registry.find(participant="P1") == project_order([r for r in records if r["participant"] == "P1"])
     assert project.registry.find(side=None) == project_order([r for r in records if r["side"] is None])
     summary = project.clip_summaries()[0]
-    assert summary == {k: project.clips()[0][k] for k in ("clip_id", "participant", "side", "plane",
-                                                            "n_frames", "source_sha256")}
+    assert summary == {
+        k: project.clips()[0][k] for k in ("clip_id", "participant", "side", "plane", "n_frames", "source_sha256")
+    }
     replaced = {**record(3), "plane": "longitudinal_wrist"}
     del replaced["sex"]
     project.upsert_clips([replaced])
@@ -157,17 +170,26 @@ def test_upserts_are_linear_one_transaction_and_no_rewrite(tmp_path, monkeypatch
     assert project.n_clips() == 200
 
 
-@pytest.mark.parametrize("damage, problem", [
-    (b"this is not a database at all" * 100, r"clip registry is damaged or not a registry \(file is not a database\)"),
-    (b"", r"is not a clip registry \(no clips table\)"),
-])
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (
+            b"this is not a database at all" * 100,
+            r"clip registry is damaged or not a registry \(file is not a database\)",
+        ),
+        (b"", r"is not a clip registry \(no clips table\)"),
+    ],
+)
 def test_a_damaged_registry_is_one_clear_error(tmp_path, damage, problem):
     root = tmp_path / "p"
     Project.create(root).registry.close()
     (root / REGISTRY_FILE).write_bytes(damage)
-    with pytest.raises(InputError, match=rf"registry\.sqlite: {problem}: restore it from a backup of the "
-                                          r"project, or move it \(with any -wal and -shm file beside it\) aside: "
-                                          r"the project is then rebuilt from clips\.json"):
+    with pytest.raises(
+        InputError,
+        match=rf"registry\.sqlite: {problem}: restore it from a backup of the "
+        r"project, or move it \(with any -wal and -shm file beside it\) aside: "
+        r"the project is then rebuilt from clips\.json",
+    ):
         Project.open(root)
 
 
@@ -177,8 +199,11 @@ def test_a_registry_from_a_newer_version_is_refused(tmp_path):
     with sqlite3.connect(root / REGISTRY_FILE) as conn:
         conn.execute(f"PRAGMA user_version = {REGISTRY_VERSION + 1}")
     conn.close()
-    with pytest.raises(InputError, match=rf"clip registry version {REGISTRY_VERSION + 1} was written by a "
-                                         r"newer napari-ultramn .*: upgrade it"):
+    with pytest.raises(
+        InputError,
+        match=rf"clip registry version {REGISTRY_VERSION + 1} was written by a "
+        r"newer napari-ultramn .*: upgrade it",
+    ):
         Project.open(root)
 
 
@@ -227,9 +252,20 @@ WRITER = textwrap.dedent("""
 def test_two_processes_adding_clips_at_once_lose_nothing(tmp_path):
     root = tmp_path / "p"
     Project.create(root).registry.close()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(root), str(first)], env=env,
-                                stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for first in (0, 1000)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(root), str(first)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for first in (0, 1000)
+    ]
     for w in writers:
         w.stdin.write("go\n")
         w.stdin.flush()
@@ -250,8 +286,14 @@ def test_ingest_is_one_transaction_per_clip_and_one_export(tmp_path, monkeypatch
     calls = {"all": 0, "upsert": 0, "export": 0}
     for name in calls:
         real = getattr(Registry, name)
-        monkeypatch.setattr(Registry, name, lambda self, *a, _real=real, _name=name, **k: (
-            calls.__setitem__(_name, calls[_name] + 1), _real(self, *a, **k))[1])
+        monkeypatch.setattr(
+            Registry,
+            name,
+            lambda self, *a, _real=real, _name=name, **k: (
+                calls.__setitem__(_name, calls[_name] + 1),
+                _real(self, *a, **k),
+            )[1],
+        )
     seen = []
     for n in (1, 3):
         for i in range(n):
@@ -298,4 +340,6 @@ def test_a_damaged_registry_moved_aside_is_rebuilt_from_the_last_export(tmp_path
         Project.open(tmp_path / "p")
     db.rename(db.with_name("registry.sqlite.damaged"))
     db.with_name(REGISTRY_FILE + "-wal").write_bytes(b"\0" * 64)  # one left behind: not applied
-    assert Project.open(tmp_path / "p").clip_ids() == [r["clip_id"] for r in project_order([record(i) for i in range(5)])]
+    assert Project.open(tmp_path / "p").clip_ids() == [
+        r["clip_id"] for r in project_order([record(i) for i in range(5)])
+    ]

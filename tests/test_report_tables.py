@@ -6,11 +6,20 @@ import pytest
 from napari_ultramn.report import readable_header, table_html
 
 
-@pytest.mark.parametrize(("name", "header"), [
-    ("csa_error_mm2", "CSA error (mm²)"), ("hd95_mm", "HD95 (mm)"), ("ci_low", "95% CI low"),
-    ("ci_high", "95% CI high"), ("n_clips", "clips"), ("frame_time_ms", "frame time (ms)"),
-    ("plane_accuracy", "plane accuracy"), ("dice", "nerve Dice"), ("participant", "participant"),
-])
+@pytest.mark.parametrize(
+    ("name", "header"),
+    [
+        ("csa_error_mm2", "CSA error (mm²)"),
+        ("hd95_mm", "HD95 (mm)"),
+        ("ci_low", "95% CI low"),
+        ("ci_high", "95% CI high"),
+        ("n_clips", "clips"),
+        ("frame_time_ms", "frame time (ms)"),
+        ("plane_accuracy", "plane accuracy"),
+        ("dice", "nerve Dice"),
+        ("participant", "participant"),
+    ],
+)
 def test_headers_are_words_with_units(name, header):
     assert readable_header(name) == header
 

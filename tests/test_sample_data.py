@@ -35,8 +35,10 @@ def test_every_manifest_sample_points_at_a_function_here():
 
 
 def test_sample_data_never_imports_torch():
-    code = ("import sys; from napari_ultramn import _sample_data; _sample_data.transverse_wrist(); "
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys; from napari_ultramn import _sample_data; _sample_data.transverse_wrist(); "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

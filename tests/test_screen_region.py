@@ -29,30 +29,34 @@ MIN_KEPT = 0.96
 def kept_pixels(area, shape) -> np.ndarray:
     kept = np.zeros(shape, bool)
     r = area.region
-    kept[r.top:r.bottom, r.left:r.right] = area.keep_mask
+    kept[r.top : r.bottom, r.left : r.right] = area.keep_mask
     return kept
 
 
 def check(rec, area) -> None:
     assert area.confidence >= MIN_CONFIDENCE, area.reason
     kept = kept_pixels(area, rec.area_mask.shape)
-    left = [(kind, box) for kind, box in rec.overlay_boxes if kept[box[0]:box[2], box[1]:box[3]].any()]
+    left = [(kind, box) for kind, box in rec.overlay_boxes if kept[box[0] : box[2], box[1] : box[3]].any()]
     assert left == [], f"overlays kept: {left}"
     keepable = rec.keepable_mask()
     share = (kept & keepable).sum() / keepable.sum()
     assert share >= MIN_KEPT, f"kept {share:.3f} of the imaging area"
 
 
-@pytest.mark.parametrize(("layout", "seed", "n_frames", "frozen", "over_image", "calipers", "shape"), [
-    ("linear", 0, 8, False, False, False, "rectangle"),
-    ("convex", 1, 8, False, True, True, "sector"),
-    ("phased", 2, 8, False, True, True, "sector"),
-    ("convex", 0, 6, True, True, False, "sector"),   # frozen: 6 identical frames
-    ("linear", 1, 1, False, True, True, "rectangle"),  # single image, text and calipers over it
-])
+@pytest.mark.parametrize(
+    ("layout", "seed", "n_frames", "frozen", "over_image", "calipers", "shape"),
+    [
+        ("linear", 0, 8, False, False, False, "rectangle"),
+        ("convex", 1, 8, False, True, True, "sector"),
+        ("phased", 2, 8, False, True, True, "sector"),
+        ("convex", 0, 6, True, True, False, "sector"),  # frozen: 6 identical frames
+        ("linear", 1, 1, False, True, True, "rectangle"),  # single image, text and calipers over it
+    ],
+)
 def test_detects_area_and_drops_every_overlay(layout, seed, n_frames, frozen, over_image, calipers, shape):
-    rec = make_screen_recording(layout, seed, n_frames, SIZE, frozen=frozen,
-                                text_over_image=over_image, calipers=calipers)
+    rec = make_screen_recording(
+        layout, seed, n_frames, SIZE, frozen=frozen, text_over_image=over_image, calipers=calipers
+    )
     area = detect_imaging_area(rec.frames)
     assert area.shape == shape and area.source == "detected"
     check(rec, area)
@@ -72,8 +76,11 @@ def test_frozen_clip_gives_the_same_area_as_its_single_frame():
 @pytest.mark.parametrize("screen", ["text", "blank", "noise"])
 def test_low_confidence_without_an_imaging_area(screen):
     rng = np.random.default_rng(0)
-    frame = {"text": lambda: text_only_screen(SIZE, 1), "blank": lambda: np.zeros(SIZE, np.uint8),
-             "noise": lambda: rng.integers(0, 256, (4, *SIZE)).astype(np.uint8)}[screen]()
+    frame = {
+        "text": lambda: text_only_screen(SIZE, 1),
+        "blank": lambda: np.zeros(SIZE, np.uint8),
+        "noise": lambda: rng.integers(0, 256, (4, *SIZE)).astype(np.uint8),
+    }[screen]()
     area = detect_imaging_area(frame)
     assert area.confidence < MIN_CONFIDENCE
     assert area.reason
@@ -119,11 +126,14 @@ def test_record_and_given_region():
     json.dumps(record)
 
 
-@pytest.mark.parametrize(("frames", "message"), [
-    (np.zeros((2, 3, 4, 5), np.uint8), "frames must be (T, H, W) or (H, W)"),
-    (np.zeros((40, 40), np.float32), "frames must be uint8"),
-    (np.zeros((0, 40, 40), np.uint8), "frames are empty"),
-])
+@pytest.mark.parametrize(
+    ("frames", "message"),
+    [
+        (np.zeros((2, 3, 4, 5), np.uint8), "frames must be (T, H, W) or (H, W)"),
+        (np.zeros((40, 40), np.float32), "frames must be uint8"),
+        (np.zeros((0, 40, 40), np.uint8), "frames are empty"),
+    ],
+)
 def test_bad_frames(frames, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         detect_imaging_area(frames)
@@ -168,9 +178,9 @@ def test_no_overlay_found_in_plain_speckle():
     for layout in ("linear", "phased"):
         rec = make_screen_recording(layout, 9, 1, SIZE, text_over_image=False, calipers=False)
         ys, xs = np.nonzero(rec.area_mask)
-        image = rec.frames[0, ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        image = rec.frames[0, ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
         found = static_overlays(image, text_px=0.035 * min(SIZE))
-        assert found[rec.area_mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]].mean() < 0.01
+        assert found[rec.area_mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]].mean() < 0.01
 
 
 @pytest.mark.parametrize("plane", ["transverse_wrist", "longitudinal_forearm"])

@@ -29,7 +29,9 @@ def test_new_session_autosaves_every_change_and_reloads(project):
 
 def test_second_window_on_same_rater_clip_is_told_who_holds_it(project):
     with AnnotationSession.open(project, "c0", "r1"):
-        with pytest.raises(ConflictError, match=r"clip 'c0' of rater 'r1' is already open in another window \(process \d+"):
+        with pytest.raises(
+            ConflictError, match=r"clip 'c0' of rater 'r1' is already open in another window \(process \d+"
+        ):
             AnnotationSession.open(project, "c0", "r1")
         AnnotationSession.open(project, "c0", "r2").close()  # other raters are independent
     AnnotationSession.open(project, "c0", "r1").close()  # released on close
@@ -73,7 +75,12 @@ def test_bad_plane_and_range_are_refused_with_message(project):
             s.set_plane_range(2, 9, "non_standard")
         s.set_clip_plane("transverse_wrist")
         s.set_plane_range(4, 2, "non_standard")
-        assert s.annotation.frame_planes()[1:5] == ["transverse_wrist", "non_standard", "non_standard", "transverse_wrist"]
+        assert s.annotation.frame_planes()[1:5] == [
+            "transverse_wrist",
+            "non_standard",
+            "non_standard",
+            "transverse_wrist",
+        ]
 
 
 def test_corrupt_file_is_reported_kept_and_set_aside_only_with_consent(project):

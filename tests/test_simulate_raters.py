@@ -11,8 +11,9 @@ from napari_ultramn.progress import run_to_end
 
 @pytest.fixture
 def project_and_study(tmp_path):
-    return make_synthetic_project(tmp_path, n_participants=4, clips_per_participant=2, n_frames=12,
-                                  shape=(48, 64), seed=3)
+    return make_synthetic_project(
+        tmp_path, n_participants=4, clips_per_participant=2, n_frames=12, shape=(48, 64), seed=3
+    )
 
 
 def test_every_rater_annotates_every_clip(project_and_study):

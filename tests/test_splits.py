@@ -69,11 +69,14 @@ def test_zero_ratio_split_stays_empty(records):
     assert split["ratios"] == {"train": 0.8, "validation": 0.2, "test": 0.0}
 
 
-@pytest.mark.parametrize("ratios, message", [
-    ((0.7, 0.3), "three non-negative numbers"),
-    ((0.7, -0.1, 0.4), "three non-negative numbers"),
-    ((0, 0.5, 0.5), "train > 0"),
-])
+@pytest.mark.parametrize(
+    "ratios, message",
+    [
+        ((0.7, 0.3), "three non-negative numbers"),
+        ((0.7, -0.1, 0.4), "three non-negative numbers"),
+        ((0, 0.5, 0.5), "train > 0"),
+    ],
+)
 def test_bad_ratios(ratios, message):
     with pytest.raises(ValueError, match=message):
         check_ratios(ratios)
@@ -97,8 +100,10 @@ def test_split_file_round_trip_and_missing_participant(tmp_path, records):
 
 def test_split_file_schema_checked(tmp_path):
     path = tmp_path / "split.json"
-    path.write_text('{"format": "ultramn-split", "schema_version": 1, "method": "x", "seed": 0, '
-                    '"ratios": {"train": 0.7, "validation": 0.15, "test": 0.15}, '
-                    '"participants": {"P1": "holdout"}}')
+    path.write_text(
+        '{"format": "ultramn-split", "schema_version": 1, "method": "x", "seed": 0, '
+        '"ratios": {"train": 0.7, "validation": 0.15, "test": 0.15}, '
+        '"participants": {"P1": "holdout"}}'
+    )
     with pytest.raises(InputError, match="does not match schema 'split' at participants/P1"):
         load_split(path)

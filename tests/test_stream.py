@@ -35,16 +35,12 @@ def test_stream_equals_window_forward(name, kwargs, frames):
         out = stream.step(frames[t])
         assert out["frame_index"] == t
         assert out["mask_prob"].shape == (S, S) and out["mask_prob"].dtype == np.float32
-        np.testing.assert_allclose(out["mask_prob"], torch.sigmoid(ref["seg"][0, 0, t]).numpy(),
-                                   atol=1e-5)
-        assert out["presence"] == pytest.approx(float(torch.sigmoid(ref["presence"][0, t])),
-                                                abs=1e-5)
-        np.testing.assert_allclose(out["plane_probs"],
-                                   torch.softmax(ref["plane_frame"][0, t], -1).numpy(), atol=1e-5)
+        np.testing.assert_allclose(out["mask_prob"], torch.sigmoid(ref["seg"][0, 0, t]).numpy(), atol=1e-5)
+        assert out["presence"] == pytest.approx(float(torch.sigmoid(ref["presence"][0, t])), abs=1e-5)
+        np.testing.assert_allclose(out["plane_probs"], torch.softmax(ref["plane_frame"][0, t], -1).numpy(), atol=1e-5)
         assert out["plane_probs"].sum() == pytest.approx(1.0, abs=1e-5)
     # the running clip plane after T frames is the window's clip plane
-    np.testing.assert_allclose(out["clip_plane_probs"],
-                               torch.softmax(ref["plane_clip"][0], -1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(out["clip_plane_probs"], torch.softmax(ref["plane_clip"][0], -1).numpy(), atol=1e-5)
 
 
 def test_reset_starts_a_new_clip_and_tensor_frames_work(frames):
@@ -84,12 +80,15 @@ def test_fold_batchnorm_keeps_outputs():
         torch.testing.assert_close(folded(x)["seg"], ref["seg"], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("frame, error, message", [
-    (np.zeros((30, 32), np.uint8), ValueError, r"divisible by 2\*\*depth"),
-    (np.zeros((2, 32, 32), np.uint8), ValueError, r"frame must be \(H, W\)"),
-    (np.zeros((32, 32), np.int32), ValueError, "frame must be uint8 or float"),
-    ([[0, 1]], TypeError, "numpy array or a torch tensor"),
-])
+@pytest.mark.parametrize(
+    "frame, error, message",
+    [
+        (np.zeros((30, 32), np.uint8), ValueError, r"divisible by 2\*\*depth"),
+        (np.zeros((2, 32, 32), np.uint8), ValueError, r"frame must be \(H, W\)"),
+        (np.zeros((32, 32), np.int32), ValueError, "frame must be uint8 or float"),
+        ([[0, 1]], TypeError, "numpy array or a torch tensor"),
+    ],
+)
 def test_bad_frames_are_reported(frame, error, message):
     stream = StreamingUltraMN(build_model("ultramn", P, base_channels=4))
     with pytest.raises(error, match=message):
@@ -123,14 +122,10 @@ def test_process_a_clip_in_chunks_equals_the_window(name, frames):
         ref = model(torch.from_numpy(frames).float().div(255)[None, None])
     stream = StreamingUltraMN(model)
     out = stream.process(frames, chunk=2)  # chunks of 2, 2, 1
-    np.testing.assert_allclose(out["mask_prob"], torch.sigmoid(ref["seg"][0, 0]).numpy(),
-                               atol=1e-5)
-    np.testing.assert_allclose(out["presence"], torch.sigmoid(ref["presence"][0]).numpy(),
-                               atol=1e-5)
-    np.testing.assert_allclose(out["plane_probs"],
-                               torch.softmax(ref["plane_frame"][0], -1).numpy(), atol=1e-5)
-    np.testing.assert_allclose(out["clip_plane_probs"],
-                               torch.softmax(ref["plane_clip"][0], -1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(out["mask_prob"], torch.sigmoid(ref["seg"][0, 0]).numpy(), atol=1e-5)
+    np.testing.assert_allclose(out["presence"], torch.sigmoid(ref["presence"][0]).numpy(), atol=1e-5)
+    np.testing.assert_allclose(out["plane_probs"], torch.softmax(ref["plane_frame"][0], -1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(out["clip_plane_probs"], torch.softmax(ref["plane_clip"][0], -1).numpy(), atol=1e-5)
     assert stream.frame_index == T - 1
     with pytest.raises(ValueError, match="chunk must be an int >= 1"):
         stream.process(frames, chunk=0)
@@ -149,10 +144,8 @@ def test_predict_clip_gives_every_frame_its_whole_past_like_a_stream(name):
         ref = model(torch.from_numpy(clip).float().div(255)[None, None])
     np.testing.assert_allclose(pred["nerve_prob"], torch.sigmoid(ref["seg"][0, 0]).numpy(), atol=1e-5)
     np.testing.assert_allclose(pred["presence_prob"], torch.sigmoid(ref["presence"][0]).numpy(), atol=1e-5)
-    np.testing.assert_allclose(pred["plane_prob"], torch.softmax(ref["plane_frame"][0], -1).numpy(),
-                               atol=1e-5)
-    np.testing.assert_allclose(pred["clip_plane_prob"], torch.softmax(ref["plane_clip"][0], -1).numpy(),
-                               atol=1e-5)
+    np.testing.assert_allclose(pred["plane_prob"], torch.softmax(ref["plane_frame"][0], -1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(pred["clip_plane_prob"], torch.softmax(ref["plane_clip"][0], -1).numpy(), atol=1e-5)
     if name == "ultramn":  # a window restarted at frame 3 (no past) would differ there
         cold = predict_clip(model, clip[3:6], window=3)
         assert not np.allclose(cold["nerve_prob"][0], pred["nerve_prob"][3], atol=1e-4)

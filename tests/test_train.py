@@ -45,7 +45,17 @@ def test_checkpoint_alone_rebuilds_the_model(tiny_dataset, tmp_path):
 
     train_tiny(tiny_dataset, tmp_path / "r", epochs=1)
     ckpt = load_checkpoint(tmp_path / "r" / "last.pt")
-    for key in ("model_config", "model_state", "plane_labels", "epoch", "optimizer", "scheduler", "scaler", "rng", "metrics"):
+    for key in (
+        "model_config",
+        "model_state",
+        "plane_labels",
+        "epoch",
+        "optimizer",
+        "scheduler",
+        "scaler",
+        "rng",
+        "metrics",
+    ):
         assert key in ckpt
     assert ckpt["plane_labels"] == PLANES and ckpt["input_size"] == [32, 32]
     model, _ = model_from_checkpoint(tmp_path / "r")
@@ -126,8 +136,23 @@ def test_progress_follower_waits_for_whole_lines(tmp_path):
 def test_cli_train(tiny_dataset, tmp_path, capsys):
     from napari_ultramn.cli import main
 
-    rc = main(["train", str(tiny_dataset), "--out", str(tmp_path / "r"), "--epochs", "1", "--window", "8",
-               "--device", "cpu", "--model-kwargs", json.dumps(TINY_MODEL), "-q"])
+    rc = main(
+        [
+            "train",
+            str(tiny_dataset),
+            "--out",
+            str(tmp_path / "r"),
+            "--epochs",
+            "1",
+            "--window",
+            "8",
+            "--device",
+            "cpu",
+            "--model-kwargs",
+            json.dumps(TINY_MODEL),
+            "-q",
+        ]
+    )
     assert rc == 0
     assert "1 epochs" in capsys.readouterr().out
     assert main(["train", str(tmp_path / "nope"), "--out", str(tmp_path / "x"), "-q"]) == 2
@@ -164,8 +189,13 @@ def test_plane_class_weights_come_from_the_training_split_and_survive_resume(tin
     assert run_json["args"]["plane_class_weights"] == pytest.approx(expected)
     # a resume uses the checkpoint's weights, not a recomputation (the dataset may have changed)
     stored = [1.0, 2.0, 3.0, 4.0, 5.0]
-    save_checkpoint(tmp_path / "w" / "last.pt", {**{k: v for k, v in ckpt.items() if k not in ("format", "format_version", "path")},
-                                                 "plane_class_weights": stored})
+    save_checkpoint(
+        tmp_path / "w" / "last.pt",
+        {
+            **{k: v for k, v in ckpt.items() if k not in ("format", "format_version", "path")},
+            "plane_class_weights": stored,
+        },
+    )
     with pytest.raises(InputError, match=r"was trained with plane_class_weights \[1.0, 2.0, 3.0, 4.0, 5.0\], not None"):
         train_tiny(tiny_dataset, tmp_path / "w", epochs=2, resume=True, plane_class_weights=None)
     s = train_tiny(tiny_dataset, tmp_path / "w", epochs=2, resume=True, max_steps=1)
@@ -177,11 +207,14 @@ def test_plane_class_weights_come_from_the_training_split_and_survive_resume(tin
     assert load_checkpoint(tmp_path / "u" / "last.pt")["plane_class_weights"] is None
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"plane_class_weights": "balanced"}, "plane_class_weights must be 'auto', None or one weight per plane label"),
-    ({"plane_class_weights": [1.0, 0.0, 1.0, 1.0, 1.0]}, r"plane_class_weights\[1\] must be finite and > 0"),
-    ({"loss_kwargs": {"plane_class_weights": [1.0] * 5}}, "give plane_class_weights to train_run itself"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"plane_class_weights": "balanced"}, "plane_class_weights must be 'auto', None or one weight per plane label"),
+        ({"plane_class_weights": [1.0, 0.0, 1.0, 1.0, 1.0]}, r"plane_class_weights\[1\] must be finite and > 0"),
+        ({"loss_kwargs": {"plane_class_weights": [1.0] * 5}}, "give plane_class_weights to train_run itself"),
+    ],
+)
 def test_bad_plane_class_weights(tiny_dataset, tmp_path, kwargs, message):
     with pytest.raises(InputError, match=message):
         train_tiny(tiny_dataset, tmp_path / "r", **kwargs)
@@ -194,8 +227,17 @@ def test_batches_travel_as_uint8_and_become_float_on_the_device(tiny_dataset, tm
     from napari_ultramn.model.train import Trainer
 
     kw = {k: v for k, v in TINY_TRAIN.items() if k != "log_every"}
-    tr = Trainer(tiny_dataset, tmp_path / "r", resume=False, seed=0, loss_kwargs=None, patience=5,
-                 weight_decay=0.0, model="ultramn", **kw)
+    tr = Trainer(
+        tiny_dataset,
+        tmp_path / "r",
+        resume=False,
+        seed=0,
+        loss_kwargs=None,
+        patience=5,
+        weight_decay=0.0,
+        model="ultramn",
+        **kw,
+    )
     for loader in (tr.train_loader, tr.val_loader):
         raw = next(iter(loader))
         assert raw["frames"].dtype == torch.uint8 and raw["masks"].dtype == torch.uint8

@@ -30,11 +30,19 @@ def _log(path, records):
 def test_follows_progress_log_with_curves(widget, tmp_path):
     run = tmp_path / "runs" / "r1"
     run.mkdir(parents=True)
-    _log(run / "progress.jsonl", [
-        {"event": "start", "epoch": 0, "step": 0, "total_steps": 10},
-        {"event": "step", "epoch": 0, "step": 5, "losses": {"loss": 1.2}},
-        {"event": "epoch", "epoch": 0, "step": 5, "metrics": {"val_loss": 1.0, "val_dice": 0.5, "val_plane_acc": 0.7, "score": 0.6}},
-    ])
+    _log(
+        run / "progress.jsonl",
+        [
+            {"event": "start", "epoch": 0, "step": 0, "total_steps": 10},
+            {"event": "step", "epoch": 0, "step": 5, "losses": {"loss": 1.2}},
+            {
+                "event": "epoch",
+                "epoch": 0,
+                "step": 5,
+                "metrics": {"val_loss": 1.0, "val_dice": 0.5, "val_plane_acc": 0.7, "score": 0.6},
+            },
+        ],
+    )
     widget.follow(run)
     assert widget.progress_bar.maximum() == 10 and widget.progress_bar.value() == 5
     assert "val Dice 0.500" in widget.status_label.text()
@@ -47,8 +55,10 @@ def test_follows_progress_log_with_curves(widget, tmp_path):
 
 def test_start_then_cancel_a_training_process(widget, tmp_path, qtbot, monkeypatch):
     run = tmp_path / "run"
-    script = ("import json,sys,time;f=open(sys.argv[1]+'/progress.jsonl','a');"
-              "f.write(json.dumps({'event':'start','step':0,'total_steps':4})+'\\n');f.flush();time.sleep(60)")
+    script = (
+        "import json,sys,time;f=open(sys.argv[1]+'/progress.jsonl','a');"
+        "f.write(json.dumps({'event':'start','step':0,'total_steps':4})+'\\n');f.flush();time.sleep(60)"
+    )
     monkeypatch.setattr(widget, "command", lambda resume: [sys.executable, "-c", script, str(run)])
     widget.dataset_edit.setText(str(tmp_path / "ds"))
     widget.run_edit.setText(str(run))
@@ -100,8 +110,9 @@ def test_labelling_loop_round_from_the_dock(widget, tmp_path, qtbot):
     panel = widget.loop_panel
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     assert "Choose the project and a loop folder first" in panel.status_label.text() and panel.process is None
-    project = make_project(tmp_path / "proj", n_participants=3, clips_per_participant=1, raters=("r1",),
-                           unannotated=("p2_c0",))
+    project = make_project(
+        tmp_path / "proj", n_participants=3, clips_per_participant=1, raters=("r1",), unannotated=("p2_c0",)
+    )
     loop = tmp_path / "loop"
     qtbot.keyClicks(panel.project_edit, str(project.root))
     qtbot.keyClicks(panel.loop_edit, str(loop))

@@ -68,14 +68,16 @@ _CHILD = textwrap.dedent("""
 
 def _train_after_gl(mode):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-c", _CHILD, mode], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-c", _CHILD, mode], cwd=REPO, env=env, capture_output=True, text=True, timeout=240
+    )
 
 
 @pytest.mark.gui
 @pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display (run under xvfb-run)")
-@pytest.mark.skipif(importlib.util.find_spec("triton") is None,
-                    reason="torch without Triton (a CPU build) cannot hit this crash")
+@pytest.mark.skipif(
+    importlib.util.find_spec("triton") is None, reason="torch without Triton (a CPU build) cannot hit this crash"
+)
 def test_training_after_an_opengl_context_does_not_crash():
     guarded = _train_after_gl("guarded")
     assert guarded.returncode == 0, f"training after OpenGL crashed (rc {guarded.returncode}): {guarded.stderr[-2000:]}"

@@ -91,8 +91,11 @@ def test_same_patient_under_two_pseudonyms(dataset):
     with h5py.File(dataset / f"{b['split']}.h5", "r+") as fb:
         fb["clips"][b["clip_id"]]["frames"][:3] = frames[:3]
     problems = dataset_problems(dataset)
-    assert any(f"participants {min(a['participant'], b['participant'])}" in p and "share 3 identical "
-               "frame(s): likely the same patient under two pseudonyms" in p for p in problems)
+    assert any(
+        f"participants {min(a['participant'], b['participant'])}" in p
+        and "share 3 identical frame(s): likely the same patient under two pseudonyms" in p
+        for p in problems
+    )
 
 
 def test_same_source_file_twice(dataset):

@@ -21,12 +21,15 @@ def test_settings_round_trip_per_clip_and_rater_and_leave_the_annotation_folder_
     assert [p.name for p in path.parent.iterdir()] == ["r1.json"]  # atomic: no temporary left
 
 
-@pytest.mark.parametrize(("edit", "problem"), [
-    (lambda o: o.update(contrast_limits=[200, 100]), "contrast_limits [200, 100] must be (low, high)"),
-    (lambda o: o.update(nerve_display="dotted"), "at nerve_display: 'dotted' is not one of"),
-    (lambda o: o.update(rater="r2"), "belongs to clip 'c0' of rater 'r2', not clip 'c0' of rater 'r1'"),
-    (lambda o: o.pop("contrast_limits"), "'contrast_limits' is a required property"),
-])
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda o: o.update(contrast_limits=[200, 100]), "contrast_limits [200, 100] must be (low, high)"),
+        (lambda o: o.update(nerve_display="dotted"), "at nerve_display: 'dotted' is not one of"),
+        (lambda o: o.update(rater="r2"), "belongs to clip 'c0' of rater 'r2', not clip 'c0' of rater 'r1'"),
+        (lambda o: o.pop("contrast_limits"), "'contrast_limits' is a required property"),
+    ],
+)
 def test_a_bad_view_file_is_one_input_error_naming_it(tmp_path, edit, problem):
     path = vs.save_view(tmp_path, "c0", "r1", vs.ViewSettings((0, 255), None, "filled"))
     obj = json.loads(path.read_text())
@@ -46,14 +49,17 @@ def test_not_json_and_bad_ids_are_refused(tmp_path):
         vs.save_view(tmp_path, "c0", "../x", vs.ViewSettings())
 
 
-@pytest.mark.parametrize(("limits", "dx", "dy", "expected"), [
-    ((0, 255), 0, 0, (0, 255)),
-    ((100, 150), 10, 0, (95, 155)),  # right: 10 px of 256 widen the window by 10 grey values
-    ((100, 150), 0, 20, (120, 170)),  # down: the level rises (a darker image)
-    ((100, 150), -1000, 0, (124.5, 125.5)),  # the window never closes: 1/256 of the range
-    ((100, 150), 0, -1000, (-25, 25)),  # the level stays in the data
-    ((0, 255), 5000, 0, (-128.5, 383.5)),  # at most twice the range (512 wide)
-])
+@pytest.mark.parametrize(
+    ("limits", "dx", "dy", "expected"),
+    [
+        ((0, 255), 0, 0, (0, 255)),
+        ((100, 150), 10, 0, (95, 155)),  # right: 10 px of 256 widen the window by 10 grey values
+        ((100, 150), 0, 20, (120, 170)),  # down: the level rises (a darker image)
+        ((100, 150), -1000, 0, (124.5, 125.5)),  # the window never closes: 1/256 of the range
+        ((100, 150), 0, -1000, (-25, 25)),  # the level stays in the data
+        ((0, 255), 5000, 0, (-128.5, 383.5)),  # at most twice the range (512 wide)
+    ],
+)
 def test_a_drag_moves_window_and_level(limits, dx, dy, expected):
     assert vs.drag_window(limits, dx, dy, (0.0, 256.0)) == pytest.approx(expected)
 
@@ -80,10 +86,16 @@ def test_presets_use_frames_spread_over_the_clip(rng):
         vs.preset_limits("x", sample, (0, 255))
 
 
-@pytest.mark.parametrize(("frame_time_ms", "fps", "known"), [
-    (40.0, 25.0, True), (33.3333, 30.0, True), (None, vs.DEFAULT_FPS, False), (0.0, vs.DEFAULT_FPS, False),
-    (float("nan"), vs.DEFAULT_FPS, False),
-])
+@pytest.mark.parametrize(
+    ("frame_time_ms", "fps", "known"),
+    [
+        (40.0, 25.0, True),
+        (33.3333, 30.0, True),
+        (None, vs.DEFAULT_FPS, False),
+        (0.0, vs.DEFAULT_FPS, False),
+        (float("nan"), vs.DEFAULT_FPS, False),
+    ],
+)
 def test_cine_runs_at_the_clip_rate_or_says_it_assumes_one(frame_time_ms, fps, known):
     got, is_known = vs.cine_fps(frame_time_ms)
     assert got == pytest.approx(fps, rel=1e-4) and is_known == known
@@ -94,7 +106,13 @@ def test_cine_loops_the_non_standard_range_around_the_frame_else_the_clip():
 
     ranges = [PlaneRange(2, 5, "non_standard"), PlaneRange(6, 9, "transverse_wrist"), PlaneRange(4, 8, "non_standard")]
     assert [vs.cine_default_range(ranges, "non_standard", t, 12) for t in (0, 2, 4, 7, 8, 11)] == [
-        (0, 11), (2, 4), (4, 7), (4, 7), (0, 11), (0, 11)]  # the last range marked wins, as in the file
+        (0, 11),
+        (2, 4),
+        (4, 7),
+        (4, 7),
+        (0, 11),
+        (0, 11),
+    ]  # the last range marked wins, as in the file
     assert vs.cine_default_range([], "non_standard", 0, 1) == (0, 0)
 
 
@@ -103,10 +121,16 @@ def test_cine_loops_over_its_range():
     assert [vs.next_cine_frame(t, 2, 4) for t in (0, 2, 3, 4, 9)] == [2, 3, 4, 2, 2]
 
 
-@pytest.mark.parametrize(("spacing", "expected", "unit"), [
-    ((0.1, 0.1), 0.5, "mm"), ((0.1, 0.05), math.hypot(0.3, 0.2), "mm"), (None, 5.0, "px"),
-])
+@pytest.mark.parametrize(
+    ("spacing", "expected", "unit"),
+    [
+        ((0.1, 0.1), 0.5, "mm"),
+        ((0.1, 0.05), math.hypot(0.3, 0.2), "mm"),
+        (None, 5.0, "px"),
+    ],
+)
 def test_a_caliper_is_measured_in_physical_units(spacing, expected, unit):
-    length, got_unit = line_length((0, 3, 0), (0, 0, 4), spacing) if spacing == (0.1, 0.1) else \
-        line_length((3, 0), (0, 4), spacing)
+    length, got_unit = (
+        line_length((0, 3, 0), (0, 0, 4), spacing) if spacing == (0.1, 0.1) else line_length((3, 0), (0, 4), spacing)
+    )
     assert got_unit == unit and length == pytest.approx(expected)

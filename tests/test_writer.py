@@ -36,7 +36,9 @@ def test_annotator_metadata_carries_ids_plane_and_provenance(tmp_path):
 
 
 def test_bad_layers_are_refused_with_a_message(tmp_path):
-    with pytest.raises(InputError, match=r"can only save 2D or \(frames, rows, cols\) labels, got shape \(1, 2, 3, 4\)"):
+    with pytest.raises(
+        InputError, match=r"can only save 2D or \(frames, rows, cols\) labels, got shape \(1, 2, 3, 4\)"
+    ):
         write_annotation(str(tmp_path / "a.json"), np.zeros((1, 2, 3, 4)), {})
     with pytest.raises(InputError, match="'provenance' has 2 entries for 4 frames"):
         write_annotation(str(tmp_path / "a.json"), _labels(), {"metadata": {"provenance": [0, 0]}})
@@ -54,6 +56,7 @@ def test_png_sequence_goes_into_a_folder_named_after_the_file(tmp_path):
 
 def test_dicom_seg_references_the_source(tmp_path):
     import highdicom as hd
+
     src = write_us_cine(tmp_path / "cine.dcm", n_frames=4, rows=32, cols=40)
     meta = {"source_path": str(tmp_path / "cine.dcm"), "rater": "r1"}
     [out] = write_dicom_seg(str(tmp_path / "seg"), _labels(), {"metadata": meta})

@@ -34,8 +34,12 @@ import pandas as pd
 
 ICC_FORMS = ("ICC1", "ICC2", "ICC3", "ICC1k", "ICC2k", "ICC3k")
 ICC_LABELS = {
-    "ICC1": "ICC(1,1)", "ICC2": "ICC(2,1)", "ICC3": "ICC(3,1)",
-    "ICC1k": "ICC(1,k)", "ICC2k": "ICC(2,k)", "ICC3k": "ICC(3,k)",
+    "ICC1": "ICC(1,1)",
+    "ICC2": "ICC(2,1)",
+    "ICC3": "ICC(3,1)",
+    "ICC1k": "ICC(1,k)",
+    "ICC2k": "ICC(2,k)",
+    "ICC3k": "ICC(3,k)",
 }
 
 
@@ -64,8 +68,14 @@ def mean_squares(areas) -> dict[str, Any]:  # (B,) arrays, and the ints n, k
     ss_rows = k * ((rows - gm) ** 2).sum(axis=(1, 2))
     ss_cols = n * ((cols - gm) ** 2).sum(axis=(1, 2))
     ss_err = ss_total - ss_rows - ss_cols
-    return {"msr": ss_rows / (n - 1), "msc": ss_cols / (k - 1), "mse": ss_err / ((n - 1) * (k - 1)),
-            "msw": (ss_total - ss_rows) / (n * (k - 1)), "n": n, "k": k}
+    return {
+        "msr": ss_rows / (n - 1),
+        "msc": ss_cols / (k - 1),
+        "mse": ss_err / ((n - 1) * (k - 1)),
+        "msw": (ss_total - ss_rows) / (n * (k - 1)),
+        "n": n,
+        "k": k,
+    }
 
 
 def icc_values(areas) -> dict[str, np.ndarray | float]:
@@ -118,13 +128,16 @@ def icc_f_ci(areas, alpha: float = 0.05) -> dict[str, tuple[float, float]]:
         fs, fs2 = fdist.ppf(q, n - 1, v), fdist.ppf(q, v, n - 1)
         c = k * msc + (k * n - k - n) * mse
         out["ICC2"] = (n * (msr - fs * mse) / (fs * c + n * msr), n * (fs2 * msr - mse) / (c + n * fs2 * msr))
-        out["ICC2k"] = (n * (msr - fs * mse) / (fs * (msc - mse) + n * msr),
-                        n * (fs2 * msr - mse) / (msc - mse + n * fs2 * msr))
+        out["ICC2k"] = (
+            n * (msr - fs * mse) / (fs * (msc - mse) + n * msr),
+            n * (fs2 * msr - mse) / (msc - mse + n * fs2 * msr),
+        )
     return {key: (float(lo), float(hi)) for key, (lo, hi) in out.items()}
 
 
-def icc2_generalized_ci(areas, alpha: float = 0.05, n_draws: int = 20000,
-                        seed: int = 0) -> dict[str, tuple[float, float]]:
+def icc2_generalized_ci(
+    areas, alpha: float = 0.05, n_draws: int = 20000, seed: int = 0
+) -> dict[str, tuple[float, float]]:
     """``{'ICC2': (low, high), 'ICC2k': (low, high)}``: generalized confidence intervals.
 
     Generalized pivotal quantities of the three variance components (Tian & Cappelleri 2004):
@@ -138,9 +151,17 @@ def icc2_generalized_ci(areas, alpha: float = 0.05, n_draws: int = 20000,
     x = complete_cases(areas)
     ms = mean_squares(x)
     n, k = ms["n"], ms["k"]
-    ssr, ssc, sse = float(ms["msr"][0]) * (n - 1), float(ms["msc"][0]) * (k - 1), float(ms["mse"][0]) * (n - 1) * (k - 1)
+    ssr, ssc, sse = (
+        float(ms["msr"][0]) * (n - 1),
+        float(ms["msc"][0]) * (k - 1),
+        float(ms["mse"][0]) * (n - 1) * (k - 1),
+    )
     rng = np.random.default_rng(seed)
-    u_s, u_r, u_e = rng.chisquare(n - 1, n_draws), rng.chisquare(k - 1, n_draws), rng.chisquare((n - 1) * (k - 1), n_draws)
+    u_s, u_r, u_e = (
+        rng.chisquare(n - 1, n_draws),
+        rng.chisquare(k - 1, n_draws),
+        rng.chisquare((n - 1) * (k - 1), n_draws),
+    )
     e = sse / u_e
     s_var = np.maximum((ssr / u_s - e) / k, 0.0)
     r_var = np.maximum((ssc / u_r - e) / n, 0.0)
@@ -155,8 +176,14 @@ def icc2_generalized_ci(areas, alpha: float = 0.05, n_draws: int = 20000,
 
 
 #: how the primary interval (``ci_low``, ``ci_high``) of each form is computed
-CI_METHODS = {"ICC1": "F (exact)", "ICC3": "F (exact)", "ICC1k": "F (exact)", "ICC3k": "F (exact)",
-              "ICC2": "generalized (Tian & Cappelleri 2004)", "ICC2k": "generalized (Tian & Cappelleri 2004)"}
+CI_METHODS = {
+    "ICC1": "F (exact)",
+    "ICC3": "F (exact)",
+    "ICC1k": "F (exact)",
+    "ICC3k": "F (exact)",
+    "ICC2": "generalized (Tian & Cappelleri 2004)",
+    "ICC2k": "generalized (Tian & Cappelleri 2004)",
+}
 
 
 def icc_table(areas, alpha: float = 0.05, seed: int = 0) -> pd.DataFrame:
@@ -170,11 +197,13 @@ def icc_table(areas, alpha: float = 0.05, seed: int = 0) -> pd.DataFrame:
     n, k = x.shape
     # generic rater names: pingouin melts a pivot table, so a rater called "area" would clash
     names = [f"_r{j}" for j in range(k)]
-    long = pd.DataFrame({
-        "subject": np.repeat(np.arange(n), k),
-        "rater": np.tile(names, n),
-        "area": x.ravel(),
-    })
+    long = pd.DataFrame(
+        {
+            "subject": np.repeat(np.arange(n), k),
+            "rater": np.tile(names, n),
+            "area": x.ravel(),
+        }
+    )
     with warnings.catch_warnings():  # pingouin's own pandas deprecation warnings
         warnings.simplefilter("ignore")
         res = pingouin.intraclass_corr(long, targets="subject", raters="rater", ratings="area")
@@ -184,23 +213,25 @@ def icc_table(areas, alpha: float = 0.05, seed: int = 0) -> pd.DataFrame:
         raise RuntimeError(f"unexpected pingouin.intraclass_corr output: {list(res['Type'])}")
     f_ci = icc_f_ci(x, alpha)
     primary = {**f_ci, **icc2_generalized_ci(x, alpha, seed=seed)}
-    return pd.DataFrame({
-        "coefficient": list(ICC_FORMS),
-        "form": [ICC_LABELS[t] for t in ICC_FORMS],
-        "pingouin_type": res["Type"].astype(str).to_numpy(),
-        "value": res["ICC"].to_numpy(float),
-        "ci_low": [primary[t][0] for t in ICC_FORMS],
-        "ci_high": [primary[t][1] for t in ICC_FORMS],
-        "ci_method": [CI_METHODS[t] for t in ICC_FORMS],
-        "ci_low_F": [f_ci[t][0] for t in ICC_FORMS],
-        "ci_high_F": [f_ci[t][1] for t in ICC_FORMS],
-        "F": res["F"].to_numpy(float),
-        "df1": res["df1"].to_numpy(float),
-        "df2": res["df2"].to_numpy(float),
-        "pval": res["pval"].to_numpy(float),
-        "n_subjects": n,
-        "n_raters": k,
-    })
+    return pd.DataFrame(
+        {
+            "coefficient": list(ICC_FORMS),
+            "form": [ICC_LABELS[t] for t in ICC_FORMS],
+            "pingouin_type": res["Type"].astype(str).to_numpy(),
+            "value": res["ICC"].to_numpy(float),
+            "ci_low": [primary[t][0] for t in ICC_FORMS],
+            "ci_high": [primary[t][1] for t in ICC_FORMS],
+            "ci_method": [CI_METHODS[t] for t in ICC_FORMS],
+            "ci_low_F": [f_ci[t][0] for t in ICC_FORMS],
+            "ci_high_F": [f_ci[t][1] for t in ICC_FORMS],
+            "F": res["F"].to_numpy(float),
+            "df1": res["df1"].to_numpy(float),
+            "df2": res["df2"].to_numpy(float),
+            "pval": res["pval"].to_numpy(float),
+            "n_subjects": n,
+            "n_raters": k,
+        }
+    )
 
 
 def bland_altman(a, b) -> dict:

@@ -82,8 +82,9 @@ def dice_figure(frame_pairs) -> str:
     return figure_html(fig, "Dice and HD95 distributions per rater pair")
 
 
-def outline_thumbnail(image: np.ndarray, masks: dict[str, np.ndarray], raters: list[str],
-                      min_size: int = 200) -> np.ndarray:
+def outline_thumbnail(
+    image: np.ndarray, masks: dict[str, np.ndarray], raters: list[str], min_size: int = 200
+) -> np.ndarray:
     """``(h, w, 3) uint8``: the frame around the nerve in grey, each rater's outline in their colour.
 
     Cropped to the masks' union with as much context again on each side, then enlarged (nearest
@@ -116,7 +117,8 @@ def worst_thumbnails(result, project, n: int) -> str:
     raters = result.tables.raters
     legend = " ".join(
         f"<span style='color:rgb{RATER_COLOURS[i % len(RATER_COLOURS)]}'>&#9632; {r}</span>"
-        for i, r in enumerate(raters))
+        for i, r in enumerate(raters)
+    )
     parts = [f"<p>{legend}</p>"]
     for row in worst.to_dict("records"):
         try:
@@ -128,9 +130,13 @@ def worst_thumbnails(result, project, n: int) -> str:
         rec = project.clip_record(row["clip_id"])
         anns = load_clip(project, rec, project.annotations.human_raters(row["clip_id"]))
         masks = {r: a.frames[int(row["frame"])].mask for r, a in anns.items() if int(row["frame"]) in a.frames}
-        parts.append(image_html(outline_thumbnail(image, masks, raters),
-                                f"{row['clip_id']} frame {row['frame']}: Dice {row['dice']:.2f} ({row['pair']})",
-                                width=220))
+        parts.append(
+            image_html(
+                outline_thumbnail(image, masks, raters),
+                f"{row['clip_id']} frame {row['frame']}: Dice {row['dice']:.2f} ({row['pair']})",
+                width=220,
+            )
+        )
     return "".join(parts)
 
 

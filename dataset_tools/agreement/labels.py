@@ -237,11 +237,13 @@ def pairwise_cohen(ratings, categories=None, raters=None) -> pd.DataFrame:
     rows = []
     for i, j in combinations(range(codes.shape[1]), 2):
         both = (codes[:, i] >= 0) & (codes[:, j] >= 0)
-        rows.append({
-            "rater_a": names[i],
-            "rater_b": names[j],
-            "n_subjects": int(both.sum()),
-            "percent_agreement": float((codes[both, i] == codes[both, j]).mean()) if both.any() else float("nan"),
-            "cohen_kappa": cohen_codes(codes[:, i], codes[:, j], len(cats)),
-        })
+        rows.append(
+            {
+                "rater_a": names[i],
+                "rater_b": names[j],
+                "n_subjects": int(both.sum()),
+                "percent_agreement": float((codes[both, i] == codes[both, j]).mean()) if both.any() else float("nan"),
+                "cohen_kappa": cohen_codes(codes[:, i], codes[:, j], len(cats)),
+            }
+        )
     return pd.DataFrame(rows)

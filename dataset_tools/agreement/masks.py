@@ -22,8 +22,17 @@ from napari_ultramn.metrics import (
 )
 from napari_ultramn.metrics import pair_metrics as boundary_metrics
 
-__all__ = ["DISTANCES", "METRICS", "area", "boundary", "boundary_metrics", "check_pair", "frame_metrics",
-           "monai_boundary_metrics", "surface_distances"]
+__all__ = [
+    "DISTANCES",
+    "METRICS",
+    "area",
+    "boundary",
+    "boundary_metrics",
+    "check_pair",
+    "frame_metrics",
+    "monai_boundary_metrics",
+    "surface_distances",
+]
 
 
 def area(mask, spacing_mm=None) -> float:

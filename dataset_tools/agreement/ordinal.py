@@ -88,8 +88,13 @@ def ordinal_alpha_codes(codes: np.ndarray, n_categories: int, level: str = "ordi
         return float("nan")
     data = np.where(codes[pairable] >= 0, codes[pairable], np.nan).T.astype(float)  # raters x units
     # value_domain: the ordinal metric ranks grades by the full scale, not only those seen
-    return float(krippendorff.alpha(reliability_data=data, level_of_measurement=level,  # type: ignore[arg-type]  # checked
-                                    value_domain=np.arange(n_categories, dtype=float)))
+    return float(
+        krippendorff.alpha(
+            reliability_data=data,
+            level_of_measurement=level,  # type: ignore[arg-type]  # checked
+            value_domain=np.arange(n_categories, dtype=float),
+        )
+    )
 
 
 def ordinal_alpha(ratings, categories, level: str = "ordinal") -> float:

@@ -82,26 +82,55 @@ class AgreementResult:
         """The headline numbers: one row per coefficient with CI and unit."""
         rows = []
         for r in self.stats["plane_overall"].to_dict("records"):
-            rows.append({"what": f"plane ({r['level']})", "coefficient": r["coefficient"], "value": r["value"],
-                         "ci_low": r["ci_low"], "ci_high": r["ci_high"], "unit": "", "n": r["n_subjects"],
-                         "note": r["note"] if not np.isfinite(r["value"]) else ""})
+            rows.append(
+                {
+                    "what": f"plane ({r['level']})",
+                    "coefficient": r["coefficient"],
+                    "value": r["value"],
+                    "ci_low": r["ci_low"],
+                    "ci_high": r["ci_high"],
+                    "unit": "",
+                    "n": r["n_subjects"],
+                    "note": r["note"] if not np.isfinite(r["value"]) else "",
+                }
+            )
         bp = self.stats.get("boundary_by_pair")
         if bp is not None:
             for r in bp[bp["pair"] == "all"].to_dict("records"):
                 unit = "" if r["metric"] in ("dice", "iou", "surface_dice") else r["unit"]
-                note = "" if r["n_frames"] else (
-                    f"undefined: one rater drew no nerve in all {r['n_one_empty']} frame(s)")
+                note = (
+                    "" if r["n_frames"] else (f"undefined: one rater drew no nerve in all {r['n_one_empty']} frame(s)")
+                )
                 if r["n_one_empty"] and not note:
                     note = f"{r['n_one_empty']} frame(s) with one mask empty left out of distances"
-                rows.append({"what": "boundary (all pairs)", "coefficient": r["metric"], "value": r["mean"],
-                             "ci_low": r["ci_low"], "ci_high": r["ci_high"], "unit": unit, "n": r["n_frames"],
-                             "note": note if r["metric"] not in ("dice", "iou") else ""})
+                rows.append(
+                    {
+                        "what": "boundary (all pairs)",
+                        "coefficient": r["metric"],
+                        "value": r["mean"],
+                        "ci_low": r["ci_low"],
+                        "ci_high": r["ci_high"],
+                        "unit": unit,
+                        "n": r["n_frames"],
+                        "note": note if r["metric"] not in ("dice", "iou") else "",
+                    }
+                )
         rows += self._quality_rows()
         icc = self.stats.get("area_icc")
         if icc is not None and not icc.empty:
             for r in icc.to_dict("records"):
-                rows.append({"what": "area", "coefficient": r["form"], "value": r["value"], "ci_low": r["ci_low"],
-                             "ci_high": r["ci_high"], "unit": r["unit"], "n": r["n_subjects"], "note": ""})
+                rows.append(
+                    {
+                        "what": "area",
+                        "coefficient": r["form"],
+                        "value": r["value"],
+                        "ci_low": r["ci_low"],
+                        "ci_high": r["ci_high"],
+                        "unit": r["unit"],
+                        "n": r["n_subjects"],
+                        "note": "",
+                    }
+                )
         return pd.DataFrame(rows)
 
     def _quality_rows(self) -> list[dict]:
@@ -111,15 +140,33 @@ class AgreementResult:
         qo, qp = self.stats.get("quality_overall"), self.stats.get("quality_pairwise")
         if qo is not None:
             for r in qo.to_dict("records"):
-                rows.append({"what": what, "coefficient": r["coefficient"], "value": r["value"],
-                             "ci_low": r["ci_low"], "ci_high": r["ci_high"], "unit": "", "n": r["n_clips"],
-                             "note": r["note"]})
+                rows.append(
+                    {
+                        "what": what,
+                        "coefficient": r["coefficient"],
+                        "value": r["value"],
+                        "ci_low": r["ci_low"],
+                        "ci_high": r["ci_high"],
+                        "unit": "",
+                        "n": r["n_clips"],
+                        "note": r["note"],
+                    }
+                )
         if qp is not None:
             for r in qp.to_dict("records"):
                 for w in ("linear", "quadratic"):
-                    rows.append({"what": what, "coefficient": f"weighted_kappa_{w} ({r['rater_a']}-{r['rater_b']})",
-                                 "value": r[f"kappa_{w}"], "ci_low": r[f"ci_low_{w}"],
-                                 "ci_high": r[f"ci_high_{w}"], "unit": "", "n": r["n_clips"], "note": r["note"]})
+                    rows.append(
+                        {
+                            "what": what,
+                            "coefficient": f"weighted_kappa_{w} ({r['rater_a']}-{r['rater_b']})",
+                            "value": r[f"kappa_{w}"],
+                            "ci_low": r[f"ci_low_{w}"],
+                            "ci_high": r[f"ci_high_{w}"],
+                            "unit": "",
+                            "n": r["n_clips"],
+                            "note": r["note"],
+                        }
+                    )
         return rows
 
     def worst_frames(self, k: int = 20) -> pd.DataFrame:
@@ -129,15 +176,19 @@ class AgreementResult:
         return wf.sort_values(["dice", "area_diff"], ascending=[True, False]).head(k).reset_index(drop=True)
 
     #: what the summary's ``n`` counts, row by row
-    N_NOTE = ("n: the number of things each row is computed over: clips for plane (clip), frames for "
-              "plane (frame), rater-pair frames with both masks drawn for boundary rows, and frames "
-              "measured by every rater for area ICCs. Confidence intervals (95% CI low, high) are "
-              "percentile bootstraps over participants.")
+    N_NOTE = (
+        "n: the number of things each row is computed over: clips for plane (clip), frames for "
+        "plane (frame), rater-pair frames with both masks drawn for boundary rows, and frames "
+        "measured by every rater for area ICCs. Confidence intervals (95% CI low, high) are "
+        "percentile bootstraps over participants."
+    )
 
     #: what differs from :attr:`N_NOTE` for the quality-grade and ICC rows
-    N_NOTE_MORE = ("Quality-grade rows: n counts clips graded by both raters (by two or more for alpha). "
-                   "ICC intervals are not bootstraps: exact F (ICC 1 and 3) and generalized (ICC 2) "
-                   "intervals, see Methods.")
+    N_NOTE_MORE = (
+        "Quality-grade rows: n counts clips graded by both raters (by two or more for alpha). "
+        "ICC intervals are not bootstraps: exact F (ICC 1 and 3) and generalized (ICC 2) "
+        "intervals, see Methods."
+    )
 
     def section(self, report_href: str | None = None) -> ReportSection:
         """A short section for the demo report, linking the full report (``report_href``: the
@@ -149,16 +200,23 @@ class AgreementResult:
             f"{len(self.tables.clips)} clips, {self.tables.clips['participant'].nunique()} participants. "
             f"Full report: <a href='{escape(report_href or self.report_path)}'><code>"
             f"{escape(report_href or self.report_path)}</code></a>.</p>"
-            + table_html(head) + f"<p class='note'>{escape(self.N_NOTE + ' ' + self.N_NOTE_MORE)}</p>"
+            + table_html(head)
+            + f"<p class='note'>{escape(self.N_NOTE + ' ' + self.N_NOTE_MORE)}</p>"
             + "".join(f"<p class='note'>{escape(n)}</p>" for n in self.notes)
-            + self.figures_html.get("bland_altman", "") + self.figures_html.get("dice", "")
+            + self.figures_html.get("bland_altman", "")
+            + self.figures_html.get("dice", "")
         )
         return ReportSection("Inter-rater agreement", html)
 
 
 def _write_csvs(out_dir: Path, tables: AgreementTables, stats: dict) -> dict[str, Path]:
-    frames = {"frame_pairs": tables.frame_pairs, "frame_areas": tables.frame_areas, "clips": tables.clips,
-              "frame_labels": tables.frame_labels, "clip_labels": tables.clip_labels}
+    frames = {
+        "frame_pairs": tables.frame_pairs,
+        "frame_areas": tables.frame_areas,
+        "clips": tables.clips,
+        "frame_labels": tables.frame_labels,
+        "clip_labels": tables.clip_labels,
+    }
     frames.update({k: v for k, v in stats.items() if isinstance(v, pd.DataFrame)})
     files = {}
     for name, df in frames.items():
@@ -171,43 +229,94 @@ def _write_csvs(out_dir: Path, tables: AgreementTables, stats: dict) -> dict[str
 def _sections(result: AgreementResult) -> list[ReportSection]:
     t, s, f = result.tables, result.stats, result.figures_html
     notes = "".join(f"<p class='note'>{escape(n)}</p>" for n in result.notes)
-    intro = (f"<p>{len(t.raters)} raters: {escape(', '.join(t.raters))}. {len(t.clips)} clips from "
-             f"{t.clips['participant'].nunique()} participants; {len(t.frame_pairs)} rater-pair frames. "
-             f"Surface Dice tolerance {t.tolerance['mm']} mm ({t.tolerance['px']} px on uncalibrated clips).</p>")
-    sections = [ReportSection("Summary", intro + notes + table_html(result.summary())
-                              + f"<p class='note'>{escape(result.N_NOTE + ' ' + result.N_NOTE_MORE)}</p>"),
-                ReportSection("Methods", METHODS.format(n_boot=result.n_boot, seed=result.seed))]
-    plane_html = (table_html(s["plane_overall"]) + "<h3>Rater pairs</h3>" + table_html(s["plane_pairwise"])
-                  + "<h3>Per plane</h3>" + table_html(s["plane_per_label"]) + f.get("plane_kappa", "")
-                  + "<h3>Confusion matrices</h3>" + _confusion_html(s["plane_confusion"]))
+    intro = (
+        f"<p>{len(t.raters)} raters: {escape(', '.join(t.raters))}. {len(t.clips)} clips from "
+        f"{t.clips['participant'].nunique()} participants; {len(t.frame_pairs)} rater-pair frames. "
+        f"Surface Dice tolerance {t.tolerance['mm']} mm ({t.tolerance['px']} px on uncalibrated clips).</p>"
+    )
+    sections = [
+        ReportSection(
+            "Summary",
+            intro
+            + notes
+            + table_html(result.summary())
+            + f"<p class='note'>{escape(result.N_NOTE + ' ' + result.N_NOTE_MORE)}</p>",
+        ),
+        ReportSection("Methods", METHODS.format(n_boot=result.n_boot, seed=result.seed)),
+    ]
+    plane_html = (
+        table_html(s["plane_overall"])
+        + "<h3>Rater pairs</h3>"
+        + table_html(s["plane_pairwise"])
+        + "<h3>Per plane</h3>"
+        + table_html(s["plane_per_label"])
+        + f.get("plane_kappa", "")
+        + "<h3>Confusion matrices</h3>"
+        + _confusion_html(s["plane_confusion"])
+    )
     sections.append(ReportSection("Plane labels", plane_html))
     if "quality_overall" in s:
-        sections.append(ReportSection(
-            "Image-quality grade (ordinal)",
-            "<p>Clip quality ok &lt; poor &lt; unusable: a disagreement between ok and unusable weighs "
-            "more than one between neighbouring grades (linear weights 1 and 2, quadratic 1 and 4).</p>"
-            + table_html(s["quality_overall"]) + "<h3>Rater pairs</h3>" + table_html(s["quality_pairwise"])))
+        sections.append(
+            ReportSection(
+                "Image-quality grade (ordinal)",
+                "<p>Clip quality ok &lt; poor &lt; unusable: a disagreement between ok and unusable weighs "
+                "more than one between neighbouring grades (linear weights 1 and 2, quadratic 1 and 4).</p>"
+                + table_html(s["quality_overall"])
+                + "<h3>Rater pairs</h3>"
+                + table_html(s["quality_pairwise"]),
+            )
+        )
     if "boundary_by_pair" in s:
         bp = s["boundary_by_pair"]
-        sections.append(ReportSection(
-            "Nerve boundaries",
-            "<p>Distances in the <i>unit</i> column (mm, or px for uncalibrated clips). <i>n_one_empty</i>: "
-            "frames where one rater drew no nerve; distances are undefined there.</p>"
-            + table_html(bp) + f.get("dice", "")))
+        sections.append(
+            ReportSection(
+                "Nerve boundaries",
+                "<p>Distances in the <i>unit</i> column (mm, or px for uncalibrated clips). <i>n_one_empty</i>: "
+                "frames where one rater drew no nerve; distances are undefined there.</p>"
+                + table_html(bp)
+                + f.get("dice", ""),
+            )
+        )
         icc, ba = s["area_icc"], s["bland_altman"]
-        sections.append(ReportSection(
-            "Nerve cross-sectional area",
-            table_html(icc[[c for c in ("form", "value", "ci_low", "ci_high", "ci_method", "ci_low_F",
-                                        "ci_high_F", "ci_low_boot_participants", "ci_high_boot_participants",
-                                        "n_subjects", "n_participants", "n_raters", "unit") if c in icc]])
-            + "<p class='note'>ci_low/ci_high: exact F (ICC 1, 3) or generalized (ICC 2) interval; _F: "
-            "McGraw &amp; Wong F interval; _boot_participants: participant bootstrap with raters held "
-            "fixed. See Methods.</p>"
-            + "<h3>Bland-Altman</h3>" + table_html(ba) + f.get("bland_altman", "")))
-        sections.append(ReportSection(
-            "Frames to adjudicate",
-            "<p>Lowest Dice between any two raters (outlines: one colour per rater).</p>"
-            + f.get("worst", "") + table_html(result.worst_frames(30))))
+        sections.append(
+            ReportSection(
+                "Nerve cross-sectional area",
+                table_html(
+                    icc[
+                        [
+                            c
+                            for c in (
+                                "form",
+                                "value",
+                                "ci_low",
+                                "ci_high",
+                                "ci_method",
+                                "ci_low_F",
+                                "ci_high_F",
+                                "ci_low_boot_participants",
+                                "ci_high_boot_participants",
+                                "n_subjects",
+                                "n_participants",
+                                "n_raters",
+                                "unit",
+                            )
+                            if c in icc
+                        ]
+                    ]
+                )
+                + "<p class='note'>ci_low/ci_high: exact F (ICC 1, 3) or generalized (ICC 2) interval; _F: "
+                "McGraw &amp; Wong F interval; _boot_participants: participant bootstrap with raters held "
+                "fixed. See Methods.</p>" + "<h3>Bland-Altman</h3>" + table_html(ba) + f.get("bland_altman", ""),
+            )
+        )
+        sections.append(
+            ReportSection(
+                "Frames to adjudicate",
+                "<p>Lowest Dice between any two raters (outlines: one colour per rater).</p>"
+                + f.get("worst", "")
+                + table_html(result.worst_frames(30)),
+            )
+        )
     return sections
 
 
@@ -219,13 +328,23 @@ def _confusion_html(confusion: pd.DataFrame) -> str:
         used = [lab for lab in table.index if table.loc[lab].sum() > 0 or table[lab].sum() > 0]
         table = table.loc[used, used]
         shown = pd.DataFrame({f"{ra} \\ {rb}": used, **{str(c): table[c].to_numpy() for c in used}})
-        parts.append(f"<div style='display:inline-block;margin-right:1.5em'><p>per {escape(level)}: "
-                     f"{escape(ra)} (rows) vs {escape(rb)} (columns)</p>{table_html(shown, '{:.0f}')}</div>")
+        parts.append(
+            f"<div style='display:inline-block;margin-right:1.5em'><p>per {escape(level)}: "
+            f"{escape(ra)} (rows) vs {escape(rb)} (columns)</p>{table_html(shown, '{:.0f}')}</div>"
+        )
     return "".join(parts)
 
 
-def agreement_report(project, out_dir, *, seed: int = 0, n_boot: int = 200, tolerance_mm: float = 0.5,
-                     n_thumbnails: int = 6, workers: int | None = None) -> ProgressGen[AgreementResult]:
+def agreement_report(
+    project,
+    out_dir,
+    *,
+    seed: int = 0,
+    n_boot: int = 200,
+    tolerance_mm: float = 0.5,
+    n_thumbnails: int = 6,
+    workers: int | None = None,
+) -> ProgressGen[AgreementResult]:
     """Measure, summarise and write everything; returns an :class:`AgreementResult`.
 
     ``workers``: processes measuring clips (default all cores; the result is the same for any)."""
@@ -244,8 +363,9 @@ def agreement_report(project, out_dir, *, seed: int = 0, n_boot: int = 200, tole
         written = _write_csvs(stage, tables, stats)
         written["summary"] = stage / "summary.csv"
         atomic_write_text(written["summary"], result.summary().to_csv(index=False, float_format="%.6g"))
-        written["report"] = write_report(stage / result.report_path.name,
-                                         f"Inter-rater agreement: {project.name}", _sections(result))
+        written["report"] = write_report(
+            stage / result.report_path.name, f"Inter-rater agreement: {project.name}", _sections(result)
+        )
     result.files = {name: out_dir / path.name for name, path in written.items()}
     yield Progress(100, 100, f"wrote {result.report_path}")
     return result

@@ -32,8 +32,9 @@ from .ordinal import WEIGHTS, ordinal_alpha_codes, weighted_kappa_codes
 COEFFICIENTS = ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1")
 
 
-def plane_statistics(labels: pd.DataFrame, raters: list[str], vocabulary: list[str], level: str,
-                     n_boot: int, seed: int) -> dict[str, pd.DataFrame]:
+def plane_statistics(
+    labels: pd.DataFrame, raters: list[str], vocabulary: list[str], level: str, n_boot: int, seed: int
+) -> dict[str, pd.DataFrame]:
     """Plane-label agreement of one level ('clip' or 'frame'): overall, per pair, per label, confusion."""
     ratings = labels[raters]
     used = {v for v in ratings.to_numpy().ravel() if isinstance(v, str)}
@@ -45,33 +46,73 @@ def plane_statistics(labels: pd.DataFrame, raters: list[str], vocabulary: list[s
     rows = []
     for coef in COEFFICIENTS:
         low, high, valid = cis.get(coef, (np.nan, np.nan, 0))
-        rows.append({"level": level, "coefficient": coef, "value": overall[coef], "ci_low": low, "ci_high": high,
-                     "n_boot_valid": valid, "n_subjects": overall["n_subjects_pairable"],
-                     "n_participants": boot.n_participants, "note": overall["note"]})
+        rows.append(
+            {
+                "level": level,
+                "coefficient": coef,
+                "value": overall[coef],
+                "ci_low": low,
+                "ci_high": high,
+                "n_boot_valid": valid,
+                "n_subjects": overall["n_subjects_pairable"],
+                "n_participants": boot.n_participants,
+                "note": overall["note"],
+            }
+        )
     pairs, confusion = [], []
     for i, j in combinations(range(len(raters)), 2):
         a, b = codes[:, i], codes[:, j]
         both = (a >= 0) & (b >= 0)
         kappa = cohen_codes(a, b, len(cats))
         low, high, valid = boot.ci(lambda r, a=a, b=b: cohen_codes(a[r], b[r], len(cats)))
-        note = "" if np.isfinite(kappa) else (
-            "no subject labelled by both" if not both.any() else "one label throughout: kappa undefined")
-        pairs.append({"level": level, "rater_a": raters[i], "rater_b": raters[j], "n_subjects": int(both.sum()),
-                      "percent_agreement": float((a[both] == b[both]).mean()) if both.any() else np.nan,
-                      "cohen_kappa": kappa, "ci_low": low, "ci_high": high, "n_boot_valid": valid, "note": note})
+        note = (
+            ""
+            if np.isfinite(kappa)
+            else ("no subject labelled by both" if not both.any() else "one label throughout: kappa undefined")
+        )
+        pairs.append(
+            {
+                "level": level,
+                "rater_a": raters[i],
+                "rater_b": raters[j],
+                "n_subjects": int(both.sum()),
+                "percent_agreement": float((a[both] == b[both]).mean()) if both.any() else np.nan,
+                "cohen_kappa": kappa,
+                "ci_low": low,
+                "ci_high": high,
+                "n_boot_valid": valid,
+                "note": note,
+            }
+        )
         cm = confusion_matrix(ratings.iloc[:, i].to_numpy(object), ratings.iloc[:, j].to_numpy(object), cats)
         for la in cats:
             for lb in cats:
-                confusion.append({"level": level, "rater_a": raters[i], "rater_b": raters[j],
-                                  "label_a": la, "label_b": lb, "count": int(cm.loc[la, lb])})
+                confusion.append(
+                    {
+                        "level": level,
+                        "rater_a": raters[i],
+                        "rater_b": raters[j],
+                        "label_a": la,
+                        "label_b": lb,
+                        "count": int(cm.loc[la, lb]),
+                    }
+                )
     per_label = per_category(ratings, cats)
     per_label.insert(0, "level", level)
-    per_label_ci = [boot.ci(lambda r, k=k: fleiss_codes(np.where(codes[r] < 0, -1, codes[r] == k).astype(int), 2))
-                    if n else (np.nan, np.nan, 0) for k, n in enumerate(per_label["n_ratings"])]
+    per_label_ci = [
+        boot.ci(lambda r, k=k: fleiss_codes(np.where(codes[r] < 0, -1, codes[r] == k).astype(int), 2))
+        if n
+        else (np.nan, np.nan, 0)
+        for k, n in enumerate(per_label["n_ratings"])
+    ]
     per_label["ci_low"] = [c[0] for c in per_label_ci]
     per_label["ci_high"] = [c[1] for c in per_label_ci]
-    return {"overall": pd.DataFrame(rows), "pairwise": pd.DataFrame(pairs),
-            "per_label": per_label, "confusion": pd.DataFrame(confusion)}
+    return {
+        "overall": pd.DataFrame(rows),
+        "pairwise": pd.DataFrame(pairs),
+        "per_label": per_label,
+        "confusion": pd.DataFrame(confusion),
+    }
 
 
 def _undefined_reason(codes: np.ndarray, grades: list[str]) -> str:
@@ -85,8 +126,9 @@ def _undefined_reason(codes: np.ndarray, grades: list[str]) -> str:
     return ""
 
 
-def quality_statistics(clips: pd.DataFrame, raters: list[str], grades, n_boot: int,
-                       seed: int) -> dict[str, pd.DataFrame]:
+def quality_statistics(
+    clips: pd.DataFrame, raters: list[str], grades, n_boot: int, seed: int
+) -> dict[str, pd.DataFrame]:
     """Agreement on the clip image-quality grade, an ordered scale (``grades`` in order): weighted
     kappa (linear, quadratic) per rater pair and Krippendorff's ordinal alpha over all raters, with
     participant-bootstrap CIs (:mod:`.ordinal`)."""
@@ -97,21 +139,35 @@ def quality_statistics(clips: pd.DataFrame, raters: list[str], grades, n_boot: i
     boot = ParticipantBootstrap(clips["participant"], n_boot, seed)
     alpha = ordinal_alpha_codes(codes, k, "ordinal")
     low, high, valid = boot.ci(lambda r: ordinal_alpha_codes(codes[r], k, "ordinal"))
-    overall = pd.DataFrame([{
-        "coefficient": "krippendorff_alpha_ordinal", "value": alpha, "ci_low": low, "ci_high": high,
-        "n_boot_valid": valid, "n_clips": int(((codes >= 0).sum(axis=1) >= 2).sum()),
-        "n_participants": boot.n_participants, "note": _undefined_reason(codes, grades),
-    }])
+    overall = pd.DataFrame(
+        [
+            {
+                "coefficient": "krippendorff_alpha_ordinal",
+                "value": alpha,
+                "ci_low": low,
+                "ci_high": high,
+                "n_boot_valid": valid,
+                "n_clips": int(((codes >= 0).sum(axis=1) >= 2).sum()),
+                "n_participants": boot.n_participants,
+                "note": _undefined_reason(codes, grades),
+            }
+        ]
+    )
     pairs = []
     for i, j in combinations(range(len(raters)), 2):
         a, b = codes[:, i], codes[:, j]
         both = (a >= 0) & (b >= 0)
-        row = {"rater_a": raters[i], "rater_b": raters[j], "n_clips": int(both.sum()),
-               "percent_agreement": float((a[both] == b[both]).mean()) if both.any() else np.nan}
+        row = {
+            "rater_a": raters[i],
+            "rater_b": raters[j],
+            "n_clips": int(both.sum()),
+            "percent_agreement": float((a[both] == b[both]).mean()) if both.any() else np.nan,
+        }
         for w in WEIGHTS:
             row[f"kappa_{w}"] = weighted_kappa_codes(a, b, k, w)
             row[f"ci_low_{w}"], row[f"ci_high_{w}"], row[f"n_boot_valid_{w}"] = boot.ci(
-                lambda r, a=a, b=b, w=w: weighted_kappa_codes(a[r], b[r], k, w))
+                lambda r, a=a, b=b, w=w: weighted_kappa_codes(a[r], b[r], k, w)
+            )
         row["note"] = _undefined_reason(codes[:, [i, j]], grades)
         pairs.append(row)
     return {"overall": overall, "pairwise": pd.DataFrame(pairs)}
@@ -123,11 +179,18 @@ def _metric_summary(df: pd.DataFrame, boot: ParticipantBootstrap | None) -> list
         v = df[metric].to_numpy(float)
         ok = np.isfinite(v)
         low, high, valid = boot.mean_ci(v) if boot is not None else (np.nan, np.nan, 0)
-        out.append({"metric": metric, "n_frames": int(ok.sum()),
-                    "mean": float(v[ok].mean()) if ok.any() else np.nan,
-                    "median": float(np.median(v[ok])) if ok.any() else np.nan,
-                    "sd": float(v[ok].std(ddof=1)) if ok.sum() > 1 else np.nan,
-                    "ci_low": low, "ci_high": high, "n_boot_valid": valid})
+        out.append(
+            {
+                "metric": metric,
+                "n_frames": int(ok.sum()),
+                "mean": float(v[ok].mean()) if ok.any() else np.nan,
+                "median": float(np.median(v[ok])) if ok.any() else np.nan,
+                "sd": float(v[ok].std(ddof=1)) if ok.sum() > 1 else np.nan,
+                "ci_low": low,
+                "ci_high": high,
+                "n_boot_valid": valid,
+            }
+        )
     return out
 
 
@@ -141,9 +204,16 @@ def boundary_statistics(pairs: pd.DataFrame, n_boot: int, seed: int) -> dict[str
             mask = (pairs["unit"] == unit) & ((pairs["pair"] == pair) if pair != "all" else True)
             boot = boot_all.subset(mask.to_numpy())
             for r in _metric_summary(g, boot):
-                rows.append({"pair": pair, "unit": unit, **r, "n_one_empty": int((g["empty"] == "one").sum()),
-                             "n_both_empty": int((g["empty"] == "both").sum()),
-                             "n_participants": g["participant"].nunique()})
+                rows.append(
+                    {
+                        "pair": pair,
+                        "unit": unit,
+                        **r,
+                        "n_one_empty": int((g["empty"] == "one").sum()),
+                        "n_both_empty": int((g["empty"] == "both").sum()),
+                        "n_participants": g["participant"].nunique(),
+                    }
+                )
     agg = {m: "mean" for m in METRICS}
 
     def grouped(keys):
@@ -153,8 +223,11 @@ def boundary_statistics(pairs: pd.DataFrame, n_boot: int, seed: int) -> dict[str
         out["n_one_empty"] = g["empty"].agg(lambda e: int((e == "one").sum()))
         return out.reset_index()
 
-    return {"by_pair": pd.DataFrame(rows), "by_clip": grouped(["clip_id", "participant", "pair", "unit"]),
-            "by_participant": grouped(["participant", "pair", "unit"])}
+    return {
+        "by_pair": pd.DataFrame(rows),
+        "by_clip": grouped(["clip_id", "participant", "pair", "unit"]),
+        "by_participant": grouped(["participant", "pair", "unit"]),
+    }
 
 
 def area_statistics(areas: pd.DataFrame, raters: list[str], n_boot: int, seed: int) -> dict[str, pd.DataFrame]:
@@ -173,9 +246,16 @@ def area_statistics(areas: pd.DataFrame, raters: list[str], n_boot: int, seed: i
             cis = boot.ci_many(lambda r, xc=xc: icc_values(xc[r]) if len(np.unique(r)) > 1 else {})
             for rec in table.to_dict("records"):
                 low, high, valid = cis.get(rec["coefficient"], (np.nan, np.nan, 0))
-                icc_rows.append({**rec, "unit": unit, "ci_low_boot_participants": low,
-                                 "ci_high_boot_participants": high, "n_boot_valid": valid,
-                                 "n_participants": boot.n_participants})
+                icc_rows.append(
+                    {
+                        **rec,
+                        "unit": unit,
+                        "ci_low_boot_participants": low,
+                        "ci_high_boot_participants": high,
+                        "n_boot_valid": valid,
+                        "n_participants": boot.n_participants,
+                    }
+                )
         else:
             notes.append(f"ICC ({unit}): fewer than 2 frames measured by all {len(raters)} raters")
         for ra, rb in combinations(raters, 2):
@@ -220,8 +300,7 @@ def compute_statistics(tables, n_boot: int = 200, seed: int = 0) -> ProgressGen[
     yield Progress(0, steps, "plane agreement per clip")
     per_level = [plane_statistics(tables.clip_labels, tables.raters, tables.plane_labels, "clip", n_boot, seed)]
     yield Progress(1, steps, "plane agreement per frame")
-    per_level.append(plane_statistics(tables.frame_labels, tables.raters, tables.plane_labels, "frame",
-                                      n_boot, seed))
+    per_level.append(plane_statistics(tables.frame_labels, tables.raters, tables.plane_labels, "frame", n_boot, seed))
     for key in ("overall", "pairwise", "per_label", "confusion"):
         out[f"plane_{key}"] = pd.concat([lv[key] for lv in per_level], ignore_index=True)
     yield Progress(2, steps, "image-quality grade agreement")

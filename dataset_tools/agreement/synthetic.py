@@ -71,14 +71,33 @@ def make_synthetic_project(
                 labels[-non_standard_frames:] = NON_STANDARD
             spacing = None if k in uncalibrated else [0.08, 0.1]
             clip_id = f"P{p:03d}_c{c}"
-            meta = {"clip_id": clip_id, "participant": f"P{p:03d}", "side": "left", "plane": plane,
-                    "source_sha256": sha, "spacing_mm": spacing,
-                    "spacing_source": "none" if spacing is None else "us_region", "frame_time_ms": 40.0}
+            meta = {
+                "clip_id": clip_id,
+                "participant": f"P{p:03d}",
+                "side": "left",
+                "plane": plane,
+                "source_sha256": sha,
+                "spacing_mm": spacing,
+                "spacing_source": "none" if spacing is None else "us_region",
+                "frame_time_ms": 40.0,
+            }
             write_hdf5_clip(project.root / "clips" / f"{clip_id}.h5", frames, meta)
-            np.savez_compressed(study / "ground_truth" / f"{sha}.npz", masks=masks, plane_labels=labels,
-                                quality=np.array(["ok"] * n_frames), spacing_mm=np.array(spacing or [0, 0], float))
-            records.append({**meta, "file": f"clips/{clip_id}.h5", "n_frames": n_frames,
-                            "frame_shape": list(shape), "source_kind": "hdf5"})
+            np.savez_compressed(
+                study / "ground_truth" / f"{sha}.npz",
+                masks=masks,
+                plane_labels=labels,
+                quality=np.array(["ok"] * n_frames),
+                spacing_mm=np.array(spacing or [0, 0], float),
+            )
+            records.append(
+                {
+                    **meta,
+                    "file": f"clips/{clip_id}.h5",
+                    "n_frames": n_frames,
+                    "frame_shape": list(shape),
+                    "source_kind": "hdf5",
+                }
+            )
             k += 1
     project.upsert_clips(records)
     if raters:

@@ -109,40 +109,70 @@ def measure_clip(shared: tuple, item: tuple[dict, list[str]]) -> tuple:
     px_area = 1.0 if spacing is None else spacing[0] * spacing[1]
     part = rec.get("participant") or cid
     planes = {r: a.frame_planes() for r, a in anns.items()}
-    clip_rows.append({
-        "clip_id": cid, "participant": part, "n_frames": rec["n_frames"],
-        "spacing_row_mm": None if spacing is None else spacing[0],
-        "spacing_col_mm": None if spacing is None else spacing[1],
-        "unit": unit, "raters": "+".join(sorted(anns)),
-        **{f"quality_{r}": anns[r].quality if r in anns else None for r in raters},
-    })
-    clabel_rows.append({"clip_id": cid, "participant": part,
-                        **{r: anns[r].clip_plane if r in anns else None for r in raters}})
+    clip_rows.append(
+        {
+            "clip_id": cid,
+            "participant": part,
+            "n_frames": rec["n_frames"],
+            "spacing_row_mm": None if spacing is None else spacing[0],
+            "spacing_col_mm": None if spacing is None else spacing[1],
+            "unit": unit,
+            "raters": "+".join(sorted(anns)),
+            **{f"quality_{r}": anns[r].quality if r in anns else None for r in raters},
+        }
+    )
+    clabel_rows.append(
+        {"clip_id": cid, "participant": part, **{r: anns[r].clip_plane if r in anns else None for r in raters}}
+    )
     areas = {r: {t: float(fm.mask.sum()) * px_area for t, fm in a.frames.items()} for r, a in anns.items()}
     for t in range(int(rec["n_frames"])):
-        flabel_rows.append({"clip_id": cid, "participant": part, "frame": t,
-                            **{r: planes[r][t] if r in planes else None for r in raters}})
+        flabel_rows.append(
+            {
+                "clip_id": cid,
+                "participant": part,
+                "frame": t,
+                **{r: planes[r][t] if r in planes else None for r in raters},
+            }
+        )
         if any(t in areas[r] for r in areas):
-            area_rows.append({"clip_id": cid, "participant": part, "frame": t,
-                              "area_unit": "mm2" if spacing else "px",
-                              **{r: areas.get(r, {}).get(t, np.nan) for r in raters}})
+            area_rows.append(
+                {
+                    "clip_id": cid,
+                    "participant": part,
+                    "frame": t,
+                    "area_unit": "mm2" if spacing else "px",
+                    **{r: areas.get(r, {}).get(t, np.nan) for r in raters},
+                }
+            )
     for ra, rb in combinations(sorted(anns), 2):
         fa, fb = anns[ra].frames, anns[rb].frames
         for t in sorted(set(fa) & set(fb)):
             m = boundary_metrics(fa[t].mask, fb[t].mask, spacing, tol)
-            pair_rows.append({
-                "clip_id": cid, "participant": part, "frame": t, "rater_a": ra, "rater_b": rb,
-                "pair": f"{ra}-{rb}", **m, "tolerance": tol,
-                "area_a": areas[ra][t], "area_b": areas[rb][t],
-                "area_unit": "mm2" if spacing else "px",
-                "plane_a": planes[ra][t], "plane_b": planes[rb][t],
-                "provenance_a": fa[t].provenance, "provenance_b": fb[t].provenance,
-            })
+            pair_rows.append(
+                {
+                    "clip_id": cid,
+                    "participant": part,
+                    "frame": t,
+                    "rater_a": ra,
+                    "rater_b": rb,
+                    "pair": f"{ra}-{rb}",
+                    **m,
+                    "tolerance": tol,
+                    "area_a": areas[ra][t],
+                    "area_b": areas[rb][t],
+                    "area_unit": "mm2" if spacing else "px",
+                    "plane_a": planes[ra][t],
+                    "plane_b": planes[rb][t],
+                    "provenance_a": fa[t].provenance,
+                    "provenance_b": fb[t].provenance,
+                }
+            )
     return pair_rows, flabel_rows, clabel_rows, area_rows, clip_rows, spacing is None
 
 
-def build_tables(project, tolerance_mm: float = 0.5, tolerance_px: float = 2.0,
-                 workers: int | None = None) -> ProgressGen[AgreementTables]:
+def build_tables(
+    project, tolerance_mm: float = 0.5, tolerance_px: float = 2.0, workers: int | None = None
+) -> ProgressGen[AgreementTables]:
     """Load every annotation and compute per-frame, per-pair measurements (the slow part).
 
     Clips are measured by ``workers`` processes (default all cores; 1: in this process), each
@@ -164,8 +194,7 @@ def build_tables(project, tolerance_mm: float = 0.5, tolerance_px: float = 2.0,
     for n, (i, rows) in enumerate(pool_map(measure_clip, items, shared=shared, workers=workers), 1):
         measured[i] = rows
         yield Progress(n, len(ids), f"measured {ids[i]}")
-    pair_rows, flabel_rows, clabel_rows, area_rows, clip_rows = ([r for m in measured for r in m[k]]
-                                                                 for k in range(5))
+    pair_rows, flabel_rows, clabel_rows, area_rows, clip_rows = ([r for m in measured for r in m[k]] for k in range(5))
     uncalibrated = [cid for cid, m in zip(ids, measured, strict=True) if m[5]]
     if uncalibrated:
         notes.append(
@@ -176,9 +205,30 @@ def build_tables(project, tolerance_mm: float = 0.5, tolerance_px: float = 2.0,
     single = [cid for cid, anns in annotations.items() if len(anns) < 2]
     if single:
         notes.append(f"{len(single)} clip(s) were annotated by one rater only and add nothing to agreement.")
-    cols_pairs = ["clip_id", "participant", "frame", "rater_a", "rater_b", "pair", "dice", "iou", "hd", "hd95",
-                  "assd", "surface_dice", "tolerance", "unit", "empty", "area_a", "area_b", "area_unit",
-                  "plane_a", "plane_b", "provenance_a", "provenance_b"]
+    cols_pairs = [
+        "clip_id",
+        "participant",
+        "frame",
+        "rater_a",
+        "rater_b",
+        "pair",
+        "dice",
+        "iou",
+        "hd",
+        "hd95",
+        "assd",
+        "surface_dice",
+        "tolerance",
+        "unit",
+        "empty",
+        "area_a",
+        "area_b",
+        "area_unit",
+        "plane_a",
+        "plane_b",
+        "provenance_a",
+        "provenance_b",
+    ]
     frame_pairs = pd.DataFrame(pair_rows, columns=cols_pairs)
     if frame_pairs.empty:
         notes.append("No frame carries masks from two raters: boundary and area agreement are not reported.")

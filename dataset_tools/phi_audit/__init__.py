@@ -29,7 +29,18 @@ from .report import AuditReport, Hit
 from .walk import audit_paths, audit_project
 
 __all__ = [
-    "KINDS", "AuditReport", "Hit", "Identifier", "Matcher", "TextRegion", "audit_paths", "audit_project",
-    "find_burned_text", "find_projects", "identifiers_file", "load_identifiers", "mask_value",
+    "KINDS",
+    "AuditReport",
+    "Hit",
+    "Identifier",
+    "Matcher",
+    "TextRegion",
+    "audit_paths",
+    "audit_project",
+    "find_burned_text",
+    "find_projects",
+    "identifiers_file",
+    "load_identifiers",
+    "mask_value",
     "read_identifiers_csv",
 ]

@@ -65,8 +65,11 @@ class TextRegion:
 
     def location(self) -> str:
         top, left, bottom, right = self.bbox
-        frames = (f"frame {self.first_frame}" if self.first_frame == self.last_frame
-                  else f"frames {self.first_frame}-{self.last_frame}")
+        frames = (
+            f"frame {self.first_frame}"
+            if self.first_frame == self.last_frame
+            else f"frames {self.first_frame}-{self.last_frame}"
+        )
         return f"{frames}, bbox rows {top}-{bottom} cols {left}-{right}"
 
 
@@ -120,13 +123,15 @@ def _strokes(group: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray
     # how far each grey level stands above its neighbours (+-2..8 levels)
     spike = np.zeros(256)
     for level in range(STROKE_MIN, 256):
-        near = np.concatenate([counts[max(0, level - 8):level - 1], counts[level + 2:level + 9]])
+        near = np.concatenate([counts[max(0, level - 8) : level - 1], counts[level + 2 : level + 9]])
         spike[level] = counts[level] / max(float(np.median(near)), 1.0) if counts[level] >= 20 else 0.0
     for level in np.argsort(spike)[::-1][:3]:
         if spike[level] > 4:
             flat = np.abs(image - level) <= 1
             # the cores of anti-aliased strokes, rejoined where a stroke fell between pixels
-            out.append((np.asarray(image), np.asarray(ndimage.binary_closing(flat, np.ones((2, 2))) | flat), None, "flat"))
+            out.append(
+                (np.asarray(image), np.asarray(ndimage.binary_closing(flat, np.ones((2, 2))) | flat), None, "flat")
+            )
     return out
 
 
@@ -156,10 +161,19 @@ def _glyphs(image: np.ndarray, mask: np.ndarray, spread: np.ndarray | None = Non
             continue
         if halfwidth[k] > max(2.5, 0.2 * h):  # strokes are thin
             continue
-        out.append({"top": sl[0].start, "bottom": sl[0].stop, "left": sl[1].start,
-                    "right": sl[1].stop, "h": h, "cy": (sl[0].start + sl[0].stop) / 2.0,
-                    "peak": float(peak[k]), "change": float(change[k]),
-                    "ring": float(ring_mean[k]) if np.isfinite(ring_mean[k]) else 0.0})
+        out.append(
+            {
+                "top": sl[0].start,
+                "bottom": sl[0].stop,
+                "left": sl[1].start,
+                "right": sl[1].stop,
+                "h": h,
+                "cy": (sl[0].start + sl[0].stop) / 2.0,
+                "peak": float(peak[k]),
+                "change": float(change[k]),
+                "ring": float(ring_mean[k]) if np.isfinite(ring_mean[k]) else 0.0,
+            }
+        )
     return out
 
 
@@ -171,9 +185,11 @@ def _rows(glyphs: list[dict]) -> list[list[dict]]:
         for row in rows:
             last = row[-1]
             row_h = float(np.median([r["h"] for r in row]))
-            if (abs(g["cy"] - last["cy"]) <= 0.4 * max(row_h, g["h"])
-                    and 0.4 <= g["h"] / row_h <= 2.5
-                    and g["left"] - last["right"] <= 1.5 * row_h):
+            if (
+                abs(g["cy"] - last["cy"]) <= 0.4 * max(row_h, g["h"])
+                and 0.4 <= g["h"] / row_h <= 2.5
+                and g["left"] - last["right"] <= 1.5 * row_h
+            ):
                 best = row
                 break
         if best is None:
@@ -203,14 +219,23 @@ def _text_row(row: list[dict], cue: str) -> bool:
     # burned-in pixels repeat exactly (up to codec noise); slow speckle only nearly does
     unchanged = np.median([g["change"] for g in row]) <= MAX_GLYPH_CHANGE
     sharp = cue == "flat" or ring <= (MAX_RING_RATIO if cue == "static" else MAX_RING_RATIO_STILL)
-    return bool(unchanged and narrow and sharp and spread <= MAX_PEAK_SPREAD
-                and same_size >= 0.5 and on_baseline >= 0.6 and width >= 2.5 * h)
+    return bool(
+        unchanged
+        and narrow
+        and sharp
+        and spread <= MAX_PEAK_SPREAD
+        and same_size >= 0.5
+        and on_baseline >= 0.6
+        and width >= 2.5 * h
+    )
 
 
 def _blocks(rows: list[list[dict]]) -> list[tuple[list[int], int]]:
     """Text rows merged into blocks: ``([top, left, bottom, right], glyph count)``."""
-    boxes = [([min(g["top"] for g in r), r[0]["left"], max(g["bottom"] for g in r),
-               max(g["right"] for g in r)], len(r)) for r in rows]
+    boxes = [
+        ([min(g["top"] for g in r), r[0]["left"], max(g["bottom"] for g in r), max(g["right"] for g in r)], len(r))
+        for r in rows
+    ]
     merged = True
     while merged:
         merged = False
@@ -220,8 +245,7 @@ def _blocks(rows: list[list[dict]]) -> list[tuple[list[int], int]]:
                 gap = max(a[0], b[0]) - min(a[2], b[2])
                 h = max(a[2] - a[0], b[2] - b[0])
                 if gap <= h and min(a[3], b[3]) > max(a[1], b[1]) - 2 * h:
-                    boxes[i] = ([min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]),
-                                 max(a[3], b[3])], na + nb)
+                    boxes[i] = ([min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])], na + nb)
                     del boxes[j]
                     merged = True
                     break
@@ -232,8 +256,7 @@ def _blocks(rows: list[list[dict]]) -> list[tuple[list[int], int]]:
 
 def _iou(a, b) -> float:
     """Intersection over union of two ``[top, left, bottom, right]`` boxes."""
-    inter = (max(0, min(a[2], b[2]) - max(a[0], b[0]))
-             * max(0, min(a[3], b[3]) - max(a[1], b[1])))
+    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / float(union) if inter else 0.0
 
@@ -262,8 +285,9 @@ def find_burned_text(frames: np.ndarray, frame_indices: np.ndarray | None = None
             rows += [r for r in _rows(_glyphs(image, mask, spread)) if _text_row(r, cue)]
         first, last = int(idx[start]), int(idx[stop - 1])
         for box, n in _blocks(rows):
-            prev = next((k for k, seen in open_regions.items() if seen == g - 1
-                         and _iou(found[k].bbox, box) >= 0.5), None)
+            prev = next(
+                (k for k, seen in open_regions.items() if seen == g - 1 and _iou(found[k].bbox, box) >= 0.5), None
+            )
             if prev is not None:
                 p = found[prev]
                 found[prev] = TextRegion(p.first_frame, last, p.bbox, max(p.glyphs, n), p.static)
@@ -284,7 +308,7 @@ def ocr_text(image: np.ndarray, bbox: tuple[int, int, int, int]) -> str | None:
         return None
     top, left, bottom, right = bbox
     pad = 4
-    crop = np.asarray(image)[max(0, top - pad):bottom + pad, max(0, left - pad):right + pad]
+    crop = np.asarray(image)[max(0, top - pad) : bottom + pad, max(0, left - pad) : right + pad]
     crop = 255 - to_gray(crop)  # Tesseract reads dark text on light paper best
     scale = max(1, int(np.ceil(32 / max(1, bottom - top))))
     try:

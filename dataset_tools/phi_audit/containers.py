@@ -67,8 +67,12 @@ def _h5_dataset(scanner: Scanner, ds, file: str, where: str, h5py) -> None:
             text = _text(v)
             if text:
                 scanner.value(text, file, f"HDF5 {where}[{i}]", leaf)
-    elif (where.rsplit("/", 1)[-1].lower().endswith(_FRAME_NAMES) and ds.ndim in (2, 3, 4)
-          and ds.dtype.kind in "ui" and min(ds.shape[-2:] if ds.ndim < 4 else ds.shape[-3:-1]) >= 8):
+    elif (
+        where.rsplit("/", 1)[-1].lower().endswith(_FRAME_NAMES)
+        and ds.ndim in (2, 3, 4)
+        and ds.dtype.kind in "ui"
+        and min(ds.shape[-2:] if ds.ndim < 4 else ds.shape[-3:-1]) >= 8
+    ):
         if scanner.deferred_frames is not None and scanner.pixels:
             scanner.deferred_frames.append((ds.file.filename, ds.name, file, f"HDF5 {where}"))
         else:
@@ -91,14 +95,15 @@ def scan_dicom(scanner: Scanner, path: Path, file: str) -> None:
     ds = pydicom.dcmread(path, force=True)
     # A de-identified copy that says its dates were shifted: its DA/DT values may equal another
     # participant's real date by chance, so only the text around them is judged.
-    shifted = (str(ds.get("LongitudinalTemporalInformationModified", "")).upper() == "MODIFIED"
-               or "shift" in str(ds.get("DeidentificationMethod", "")).lower())
+    shifted = (
+        str(ds.get("LongitudinalTemporalInformationModified", "")).upper() == "MODIFIED"
+        or "shift" in str(ds.get("DeidentificationMethod", "")).lower()
+    )
     if getattr(ds, "file_meta", None) is not None:
         _dicom_elements(scanner, ds.file_meta, file, "", shifted)
     _dicom_elements(scanner, ds, file, "", shifted)
     if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
-        scanner.add("pattern", file, "(0028,0301) BurnedInAnnotation",
-                    "the file declares burned-in annotation (YES)")
+        scanner.add("pattern", file, "(0028,0301) BurnedInAnnotation", "the file declares burned-in annotation (YES)")
     if scanner.pixels and ("PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds):
         from napari_ultramn.io import open_clip
 
@@ -135,7 +140,7 @@ def _dicom_elements(scanner: Scanner, ds, file: str, prefix: str, shifted: bool)
                         scanner.value(component, file, f"{where} component", elem.keyword, patterns=False)
         elif elem.VR in _BYTE_VRS or isinstance(value, bytes):
             raw = value if isinstance(value, bytes) else b""
-            text = raw[:1 << 20].decode("latin-1")
+            text = raw[: 1 << 20].decode("latin-1")
             printable = "".join(c if 32 <= ord(c) < 127 else " " for c in text)
             scanner.value(printable, file, where, elem.keyword or None, patterns=elem.tag.is_private)
         else:
@@ -143,10 +148,15 @@ def _dicom_elements(scanner: Scanner, ds, file: str, prefix: str, shifted: bool)
             for v in values:
                 if v is None:
                     continue
-                scanner.value(str(v), file, where, elem.keyword or None,
-                              patterns=elem.VR in _TEXT_VRS or elem.tag.is_private,
-                              dates=elem.VR not in ("DA", "DT", "TM", "UI"),
-                              shifted=shifted and elem.VR in ("DA", "DT"))
+                scanner.value(
+                    str(v),
+                    file,
+                    where,
+                    elem.keyword or None,
+                    patterns=elem.VR in _TEXT_VRS or elem.tag.is_private,
+                    dates=elem.VR not in ("DA", "DT", "TM", "UI"),
+                    shifted=shifted and elem.VR in ("DA", "DT"),
+                )
 
 
 def _private_creator(ds, tag) -> str | None:

@@ -27,19 +27,20 @@ from pathlib import Path
 
 from napari_ultramn.errors import InputError
 
-KINDS = ("patient_id", "patient_name", "birth_date", "study_date", "institution", "site",
-         "accession", "other")
+KINDS = ("patient_id", "patient_name", "birth_date", "study_date", "institution", "site", "accession", "other")
 DATE_KINDS = ("birth_date", "study_date")
 SECRET_DIR = ".secret"
 IDENTIFIERS_FILE = "identifiers.json"
 
 #: Words our own outputs use that are also surnames ("LONG", "WHITE"): a family name alone is not
 #: searched when it is one of them (the full name still is).
-_COMMON_WORDS = frozenset("""
+_COMMON_WORDS = frozenset(
+    """
 long short left right wrist forearm median nerve plane model test train validation white black
 young king may june march april august frame frames mask masks done poor ok site clip clips rater
 mean best last first area dice
-""".split())
+""".split()
+)
 
 _TOKEN = re.compile(r"[^\W_]+")
 _UMLAUT_BACK = re.compile(r"(?<=[^\W\d_])[aouAOU][eE]")
@@ -93,14 +94,23 @@ def _name_variants(value: str) -> list[tuple[tuple[str, ...], str]]:
         family, given = (words[-1], " ".join(words[:-1])) if len(words) > 1 else (value, "")
     out = []
     # "MÜLLER" folds to "muller"; its transliteration "MUELLER" is also tried, and back again
-    spellings = {(family, given), (family.translate(_GERMAN), given.translate(_GERMAN)),
-                 (_UMLAUT_BACK.sub(lambda m: m.group()[0], family), _UMLAUT_BACK.sub(lambda m: m.group()[0], given))}
+    spellings = {
+        (family, given),
+        (family.translate(_GERMAN), given.translate(_GERMAN)),
+        (_UMLAUT_BACK.sub(lambda m: m.group()[0], family), _UMLAUT_BACK.sub(lambda m: m.group()[0], given)),
+    }
     for fam, giv in spellings:
         f, g = _folded(fam), _folded(giv)
         if f and g:
             first, initial = g[:1], (g[0][:1],)  # "Mueller Anna Maria" also as "Mueller Anna"/"A. Mueller"
-            out += [(f + g, "full name"), (g + f, "full name"), (f + first, "full name"),
-                    (first + f, "full name"), (f + initial, "full name"), (initial + f, "full name")]
+            out += [
+                (f + g, "full name"),
+                (g + f, "full name"),
+                (f + first, "full name"),
+                (first + f, "full name"),
+                (f + initial, "full name"),
+                (initial + f, "full name"),
+            ]
         if f and len("".join(f)) >= 3 and " ".join(f) not in _COMMON_WORDS:
             out.append((f, "family name"))
         if not f and g:
@@ -132,7 +142,9 @@ def date_renderings(day: dt.date) -> list[str]:
     return sorted(out)
 
 
-def variants(ident: Identifier, known_dates: frozenset = frozenset()) -> tuple[list[tuple[tuple[str, ...], str]], str | None]:
+def variants(
+    ident: Identifier, known_dates: frozenset = frozenset()
+) -> tuple[list[tuple[tuple[str, ...], str]], str | None]:
     """``([(token sequence, what it is)], None)`` or ``([], why it cannot be searched)``.
 
     ``known_dates``: dates other identifiers name unambiguously; an ambiguous "03/12/1985"
@@ -152,8 +164,9 @@ def variants(ident: Identifier, known_dates: frozenset = frozenset()) -> tuple[l
         if len(toks) > 1 and ident.kind in ("patient_id", "accession", "other"):
             found.append((("".join(toks),), "value"))  # "123-456-789" also as "123456789"
     # Too short to search without flagging every frame count: say so rather than pretend.
-    found = [(v, what) for v, what in found if len("".join(v)) >= 3 and not (
-        "".join(v).isdigit() and len("".join(v)) < 4)]
+    found = [
+        (v, what) for v, what in found if len("".join(v)) >= 3 and not ("".join(v).isdigit() and len("".join(v)) < 4)
+    ]
     if not found:
         return [], "too short to search for"
     return sorted(set(found)), None
@@ -175,8 +188,13 @@ class Matcher:
         self.identifiers = list(dict.fromkeys(identifiers))
         self.unsearchable: list[tuple[Identifier, str]] = []
         self._index: dict[tuple[str, ...], list[tuple[Identifier, str]]] = {}
-        known = frozenset(dates[0] for i in self.identifiers if i.kind in DATE_KINDS
-                          for dates in [parse_dates(i.value)] if len(dates) == 1)
+        known = frozenset(
+            dates[0]
+            for i in self.identifiers
+            if i.kind in DATE_KINDS
+            for dates in [parse_dates(i.value)]
+            if len(dates) == 1
+        )
         for ident in self.identifiers:
             found, why = variants(ident, known)
             if why:
@@ -198,7 +216,7 @@ class Matcher:
         covered_to = -1
         for i in range(len(toks)):
             for n in range(min(self._longest, len(toks) - i), 0, -1):
-                hit = self._index.get(tuple(t for t, _, _ in toks[i:i + n]))
+                hit = self._index.get(tuple(t for t, _, _ in toks[i : i + n]))
                 if hit:
                     start, end = toks[i][1], toks[i + n - 1][2]
                     if end > covered_to:
@@ -240,7 +258,7 @@ def load_identifiers(project_root: str | Path) -> list[Identifier]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(path, f"cannot be read as JSON ({exc})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("identifiers"), list):
-        raise InputError(path, "expected {\"schema_version\": 1, \"identifiers\": [{\"kind\", \"value\"}, ...]}")
+        raise InputError(path, 'expected {"schema_version": 1, "identifiers": [{"kind", "value"}, ...]}')
     return _checked(obj["identifiers"], path)
 
 
@@ -257,8 +275,9 @@ def read_identifiers_csv(path: str | Path) -> list[Identifier]:
         raise InputError(path, "file not found") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(path, f"cannot read identifiers CSV ({exc})") from None
-    return _checked([{"kind": (r.get("kind") or "").strip() or "other", "value": r.get("value") or ""}
-                     for r in rows], path)
+    return _checked(
+        [{"kind": (r.get("kind") or "").strip() or "other", "value": r.get("value") or ""} for r in rows], path
+    )
 
 
 def find_projects(path: str | Path) -> list[Path]:

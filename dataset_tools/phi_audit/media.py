@@ -27,8 +27,9 @@ def scan_frames(scanner: Scanner, frames, file: str, where: str = "") -> None:
     prefix = f"{where}, " if where else ""
     for region in find_burned_text(sample, idx):
         kind = "static across frames" if region.static else "spatial cues"
-        scanner.add("burned_text", file, prefix + region.location(),
-                    f"text-like block of {region.glyphs} glyphs ({kind})")
+        scanner.add(
+            "burned_text", file, prefix + region.location(), f"text-like block of {region.glyphs} glyphs ({kind})"
+        )
         _ocr(scanner, sample, idx, region, file, prefix)
 
 
@@ -40,8 +41,12 @@ def _ocr(scanner, sample, idx, region, file, prefix) -> None:
     text = ocr_text(sample[min(k, len(sample) - 1)], region.bbox)
     if text:
         for m in scanner.matcher.find(text):
-            scanner.add("identifier", file, prefix + region.location() + " (OCR)",
-                        f"{m.identifier.kind} ({m.what}) {m.identifier.masked()}")
+            scanner.add(
+                "identifier",
+                file,
+                prefix + region.location() + " (OCR)",
+                f"{m.identifier.kind} ({m.what}) {m.identifier.masked()}",
+            )
 
 
 def scan_image(scanner: Scanner, source, file: str, where: str = "") -> None:
@@ -74,8 +79,7 @@ def scan_video(scanner: Scanner, path: Path, file: str) -> None:
 
     try:  # container and stream tags (title, comment, author...) are where recorders put names
         with av.open(str(path)) as container:
-            tags = [("container", container.metadata)] + [
-                (f"stream {s.index}", s.metadata) for s in container.streams]
+            tags = [("container", container.metadata)] + [(f"stream {s.index}", s.metadata) for s in container.streams]
     except av.FFmpegError:
         tags = []  # open_clip below names the problem
     for where, metadata in tags:

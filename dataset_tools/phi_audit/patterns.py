@@ -17,25 +17,39 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-_PERSON_KEY = re.compile(r"patient|person|physician|operator|referr|doctor|performing|reader|"
-                         r"subject|birth_?name|mother|author|observer", re.I)
+_PERSON_KEY = re.compile(
+    r"patient|person|physician|operator|referr|doctor|performing|reader|"
+    r"subject|birth_?name|mother|author|observer",
+    re.I,
+)
 _NAME_KEY = re.compile(r"name", re.I)
-_NOT_PERSON_NAME_KEY = re.compile(r"file|model|series|study|protocol|device|manufacturer|station|"
-                                  r"software|institution|department|code|scheme|creator|format|"
-                                  r"plane|label|site|project|dataset|split|column|stage|kind", re.I)
-_TIMESTAMP_KEY = re.compile(r"(^|_)(created|modified|updated|timestamp|generated|started|finished|"
-                            r"built|saved|written)($|_)|_at$|^time$|_utc$", re.I)
+_NOT_PERSON_NAME_KEY = re.compile(
+    r"file|model|series|study|protocol|device|manufacturer|station|"
+    r"software|institution|department|code|scheme|creator|format|"
+    r"plane|label|site|project|dataset|split|column|stage|kind",
+    re.I,
+)
+_TIMESTAMP_KEY = re.compile(
+    r"(^|_)(created|modified|updated|timestamp|generated|started|finished|"
+    r"built|saved|written)($|_)|_at$|^time$|_utc$",
+    re.I,
+)
 #: What anonymisers write into a name field instead of a name.
-_PLACEHOLDERS = frozenset("anonymous anonymized anonymised anon removed unknown deidentified "
-                          "de identified none na n a redacted patient test".split())
+_PLACEHOLDERS = frozenset(
+    "anonymous anonymized anonymised anon removed unknown deidentified "
+    "de identified none na n a redacted patient test".split()
+)
 
 _WORD = r"[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ'.-]*"
 _CARET_NAME = re.compile(rf"{_WORD}(?: {_WORD})*\^{_WORD}(?:[ ^]{_WORD})*\^*")
 _COMMA_NAME = re.compile(rf"^\s*{_WORD}(?: {_WORD})?,\s*{_WORD}(?: {_WORD})?\s*$")
 _SPACE_NAME = re.compile(rf"^\s*{_WORD}(?: {_WORD}){{1,3}}\s*$")
-_MRN = re.compile(r"(?<![A-Za-z0-9])(?:MRN|MR#|MRNO|PATID|PAT[ _-]?ID|PATIENT[ _-]?(?:ID|NO|NUMBER)|"
-                  r"HOSP(?:ITAL)?[ _-]?(?:NO|NUM|NUMBER)|UR[ _-]?NO|NHS[ _-]?(?:NO|NUMBER)?)"
-                  r"\s*[:#=_-]?\s*[A-Z]{0,2}\d{4,}(?![A-Za-z0-9])", re.I)
+_MRN = re.compile(
+    r"(?<![A-Za-z0-9])(?:MRN|MR#|MRNO|PATID|PAT[ _-]?ID|PATIENT[ _-]?(?:ID|NO|NUMBER)|"
+    r"HOSP(?:ITAL)?[ _-]?(?:NO|NUM|NUMBER)|UR[ _-]?NO|NHS[ _-]?(?:NO|NUMBER)?)"
+    r"\s*[:#=_-]?\s*[A-Z]{0,2}\d{4,}(?![A-Za-z0-9])",
+    re.I,
+)
 #: Our participant pseudonyms (dataset_tools.deid.pseudonym): "P" and 10 hex digits.
 _PSEUDONYM = re.compile(r"P[0-9a-f]{10}")
 _MRN_KEY = re.compile(r"(^|_)(mrn|medical_?record|patient_?id|hospital_?number)($|_)", re.I)
@@ -113,8 +127,9 @@ def person_name_like(value: str, key: str | None, *, pn_element: bool = False) -
     return person_key and bool(_COMMA_NAME.match(value) or _SPACE_NAME.match(value))
 
 
-def find_patterns(text: str, key: str | None = None, *, pn_element: bool = False,
-                  dates: bool = True) -> list[PatternMatch]:
+def find_patterns(
+    text: str, key: str | None = None, *, pn_element: bool = False, dates: bool = True
+) -> list[PatternMatch]:
     """Pattern matches in one value ``text`` stored under ``key`` (a JSON key, CSV column, HDF5
     attribute or DICOM keyword; None for free text)."""
     if not text:
@@ -124,11 +139,19 @@ def find_patterns(text: str, key: str | None = None, *, pn_element: bool = False
         out.append(PatternMatch("person name", 0, len(text)))
     else:
         # a caret name inside any text ("seen with DOE^JOHN") is as telling as in a name field
-        out += [PatternMatch("person name", m.start(), m.end()) for m in _CARET_NAME.finditer(text)
-                if not is_placeholder_name(m.group())]
+        out += [
+            PatternMatch("person name", m.start(), m.end())
+            for m in _CARET_NAME.finditer(text)
+            if not is_placeholder_name(m.group())
+        ]
     out += [PatternMatch("record number", m.start(), m.end()) for m in _MRN.finditer(text)]
-    if (key and _MRN_KEY.search(str(key)) and any(c.isdigit() for c in text)
-            and not _PSEUDONYM.fullmatch(text.strip()) and not out):
+    if (
+        key
+        and _MRN_KEY.search(str(key))
+        and any(c.isdigit() for c in text)
+        and not _PSEUDONYM.fullmatch(text.strip())
+        and not out
+    ):
         out.append(PatternMatch("record number", 0, len(text)))
     if dates and not allowed_date_key(key):
         out += [PatternMatch("date", s, e) for s, e, timed in date_spans(text) if not timed]

@@ -43,10 +43,13 @@ class AuditReport:
 
     def summary(self) -> str:
         if self.clean:
-            return (f"clean: {self.files_scanned} files, {self.identifiers_searched} identifiers, "
-                    "no identifier, identifier-shaped value or burned-in text found")
-        counts = ", ".join(f"{len(self.by_category(c))} {c.replace('_', ' ')}" for c in CATEGORIES
-                           if self.by_category(c))
+            return (
+                f"clean: {self.files_scanned} files, {self.identifiers_searched} identifiers, "
+                "no identifier, identifier-shaped value or burned-in text found"
+            )
+        counts = ", ".join(
+            f"{len(self.by_category(c))} {c.replace('_', ' ')}" for c in CATEGORIES if self.by_category(c)
+        )
         return f"NOT clean: {len(self.hits)} hit(s) ({counts}) in {self.files_scanned} files"
 
     def lines(self) -> list[str]:
@@ -65,8 +68,12 @@ class AuditReport:
 
     def to_dict(self) -> dict:
         return {
-            "format": "ultramn-phi-audit", "schema_version": 1, "clean": self.clean,
-            "paths": list(self.paths), "files_scanned": self.files_scanned,
+            "format": "ultramn-phi-audit",
+            "schema_version": 1,
+            "clean": self.clean,
+            "paths": list(self.paths),
+            "files_scanned": self.files_scanned,
             "identifiers_searched": self.identifiers_searched,
-            "hits": [asdict(h) for h in self.hits], "notes": list(self.notes),
+            "hits": [asdict(h) for h in self.hits],
+            "notes": list(self.notes),
         }

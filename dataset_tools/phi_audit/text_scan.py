@@ -57,9 +57,18 @@ class Scanner:
             self._seen.add(key)
             self.hits.append(hit)
 
-    def value(self, text: str, file: str, location: str, key: str | None = None, *,
-              patterns: bool = True, pn_element: bool = False, dates: bool = True,
-              shifted: bool = False) -> None:
+    def value(
+        self,
+        text: str,
+        file: str,
+        location: str,
+        key: str | None = None,
+        *,
+        patterns: bool = True,
+        pn_element: bool = False,
+        dates: bool = True,
+        shifted: bool = False,
+    ) -> None:
         """Search one value stored under ``key``; a value that is JSON text is walked too.
 
         ``shifted``: the value is a date shifted on purpose (also any key ending ``_shifted``):
@@ -75,11 +84,10 @@ class Scanner:
         for m in self.matcher.find(text):
             if shifted and m.identifier.kind in DATE_KINDS:
                 continue
-            self.add("identifier", file, location,
-                     f"{m.identifier.kind} ({m.what}) {m.identifier.masked()}")
+            self.add("identifier", file, location, f"{m.identifier.kind} ({m.what}) {m.identifier.masked()}")
         if patterns:
             for p in find_patterns(text, key, pn_element=pn_element, dates=dates):
-                self.add("pattern", file, location, f"{p.what} {mask_value(text[p.start:p.end])}")
+                self.add("pattern", file, location, f"{p.what} {mask_value(text[p.start : p.end])}")
         stripped = text.strip()
         if stripped[:1] in "{[" and len(stripped) > 1:
             try:
@@ -163,8 +171,12 @@ class Scanner:
                 for m in _PRINTABLE.finditer(data):
                     text = m.group().decode("ascii")
                     for hit in self.matcher.find(text):
-                        self.add("identifier", file, f"byte {offset - len(tail) + m.start()}",
-                                 f"{hit.identifier.kind} ({hit.what}) {hit.identifier.masked()}")
+                        self.add(
+                            "identifier",
+                            file,
+                            f"byte {offset - len(tail) + m.start()}",
+                            f"{hit.identifier.kind} ({hit.what}) {hit.identifier.masked()}",
+                        )
                 tail = data[-256:]
                 offset += len(chunk)
 

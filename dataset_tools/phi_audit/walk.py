@@ -55,8 +55,7 @@ def scan_file(scanner: Scanner, path: Path, file: str) -> None:
     elif suffix in (".csv", ".tsv"):
         scanner.csv_file(path, file)
     elif suffix in HTML_SUFFIXES:
-        scanner.text_file(path, file, is_html=True,
-                          on_image=lambda data, where: scan_image(scanner, data, file, where))
+        scanner.text_file(path, file, is_html=True, on_image=lambda data, where: scan_image(scanner, data, file, where))
     elif suffix in HDF5_SUFFIXES:
         scan_hdf5(scanner, path, file)
     elif _is_dicom(path):
@@ -73,8 +72,9 @@ def scan_file(scanner: Scanner, path: Path, file: str) -> None:
         scanner.binary_strings(path, file)  # checkpoints, ONNX models, archives
 
 
-def audit_paths(paths, identifiers: list[Identifier], *, burned_text: bool = True,
-                workers: int | None = 1) -> ProgressGen[AuditReport]:
+def audit_paths(
+    paths, identifiers: list[Identifier], *, burned_text: bool = True, workers: int | None = 1
+) -> ProgressGen[AuditReport]:
     """Search every file under ``paths`` (projects, datasets, reports, run folders, single files)
     for ``identifiers``, identifier-shaped values and burned-in text. Yields progress; returns
     the :class:`AuditReport` (``report.hits`` empty = clean). ``.secret`` folders, the project's
@@ -97,10 +97,11 @@ def audit_paths(paths, identifiers: list[Identifier], *, burned_text: bool = Tru
     scanner = Scanner(matcher, pixels=burned_text)
     if burned_text and workers > 1:
         scanner.deferred_frames = []
-    report = AuditReport(paths=[scanner.redact(str(r)) for r in roots],
-                         identifiers_searched=len(matcher.identifiers) - len(matcher.unsearchable))
-    report.notes += [f"identifier {i.kind} {i.masked()} not searched: {why}"
-                     for i, why in matcher.unsearchable]
+    report = AuditReport(
+        paths=[scanner.redact(str(r)) for r in roots],
+        identifiers_searched=len(matcher.identifiers) - len(matcher.unsearchable),
+    )
+    report.notes += [f"identifier {i.kind} {i.masked()} not searched: {why}" for i, why in matcher.unsearchable]
     if not burned_text:
         report.notes.append("pixels not searched for burned-in text (burned_text=False)")
     work = []

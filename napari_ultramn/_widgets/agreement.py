@@ -176,8 +176,13 @@ class AgreementWidget(QWidget):
         for i, (rater, ann) in enumerate(sorted(anns.items())):
             masks, _ = ann.mask_stack()
             colour = np.array([*RATER_COLOURS[i % len(RATER_COLOURS)], 255]) / 255
-            layer = self.viewer.add_labels(masks.astype(np.uint8), name=f"{clip_id} {rater}", scale=(1.0, *scale),
-                                           opacity=0.6, metadata={**meta, "rater": rater})
+            layer = self.viewer.add_labels(
+                masks.astype(np.uint8),
+                name=f"{clip_id} {rater}",
+                scale=(1.0, *scale),
+                opacity=0.6,
+                metadata={**meta, "rater": rater},
+            )
             layer.contour = 1
             try:
                 from napari.utils.colormaps import DirectLabelColormap

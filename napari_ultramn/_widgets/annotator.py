@@ -135,7 +135,8 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         self.preannotate_button.clicked.connect(self.preannotate)
         self.pick_clip_button.clicked.connect(lambda: self._do(lambda s: s.pick(self.pick_combo.currentText())))
         self.pick_frame_button.clicked.connect(
-            lambda: self._do(lambda s: s.pick(self.pick_combo.currentText(), [self.current_frame])))
+            lambda: self._do(lambda s: s.pick(self.pick_combo.currentText(), [self.current_frame]))
+        )
 
     @property
     def pending(self):
@@ -207,9 +208,11 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         self.queue = ClipQueue(self.project, owner, blind=self.ctl.blind, review=self.ctl.review)
         self.prefetch = self._holder["prefetch"] = ClipPrefetcher(self.project)
         self._updating = True
-        for combo, key, values in ((self.plane_filter, "plane", self.queue.planes()),
-                                   (self.participant_filter, "participant", self.queue.participants()),
-                                   (self.status_filter, "status", list(QUEUE_STATUSES))):
+        for combo, key, values in (
+            (self.plane_filter, "plane", self.queue.planes()),
+            (self.participant_filter, "participant", self.queue.participants()),
+            (self.status_filter, "status", list(QUEUE_STATUSES)),
+        ):
             combo.clear()
             combo.addItems([_ALL[key], *values])
         self.plane_filter.setVisible(not self.ctl.blind)
@@ -229,8 +232,11 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
 
     def filters(self) -> dict:
         out = {}
-        for combo, key in ((self.plane_filter, "plane"), (self.participant_filter, "participant"),
-                           (self.status_filter, "status")):
+        for combo, key in (
+            (self.plane_filter, "plane"),
+            (self.participant_filter, "participant"),
+            (self.status_filter, "status"),
+        ):
             if combo.currentIndex() > 0:
                 out[key] = combo.currentText()
         return out
@@ -281,9 +287,14 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         try:
             clip = self.prefetch.take(clip_id) if self.prefetch is not None else None
             s = AnnotationSession.open(
-                self.project, clip_id, self.rater_edit.text().strip(),
-                review=self.review_check.isChecked(), set_aside_corrupt=set_aside_corrupt,
-                background_save=True, clip=clip)  # a brush stroke never waits for the save
+                self.project,
+                clip_id,
+                self.rater_edit.text().strip(),
+                review=self.review_check.isChecked(),
+                set_aside_corrupt=set_aside_corrupt,
+                background_save=True,
+                clip=clip,
+            )  # a brush stroke never waits for the save
         except CorruptAnnotationError as exc:
             self._corrupt_clip = clip_id
             self.set_aside_button.setVisible(True)
@@ -356,9 +367,13 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
 
     def _layer_metadata(self, s=None) -> dict:
         s = s or self.session
-        return {"clip_id": s.clip_id, "rater": s.annotation.rater, "clip_plane": s.annotation.clip_plane,
-                "provenance": L.provenance_codes_to_list(s.annotation),
-                "spacing_mm": list(s.clip.spacing_mm) if s.clip.spacing_mm else None}
+        return {
+            "clip_id": s.clip_id,
+            "rater": s.annotation.rater,
+            "clip_plane": s.annotation.clip_plane,
+            "provenance": L.provenance_codes_to_list(s.annotation),
+            "spacing_mm": list(s.clip.spacing_mm) if s.clip.spacing_mm else None,
+        }
 
     # -- keeping the view in step with the annotation ------------------------------------------
     def refresh_clip_view(self, frames) -> None:
@@ -372,7 +387,8 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         ann = s.annotation
         self._updating = True
         self.plane_combo.setCurrentIndex(
-            self.plane_labels.index(ann.clip_plane) + 1 if ann.clip_plane in self.plane_labels else 0)
+            self.plane_labels.index(ann.clip_plane) + 1 if ann.clip_plane in self.plane_labels else 0
+        )
         self.quality_combo.setCurrentText(self.ctl.draft_quality)
         if self.comment_edit.text() != self.ctl.draft_comment:  # never under the cursor of a typist
             self.comment_edit.setText(self.ctl.draft_comment)
@@ -380,9 +396,11 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         self.ranges_label.setText(self.ctl.ranges_text())
         rec = s.project.clip_record(s.clip_id)
         side = "" if self.ctl.blind else f"{rec.get('side') or '?'} · "  # blind: nothing from the header
-        self.clip_label.setText(f"<b>{s.clip_id}</b> · participant {rec.get('participant')} · {side}"
-                                f"{ann.n_frames} frames · status {ann.status.replace('_', ' ')}"
-                                + ("" if ann.quality == "ok" else f" · <b>{ann.quality}</b>"))
+        self.clip_label.setText(
+            f"<b>{s.clip_id}</b> · participant {rec.get('participant')} · {side}"
+            f"{ann.n_frames} frames · status {ann.status.replace('_', ' ')}"
+            + ("" if ann.quality == "ok" else f" · <b>{ann.quality}</b>")
+        )
         self.undo_button.setEnabled(s.history.can_undo)
         self.redo_button.setEnabled(s.history.can_redo)
         self.save_label.setText(self.ctl.save_text())
@@ -406,9 +424,15 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         self.frame_label.setText(self.ctl.frame_text())
         planes = ann.frame_planes()
         non_standard = [p == self.plane_labels[-1] for p in planes]
-        self.track_label.setPixmap(track_pixmap(ann.provenance_codes(), non_standard, t,
-                                                max(200, self.track_label.width()),
-                                                empty=self.ctl.empty_frames()))
+        self.track_label.setPixmap(
+            track_pixmap(
+                ann.provenance_codes(),
+                non_standard,
+                t,
+                max(200, self.track_label.width()),
+                empty=self.ctl.empty_frames(),
+            )
+        )
         self.measurement.show_frame(s, t)
 
     def _on_paint(self, event) -> None:
@@ -419,8 +443,11 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         self._do(lambda s: [self._doubt_set_mask(s, t, m) for t, m in masks.items()])
 
     def _on_shapes(self, event) -> None:
-        if self.session is None or self._updating or str(getattr(event, "action", "added")) not in (
-                "added", "ActionType.ADDED"):
+        if (
+            self.session is None
+            or self._updating
+            or str(getattr(event, "action", "added")) not in ("added", "ActionType.ADDED")
+        ):
             return
         outline = self.layers["outline"]
         masks = L.polygons_to_masks(outline, self.session.annotation.frame_shape, self.current_frame)

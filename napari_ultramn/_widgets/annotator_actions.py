@@ -73,8 +73,11 @@ class KeyActionsMixin:
     def key_interpolate(self) -> None:
         filled: list[int] = []
         if self._do(lambda s: filled.extend(s.interpolate())):
-            self.info(f"Interpolated {len(filled)} frames." if filled else
-                      "Nothing to interpolate: trace at least two keyframes with frames between them.")
+            self.info(
+                f"Interpolated {len(filled)} frames."
+                if filled
+                else "Nothing to interpolate: trace at least two keyframes with frames between them."
+            )
 
     def key_flag(self) -> None:
         if self.session is None:
@@ -101,9 +104,13 @@ class KeyActionsMixin:
         """Ask before a step that may lose or hide work (tests patch QMessageBox.question)."""
         from qtpy.QtWidgets import QMessageBox
 
-        answer = QMessageBox.question(self, "Annotator", question,
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
+        answer = QMessageBox.question(
+            self,
+            "Annotator",
+            question,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     # -- the clip's controls (forwarded to the controller) -----------------------------------------

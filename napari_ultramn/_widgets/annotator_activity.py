@@ -18,9 +18,14 @@ from qtpy.QtCore import QEvent, QObject
 from qtpy.QtWidgets import QApplication, QWidget
 
 #: The events that count as the rater doing something.
-ACTIVITY_EVENTS = frozenset({
-    QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease, QEvent.Type.Wheel,
-})
+ACTIVITY_EVENTS = frozenset(
+    {
+        QEvent.Type.KeyPress,
+        QEvent.Type.MouseButtonPress,
+        QEvent.Type.MouseButtonRelease,
+        QEvent.Type.Wheel,
+    }
+)
 
 
 class ActivityFilter(QObject):

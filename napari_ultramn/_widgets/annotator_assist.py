@@ -28,8 +28,12 @@ from ..annotation.smart_keyframe import propose_mask
 
 PREVIEW = "smart keyframe proposal"
 CLICKS = "smart keyframe clicks"
-_MOUSE = (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonDblClick, QEvent.Type.MouseMove,
-          QEvent.Type.MouseButtonRelease)
+_MOUSE = (
+    QEvent.Type.MouseButtonPress,
+    QEvent.Type.MouseButtonDblClick,
+    QEvent.Type.MouseMove,
+    QEvent.Type.MouseButtonRelease,
+)
 
 
 class SmartKeyframeMixin:
@@ -104,8 +108,13 @@ class SmartKeyframeMixin:
             self._show_assist()
             self.info("Smart keyframe: now click inside the nerve.")
             return
-        self.assist_mask = propose_mask(np.asarray(s.clip.frame(t)), self.assist_positive, self.assist_negative,
-                                        prior=self._assist_prior(t), spacing_mm=s.clip.spacing_mm)
+        self.assist_mask = propose_mask(
+            np.asarray(s.clip.frame(t)),
+            self.assist_positive,
+            self.assist_negative,
+            prior=self._assist_prior(t),
+            spacing_mm=s.clip.spacing_mm,
+        )
         self._show_assist()
         if self.assist_mask.any():
             self.info(f"Smart keyframe on frame {t + 1}: Enter accepts, Escape drops, more clicks correct it.")
@@ -150,11 +159,17 @@ class SmartKeyframeMixin:
         else:
             from .annotator_layers import _colormap
 
-            preview = self.viewer.add_labels(stack, name=PREVIEW, scale=nerve.scale, opacity=0.9,
-                                             colormap=_colormap({1: "#506eff"}))
+            preview = self.viewer.add_labels(
+                stack, name=PREVIEW, scale=nerve.scale, opacity=0.9, colormap=_colormap({1: "#506eff"})
+            )
             preview.contour = 1
-            self.viewer.add_points(np.array(points, float).reshape(-1, 3), name=CLICKS, scale=nerve.scale,
-                                   face_color=colours or "#3cdc50", size=max(3, min(nerve.data.shape[1:]) // 40))
+            self.viewer.add_points(
+                np.array(points, float).reshape(-1, 3),
+                name=CLICKS,
+                scale=nerve.scale,
+                face_color=colours or "#3cdc50",
+                size=max(3, min(nerve.data.shape[1:]) // 40),
+            )
         self.viewer.layers.selection.active = nerve  # the rater's layer and tool stay selected
 
 

@@ -53,8 +53,9 @@ class Caliper:
 
     def build(self) -> QWidget:
         w = self.w
-        w.caliper_button = toggle_button("Caliper", "draw lines to measure (press, drag, release) on the "
-                                         "image (Shift-M)", self._on_button)
+        w.caliper_button = toggle_button(
+            "Caliper", "draw lines to measure (press, drag, release) on the image (Shift-M)", self._on_button
+        )
         w.caliper_clear_button = QPushButton("Clear lines")
         w.caliper_clear_button.clicked.connect(self.clear)
         w.caliper_label = QLabel("Caliper: off")
@@ -109,9 +110,14 @@ class Caliper:
         if self.layer is None or self.layer not in self.w.viewer.layers:
             image = self.w.layers["image"]
             self.layer = self.w.viewer.add_shapes(
-                ndim=3, name=CALIPER, scale=image.scale, edge_color=_COLOUR, edge_width=1,
+                ndim=3,
+                name=CALIPER,
+                scale=image.scale,
+                edge_color=_COLOUR,
+                edge_width=1,
                 features={"length": np.array([], dtype=object)},
-                text={"string": "{length}", "color": _COLOUR, "size": 10, "anchor": "upper_left"})
+                text={"string": "{length}", "color": _COLOUR, "size": 10, "anchor": "upper_left"},
+            )
             self.layer.events.data.connect(self._on_data)
         return self.layer
 

@@ -52,13 +52,18 @@ class Cine:
 
     def build(self) -> QWidget:
         w = self.w
-        w.cine_button = toggle_button("▶ Play", "play the frames below in a loop at the clip's frame rate "
-                                      "(Shift-C)", lambda on: self.play() if on else self.stop())
+        w.cine_button = toggle_button(
+            "▶ Play",
+            "play the frames below in a loop at the clip's frame rate (Shift-C)",
+            lambda on: self.play() if on else self.stop(),
+        )
         w.cine_start, w.cine_stop = QSpinBox(), QSpinBox()
         for spin in (w.cine_start, w.cine_stop):
             spin.setRange(1, 1)
-            spin.setToolTip("cine loop: frames as numbered on screen, both included (by default the "
-                            "non-standard range around the frame, else the whole clip)")
+            spin.setToolTip(
+                "cine loop: frames as numbered on screen, both included (by default the "
+                "non-standard range around the frame, else the whole clip)"
+            )
             spin.valueChanged.connect(self._chosen)
         w.cine_speed = QComboBox()
         w.cine_speed.addItems([f"{s:g}×" for s in SPEEDS])
@@ -68,8 +73,9 @@ class Cine:
         w.cine_label = QLabel("")
         w.cine_label.setWordWrap(True)
         # Two rows: the dock is ~300 px wide on a laptop.
-        return column(row(w.cine_button, w.cine_speed), row(QLabel("Loop"), w.cine_start, QLabel("to"), w.cine_stop),
-                      w.cine_label)
+        return column(
+            row(w.cine_button, w.cine_speed), row(QLabel("Loop"), w.cine_start, QLabel("to"), w.cine_stop), w.cine_label
+        )
 
     @property
     def playing(self) -> bool:

@@ -73,18 +73,26 @@ class DisplayTools:
         w.wl_preset_combo.addItems(list(vs.PRESETS))
         w.wl_preset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # names whole
         w.wl_preset_combo.setPlaceholderText("set by hand")
-        w.wl_preset_combo.setToolTip("window/level preset (Shift-W: next); right-drag on the image sets "
-                                     "it by hand (in pan-zoom or holding Space)")
+        w.wl_preset_combo.setToolTip(
+            "window/level preset (Shift-W: next); right-drag on the image sets "
+            "it by hand (in pan-zoom or holding Space)"
+        )
         w.wl_preset_combo.activated.connect(lambda i: self.apply_preset(w.wl_preset_combo.itemText(i)))
         w.wl_reset_button = QPushButton("Reset")
         w.wl_reset_button.setToolTip("full grey range (Shift-R)")
         w.wl_reset_button.clicked.connect(self.reset_window)
         w.wl_label = QLabel("")
         w.wl_label.setWordWrap(True)
-        w.outline_button = toggle_button("Outline only", "show the nerve as its outline instead of filled "
-                                         "(Shift-O)", self._on_outline)
-        return column(w.wl_preset_combo, w.wl_label, row(w.wl_reset_button, w.outline_button),
-                      self.cine.build(), self.caliper.build())
+        w.outline_button = toggle_button(
+            "Outline only", "show the nerve as its outline instead of filled (Shift-O)", self._on_outline
+        )
+        return column(
+            w.wl_preset_combo,
+            w.wl_label,
+            row(w.wl_reset_button, w.outline_button),
+            self.cine.build(),
+            self.caliper.build(),
+        )
 
     # -- clip ------------------------------------------------------------------------------
     def clip_opened(self, session, layers: dict) -> None:
@@ -182,8 +190,7 @@ class DisplayTools:
         combo.setCurrentIndex(combo.findText(self.settings.preset) if self.settings.preset else -1)
         if "image" in self.layers:
             width, level = vs.limits_to_window(self.layers["image"].contrast_limits)
-            self.w.wl_label.setText(f"Window {width:.0f} · level {level:.0f} "
-                                    f"({self.settings.preset or 'set by hand'})")
+            self.w.wl_label.setText(f"Window {width:.0f} · level {level:.0f} ({self.settings.preset or 'set by hand'})")
 
     def takes_right_drag(self) -> bool:
         """True where napari's right-drag would only zoom (see the module docstring)."""
@@ -244,8 +251,11 @@ class _StripClicks(QObject):
             return False
         pixmap = obj.pixmap()
         width = pixmap.width() if pixmap is not None and not pixmap.isNull() else obj.width()
-        self.w.go_to_frame(strip_frame(ev.position().x() if hasattr(ev, "position") else ev.x(),
-                                       width, self.w.session.annotation.n_frames))
+        self.w.go_to_frame(
+            strip_frame(
+                ev.position().x() if hasattr(ev, "position") else ev.x(), width, self.w.session.annotation.n_frames
+            )
+        )
         return True
 
 

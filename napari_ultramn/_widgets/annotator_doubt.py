@@ -28,8 +28,10 @@ class DoubtMixin:
         self.doubt_button.setToolTip("jump to the frame most likely wrong that you have not checked (J)")
         self.spread_check = QCheckBox("Spread corrections")
         self.spread_check.setChecked(True)
-        self.spread_check.setToolTip("an edit re-propagates the propagated, interpolated and model frames "
-                                     "next to it, up to the next keyframe on each side (one undo step)")
+        self.spread_check.setToolTip(
+            "an edit re-propagates the propagated, interpolated and model frames "
+            "next to it, up to the next keyframe on each side (one undo step)"
+        )
         self.changed_strip = QLabel()
         self.changed_strip.setFixedHeight(5)
         self.changed_strip.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)

@@ -65,9 +65,7 @@ ASSIST_MODE_KEYS = (
 )
 
 # -- issue 14: checking doubtful frames (actions in annotator_doubt.py) ----------------------------
-DOUBT_KEYS = (
-    Binding("J", "key_next_doubt", "check the next doubtful frame"),
-)
+DOUBT_KEYS = (Binding("J", "key_next_doubt", "check the next doubtful frame"),)
 
 #: napari's own keys the radiologist needs, listed (never bound) by the plugin.
 NAPARI_KEYS = (
@@ -123,6 +121,7 @@ def _kb(key):
 def napari_bindings(viewer) -> dict:
     """``{KeyBinding: [who binds it]}`` for the viewer, the layer types, the menus and mnemonics."""
     import napari.layers
+
     try:
         from napari._app_model import get_app_model
     except ImportError:  # napari 0.5.0/0.5.1 name the same registry get_app

@@ -112,10 +112,15 @@ class ClipLayers:
             image.name = f"clip {session.clip_id}"
             image.metadata = dict(metadata)
         else:
-            image = viewer.add_image(clip.frames, name=f"clip {session.clip_id}", scale=scale,
-                                     contrast_limits=(0, 255), colormap="gray", metadata=dict(metadata))
-            ours = [viewer.layers.index(lay) for lay in (self.roles.get("nerve"), *self._pool)
-                    if self._alive(lay)]
+            image = viewer.add_image(
+                clip.frames,
+                name=f"clip {session.clip_id}",
+                scale=scale,
+                contrast_limits=(0, 255),
+                colormap="gray",
+                metadata=dict(metadata),
+            )
+            ours = [viewer.layers.index(lay) for lay in (self.roles.get("nerve"), *self._pool) if self._alive(lay)]
             if ours:  # made again after the user deleted it: back under the masks
                 viewer.layers.move(viewer.layers.index(image), min(ours))
             made = True
@@ -137,16 +142,22 @@ class ClipLayers:
             if tuple(outline.scale) != scale:
                 outline.scale = scale
         else:
-            outline = viewer.add_shapes(ndim=3, name=OUTLINE, scale=scale, edge_color="#ffd21f",
-                                        face_color="transparent", edge_width=1)
+            outline = viewer.add_shapes(
+                ndim=3, name=OUTLINE, scale=scale, edge_color="#ffd21f", face_color="transparent", edge_width=1
+            )
             outline.events.data.connect(self._on_shapes)
         preview = self.roles.get("preview")
         if self._alive(preview):
             preview.visible = False
             if preview.data.shape != labels.shape or tuple(preview.scale) != scale:
                 _swap(preview, np.zeros(labels.shape, np.uint8), scale)  # hidden, its extent still counts
-        self.roles = {"image": image, "nerve": nerve, "outline": outline, "raters": raters,
-                      **({"preview": preview} if self._alive(preview) else {})}
+        self.roles = {
+            "image": image,
+            "nerve": nerve,
+            "outline": outline,
+            "raters": raters,
+            **({"preview": preview} if self._alive(preview) else {}),
+        }
         if viewer.layers.selection.active is not nerve:
             viewer.layers.selection.active = nerve
         if made or before != (nerve.data.shape, tuple(nerve.scale)):
@@ -157,8 +168,13 @@ class ClipLayers:
 
     def _add_nerve(self, labels, scale, metadata: dict, short_side: int):
         nerve = self.viewer.add_labels(
-            labels, name=NERVE, scale=scale, opacity=0.5,
-            colormap=_colormap({1: "#ffd21f", 2: "#3cc8e6", 3: "#dc5adc", 4: "#506eff"}), metadata=dict(metadata))
+            labels,
+            name=NERVE,
+            scale=scale,
+            opacity=0.5,
+            colormap=_colormap({1: "#ffd21f", 2: "#3cc8e6", 3: "#dc5adc", 4: "#506eff"}),
+            metadata=dict(metadata),
+        )
         nerve.selected_label = 1
         nerve.brush_size = max(3, short_side // 40)
         for attr, value in self.tool.items():
@@ -179,12 +195,18 @@ class ClipLayers:
                 lay.name, lay.metadata, lay.visible = f"rater {rater}", {"rater": rater}, True
             else:
                 colour = _RATER_COLOURS[i % len(_RATER_COLOURS)]
-                lay = self.viewer.add_labels(masks, name=f"rater {rater}", scale=scale, opacity=0.45,
-                                             colormap=_colormap({i + 1: colour}), metadata={"rater": rater})
+                lay = self.viewer.add_labels(
+                    masks,
+                    name=f"rater {rater}",
+                    scale=scale,
+                    opacity=0.45,
+                    colormap=_colormap({i + 1: colour}),
+                    metadata={"rater": rater},
+                )
                 lay.contour = 2
                 self._pool.append(lay)
             used.append(lay)
-        for lay in self._pool[len(used):]:
+        for lay in self._pool[len(used) :]:
             lay.visible = False
             if lay.data.shape != shape or lay.data.any():
                 _swap(lay, np.zeros(shape, np.uint8), scale)
@@ -207,8 +229,9 @@ class ClipLayers:
             _swap(lay, stack, nerve.scale)
             lay.visible = True
         else:
-            lay = self.viewer.add_labels(stack, name=PREVIEW, scale=nerve.scale, opacity=0.9,
-                                         colormap=_colormap({1: "#5ad26e"}))
+            lay = self.viewer.add_labels(
+                stack, name=PREVIEW, scale=nerve.scale, opacity=0.9, colormap=_colormap({1: "#5ad26e"})
+            )
             lay.contour = 1
             self.roles["preview"] = lay
         self.viewer.layers.selection.active = nerve
@@ -238,8 +261,13 @@ def _swap(layer, data, scale) -> None:
     if tuple(layer.scale) != tuple(scale):
         layer.scale = scale
     old = layer.data
-    if (isinstance(old, np.ndarray) and isinstance(data, np.ndarray) and old.flags.writeable
-            and old.shape == data.shape and old.dtype == data.dtype):
+    if (
+        isinstance(old, np.ndarray)
+        and isinstance(data, np.ndarray)
+        and old.flags.writeable
+        and old.shape == data.shape
+        and old.dtype == data.dtype
+    ):
         if old is not data:
             old[...] = data
         layer.refresh()

@@ -52,8 +52,14 @@ class MeasurementView:
         u = self.unit
         tab = self.w.measure_table
         # Short headings (the dock is narrow); the whole name is the heading's tooltip.
-        heads = (("frame", "frame (1-based)"), ("source", "how the mask was made"), (f"area {u}²", f"area {u}²"),
-                 (f"perim. {u}", f"perimeter {u}"), ("flat.", "flattening"), ("circ.", "circularity"))
+        heads = (
+            ("frame", "frame (1-based)"),
+            ("source", "how the mask was made"),
+            (f"area {u}²", f"area {u}²"),
+            (f"perim. {u}", f"perimeter {u}"),
+            ("flat.", "flattening"),
+            ("circ.", "circularity"),
+        )
         tab.setHorizontalHeaderLabels([short for short, _ in heads])
         for j, (_short, full) in enumerate(heads):
             tab.horizontalHeaderItem(j).setToolTip(full)
@@ -104,7 +110,8 @@ class MeasurementView:
             ex = centroid_excursion(df)
             self.w.excursion_label.setText(
                 f"Centroid excursion over {ex['n_frames']} frames: max {_fmt(ex[f'max_displacement_{u}'])} {u}"
-                f" (frame {int(ex['frame_of_max_displacement']) + 1}), path {_fmt(ex[f'path_length_{u}'])} {u}")
+                f" (frame {int(ex['frame_of_max_displacement']) + 1}), path {_fmt(ex[f'path_length_{u}'])} {u}"
+            )
         else:
             self.w.excursion_label.setText("Centroid excursion: trace two or more frames")
 
@@ -120,4 +127,5 @@ class MeasurementView:
             f"<b>Frame {t + 1}</b>: area <b>{_fmt(m[f'area_{u}2'])} {u}²</b> · perimeter "
             f"{_fmt(m[f'perimeter_{u}'])} {u} · flattening {_fmt(m['flattening'])} · circularity "
             f"{_fmt(m['circularity'])} · centroid ({_fmt(m[f'centroid_row_{u}'], 1)}, "
-            f"{_fmt(m[f'centroid_col_{u}'], 1)}) {u}")
+            f"{_fmt(m[f'centroid_col_{u}'], 1)}) {u}"
+        )

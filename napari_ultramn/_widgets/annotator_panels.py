@@ -168,15 +168,20 @@ def build_panels(w) -> None:
     w.track_label = QLabel()
     w.track_label.setMinimumHeight(18)
     w.track_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-    w.track_label.setToolTip("top: yellow/orange = human keyframes, blue = assisted keyframes, cyan = interpolated, "
-                             "green = propagated, magenta = model; a thin line only = traced as "
-                             "'no nerve' (empty mask); bottom red = non-standard plane")
+    w.track_label.setToolTip(
+        "top: yellow/orange = human keyframes, blue = assisted keyframes, cyan = interpolated, "
+        "green = propagated, magenta = model; a thin line only = traced as "
+        "'no nerve' (empty mask); bottom red = non-standard plane"
+    )
     v.addWidget(w.frame_label)
     v.addWidget(w.track_label)
-    legend = _wrapping(" ".join(
-        f'<span style="color: rgb{tuple(int(c) for c in TRACK_COLOURS[i])}">■</span> {p}'
-        for i, p in enumerate(PROVENANCES)
-    ) + " · a thin line: traced as no nerve")
+    legend = _wrapping(
+        " ".join(
+            f'<span style="color: rgb{tuple(int(c) for c in TRACK_COLOURS[i])}">■</span> {p}'
+            for i, p in enumerate(PROVENANCES)
+        )
+        + " · a thin line: traced as no nerve"
+    )
     legend.setTextFormat(Qt.TextFormat.RichText)
     v.addWidget(legend)
     w.interpolate_button = _button("Interpolate", "fill frames between keyframes (Shift-I)")
@@ -281,8 +286,10 @@ def show_rater_legend(w) -> None:
     if not names:
         w.rater_legend.setText("No other rater has annotated this clip." if w.ctl.session else "")
         return
-    w.rater_legend.setText("Layers: " + " ".join(
-        f'<span style="color: {rater_colour(i)}">■</span>&nbsp;{name}' for i, name in enumerate(names)))
+    w.rater_legend.setText(
+        "Layers: "
+        + " ".join(f'<span style="color: {rater_colour(i)}">■</span>&nbsp;{name}' for i, name in enumerate(names))
+    )
 
 
 def follow_clip(w) -> None:
@@ -293,8 +300,15 @@ def follow_clip(w) -> None:
         if name != "clip" or w.ctl.session is not None:
             return
         w.clip_label.setText("No clip open.")
-        for label in (w.frame_label, w.ranges_label, w.save_label, w.measure_label, w.excursion_label,
-                      w.unit_label, w.rater_legend):
+        for label in (
+            w.frame_label,
+            w.ranges_label,
+            w.save_label,
+            w.measure_label,
+            w.excursion_label,
+            w.unit_label,
+            w.rater_legend,
+        ):
             label.setText("")
         w.track_label.clear()
         w.comment_edit.setText("")
@@ -303,8 +317,9 @@ def follow_clip(w) -> None:
     w.ctl.on(on_event)
 
 
-def track_pixmap(codes: np.ndarray, non_standard: np.ndarray, current: int, width: int = 320,
-                 empty: np.ndarray | None = None) -> QPixmap:
+def track_pixmap(
+    codes: np.ndarray, non_standard: np.ndarray, current: int, width: int = 320, empty: np.ndarray | None = None
+) -> QPixmap:
     """Two-row strip: provenance per frame on top, non-standard frames below, a tick at ``current``.
 
     ``empty`` ((T,) bool): frames traced as 'no nerve' (an empty mask) show their provenance as a

@@ -83,8 +83,12 @@ class LongWorkMixin:
 
     def preannotate_available(self) -> bool:
         run = self.model_edit.text().strip()
-        return (self.session is not None and bool(run) and Path(run).exists()
-                and importlib.util.find_spec("napari_ultramn.model.preannotate") is not None)
+        return (
+            self.session is not None
+            and bool(run)
+            and Path(run).exists()
+            and importlib.util.find_spec("napari_ultramn.model.preannotate") is not None
+        )
 
     def _refresh_preannotate(self, *_args) -> None:
         self.preannotate_button.setEnabled(self.preannotate_available() and self._worker is None)

@@ -47,8 +47,11 @@ if TYPE_CHECKING:
 COUNT_COLUMNS = ("split", "plane", "side", "participants", "clips", "frames", "annotated_frames")
 EXCLUDED_COLUMNS = ("clip_id", "participant", "reason")
 #: What an empty split takes away, for the warning.
-_LOST = {"train": "nothing to train on", "validation": "no validation (model choice, early stopping)",
-         "test": "no held-out test"}
+_LOST = {
+    "train": "nothing to train on",
+    "validation": "no validation (model choice, early stopping)",
+    "test": "no held-out test",
+}
 
 
 def exclusion_summary(excluded: list[dict]) -> list[tuple[str, int]]:
@@ -75,11 +78,13 @@ def split_warning(manifest: dict) -> str:
         return ""
     used = sum(f.get("participants", 0) for f in files.values())
     asked = " / ".join(f"{ratios.get(s, 0):g}" for s in SPLITS)
-    return (f"Warning: {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty although the "
-            f"ratios ({asked}) ask for {'it' if len(empty) == 1 else 'them'}: only {used} "
-            f"participant{'' if used == 1 else 's'} could be used, and a participant's clips stay in one "
-            f"split. This dataset gives {'; '.join(_LOST[s] for s in empty)}. Annotate more "
-            "participants (see why clips were excluded) or change the label source.")
+    return (
+        f"Warning: {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty although the "
+        f"ratios ({asked}) ask for {'it' if len(empty) == 1 else 'them'}: only {used} "
+        f"participant{'' if used == 1 else 's'} could be used, and a participant's clips stay in one "
+        f"split. This dataset gives {'; '.join(_LOST[s] for s in empty)}. Annotate more "
+        "participants (see why clips were excluded) or change the label source."
+    )
 
 
 class _Scroll(QScrollArea):
@@ -323,9 +328,14 @@ class DatasetWidget(QWidget):
         self.warning_label.setText(warning)
         self.warning_label.setVisible(bool(warning))
         summary = exclusion_summary(excluded)
-        self.excluded_label.setText((
-            f"{len(excluded)} clip{'' if len(excluded) == 1 else 's'} excluded: "
-            + "; ".join(f"{n} × {reason}" for reason, n in summary)) if summary else "")
+        self.excluded_label.setText(
+            (
+                f"{len(excluded)} clip{'' if len(excluded) == 1 else 's'} excluded: "
+                + "; ".join(f"{n} × {reason}" for reason, n in summary)
+            )
+            if summary
+            else ""
+        )
         fill_table(self.excluded_table, excluded, EXCLUDED_COLUMNS)
         self.excluded_table.resizeColumnsToContents()
         self.excluded_button.setVisible(bool(excluded))
@@ -340,6 +350,7 @@ class DatasetWidget(QWidget):
     def refresh_clips(self) -> None:
         """List ``split/clip_id`` of the dataset in the clip chooser."""
         from napari_ultramn.io.h5 import load_h5py
+
         h5py = load_h5py()
 
         self.clip_combo.clear()
@@ -361,6 +372,7 @@ class DatasetWidget(QWidget):
     def open_clip(self, path: Path, clip_id: str):
         """Add the clip's frames (Image) and nerve masks (Labels), scaled to mm when calibrated."""
         from napari_ultramn.io.h5 import load_h5py
+
         h5py = load_h5py()
 
         with h5py.File(path, "r") as fh:
@@ -370,9 +382,11 @@ class DatasetWidget(QWidget):
             vocabulary = json.loads(fh.attrs.get("vocabulary", "[]"))
             spacing = g.attrs.get("spacing_mm")
         scale = (1.0, *map(float, spacing)) if spacing is not None else (1.0, 1.0, 1.0)
-        meta = {"clip_id": clip_id, "dataset_file": str(path),
-                "frame_planes": [vocabulary[c] if 0 <= c < len(vocabulary) else None for c in planes]}
+        meta = {
+            "clip_id": clip_id,
+            "dataset_file": str(path),
+            "frame_planes": [vocabulary[c] if 0 <= c < len(vocabulary) else None for c in planes],
+        }
         image = self.viewer.add_image(frames, name=f"{clip_id} frames", scale=scale, metadata=meta)
-        labels = self.viewer.add_labels(masks.astype(np.uint8), name=f"{clip_id} nerve", scale=scale,
-                                        metadata=meta)
+        labels = self.viewer.add_labels(masks.astype(np.uint8), name=f"{clip_id} nerve", scale=scale, metadata=meta)
         return image, labels

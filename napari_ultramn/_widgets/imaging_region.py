@@ -88,16 +88,24 @@ class ImagingRegionWidget(QWidget):
         self.viewer.add_image(clip.frames, name="source")
         blanked = np.zeros(clip.frame_shape, np.uint8)
         r = area.region
-        blanked[r.top:r.bottom, r.left:r.right] = ~area.keep_mask
+        blanked[r.top : r.bottom, r.left : r.right] = ~area.keep_mask
         self.viewer.add_labels(blanked, name=BLANKED_NAME, opacity=0.4)
         corners = np.array([[r.top, r.left], [r.top, r.right], [r.bottom, r.right], [r.bottom, r.left]], float)
-        layer = self.viewer.add_shapes([corners], shape_type="rectangle", name=SHAPES_NAME,
-                                       edge_color="yellow", face_color="transparent", edge_width=3)
+        layer = self.viewer.add_shapes(
+            [corners],
+            shape_type="rectangle",
+            name=SHAPES_NAME,
+            edge_color="yellow",
+            face_color="transparent",
+            edge_width=3,
+        )
         layer.mode = "select"
         self.save_button.setEnabled(True)
         verdict = "refused by ingest" if area.confidence < MIN_CONFIDENCE else "accepted"
-        self.status.setText(f"{area.reason} (confidence {area.confidence:.2f}, {verdict}). "
-                            "Drag the yellow rectangle, then Save correction.")
+        self.status.setText(
+            f"{area.reason} (confidence {area.confidence:.2f}, {verdict}). "
+            "Drag the yellow rectangle, then Save correction."
+        )
 
     def drawn_region(self):
         """The rectangle in the Shapes layer, clipped to the frame, as a Region."""
@@ -125,5 +133,6 @@ class ImagingRegionWidget(QWidget):
         except UltramnError as exc:
             self.status.setText(str(exc))
             return
-        self.status.setText(f"Saved region {region.as_list()} for {self.clip.source_path.name}; "
-                            "re-ingest to re-crop the clip.")
+        self.status.setText(
+            f"Saved region {region.as_list()} for {self.clip.source_path.name}; re-ingest to re-crop the clip."
+        )

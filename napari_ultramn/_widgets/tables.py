@@ -16,8 +16,14 @@ def cell_text(value, float_format: str = "{:.3f}") -> str:
     return "" if value is None else str(value)
 
 
-def fill_table(table: QTableWidget, rows, columns: Sequence[str] | None = None, *,
-               headers: Sequence[str] | None = None, float_format: str = "{:.3f}") -> None:
+def fill_table(
+    table: QTableWidget,
+    rows,
+    columns: Sequence[str] | None = None,
+    *,
+    headers: Sequence[str] | None = None,
+    float_format: str = "{:.3f}",
+) -> None:
     """Show ``rows`` (a DataFrame or a list of dicts) in ``table``, read-only.
 
     ``columns`` picks and orders the keys (default: the DataFrame's columns); ``headers`` replaces

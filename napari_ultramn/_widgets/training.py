@@ -180,10 +180,26 @@ class TrainingWidget(QWidget):
                 dataset = json.loads((Path(self.run_edit.text()) / "run.json").read_text())["args"]["dataset_dir"]
             except (OSError, ValueError, KeyError):
                 dataset = ""
-        cmd = [sys.executable, "-m", "napari_ultramn", "train", dataset,
-               "--out", self.run_edit.text(), "--model", self.model_combo.currentText(),
-               "--epochs", str(self.epochs_spin.value()), "--window", str(self.window_spin.value()),
-               "--batch-size", str(self.batch_spin.value()), "--device", self.device_combo.currentText(), "-q"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "napari_ultramn",
+            "train",
+            dataset,
+            "--out",
+            self.run_edit.text(),
+            "--model",
+            self.model_combo.currentText(),
+            "--epochs",
+            str(self.epochs_spin.value()),
+            "--window",
+            str(self.window_spin.value()),
+            "--batch-size",
+            str(self.batch_spin.value()),
+            "--device",
+            self.device_combo.currentText(),
+            "-q",
+        ]
         if self.minutes_spin.value() > 0:
             cmd += ["--max-minutes", str(self.minutes_spin.value())]
         return cmd + (["--resume"] if resume else [])
@@ -201,13 +217,15 @@ class TrainingWidget(QWidget):
         run_dir.mkdir(parents=True, exist_ok=True)
         log = open(run_dir / "train.log", "ab")  # noqa: SIM115 - handed to the child process
         # a new session: Ctrl-C in the viewer's terminal or a viewer crash does not reach it
-        self.process = subprocess.Popen(self.command(resume), stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command(resume), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         log.close()
         self.follower = ProgressFollower(run_dir / PROGRESS_FILE)
         self.progress_bar.setValue(0)
-        self.status_label.setText(f"{'Resuming' if resume else 'Training'} in process {self.process.pid}; "
-                                  f"log: {run_dir / 'train.log'}")
+        self.status_label.setText(
+            f"{'Resuming' if resume else 'Training'} in process {self.process.pid}; log: {run_dir / 'train.log'}"
+        )
         self.preannotate_run_edit.setText(str(run_dir))
         self._set_running(True)
         self.timer.start()
@@ -251,8 +269,12 @@ class TrainingWidget(QWidget):
             return
         new = self.follower.poll()
         records = self.follower.records
-        if not new and not self.training_running and not self.loop_panel.running and any(
-                r.get("event") == "end" for r in records):
+        if (
+            not new
+            and not self.training_running
+            and not self.loop_panel.running
+            and any(r.get("event") == "end" for r in records)
+        ):
             self.timer.stop()  # a finished run and nothing else to follow
             return
         starts = [r for r in records if r.get("event") == "start"]
@@ -265,16 +287,20 @@ class TrainingWidget(QWidget):
             last = new[-1]
             if last.get("event") == "epoch":
                 m = last.get("metrics") or {}
-                self.status_label.setText(f"epoch {last['epoch'] + 1}: val Dice {cell_text(m.get('val_dice'))}, "
-                                          f"plane accuracy {cell_text(m.get('val_plane_acc'))}")
+                self.status_label.setText(
+                    f"epoch {last['epoch'] + 1}: val Dice {cell_text(m.get('val_dice'))}, "
+                    f"plane accuracy {cell_text(m.get('val_plane_acc'))}"
+                )
         ended = any(r.get("event") == "end" for r in new)
         exited = self.process is not None and self.process.poll() is not None
         if ended or exited:
             if ended:
                 self.status_label.setText(f"Finished: {[r for r in new if r.get('event') == 'end'][-1].get('reason')}")
             elif self.process.returncode not in (0, None):
-                self.status_label.setText(f"Training stopped (exit {self.process.returncode}): {self._last_log_line()} "
-                                          "Resume continues from the last finished epoch.")
+                self.status_label.setText(
+                    f"Training stopped (exit {self.process.returncode}): {self._last_log_line()} "
+                    "Resume continues from the last finished epoch."
+                )
             if (self.process is None or exited) and not self.loop_panel.running:
                 self.timer.stop()
             if self.process is None or exited:
@@ -295,11 +321,19 @@ class TrainingWidget(QWidget):
         self.loss_ax.clear()
         self.metric_ax.clear()
         if steps:
-            self.loss_ax.plot([r["step"] for r in steps], [(r.get("losses") or {}).get("loss") for r in steps],
-                              lw=1, label="train loss")
+            self.loss_ax.plot(
+                [r["step"] for r in steps],
+                [(r.get("losses") or {}).get("loss") for r in steps],
+                lw=1,
+                label="train loss",
+            )
         if epochs:
-            self.loss_ax.plot([r["step"] for r in epochs], [(r.get("metrics") or {}).get("val_loss") for r in epochs],
-                              "o-", label="val loss")
+            self.loss_ax.plot(
+                [r["step"] for r in epochs],
+                [(r.get("metrics") or {}).get("val_loss") for r in epochs],
+                "o-",
+                label="val loss",
+            )
             x = [r["epoch"] + 1 for r in epochs]
             for key, label in (("val_dice", "val Dice"), ("val_plane_acc", "val plane acc")):
                 self.metric_ax.plot(x, [(r.get("metrics") or {}).get(key) for r in epochs], "o-", label=label)
@@ -370,20 +404,29 @@ class TrainingWidget(QWidget):
 
     def _add_proposal_layer(self, image, proposal) -> None:
         name = f"{image.name} proposal"
-        meta = {"provenance": "model", "confidence": proposal.confidence.tolist(), "clip_plane": proposal.clip_plane,
-                "frame_planes": proposal.frame_planes, "plane_labels": proposal.plane_labels,
-                "plane_ranges": [(r.start, r.stop, r.plane) for r in proposal.plane_ranges], "source": proposal.source}
+        meta = {
+            "provenance": "model",
+            "confidence": proposal.confidence.tolist(),
+            "clip_plane": proposal.clip_plane,
+            "frame_planes": proposal.frame_planes,
+            "plane_labels": proposal.plane_labels,
+            "plane_ranges": [(r.start, r.stop, r.plane) for r in proposal.plane_ranges],
+            "source": proposal.source,
+        }
         data = proposal.masks.astype(np.uint8)
         if name in self.viewer.layers:
             self.viewer.layers[name].data = data
             self.viewer.layers[name].metadata.update(meta)
         else:
-            self.viewer.add_labels(data, name=name, metadata=meta, scale=image.scale, translate=image.translate,
-                                   opacity=0.5)
+            self.viewer.add_labels(
+                data, name=name, metadata=meta, scale=image.scale, translate=image.translate, opacity=0.5
+            )
         mean_conf = float(np.mean(proposal.confidence)) if len(proposal.confidence) else float("nan")
-        self.status_label.setText(f"Proposal added as '{name}': plane {proposal.clip_plane} "
-                                  f"(p={proposal.clip_plane_prob:.2f}), mean confidence {mean_conf:.2f}. "
-                                  "Accept or edit it in the annotator.")
+        self.status_label.setText(
+            f"Proposal added as '{name}': plane {proposal.clip_plane} "
+            f"(p={proposal.clip_plane_prob:.2f}), mean confidence {mean_conf:.2f}. "
+            "Accept or edit it in the annotator."
+        )
 
     def closeEvent(self, event):  # noqa: N802 - Qt override
         self.timer.stop()  # the training process itself keeps running on purpose

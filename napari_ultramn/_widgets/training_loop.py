@@ -67,10 +67,26 @@ class LabelLoopPanel(QGroupBox):
 
     def command(self) -> list[str]:
         d = self.dock
-        cmd = [sys.executable, "-m", "napari_ultramn", "label-loop", self.project_edit.text(),
-               "--out", self.loop_edit.text(), "--model", d.model_combo.currentText(),
-               "--epochs", str(d.epochs_spin.value()), "--window", str(d.window_spin.value()),
-               "--batch-size", str(d.batch_spin.value()), "--device", d.device_combo.currentText(), "-q"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "napari_ultramn",
+            "label-loop",
+            self.project_edit.text(),
+            "--out",
+            self.loop_edit.text(),
+            "--model",
+            d.model_combo.currentText(),
+            "--epochs",
+            str(d.epochs_spin.value()),
+            "--window",
+            str(d.window_spin.value()),
+            "--batch-size",
+            str(d.batch_spin.value()),
+            "--device",
+            d.device_combo.currentText(),
+            "-q",
+        ]
         if d.minutes_spin.value() > 0:
             cmd += ["--max-minutes", str(d.minutes_spin.value())]
         return cmd
@@ -89,8 +105,9 @@ class LabelLoopPanel(QGroupBox):
         except OSError as exc:
             self.status_label.setText(f"Cannot write the loop folder {out}: {exc.strerror or exc}")
             return
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         log.close()
         self._following = ""
         self.status_label.setText(f"Round starting in process {self.process.pid}; log: {out / 'loop.log'}")

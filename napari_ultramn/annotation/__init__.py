@@ -21,8 +21,14 @@ _LAZY = {
 }
 
 __all__ = [
-    "PROVENANCES", "ClipAnnotation", "FrameMask", "PlaneRange", "rle_decode", "rle_encode",
-    "AnnotationStore", *_LAZY,
+    "PROVENANCES",
+    "ClipAnnotation",
+    "FrameMask",
+    "PlaneRange",
+    "rle_decode",
+    "rle_encode",
+    "AnnotationStore",
+    *_LAZY,
 ]
 
 

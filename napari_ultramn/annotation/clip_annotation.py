@@ -152,9 +152,7 @@ class ClipAnnotation:
             "n_frames": int(self.n_frames),
             "frame_shape": [int(s) for s in self.frame_shape],
             "clip_plane": self.clip_plane,
-            "plane_ranges": [
-                {"start": int(r.start), "stop": int(r.stop), "plane": r.plane} for r in self.plane_ranges
-            ],
+            "plane_ranges": [{"start": int(r.start), "stop": int(r.stop), "plane": r.plane} for r in self.plane_ranges],
             "status": self.status,
             "quality": self.quality,
             "comment": self.comment,
@@ -178,9 +176,7 @@ class ClipAnnotation:
                 mask = rle_decode(entry["rle"], shape)
             except ValueError as exc:
                 raise ValueError(f"frame {t}: {exc}") from None
-            frames[t] = FrameMask(
-                mask, entry["provenance"], entry.get("confidence"), entry.get("edited_fraction")
-            )
+            frames[t] = FrameMask(mask, entry["provenance"], entry.get("confidence"), entry.get("edited_fraction"))
         return cls(
             clip_id=obj["clip_id"],
             rater=obj["rater"],

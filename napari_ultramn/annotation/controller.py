@@ -215,8 +215,10 @@ class AnnotatorController:
         self._emit("pending")
         frames = result.frames()
         where = span(min(frames), max(frames) + 1) if frames else "no frames"
-        return (f"Propagated into {where} ({len(result.warnings)} warnings). Go to the last good frame "
-                "and press Alt-A to accept up to it.")
+        return (
+            f"Propagated into {where} ({len(result.warnings)} warnings). Go to the last good frame "
+            "and press Alt-A to accept up to it."
+        )
 
     def accept_pending(self) -> str:
         """Accept the pending propagation up to the current frame (all of it at its anchor)."""
@@ -248,11 +250,15 @@ class AnnotatorController:
         filled = s.apply_proposals(masks, conf, proposal.frame_planes, clip_plane=proposal.clip_plane)
         ann = s.annotation
         empty = sum(not ann.frames[t].mask.any() for t in filled)
-        plane = (f"plane {ann.clip_plane} from the model" if ann.clip_plane != had
-                 else f"your plane {had} kept" if had else "no standard plane proposed")
+        plane = (
+            f"plane {ann.clip_plane} from the model"
+            if ann.clip_plane != had
+            else f"your plane {had} kept"
+            if had
+            else "no standard plane proposed"
+        )
         none = f", {empty} of them with no nerve found" if empty else ""
-        return (f"Model proposal applied to {len(filled)} untouched frames{none} ({plane}); "
-                "your own frames were kept.")
+        return f"Model proposal applied to {len(filled)} untouched frames{none} ({plane}); your own frames were kept."
 
     # -- checks before long work and before "done" ---------------------------------------------------
     def check_propagation(self, direction: int) -> None:
@@ -310,8 +316,10 @@ class AnnotatorController:
         what = "unannotated" if fm is None else fm.provenance.replace("_", " ")
         if fm is not None and fm.confidence is not None:
             what += f" (confidence {fm.confidence:.2f})"
-        return (f"Frame {shown(t)} / {ann.n_frames} · {what} · plane {ann.frame_plane(t) or 'not set'} · "
-                f"{len(ann.keyframes())} keyframes")
+        return (
+            f"Frame {shown(t)} / {ann.n_frames} · {what} · plane {ann.frame_plane(t) or 'not set'} · "
+            f"{len(ann.keyframes())} keyframes"
+        )
 
     def save_text(self, now: _dt.datetime | None = None) -> str:
         """The autosave line, always about the open clip."""

@@ -68,8 +68,12 @@ def _changes(masks: dict[int, np.ndarray], t: int) -> tuple[list[float], list[fl
     return shape_change, area_change
 
 
-def frame_doubts(annotation: ClipAnnotation, second_opinion: Mapping[int, np.ndarray] | None = None, *,
-                 horizon_frames: int = HORIZON_FRAMES) -> list[FrameDoubt]:
+def frame_doubts(
+    annotation: ClipAnnotation,
+    second_opinion: Mapping[int, np.ndarray] | None = None,
+    *,
+    horizon_frames: int = HORIZON_FRAMES,
+) -> list[FrameDoubt]:
     """A :class:`FrameDoubt` for every frame of ``annotation``, in frame order.
 
     ``second_opinion``: ``{frame: (H, W) bool}``, another source's mask of some frames (the
@@ -112,24 +116,32 @@ def frame_doubts(annotation: ClipAnnotation, second_opinion: Mapping[int, np.nda
             reasons["disagreement"] = f"model and {kind} disagree (Dice {d:.2f})"
         far = int(np.min(np.abs(keys - t))) if keys.size else horizon_frames
         terms["distance"] = _DISTANCE_WEIGHT * min(1.0, far / max(horizon_frames, 1))
-        reasons["distance"] = ("no human keyframe" if not keys.size
-                               else f"{far} frames from a human keyframe")
+        reasons["distance"] = "no human keyframe" if not keys.size else f"{far} frames from a human keyframe"
         score = 1.0 - float(np.prod([1.0 - c for c in terms.values()]))
         named = [reasons[k] for k, c in sorted(terms.items(), key=lambda kv: -kv[1]) if c >= _REASON_AT]
         out.append(FrameDoubt(t, score, named, terms))
     return out
 
 
-def doubtful_frames(annotation: ClipAnnotation, second_opinion: Mapping[int, np.ndarray] | None = None, *,
-                    limit: int | None = None, min_score: float = 0.0, exclude=(),
-                    horizon_frames: int = HORIZON_FRAMES) -> list[FrameDoubt]:
+def doubtful_frames(
+    annotation: ClipAnnotation,
+    second_opinion: Mapping[int, np.ndarray] | None = None,
+    *,
+    limit: int | None = None,
+    min_score: float = 0.0,
+    exclude=(),
+    horizon_frames: int = HORIZON_FRAMES,
+) -> list[FrameDoubt]:
     """Frames to check, most doubtful first (ties: earlier frame first); human keyframes never.
 
     ``min_score``: leave out frames below it; ``exclude``: frames not to list (already checked);
     ``limit``: at most that many.
     """
     skip = {int(t) for t in exclude}
-    ranked = [d for d in frame_doubts(annotation, second_opinion, horizon_frames=horizon_frames)
-              if d.score > 0 and d.score >= min_score and d.frame not in skip]
+    ranked = [
+        d
+        for d in frame_doubts(annotation, second_opinion, horizon_frames=horizon_frames)
+        if d.score > 0 and d.score >= min_score and d.frame not in skip
+    ]
     ranked.sort(key=lambda d: (-d.score, d.frame))
     return ranked if limit is None else ranked[:limit]

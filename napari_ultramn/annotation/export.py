@@ -29,8 +29,14 @@ from ..errors import InputError
 _US_SINGLE_FRAME = "1.2.840.10008.5.1.4.1.1.6.1"  # Ultrasound Image Storage
 #: Type 2 Patient/General Study attributes highdicom reads from the source without a default.
 _TYPE2_COPIED = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
-    "StudyDate", "StudyTime",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
 )
 
 
@@ -152,8 +158,7 @@ def export_dicom_seg(
     if masks.shape[0] != n_frames:
         raise InputError(
             source_dicom,
-            f"the source has {n_frames} frames but {masks.shape[0]} masks were given; "
-            "export one mask per source frame",
+            f"the source has {n_frames} frames but {masks.shape[0]} masks were given; export one mask per source frame",
         )
     full = _pad_to_frame(masks.astype(bool), (rows, cols), crop_region, source_dicom)
 

@@ -154,9 +154,7 @@ def interpolate_masks(
     shape = masks[keys[0]].shape
     for k in keys:
         if masks[k].ndim != 2 or masks[k].shape != shape:
-            raise ValueError(
-                f"keyframe {k} has shape {masks[k].shape}; every keyframe must be 2D {shape}"
-            )
+            raise ValueError(f"keyframe {k} has shape {masks[k].shape}; every keyframe must be 2D {shape}")
     if targets is None:
         key_set = set(keys)
         wanted = [t for t in range(keys[0] + 1, keys[-1]) if t not in key_set]
@@ -170,8 +168,7 @@ def interpolate_masks(
         i = int(np.searchsorted(keys, t))
         if i == 0 or i == len(keys):
             raise ValueError(
-                f"frame {t} is outside the keyframes' span {keys[0]}..{keys[-1]}; "
-                "interpolation does not extrapolate"
+                f"frame {t} is outside the keyframes' span {keys[0]}..{keys[-1]}; interpolation does not extrapolate"
             )
         k0, k1 = keys[i - 1], keys[i]
         by_pair.setdefault(i, {})[t] = (t - k0) / (k1 - k0)
@@ -181,9 +178,7 @@ def interpolate_masks(
     return out
 
 
-def fill_between_keyframes(
-    annotation: ClipAnnotation, start: int | None = None, stop: int | None = None
-) -> list[int]:
+def fill_between_keyframes(annotation: ClipAnnotation, start: int | None = None, stop: int | None = None) -> list[int]:
     """Fill, in place, the frames between the human keyframes with interpolated masks.
 
     Human keyframes are ``annotation.keyframes()`` (provenance 'drawn', 'model_edited' or

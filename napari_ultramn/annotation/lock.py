@@ -101,8 +101,9 @@ def _remove_if_unchanged(path: Path, holder: dict | None) -> None:
 
 def _conflict_message(path: Path, holder: dict, who: str) -> str:
     what = f"{who} is" if who else "this annotation is"
-    advice = ("close it there first" if holder_state(holder) == "live"
-              else f"close it there first, or {unlock_hint(path)}")
+    advice = (
+        "close it there first" if holder_state(holder) == "live" else f"close it there first, or {unlock_hint(path)}"
+    )
     return (
         f"{what} already open in another window (process {holder.get('pid')} on "
         f"{holder.get('hostname')}, since {holder.get('acquired')}); {advice}. Lock file: {path}"

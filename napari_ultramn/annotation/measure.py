@@ -194,8 +194,13 @@ def centroid_excursion(df: pd.DataFrame) -> dict[str, float | int | str]:
         table = table.sort_values("frame")
     nan = float("nan")
     out: dict[str, float | int | str] = {
-        "unit": unit, "n_frames": len(table), "first_frame": -1, "frame_of_max_displacement": -1,
-        f"max_displacement_{unit}": nan, f"row_range_{unit}": nan, f"col_range_{unit}": nan,
+        "unit": unit,
+        "n_frames": len(table),
+        "first_frame": -1,
+        "frame_of_max_displacement": -1,
+        f"max_displacement_{unit}": nan,
+        f"row_range_{unit}": nan,
+        f"col_range_{unit}": nan,
         f"path_length_{unit}": nan,
     }
     if table.empty:
@@ -204,14 +209,16 @@ def centroid_excursion(df: pd.DataFrame) -> dict[str, float | int | str]:
     frames = table["frame"].to_numpy() if "frame" in table.columns else np.arange(len(table))
     dist = np.hypot(*(pts - pts[0]).T)
     i = int(np.argmax(dist))
-    out.update({
-        "first_frame": int(frames[0]),
-        "frame_of_max_displacement": int(frames[i]),
-        f"max_displacement_{unit}": float(dist[i]),
-        f"row_range_{unit}": float(np.ptp(pts[:, 0])),
-        f"col_range_{unit}": float(np.ptp(pts[:, 1])),
-        f"path_length_{unit}": float(np.hypot(*np.diff(pts, axis=0).T).sum()),
-    })
+    out.update(
+        {
+            "first_frame": int(frames[0]),
+            "frame_of_max_displacement": int(frames[i]),
+            f"max_displacement_{unit}": float(dist[i]),
+            f"row_range_{unit}": float(np.ptp(pts[:, 0])),
+            f"col_range_{unit}": float(np.ptp(pts[:, 1])),
+            f"path_length_{unit}": float(np.hypot(*np.diff(pts, axis=0).T).sum()),
+        }
+    )
     return out
 
 

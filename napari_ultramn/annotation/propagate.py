@@ -176,8 +176,10 @@ class _Tracker:
             from skimage.transform import downscale_local_mean
 
             small = optical_flow_ilk(
-                downscale_local_mean(ref, (k, k)), downscale_local_mean(mov, (k, k)),
-                radius=max(2, self.radius // k), **_ILK,
+                downscale_local_mean(ref, (k, k)),
+                downscale_local_mean(mov, (k, k)),
+                radius=max(2, self.radius // k),
+                **_ILK,
             )
             zoom = (1, ref.shape[0] / small.shape[1], ref.shape[1] / small.shape[2])
             flow = ndi.zoom(small, zoom, order=1, grid_mode=True, mode="nearest") * k
@@ -194,9 +196,7 @@ class _Tracker:
         so far pixels keep their own displacement instead of collapsing onto the edge.
         """
         out = np.stack([ndi.map_coordinates(field[i], local, order=1, mode="nearest") for i in range(2)])
-        clamped = np.stack([
-            np.clip(local[0], 0, field.shape[1] - 1), np.clip(local[1], 0, field.shape[2] - 1)
-        ])
+        clamped = np.stack([np.clip(local[0], 0, field.shape[1] - 1), np.clip(local[1], 0, field.shape[2] - 1)])
         return out + (local - clamped)
 
     def step(self, prev: np.ndarray, nxt: np.ndarray, prev_mask: np.ndarray) -> _Step:

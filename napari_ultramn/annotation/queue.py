@@ -71,8 +71,7 @@ class QueueEntry:
             line += f"   model doubt {self.doubt:.2f}"
         return line + (f"   {self.plane or '—'}" if show_plane else "")
 
-    def matches(self, plane: str | None = None, participant: str | None = None,
-                status: str | None = None) -> bool:
+    def matches(self, plane: str | None = None, participant: str | None = None, status: str | None = None) -> bool:
         if plane and self.plane != plane:
             return False
         if participant and self.participant != participant:
@@ -131,8 +130,12 @@ class ClipQueue:
             return cached[1]
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
-            header = (str(obj["status"]), str(obj.get("quality", "ok")), False,
-                      max(float(obj.get("active_seconds", 0.0)), 0.0))
+            header = (
+                str(obj["status"]),
+                str(obj.get("quality", "ok")),
+                False,
+                max(float(obj.get("active_seconds", 0.0)), 0.0),
+            )
         except (OSError, ValueError, KeyError, TypeError):
             header = ("in_progress", "ok", True, 0.0)
         self._cache[clip_id] = (mtime, header)
@@ -145,14 +148,22 @@ class ClipQueue:
             store = self.project.annotations
             n_raters = sum(r not in RESERVED_RATERS for r in store.raters(rec["clip_id"]))
         return QueueEntry(
-            clip_id=rec["clip_id"], participant=rec.get("participant"),
-            side=None if self.blind else rec.get("side"), plane=None if self.blind else rec.get("plane"), n_frames=int(rec.get("n_frames", 0)), status=status,
-            quality=quality, corrupt=corrupt, active_seconds=active, n_raters=n_raters,
+            clip_id=rec["clip_id"],
+            participant=rec.get("participant"),
+            side=None if self.blind else rec.get("side"),
+            plane=None if self.blind else rec.get("plane"),
+            n_frames=int(rec.get("n_frames", 0)),
+            status=status,
+            quality=quality,
+            corrupt=corrupt,
+            active_seconds=active,
+            n_raters=n_raters,
         )
 
     # -- views ---------------------------------------------------------------------------
-    def entries(self, plane: str | None = None, participant: str | None = None,
-                status: str | None = None) -> list[QueueEntry]:
+    def entries(
+        self, plane: str | None = None, participant: str | None = None, status: str | None = None
+    ) -> list[QueueEntry]:
         if status and status not in QUEUE_STATUSES:
             raise ValueError(f"unknown status filter {status!r}; expected one of {QUEUE_STATUSES}")
         return [e for e in self._entries if e.matches(plane, participant, status)]
@@ -200,11 +211,13 @@ class ClipQueue:
         if median is None:
             return text
         left = self.seconds_left(**filters)
-        return (f"{text} · median {duration(median)} per clip · "
-                + ("nothing left" if not left else f"about {duration(left)} left"))
+        return f"{text} · median {duration(median)} per clip · " + (
+            "nothing left" if not left else f"about {duration(left)} left"
+        )
 
-    def next_unlabelled(self, current: str | None = None, *, backwards: bool = False,
-                        wrap: bool = True, **filters) -> str | None:
+    def next_unlabelled(
+        self, current: str | None = None, *, backwards: bool = False, wrap: bool = True, **filters
+    ) -> str | None:
         """The next (or previous) clip after ``current`` that still needs work, in queue order.
 
         ``current`` need not match the filters. Returns ``None`` when nothing is left.
@@ -240,6 +253,7 @@ def _most_doubtful_first(entries: list[QueueEntry], doubt: dict[str, float]) -> 
     if not doubt:
         return entries
     marked = [replace(e, doubt=doubt.get(e.clip_id) if e.needs_work else None) for e in entries]
-    order = sorted(range(len(entries)), key=lambda i: (entries[i].clip_id not in doubt,
-                                                       -doubt.get(entries[i].clip_id, 0.0), i))
+    order = sorted(
+        range(len(entries)), key=lambda i: (entries[i].clip_id not in doubt, -doubt.get(entries[i].clip_id, 0.0), i)
+    )
     return [marked[i] for i in order]

@@ -51,8 +51,9 @@ class Spread:
         return sorted(t for r in self.sides for t in r.apply(annotation))
 
 
-def spread_bounds(annotation: ClipAnnotation, t: int, direction: int,
-                  reach_frames: int | None = None) -> tuple[int, int | None]:
+def spread_bounds(
+    annotation: ClipAnnotation, t: int, direction: int, reach_frames: int | None = None
+) -> tuple[int, int | None]:
     """``(last, keyframe)``: the last derived frame the spread from ``t`` reaches in ``direction``
     (``t`` itself when there is none) and the human keyframe just past it (None if the run ends
     otherwise)."""
@@ -68,8 +69,9 @@ def spread_bounds(annotation: ClipAnnotation, t: int, direction: int,
     return last, None
 
 
-def spread_correction(frames, annotation: ClipAnnotation, t: int, mask: np.ndarray, *,
-                      reach_frames: int | None = None) -> Generator[Progress, None, Spread]:
+def spread_correction(
+    frames, annotation: ClipAnnotation, t: int, mask: np.ndarray, *, reach_frames: int | None = None
+) -> Generator[Progress, None, Spread]:
     """Propagate the corrected ``mask`` of frame ``t`` through its derived neighbours.
 
     ``frames``: the clip's ``(T, H, W)`` frames (a ``Clip.frames``); ``annotation``: the
@@ -97,8 +99,9 @@ def spread_correction(frames, annotation: ClipAnnotation, t: int, mask: np.ndarr
             while True:
                 p = next(gen)
                 frac = p.done / max(p.total, 1)
-                yield Progress(done + round(frac * abs(last - t)), total,
-                               f"spreading the correction of frame {t}", p.metrics)
+                yield Progress(
+                    done + round(frac * abs(last - t)), total, f"spreading the correction of frame {t}", p.metrics
+                )
         except StopIteration as stop:
             spread.sides.append(stop.value)
         done += abs(last - t)

@@ -50,9 +50,19 @@ def edited_fraction(proposal: np.ndarray, mask: np.ndarray) -> float:
 class AnnotationSession:
     """Open with :meth:`open`; close with :meth:`close` (or use as a context manager)."""
 
-    def __init__(self, project, clip, annotation: ClipAnnotation, lock: AnnotationLock, *,
-                 user: str, review: bool = False, set_aside_path=None, history_depth: int = 200,
-                 background_save: bool = False):
+    def __init__(
+        self,
+        project,
+        clip,
+        annotation: ClipAnnotation,
+        lock: AnnotationLock,
+        *,
+        user: str,
+        review: bool = False,
+        set_aside_path=None,
+        history_depth: int = 200,
+        background_save: bool = False,
+    ):
         self.project = project
         self.clip = clip
         self.annotation = annotation
@@ -66,14 +76,22 @@ class AnnotationSession:
         self._active_seen = False  # this session has counted itself in work_sessions
         self._proposals: dict[int, np.ndarray] = {}  # model masks, to measure how much a human edits
         self._closed = False
-        self._saver = (BackgroundSaver(self._write, name=f"autosave {annotation.clip_id}")
-                       if background_save else None)
+        self._saver = BackgroundSaver(self._write, name=f"autosave {annotation.clip_id}") if background_save else None
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
-    def open(cls, project, clip_id: str, rater: str, *, review: bool = False,
-             set_aside_corrupt: bool = False, history_depth: int = 200,
-             background_save: bool = False, clip=None) -> AnnotationSession:
+    def open(
+        cls,
+        project,
+        clip_id: str,
+        rater: str,
+        *,
+        review: bool = False,
+        set_aside_corrupt: bool = False,
+        history_depth: int = 200,
+        background_save: bool = False,
+        clip=None,
+    ) -> AnnotationSession:
         """Lock and load ``rater``'s annotation of ``clip_id`` (a new one if there is none).
 
         In review mode the annotation opened is :data:`ADJUDICATED`'s; ``rater`` is the adjudicator.
@@ -88,8 +106,7 @@ class AnnotationSession:
         if not review and rater == ADJUDICATED:
             raise InputError(path, f"rater id '{ADJUDICATED}' is reserved for review mode (--review)")
         clip = project.open_clip(clip_id) if clip is None else clip
-        lock = AnnotationLock.acquire(path.with_suffix(".lock"),
-                                      who=f"clip '{clip_id}' of rater '{owner}'")
+        lock = AnnotationLock.acquire(path.with_suffix(".lock"), who=f"clip '{clip_id}' of rater '{owner}'")
         try:
             aside = None
             try:
@@ -97,8 +114,9 @@ class AnnotationSession:
             except InputError as exc:
                 if not set_aside_corrupt:
                     raise CorruptAnnotationError(
-                        path, f"{exc.problem}. The file was left untouched; set it aside "
-                        "(it is kept, renamed) to start this clip again."
+                        path,
+                        f"{exc.problem}. The file was left untouched; set it aside "
+                        "(it is kept, renamed) to start this clip again.",
                     ) from None
                 aside = store.set_aside(clip_id, owner)
                 annotation = None
@@ -109,14 +127,25 @@ class AnnotationSession:
                 annotation = ClipAnnotation(clip_id, owner, clip.n_frames, clip.frame_shape, clip_plane=plane)
             elif (annotation.n_frames, tuple(annotation.frame_shape)) != (clip.n_frames, clip.frame_shape):
                 raise CorruptAnnotationError(
-                    path, f"annotation is for {annotation.n_frames} frames of "
+                    path,
+                    f"annotation is for {annotation.n_frames} frames of "
                     f"{tuple(annotation.frame_shape)} but the clip has {clip.n_frames} frames of "
-                    f"{clip.frame_shape}")
+                    f"{clip.frame_shape}",
+                )
         except BaseException:
             lock.release()
             raise
-        return cls(project, clip, annotation, lock, user=rater, review=review,
-                   set_aside_path=aside, history_depth=history_depth, background_save=background_save)
+        return cls(
+            project,
+            clip,
+            annotation,
+            lock,
+            user=rater,
+            review=review,
+            set_aside_path=aside,
+            history_depth=history_depth,
+            background_save=background_save,
+        )
 
     def close(self) -> None:
         """Write the active time and any pending autosave, then release the lock (raises if that
@@ -304,9 +333,13 @@ class AnnotationSession:
         with self.change("propagate") as ann:
             result.apply(ann, up_to=up_to)
 
-    def apply_proposals(self, masks: Mapping[int, np.ndarray], confidence: Mapping[int, float] | None = None,
-                        frame_planes: Sequence[str | None] | None = None,
-                        clip_plane: str | None = None) -> list[int]:
+    def apply_proposals(
+        self,
+        masks: Mapping[int, np.ndarray],
+        confidence: Mapping[int, float] | None = None,
+        frame_planes: Sequence[str | None] | None = None,
+        clip_plane: str | None = None,
+    ) -> list[int]:
         """Model pre-annotation hook: fill frames nobody has touched with 'model' masks.
 
         Only unannotated frames and earlier model proposals are replaced: human keyframes and
@@ -336,8 +369,9 @@ class AnnotationSession:
         return done
 
     # -- corrections that spread, doubt (issue 14) ---------------------------------------------
-    def correct(self, t: int, mask: np.ndarray, label: str = "correct", *, reach_frames: int | None = 60,
-                assisted: bool = False) -> list[int]:
+    def correct(
+        self, t: int, mask: np.ndarray, label: str = "correct", *, reach_frames: int | None = 60, assisted: bool = False
+    ) -> list[int]:
         """A human correction of frame ``t`` that spreads to its derived neighbours; one undo step.
 
         Frame ``t`` is set as :meth:`set_mask` sets it (``assisted``: as :meth:`set_assisted_mask`,
@@ -351,8 +385,7 @@ class AnnotationSession:
 
         t = int(t)
         mask = np.asarray(mask, dtype=bool)
-        spread = run_to_end(spread_correction(self.clip.frames, self.annotation, t, mask,
-                                              reach_frames=reach_frames))
+        spread = run_to_end(spread_correction(self.clip.frames, self.annotation, t, mask, reach_frames=reach_frames))
         provenance, kw = ("assisted", {"edited_fraction": 0.0}) if assisted else self._human_edit(t, mask)
         with self.change(label) as ann:
             ann.set_mask(t, mask, provenance, **kw)
@@ -371,8 +404,10 @@ class AnnotationSession:
     # -- planes, flags, status ---------------------------------------------------------------
     def _check_plane(self, plane: str | None) -> None:
         if plane is not None and plane not in self.project.plane_labels:
-            raise InputError(self.project.root, f"plane '{plane}' is not in this project's vocabulary "
-                             f"({', '.join(self.project.plane_labels)})")
+            raise InputError(
+                self.project.root,
+                f"plane '{plane}' is not in this project's vocabulary ({', '.join(self.project.plane_labels)})",
+            )
 
     def set_clip_plane(self, plane: str | None) -> None:
         self._check_plane(plane)
@@ -384,8 +419,9 @@ class AnnotationSession:
         self._check_plane(plane)
         start, stop = sorted((int(start), int(stop)))
         if start < 0 or stop > self.annotation.n_frames or stop <= start:
-            raise InputError(self.path, f"frame range [{start}, {stop}) is outside the clip's "
-                             f"{self.annotation.n_frames} frames")
+            raise InputError(
+                self.path, f"frame range [{start}, {stop}) is outside the clip's {self.annotation.n_frames} frames"
+            )
         with self.change("plane range") as ann:
             ann.plane_ranges = [*ann.plane_ranges, PlaneRange(start, stop, plane)]
 

@@ -47,16 +47,16 @@ WORK_PX_MM = 0.15
 #: field of view is 25-50 mm), which sizes the window as a fraction of the frame.
 ASSUMED_WIDTH_MM = 30.0
 #: Tuned on phantom clips (``benchmarks/bench_smart_keyframe.py``).
-SMOOTH_MM = 0.15       # speckle smoothing (one working pixel at full resolution)
-RIDGE_MM = 0.45        # distance either side of a point a ridge must stand above
-MIN_RADIUS_MM = 0.8    # the rim is never closer than this to the click (skips fascicles)
-RIM_OUT_MM = 0.2       # masks include the epineurial rim: move the contour out by its half width
-EDGE_SCORE = 0.3       # ridge strength (in std units) credited to the window border
+SMOOTH_MM = 0.15  # speckle smoothing (one working pixel at full resolution)
+RIDGE_MM = 0.45  # distance either side of a point a ridge must stand above
+MIN_RADIUS_MM = 0.8  # the rim is never closer than this to the click (skips fascicles)
+RIM_OUT_MM = 0.2  # masks include the epineurial rim: move the contour out by its half width
+EDGE_SCORE = 0.3  # ridge strength (in std units) credited to the window border
 MAX_BORDER_SHARE = 0.5  # share of rays ending on the window border beyond which nothing was found
 STRETCHES = (1.0, 3.0)  # lateral stretch of the rays: round and flat/elongated nerves
-PRIOR_WEIGHT = 3.0     # ridge-score units per unit fall of the model's probability
+PRIOR_WEIGHT = 3.0  # ridge-score units per unit fall of the model's probability
 N_ANGLES = 72
-MAX_STEP = 2           # working pixels the radius may change between neighbouring rays
+MAX_STEP = 2  # working pixels the radius may change between neighbouring rays
 _FORBIDDEN = -1e3
 
 
@@ -125,7 +125,7 @@ def propose_mask(
     model_nerve = None
     if prior is not None:
         model_nerve = _prior_component(prior, pos, neg)
-    window = frame[lo[0]:hi[0], lo[1]:hi[1]].astype(np.float32)
+    window = frame[lo[0] : hi[0], lo[1] : hi[1]].astype(np.float32)
     if frame.dtype == np.uint8:
         window /= 255.0
     # Resample to WORK_PX_MM pixels (never upsample): the cost is now set by millimetres.
@@ -138,7 +138,7 @@ def propose_mask(
         return empty  # flat region: no rim to find
     small_prior = None
     if prior is not None:
-        small_prior = resize(prior[lo[0]:hi[0], lo[1]:hi[1]], work_shape, anti_aliasing=True)
+        small_prior = resize(prior[lo[0] : hi[0], lo[1] : hi[1]], work_shape, anti_aliasing=True)
     # Rays start at the first click, so a corrective click elsewhere adds a constraint without
     # moving every ray's origin.
     centre = (pos[0] - lo) / scale
@@ -161,7 +161,7 @@ def propose_mask(
         # Past the rays' reach (an elongated nerve is not star-shaped from the click) the model's
         # nerve stands; where the rays reach, the image-refined contour decides.
         reach = np.zeros_like(mask)
-        reach[lo[0]:hi[0], lo[1]:hi[1]] = True
+        reach[lo[0] : hi[0], lo[1] : hi[1]] = True
         mask |= model_nerve & ~reach
     return mask
 
@@ -246,7 +246,7 @@ def _constrain(score, angles, centre, pos, neg) -> None:
             gap = np.abs((angles - np.arctan2(dy, dx) + np.pi) % (2 * np.pi) - np.pi)
             for k in np.nonzero(gap < half_width)[0]:
                 if outside:
-                    score[k, int(max(1, dist - 1)):] = _FORBIDDEN
+                    score[k, int(max(1, dist - 1)) :] = _FORBIDDEN
                 else:
                     score[k, : int(dist + 2)] = _FORBIDDEN
 
@@ -276,7 +276,7 @@ def _closed_path(score: np.ndarray, step: int) -> np.ndarray:
     path[-1] = int(np.argmax(acc))
     for a in range(len(turns) - 1, 0, -1):
         path[a - 1] = back[a, path[a]]
-    return path[n_a:2 * n_a]
+    return path[n_a : 2 * n_a]
 
 
 # -- a model's nerve probability as the prior ---------------------------------------------------

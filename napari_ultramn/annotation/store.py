@@ -127,15 +127,23 @@ def validate_annotation(obj: dict, path: str | Path | None = None) -> None:
     if not isinstance(frames, dict):
         validate(obj, "annotation", path)
         return
-    skeleton = {**obj, "frames": {k: ({**v, "rle": []} if isinstance(v, dict) and isinstance(v.get("rle"), list)
-                                       else v) for k, v in frames.items()}}
+    skeleton = {
+        **obj,
+        "frames": {
+            k: ({**v, "rle": []} if isinstance(v, dict) and isinstance(v.get("rle"), list) else v)
+            for k, v in frames.items()
+        },
+    }
     validate(skeleton, "annotation", path)
     for key, entry in frames.items():
         counts = entry["rle"]
         # type() is int rejects bool (a subclass of int) as JSON Schema's "integer" does
         if not all(type(c) is int for c in counts) or (counts and min(counts) < 0):
-            raise SchemaError(path, f"does not match schema 'annotation' at frames/{key}/rle: "
-                              "run lengths must be a flat list of non-negative integers")
+            raise SchemaError(
+                path,
+                f"does not match schema 'annotation' at frames/{key}/rle: "
+                "run lengths must be a flat list of non-negative integers",
+            )
 
 
 def load_annotation_file(path: str | Path) -> ClipAnnotation:

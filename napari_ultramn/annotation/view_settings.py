@@ -46,18 +46,25 @@ class ViewSettings:
     nerve_display: str = "filled"
 
     def to_json(self, clip_id: str, rater: str) -> dict:
-        return {"format": "ultramn-view", "schema_version": 1, "clip_id": clip_id, "rater": rater,
-                "contrast_limits": None if self.contrast_limits is None else [float(v) for v in self.contrast_limits],
-                "preset": self.preset, "nerve_display": self.nerve_display,
-                "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        return {
+            "format": "ultramn-view",
+            "schema_version": 1,
+            "clip_id": clip_id,
+            "rater": rater,
+            "contrast_limits": None if self.contrast_limits is None else [float(v) for v in self.contrast_limits],
+            "preset": self.preset,
+            "nerve_display": self.nerve_display,
+            "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
 
     @classmethod
     def from_json(cls, obj: dict, path: str | Path | None = None) -> ViewSettings:
         limits = obj["contrast_limits"]
         if limits is not None and not limits[0] < limits[1]:
             raise InputError(path, f"contrast_limits {limits} must be (low, high) with low < high")
-        return cls(None if limits is None else (float(limits[0]), float(limits[1])),
-                   obj.get("preset"), obj["nerve_display"])
+        return cls(
+            None if limits is None else (float(limits[0]), float(limits[1])), obj.get("preset"), obj["nerve_display"]
+        )
 
 
 def view_path(project_root: str | Path, clip_id: str, rater: str) -> Path:
@@ -71,8 +78,10 @@ def load_view(project_root: str | Path, clip_id: str, rater: str) -> ViewSetting
         return None
     obj = read_json(path, "view")
     if (obj["clip_id"], obj["rater"]) != (clip_id, rater):
-        raise InputError(path, f"belongs to clip '{obj['clip_id']}' of rater '{obj['rater']}', "
-                               f"not clip '{clip_id}' of rater '{rater}'")
+        raise InputError(
+            path,
+            f"belongs to clip '{obj['clip_id']}' of rater '{obj['rater']}', not clip '{clip_id}' of rater '{rater}'",
+        )
     return ViewSettings.from_json(obj, path)
 
 
@@ -109,8 +118,9 @@ def data_range(dtype, sample: np.ndarray | None = None) -> tuple[float, float]:
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
-def drag_window(limits: tuple[float, float], dx_px: float, dy_px: float,
-                value_range: tuple[float, float]) -> tuple[float, float]:
+def drag_window(
+    limits: tuple[float, float], dx_px: float, dy_px: float, value_range: tuple[float, float]
+) -> tuple[float, float]:
     """New limits after a drag of ``(dx_px, dy_px)`` screen pixels (right/down positive).
 
     The width stays between 1/256 of the range and twice the range, the level inside the range,
@@ -130,6 +140,7 @@ def _percentiles(lo_pct: float, hi_pct: float) -> Callable:
         if hi <= lo:  # a flat clip: one grey value, nothing to stretch
             return value_range
         return lo, hi
+
     return limits
 
 
@@ -137,6 +148,7 @@ def _fraction(lo_f: float, hi_f: float) -> Callable:
     def limits(_sample: np.ndarray, value_range: tuple[float, float]) -> tuple[float, float]:
         a, b = value_range
         return a + lo_f * (b - a), a + hi_f * (b - a)
+
     return limits
 
 

@@ -90,10 +90,35 @@ def main(argv: list[str] | None = None) -> int:
 
 #: Libraries whose warnings speak to developers (deprecations, tracer notes, header quirks), not to a
 #: data manager: silenced on the command line unless ULTRAMN_WARNINGS=1 or Python's -W is given.
-QUIET_LIBRARIES = ("torch", "pydicom", "pingouin", "statsmodels", "monai", "onnx", "onnxruntime",
-                   "highdicom", "h5py", "hdf5plugin", "numpy", "scipy", "pandas", "skimage", "SimpleITK",
-                   "av", "imageio", "tifffile", "PIL", "matplotlib", "krippendorff", "napari", "vispy",
-                   "npe2", "magicgui", "pydantic", "tqdm")
+QUIET_LIBRARIES = (
+    "torch",
+    "pydicom",
+    "pingouin",
+    "statsmodels",
+    "monai",
+    "onnx",
+    "onnxruntime",
+    "highdicom",
+    "h5py",
+    "hdf5plugin",
+    "numpy",
+    "scipy",
+    "pandas",
+    "skimage",
+    "SimpleITK",
+    "av",
+    "imageio",
+    "tifffile",
+    "PIL",
+    "matplotlib",
+    "krippendorff",
+    "napari",
+    "vispy",
+    "npe2",
+    "magicgui",
+    "pydantic",
+    "tqdm",
+)
 
 
 @contextlib.contextmanager

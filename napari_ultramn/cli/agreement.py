@@ -20,10 +20,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project", help="annotation project folder")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the CSV files and report.html")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--bootstrap", type=int, default=200, metavar="N",
-                   help="bootstrap replicates over participants (default 200; 0 = no intervals)")
-    p.add_argument("--tolerance-mm", type=float, default=0.5, metavar="MM",
-                   help="surface Dice tolerance in mm (default 0.5)")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=200,
+        metavar="N",
+        help="bootstrap replicates over participants (default 200; 0 = no intervals)",
+    )
+    p.add_argument(
+        "--tolerance-mm", type=float, default=0.5, metavar="MM", help="surface Dice tolerance in mm (default 0.5)"
+    )
     add_workers_argument(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -40,8 +46,9 @@ def run(args) -> int:
     if args.tolerance_mm <= 0:
         raise InputError(None, f"--tolerance-mm must be positive, got {args.tolerance_mm}")
     project = Project.open(args.project)
-    gen = agreement_report(project, args.out, seed=args.seed, n_boot=args.bootstrap,
-                           tolerance_mm=args.tolerance_mm, workers=args.workers)
+    gen = agreement_report(
+        project, args.out, seed=args.seed, n_boot=args.bootstrap, tolerance_mm=args.tolerance_mm, workers=args.workers
+    )
     result = run_with_progress_bar(gen, desc="agreement", quiet=args.quiet)
     summary = result.summary()
     if not args.quiet:

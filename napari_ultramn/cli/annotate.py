@@ -17,10 +17,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("project", metavar="PROJECT", help="annotation project folder")
     p.add_argument("clip", metavar="CLIP", nargs="?", help="clip id (default: next unlabelled)")
-    p.add_argument("--rater", default=os.environ.get("ULTRAMN_RATER"),
-                   help="your rater id (default: $ULTRAMN_RATER)")
-    p.add_argument("--review", action="store_true",
-                   help="adjudicate: overlay all raters' masks and build the final annotation")
+    p.add_argument("--rater", default=os.environ.get("ULTRAMN_RATER"), help="your rater id (default: $ULTRAMN_RATER)")
+    p.add_argument(
+        "--review", action="store_true", help="adjudicate: overlay all raters' masks and build the final annotation"
+    )
     p.set_defaults(func=run)
     return p
 

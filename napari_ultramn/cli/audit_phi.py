@@ -18,14 +18,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "masked. Exit status 0 when clean, 1 on any hit, 2 on bad usage.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="project, dataset, report or run folder, or a file")
-    p.add_argument("--identifiers", metavar="CSV",
-                   help="identifiers to search for, a CSV with columns kind,value (default: the "
-                   "project's .secret/identifiers.json)")
-    p.add_argument("--project", metavar="PROJECT", action="append", default=[],
-                   help="project whose identifiers to use, for a dataset or run folder kept "
-                   "outside it (repeatable)")
-    p.add_argument("--no-pixels", action="store_true",
-                   help="skip the search for text burned into frames and images (faster)")
+    p.add_argument(
+        "--identifiers",
+        metavar="CSV",
+        help="identifiers to search for, a CSV with columns kind,value (default: the "
+        "project's .secret/identifiers.json)",
+    )
+    p.add_argument(
+        "--project",
+        metavar="PROJECT",
+        action="append",
+        default=[],
+        help="project whose identifiers to use, for a dataset or run folder kept outside it (repeatable)",
+    )
+    p.add_argument(
+        "--no-pixels", action="store_true", help="skip the search for text burned into frames and images (faster)"
+    )
     p.add_argument("--json", metavar="OUT", help="also write the report as JSON (atomic)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -50,8 +58,11 @@ def gather_identifiers(paths: list[str], csv_path: str | None, projects: list[st
     if not csv_path and not projects:
         roots = [r for path in paths for r in find_projects(path)]
         if not roots:
-            raise InputError(paths[0], "no identifiers to search for: no project with "
-                             ".secret/identifiers.json holds it; give --identifiers CSV or --project PROJECT")
+            raise InputError(
+                paths[0],
+                "no identifiers to search for: no project with "
+                ".secret/identifiers.json holds it; give --identifiers CSV or --project PROJECT",
+            )
     for root in dict.fromkeys(str(r) for r in roots):
         found += load_identifiers(root)
     return found
@@ -64,8 +75,9 @@ def run(args) -> int:
     from napari_ultramn.schema import validate
 
     identifiers = gather_identifiers(args.paths, args.identifiers, args.project)
-    report = run_with_progress_bar(audit_paths(args.paths, identifiers, burned_text=not args.no_pixels),
-                                   desc="audit-phi", quiet=args.quiet)
+    report = run_with_progress_bar(
+        audit_paths(args.paths, identifiers, burned_text=not args.no_pixels), desc="audit-phi", quiet=args.quiet
+    )
     for line in report.lines():
         print(line)
     if args.json:

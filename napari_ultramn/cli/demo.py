@@ -18,8 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: seconds instead of minutes")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--stages", nargs="+", choices=[name for name, _ in STAGES],
-                   help="run only these stages (later stages need the earlier ones' output)")
+    p.add_argument(
+        "--stages",
+        nargs="+",
+        choices=[name for name, _ in STAGES],
+        help="run only these stages (later stages need the earlier ones' output)",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)
 

@@ -18,8 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", help="run folder made by `ultramn train` (or a checkpoint file)")
     p.add_argument("dataset_dir", help="dataset folder")
     p.add_argument("--split", default="test", choices=SPLITS)
-    p.add_argument("--baselines", action="store_true",
-                   help="also train (same arguments and budget) and evaluate the 2D U-Net and the no-temporal model")
+    p.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also train (same arguments and budget) and evaluate the 2D U-Net and the no-temporal model",
+    )
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/eval/SPLIT)")
     p.add_argument("--device", default="auto")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -31,9 +34,11 @@ def run(args) -> int:
     from napari_ultramn.progress import run_with_progress_bar
 
     result = run_with_progress_bar(
-        evaluate_run(args.run_dir, args.dataset_dir, args.split, baselines=args.baselines,
-                     out_dir=args.out, device=args.device),
-        desc="evaluate", quiet=args.quiet,
+        evaluate_run(
+            args.run_dir, args.dataset_dir, args.split, baselines=args.baselines, out_dir=args.out, device=args.device
+        ),
+        desc="evaluate",
+        quiet=args.quiet,
     )
     print(summary_table(result.summary).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     from ..model.evaluate import usability_note

@@ -18,8 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "exceeds --tolerance).",
     )
     p.add_argument("run_dir", help="run folder (uses best.pt) or a checkpoint file")
-    p.add_argument("--format", required=True, choices=("torchscript", "onnx", "onnx-stream"),
-                   help="onnx-stream: the one-frame streaming step with explicit state (live use)")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=("torchscript", "onnx", "onnx-stream"),
+        help="onnx-stream: the one-frame streaming step with explicit state (live use)",
+    )
     p.add_argument("--out", required=True, help="output file (.pt / .onnx)")
     p.add_argument("--window", type=int, default=None, help="frames per window (default: the training window)")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest accepted |exported - eager| of any logit")
@@ -40,8 +44,10 @@ def run(args) -> int:
     from napari_ultramn.errors import UltramnError
 
     if missing := missing_export_packages(args.format):
-        raise UltramnError(f"--format {args.format} needs {' and '.join(missing)}, which the 'export' extra "
-                           "installs: pip install 'napari-ultramn[export]'")
+        raise UltramnError(
+            f"--format {args.format} needs {' and '.join(missing)}, which the 'export' extra "
+            "installs: pip install 'napari-ultramn[export]'"
+        )
     import numpy as np
     import torch
 
@@ -79,6 +85,7 @@ def run(args) -> int:
 
         def run_exported(x):
             return dict(zip(names, session.run(None, {session.get_inputs()[0].name: x})))
+
     x = np.random.default_rng(0).random((1, 1, window, h, w), dtype=np.float32)
     with torch.inference_mode():
         eager = {k: v.numpy() for k, v in model(torch.from_numpy(x)).items()}

@@ -19,17 +19,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", help="a clip file or a folder searched recursively")
     p.add_argument("project", help="annotation project folder")
-    p.add_argument("--mapping", metavar="CSV", help="CSV with columns file, patient_id, side, plane, sex, age_band "
-                   "(0-9 ... 80-89, 90+), site, region ('x0 y0 x1 y1' source pixels, x1 y1 exclusive); "
-                   "overrides the file; required for videos and frame folders without identity")
+    p.add_argument(
+        "--mapping",
+        metavar="CSV",
+        help="CSV with columns file, patient_id, side, plane, sex, age_band "
+        "(0-9 ... 80-89, 90+), site, region ('x0 y0 x1 y1' source pixels, x1 y1 exclusive); "
+        "overrides the file; required for videos and frame folders without identity",
+    )
     p.add_argument("--planes", nargs="+", help="plane vocabulary for a new project (default: the four UltraMN planes)")
-    p.add_argument("--keep-dicom", action="store_true",
-                   help="also keep de-identified DICOM copies (PS3.15 basic profile) in PROJECT/dicom/")
-    p.add_argument("--no-crop", action="store_true",
-                   help="keep the whole frame of a file whose imaging area cannot be established "
-                   "(recorded in project.json and the clip record; never for BurnedInAnnotation files)")
-    p.add_argument("--wait", type=float, metavar="SECONDS",
-                   help="how long to wait for another ingest into PROJECT to finish (default 1800)")
+    p.add_argument(
+        "--keep-dicom",
+        action="store_true",
+        help="also keep de-identified DICOM copies (PS3.15 basic profile) in PROJECT/dicom/",
+    )
+    p.add_argument(
+        "--no-crop",
+        action="store_true",
+        help="keep the whole frame of a file whose imaging area cannot be established "
+        "(recorded in project.json and the clip record; never for BurnedInAnnotation files)",
+    )
+    p.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="how long to wait for another ingest into PROJECT to finish (default 1800)",
+    )
     add_workers_argument(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)
@@ -41,10 +55,18 @@ def run(args) -> int:
     from napari_ultramn.project import LOCK_TIMEOUT_S
 
     summary = run_with_progress_bar(
-        ingest(args.source, args.project, mapping_csv=args.mapping, planes=args.planes,
-               keep_dicom=args.keep_dicom, no_crop=args.no_crop, lock_timeout_s=LOCK_TIMEOUT_S if args.wait is None else args.wait,
-               workers=args.workers),
-        desc="ingest", quiet=args.quiet,
+        ingest(
+            args.source,
+            args.project,
+            mapping_csv=args.mapping,
+            planes=args.planes,
+            keep_dicom=args.keep_dicom,
+            no_crop=args.no_crop,
+            lock_timeout_s=LOCK_TIMEOUT_S if args.wait is None else args.wait,
+            workers=args.workers,
+        ),
+        desc="ingest",
+        quiet=args.quiet,
     )
     files, freed = summary.cleaned
     if files:
@@ -55,9 +77,11 @@ def run(args) -> int:
     for name, problem in summary.failed:
         print(f"  failed: {name}: {problem}")
     for pair in summary.duplicates:
-        print(f"  likely one patient under two ids: {pair.clip_a} ({pair.participant_a}) and {pair.clip_b} "
-              f"({pair.participant_b}) hold near-identical frames (distance {pair.distance:.3f}); "
-              "build-dataset keeps them in one split")
+        print(
+            f"  likely one patient under two ids: {pair.clip_a} ({pair.participant_a}) and {pair.clip_b} "
+            f"({pair.participant_b}) hold near-identical frames (distance {pair.distance:.3f}); "
+            "build-dataset keeps them in one split"
+        )
     if summary.audit is not None:
         print(f"PHI audit of what this ingest wrote: {summary.audit.summary()}")
         if summary.audit.hits:

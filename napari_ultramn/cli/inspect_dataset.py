@@ -34,12 +34,15 @@ def run(args) -> int:
     print(counts.to_string(index=False))
     if (Path(args.dataset) / "manifest.json").exists():
         s = manifest_summary(read_manifest(args.dataset))
-        print(f"\nproject {s['project']}; labels {s['labels']}; split seed {s['seed']}, ratios "
-              f"{s['ratios']['train']}/{s['ratios']['validation']}/{s['ratios']['test']}; "
-              f"{s['excluded']} clip(s) excluded")
+        print(
+            f"\nproject {s['project']}; labels {s['labels']}; split seed {s['seed']}, ratios "
+            f"{s['ratios']['train']}/{s['ratios']['validation']}/{s['ratios']['test']}; "
+            f"{s['excluded']} clip(s) excluded"
+        )
     else:
-        raise InputError(Path(args.dataset) / "manifest.json",
-                         "file not found (an incomplete build? run ultramn validate-dataset)")
+        raise InputError(
+            Path(args.dataset) / "manifest.json", "file not found (an incomplete build? run ultramn validate-dataset)"
+        )
     if args.clips:
         print()
         print(clip_table(args.dataset).to_string(index=False))

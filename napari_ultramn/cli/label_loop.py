@@ -25,8 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=int, default=16, help="frames per training window (clips shorter are left out)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop training after this much time")
     p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="resample frames to H x W pixels")
-    p.add_argument("--min-raters", type=int, default=1, metavar="N",
-                   help="a training frame needs at least N human raters (default 1)")
+    p.add_argument(
+        "--min-raters",
+        type=int,
+        default=1,
+        metavar="N",
+        help="a training frame needs at least N human raters (default 1)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model-kwargs", default="{}", metavar="JSON", help="network constructor arguments")
@@ -45,10 +50,22 @@ def run(args) -> int:
     if args.min_raters < 1 or args.window < 1 or args.epochs < 1:
         raise InputError(None, "--min-raters, --window and --epochs must be at least 1")
     record = run_with_progress_bar(
-        label_loop(args.project, args.out_dir, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                   window=args.window, max_minutes=args.max_minutes, device=args.device, seed=args.seed,
-                   size=args.size, min_raters=args.min_raters, model_kwargs=model_kwargs),
-        desc="label-loop", quiet=args.quiet,
+        label_loop(
+            args.project,
+            args.out_dir,
+            model=args.model,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            window=args.window,
+            max_minutes=args.max_minutes,
+            device=args.device,
+            seed=args.seed,
+            size=args.size,
+            min_raters=args.min_raters,
+            model_kwargs=model_kwargs,
+        ),
+        desc="label-loop",
+        quiet=args.quiet,
     )
     print(record["message"])
     print(f"dataset {record['dataset']}; model {record['run']}")

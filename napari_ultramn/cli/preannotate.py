@@ -29,12 +29,21 @@ def run(args) -> int:
     from napari_ultramn.progress import run_with_progress_bar
 
     out = run_with_progress_bar(
-        preannotate_project(args.run_dir, args.project, rater=args.rater, clip_ids=args.clips,
-                            ranking_csv=args.ranking, device=args.device),
-        desc="preannotate", quiet=args.quiet,
+        preannotate_project(
+            args.run_dir,
+            args.project,
+            rater=args.rater,
+            clip_ids=args.clips,
+            ranking_csv=args.ranking,
+            device=args.device,
+        ),
+        desc="preannotate",
+        quiet=args.quiet,
     )
-    print(f"{args.project}: proposals written for {len(out['written'])} clip(s) as rater '{args.rater}'"
-          + (f"; left alone (rater marked them done): {', '.join(out['skipped'])}" if out["skipped"] else ""))
+    print(
+        f"{args.project}: proposals written for {len(out['written'])} clip(s) as rater '{args.rater}'"
+        + (f"; left alone (rater marked them done): {', '.join(out['skipped'])}" if out["skipped"] else "")
+    )
     ranking = out["ranking"]
     todo = ranking[~ranking["human_labelled"]] if len(ranking) else ranking
     if len(todo):

@@ -35,8 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR from last.pt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 0 on CPU)")
-    p.add_argument("--model-kwargs", default="{}", metavar="JSON",
-                   help='network constructor arguments, e.g. \'{"base_channels": 8, "depth": 3}\'')
+    p.add_argument(
+        "--model-kwargs",
+        default="{}",
+        metavar="JSON",
+        help='network constructor arguments, e.g. \'{"base_channels": 8, "depth": 3}\'',
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -61,22 +65,42 @@ def run(args) -> int:
     model_kwargs = parse_model_kwargs(args.model_kwargs)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     summary = run_with_progress_bar(
-        train_run(args.dataset_dir, args.run_dir, model=args.model, epochs=args.epochs,
-                  batch_size=args.batch_size, window=args.window, lr=args.lr,
-                  max_minutes=args.max_minutes, device=args.device, resume=args.resume,
-                  seed=args.seed, model_kwargs=model_kwargs, patience=args.patience, workers=args.workers),
-        desc="train", quiet=args.quiet or not main_rank,
+        train_run(
+            args.dataset_dir,
+            args.run_dir,
+            model=args.model,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            window=args.window,
+            lr=args.lr,
+            max_minutes=args.max_minutes,
+            device=args.device,
+            resume=args.resume,
+            seed=args.seed,
+            model_kwargs=model_kwargs,
+            patience=args.patience,
+            workers=args.workers,
+        ),
+        desc="train",
+        quiet=args.quiet or not main_rank,
     )
     if main_rank:
         m = summary["metrics"]
-        print(f"{args.run_dir}: {summary['stop_reason']}; {summary['epochs_done']} epochs, {summary['steps']} steps, "
-              f"{summary['elapsed_s'] / 60:.1f} min; best epoch {summary['best_epoch'] + 1} "
-              f"(score {summary['best_score']:.3f}); last val Dice {m.get('val_dice', float('nan')):.3f}, "
-              f"plane accuracy {m.get('val_plane_acc', float('nan')):.3f}")
+        print(
+            f"{args.run_dir}: {summary['stop_reason']}; {summary['epochs_done']} epochs, {summary['steps']} steps, "
+            f"{summary['elapsed_s'] / 60:.1f} min; best epoch {summary['best_epoch'] + 1} "
+            f"(score {summary['best_score']:.3f}); last val Dice {m.get('val_dice', float('nan')):.3f}, "
+            f"plane accuracy {m.get('val_plane_acc', float('nan')):.3f}"
+        )
         from napari_ultramn.model.evaluate import usability_note
 
-        note = usability_note({"model": f"The model in {args.run_dir}", "dice": m.get("val_dice"),
-                               "plane_accuracy": m.get("val_plane_acc")})
+        note = usability_note(
+            {
+                "model": f"The model in {args.run_dir}",
+                "dice": m.get("val_dice"),
+                "plane_accuracy": m.get("val_plane_acc"),
+            }
+        )
         if note:
             print(f"warning: {note} (validation split; it stopped on: {summary['stop_reason']})")
     return 0

@@ -19,8 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the error message is known to have ended: two writers would overwrite each other.",
     )
     p.add_argument("path", help="the lock file, or the output folder whose OUT.lock to remove")
-    p.add_argument("--force", action="store_true",
-                   help="remove it even if its holder is still running on this machine")
+    p.add_argument("--force", action="store_true", help="remove it even if its holder is still running on this machine")
     p.set_defaults(func=run)
 
 

@@ -15,8 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "twice. Exit status 0 when valid, 1 with the list of problems.",
     )
     p.add_argument("dataset", help="dataset folder (built by ultramn build-dataset)")
-    p.add_argument("--no-fingerprints", action="store_true",
-                   help="skip the frame-content comparison (faster; reads no frames)")
+    p.add_argument(
+        "--no-fingerprints", action="store_true", help="skip the frame-content comparison (faster; reads no frames)"
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -27,7 +28,8 @@ def run(args) -> int:
 
     problems = run_with_progress_bar(
         validate_dataset(args.dataset, fingerprints=not args.no_fingerprints),
-        desc="validate-dataset", quiet=args.quiet,
+        desc="validate-dataset",
+        quiet=args.quiet,
     )
     if not problems:
         print(f"{args.dataset}: valid")

@@ -22,8 +22,13 @@ from typing import Any
 from napari_ultramn.errors import InputError
 
 #: paths[...] key -> (folder under the output folder, the stage that makes it)
-STAGE_OUTPUTS = {"study": ("study", "phantom"), "project": ("project", "ingest"),
-                 "agreement": ("agreement", "agreement"), "dataset": ("dataset", "dataset"), "run": ("run", "model")}
+STAGE_OUTPUTS = {
+    "study": ("study", "phantom"),
+    "project": ("project", "ingest"),
+    "agreement": ("agreement", "agreement"),
+    "dataset": ("dataset", "dataset"),
+    "run": ("run", "model"),
+}
 
 
 class StagePaths(dict):
@@ -41,8 +46,11 @@ class StagePaths(dict):
         folder, stage = STAGE_OUTPUTS[name]
         path = self.out_dir / folder
         if not path.exists():
-            raise InputError(self.out_dir, f"has no {folder}/ from an earlier demo; run the '{stage}' stage "
-                             f"first (ultramn demo --out {self.out_dir} --stages {stage} ...)")
+            raise InputError(
+                self.out_dir,
+                f"has no {folder}/ from an earlier demo; run the '{stage}' stage "
+                f"first (ultramn demo --out {self.out_dir} --stages {stage} ...)",
+            )
         self[name] = path
         return path
 

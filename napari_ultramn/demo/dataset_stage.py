@@ -49,9 +49,12 @@ def demo_stage(ctx: DemoContext) -> ProgressGen[ReportSection]:
         if rater is not None:
             raise
         # no clip reached a consensus (e.g. one rater per clip): fall back to one rater
-        consensus, rater = None, Counter(
-            r for c in project.annotations.clip_ids() for r in project.annotations.raters(c)
-        ).most_common(1)[0][0]
+        consensus, rater = (
+            None,
+            Counter(r for c in project.annotations.clip_ids() for r in project.annotations.raters(c)).most_common(1)[0][
+                0
+            ],
+        )
         manifest = yield from build_dataset(project, out, rater=rater, **opts)
     ctx.paths["dataset"] = out
     ctx.results["dataset_manifest"] = manifest
@@ -68,15 +71,18 @@ def demo_stage(ctx: DemoContext) -> ProgressGen[ReportSection]:
         f"{s.get('test_participants', 0)} participants (train / validation / test), "
         f"{s['frames']} frames; {s['excluded']} clip(s) excluded.</p>"
     )
-    checks = ("<p class='good'>validate-dataset: no problems (checksums, shapes, label ranges, "
-              "no participant or source file in two splits).</p>" if not problems else
-              "<p class='bad'>validate-dataset found problems:</p><ul>"
-              + "".join(f"<li>{escape(p)}</li>" for p in problems) + "</ul>")
+    checks = (
+        "<p class='good'>validate-dataset: no problems (checksums, shapes, label ranges, "
+        "no participant or source file in two splits).</p>"
+        if not problems
+        else "<p class='bad'>validate-dataset found problems:</p><ul>"
+        + "".join(f"<li>{escape(p)}</li>" for p in problems)
+        + "</ul>"
+    )
     excluded = ""
     if manifest["excluded"]:
         import pandas as pd
 
         excluded = "<h3>Excluded clips</h3>" + table_html(pd.DataFrame(manifest["excluded"]))
-    html = summary + checks + "<h3>Counts per split, plane and side</h3>" + table_html(
-        counts_table(out)) + excluded
+    html = summary + checks + "<h3>Counts per split, plane and side</h3>" + table_html(counts_table(out)) + excluded
     return ReportSection("Participant-split dataset", html)

@@ -15,19 +15,21 @@ def clip_summary(project) -> pd.DataFrame:
     rows = []
     for rec in project.clips():
         spacing = rec.get("spacing_mm")
-        rows.append({
-            "clip": rec["clip_id"],
-            "participant": rec["participant"],
-            "side": rec.get("side") or "?",
-            "plane": rec.get("plane") or "?",
-            "frames": rec["n_frames"],
-            "size (px)": "x".join(str(s) for s in rec["frame_shape"]),
-            "spacing (mm)": "uncalibrated" if not spacing else f"{spacing[0]:.3f} x {spacing[1]:.3f}",
-            "fps": f"{1000.0 / rec['frame_time_ms']:.0f}" if rec.get("frame_time_ms") else "?",
-            "device": " ".join(filter(None, (rec.get("manufacturer"), rec.get("device_model")))) or "?",
-            "sex": rec.get("sex") or "?",
-            "age band": rec.get("age_band") or "?",
-        })
+        rows.append(
+            {
+                "clip": rec["clip_id"],
+                "participant": rec["participant"],
+                "side": rec.get("side") or "?",
+                "plane": rec.get("plane") or "?",
+                "frames": rec["n_frames"],
+                "size (px)": "x".join(str(s) for s in rec["frame_shape"]),
+                "spacing (mm)": "uncalibrated" if not spacing else f"{spacing[0]:.3f} x {spacing[1]:.3f}",
+                "fps": f"{1000.0 / rec['frame_time_ms']:.0f}" if rec.get("frame_time_ms") else "?",
+                "device": " ".join(filter(None, (rec.get("manufacturer"), rec.get("device_model")))) or "?",
+                "sex": rec.get("sex") or "?",
+                "age band": rec.get("age_band") or "?",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -42,9 +44,12 @@ def demo_stage(ctx: DemoContext) -> ProgressGen[ReportSection]:
     yield Progress(1, 1, f"project has {len(df)} clips")
     counts = pd.crosstab(df["plane"], df["side"]).reset_index()
     counts.columns.name = None  # else the pivot's "side" label shows as a stray header cell
-    audit = ("" if summary.audit is None else
-             f"<p class='{'good' if not summary.audit.hits else 'bad'}'>PHI audit of what ingest wrote "
-             f"(<code>ultramn audit-phi</code>): {escape(summary.audit.summary())}.</p>")
+    audit = (
+        ""
+        if summary.audit is None
+        else f"<p class='{'good' if not summary.audit.hits else 'bad'}'>PHI audit of what ingest wrote "
+        f"(<code>ultramn audit-phi</code>): {escape(summary.audit.summary())}.</p>"
+    )
     html = (
         f"<p>Ingested <a href='study/dicom/'><code>study/dicom/</code></a> into "
         f"<a href='project/'><code>project/</code></a>: {escape(summary.line())}. Participants are keyed-hash "

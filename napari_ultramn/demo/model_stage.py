@@ -18,10 +18,22 @@ from napari_ultramn.demo.context import DemoContext
 from napari_ultramn.progress import Progress, ProgressGen
 from napari_ultramn.report import ReportSection, escape, image_html, table_html
 
-QUICK: dict[str, Any] = {"epochs": 1, "batch_size": 2, "lr": 3e-3, "max_minutes": 0.5, "max_steps": 4,
-         "model_kwargs": {"base_channels": 4, "depth": 2}}
+QUICK: dict[str, Any] = {
+    "epochs": 1,
+    "batch_size": 2,
+    "lr": 3e-3,
+    "max_minutes": 0.5,
+    "max_steps": 4,
+    "model_kwargs": {"base_channels": 4, "depth": 2},
+}
 # bounded by epochs, never by seconds: a slow or busy machine takes longer and ends with the same model
-FULL: dict[str, Any] = {"epochs": 15, "batch_size": 4, "lr": 3e-3, "max_minutes": None, "model_kwargs": {"base_channels": 8, "depth": 3}}
+FULL: dict[str, Any] = {
+    "epochs": 15,
+    "batch_size": 4,
+    "lr": 3e-3,
+    "max_minutes": None,
+    "model_kwargs": {"base_channels": 8, "depth": 3},
+}
 
 
 def demo_window(manifest: dict, wanted: int) -> int:
@@ -42,11 +54,19 @@ def label_next_html(ranking) -> str:
     """The clips no human has labelled yet, most uncertain first (or a sentence saying there are none)."""
     todo = ranking[~ranking["human_labelled"].astype(bool)] if len(ranking) else ranking
     if not len(todo):
-        return ("<p>Clips to label next: none. Every clip already has a human annotation (the simulated "
-                "raters labelled them all); on a real project this table lists the clips no one has "
-                "labelled yet, most uncertain first.</p>")
-    columns = {"rank": "rank", "clip_id": "clip", "participant": "participant", "predicted_plane": "predicted plane",
-               "plane_probability": "plane probability", "uncertainty": "uncertainty (0-2)"}
+        return (
+            "<p>Clips to label next: none. Every clip already has a human annotation (the simulated "
+            "raters labelled them all); on a real project this table lists the clips no one has "
+            "labelled yet, most uncertain first.</p>"
+        )
+    columns = {
+        "rank": "rank",
+        "clip_id": "clip",
+        "participant": "participant",
+        "predicted_plane": "predicted plane",
+        "plane_probability": "plane probability",
+        "uncertainty": "uncertainty (0-2)",
+    }
     table = todo[[c for c in columns if c in todo.columns]].rename(columns=columns).head(10)
     table["rank"] = table["rank"].astype(int)
     return "<p>Clips to label next, most uncertain first:</p>" + table_html(table)
@@ -80,13 +100,20 @@ def demo_stage(ctx: DemoContext) -> ProgressGen[ReportSection]:
     masks, _ = ann.mask_stack()
     t = int(np.argmax(masks.reshape(len(masks), -1).sum(1)))
     clip = project.open_clip(clip_id)
-    thumb = image_html(overlay(clip.frame(t), np.zeros_like(masks[t]), masks[t]),
-                       f"{clip_id} frame {t}: model proposal (magenta)", width=260)
+    thumb = image_html(
+        overlay(clip.frame(t), np.zeros_like(masks[t]), masks[t]),
+        f"{clip_id} frame {t}: model proposal (magenta)",
+        width=260,
+    )
     yield Progress(1, 1, "model stage done")
 
     s = settings
     net = ", ".join(f"{k} {v}" for k, v in s["model_kwargs"].items())
-    held_out = "held-out test participants" if split == "test" else "validation participants (the quick study has no test split)"
+    held_out = (
+        "held-out test participants"
+        if split == "test"
+        else "validation participants (the quick study has no test split)"
+    )
     budget = f"at most {s['max_steps']} steps" if s.get("max_steps") else f"{s['epochs']} epochs"
     html = (
         f"<p>Trained <b>UltraMN</b> ({escape(net)}) on the <a href='dataset/'><code>dataset/</code></a>: "

@@ -45,13 +45,19 @@ def demo_stage(ctx) -> ProgressGen[ReportSection]:
             areas.append(gt["masks"].sum(axis=(1, 2)).mean() * float(np.prod(gt["spacing_mm"])))
             if i == 0:  # thumbnail read back through the clip reader, cropped like ingest does
                 clip = open_clip(out / r.file, crop_to_region=True)
-                thumbs.append(image_html(outline_rgb(clip.frame(0), gt["masks"][0]),
-                                         caption=f"{plane} ({r.side})", width=220))
-        stats.append({
-            "plane": plane, "clips": len(rows), "frames": int(rows["n_frames"].sum()),
-            "poor frames": poor, "non-standard frames": off,
-            "nerve area mm2 (mean)": float(np.mean(areas)) if areas else float("nan"),
-        })
+                thumbs.append(
+                    image_html(outline_rgb(clip.frame(0), gt["masks"][0]), caption=f"{plane} ({r.side})", width=220)
+                )
+        stats.append(
+            {
+                "plane": plane,
+                "clips": len(rows),
+                "frames": int(rows["n_frames"].sum()),
+                "poor frames": poor,
+                "non-standard frames": off,
+                "nerve area mm2 (mean)": float(np.mean(areas)) if areas else float("nan"),
+            }
+        )
     import pandas as pd
 
     n_frames = int(table["n_frames"].sum())

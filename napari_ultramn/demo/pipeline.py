@@ -59,8 +59,9 @@ class DemoResult:
         return lines
 
 
-def run_demo(out_dir: str | Path, *, quick: bool = False, seed: int = 0,
-             stages: list[str] | None = None) -> ProgressGen[DemoResult]:
+def run_demo(
+    out_dir: str | Path, *, quick: bool = False, seed: int = 0, stages: list[str] | None = None
+) -> ProgressGen[DemoResult]:
     """Run the stages (all by default) into ``out_dir``; returns the report's path and figures."""
     ctx = DemoContext(out_dir=Path(out_dir), quick=quick, seed=seed)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
@@ -123,8 +124,10 @@ def key_figures(name: str, ctx: DemoContext) -> str:
 
 
 def _save_stage(out_dir: Path, name: str, section: ReportSection, seconds: float, figures: str) -> None:
-    atomic_write_json(out_dir / STATE_DIR / f"{name}.json",
-                      {"title": section.title, "html": section.html, "seconds": seconds, "figures": figures})
+    atomic_write_json(
+        out_dir / STATE_DIR / f"{name}.json",
+        {"title": section.title, "html": section.html, "seconds": seconds, "figures": figures},
+    )
 
 
 def _saved_stages(out_dir: Path) -> list[tuple[str, dict]]:
@@ -147,9 +150,11 @@ def _write(ctx: DemoContext, report: Path) -> None:
 
 def _intro(ctx: DemoContext, timings) -> str:
     rows = "".join(f"<tr><td>{escape(n)}</td><td>{t:.1f} s</td></tr>" for n, t in timings)
-    folders = "".join(f"<li><a href='{escape(folder)}/'><code>{escape(folder)}/</code></a></li>"
-                      for folder in ("study", "project", "agreement", "dataset", "run")
-                      if (ctx.out_dir / folder).exists())
+    folders = "".join(
+        f"<li><a href='{escape(folder)}/'><code>{escape(folder)}/</code></a></li>"
+        for folder in ("study", "project", "agreement", "dataset", "run")
+        if (ctx.out_dir / folder).exists()
+    )
     return (
         f"<p>Everything below was made by <code>ultramn demo</code> (napari-ultramn {__version__}) "
         f"from synthetic phantom data, seed {ctx.seed}{' (quick settings)' if ctx.quick else ''}. "

@@ -210,9 +210,7 @@ class Clip:
         if region is None:
             return self
         h, w = self.frame_shape
-        region = Region(
-            max(0, region.top), max(0, region.left), min(h, region.bottom), min(w, region.right)
-        )
+        region = Region(max(0, region.top), max(0, region.left), min(h, region.bottom), min(w, region.right))
         if region.height <= 0 or region.width <= 0:
             raise InputError(self.source_path, f"imaging region {region} lies outside the frame")
         frames = self.frames

@@ -155,9 +155,7 @@ class _Codec:
         while True:
             plugin = self.plugins[0] if self.plugins else ""
             try:
-                return self.decoder.as_array(
-                    ds, index=index, raw=True, validate=False, decoding_plugin=plugin
-                )
+                return self.decoder.as_array(ds, index=index, raw=True, validate=False, decoding_plugin=plugin)
             except Exception:
                 if not plugin:
                     raise
@@ -197,8 +195,7 @@ def us_region_calibration(ds) -> tuple[tuple[float, float] | None, Region | None
         if fmt != 1 or region.height <= 0 or region.width <= 0:
             continue
         spacing = None
-        units = (int(item.get("PhysicalUnitsXDirection", 0) or 0),
-                 int(item.get("PhysicalUnitsYDirection", 0) or 0))
+        units = (int(item.get("PhysicalUnitsXDirection", 0) or 0), int(item.get("PhysicalUnitsYDirection", 0) or 0))
         if units == (3, 3):
             dx = abs(float(item.get("PhysicalDeltaX", 0) or 0)) * 10.0
             dy = abs(float(item.get("PhysicalDeltaY", 0) or 0)) * 10.0
@@ -251,9 +248,7 @@ def read_dataset(path: Path, *, stop_before_pixels: bool = False):
                 raise InputError(path, _truncated_header(path)) from None
             raise InputError(path, f"is not a DICOM file ({exc})") from None
         except Exception as exc:  # truncated or corrupt headers surface as many exception types
-            raise InputError(
-                path, f"DICOM header is truncated or unreadable ({type(exc).__name__}: {exc})"
-            ) from None
+            raise InputError(path, f"DICOM header is truncated or unreadable ({type(exc).__name__}: {exc})") from None
     for w in caught:
         # pydicom drops an element cut off by the end of the file and only warns
         if "end of file" in str(w.message).lower():
@@ -262,8 +257,10 @@ def read_dataset(path: Path, *, stop_before_pixels: bool = False):
 
 
 def _truncated_header(path: Path) -> str:
-    return (f"DICOM header is truncated or unreadable: the file ends after {path.stat().st_size} "
-            "bytes, before the pixel data")
+    return (
+        f"DICOM header is truncated or unreadable: the file ends after {path.stat().st_size} "
+        "bytes, before the pixel data"
+    )
 
 
 def _cut_short(ds, size: int) -> bool:
@@ -344,9 +341,7 @@ def _check_complete(path: Path, ds, decoder, n_frames: int) -> None:
         first_fragment = fp.tell()
         n_fragments, fragment_at = parse_fragments(fp)
     except (ValueError, EOFError) as exc:
-        raise InputError(
-            path, f"DICOM file is truncated or its pixel data is corrupt ({exc})"
-        ) from None
+        raise InputError(path, f"DICOM file is truncated or its pixel data is corrupt ({exc})") from None
     frames_found = n_fragments
     if offsets:
         # the offset table survives truncation; a frame counts only if its fragment start exists
@@ -354,8 +349,7 @@ def _check_complete(path: Path, ds, decoder, n_frames: int) -> None:
     if frames_found < n_frames:
         raise InputError(
             path,
-            f"DICOM file is truncated: pixel data holds {frames_found} compressed frame(s) "
-            f"of {n_frames}",
+            f"DICOM file is truncated: pixel data holds {frames_found} compressed frame(s) of {n_frames}",
         )
     _check_frame_count(path, n_frames, _encapsulated_frames(ds, data, offsets, fragment_at))
 
@@ -377,8 +371,8 @@ def _encapsulated_frames(ds, data: bytes, offsets: list[int], fragment_at: list[
         return len(fragment_at)
     ends = 0
     for at in fragment_at:  # item tag (4 bytes), length (4 bytes, little endian), fragment
-        end = at + 8 + int.from_bytes(data[at + 4:at + 8], "little")
-        tail = data[max(at + 8, end - 3):end]
+        end = at + 8 + int.from_bytes(data[at + 4 : at + 8], "little")
+        tail = data[max(at + 8, end - 3) : end]
         ends += tail.endswith(b"\xff\xd9") or tail.endswith(b"\xff\xd9\x00")  # padded to even
     return ends
 
@@ -418,9 +412,7 @@ def dicom_frame_reader(path: Path, ds) -> tuple[FrameReader, int, tuple[int, int
             frame, pi = _decode_frame(ds, codec, i, n_frames)
             gray = to_gray_uint8(frame, pi, ds)
         except Exception as exc:  # decoder errors come in many types; name the file and frame
-            raise InputError(
-                path, f"frame {i} cannot be decoded ({type(exc).__name__}: {exc})"
-            ) from None
+            raise InputError(path, f"frame {i} cannot be decoded ({type(exc).__name__}: {exc})") from None
         if gray.shape != (rows, cols):
             raise InputError(path, f"frame {i} decodes to {gray.shape}, not ({rows}, {cols})")
         return gray

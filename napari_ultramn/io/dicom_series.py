@@ -117,9 +117,7 @@ def _instance_number(ds) -> int | None:
 def _order_key(member: tuple[Path, object]) -> tuple:
     path, ds = member
     number, acquired = _instance_number(ds), _acquired_s(ds)
-    return (
-        number is None, number or 0, acquired is None, acquired or 0.0, natural_key(path.name)
-    )
+    return (number is None, number or 0, acquired is None, acquired or 0.0, natural_key(path.name))
 
 
 def _series_frame_time_ms(headers: list) -> float | None:
@@ -189,14 +187,17 @@ def read_dicom_series(folder: str | Path, **_ignored) -> Clip:
         ds = read_dataset(files[i])
         read_file, _, file_shape = dicom_frame_reader(files[i], ds)
         if file_shape != shape:
-            raise InputError(
-                files[i], f"is {file_shape[0]}x{file_shape[1]}, the series {shape[0]}x{shape[1]}"
-            )
+            raise InputError(files[i], f"is {file_shape[0]}x{file_shape[1]}, the series {shape[0]}x{shape[1]}")
         return read_file(0)
 
     others = {"skipped_files": [p.name for p in found.others]} if found.others else {}
     return dicom_clip(
-        folder, read, len(files), shape, headers[0], _series_frame_time_ms(headers),
+        folder,
+        read,
+        len(files),
+        shape,
+        headers[0],
+        _series_frame_time_ms(headers),
         series_instance_uid=str(headers[0].get("SeriesInstanceUID", "") or "") or None,
         frame_files=len(files),
         **others,

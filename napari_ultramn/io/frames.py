@@ -25,8 +25,7 @@ FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 def frame_files(folder: Path) -> list[Path]:
     """The image files in ``folder`` (hidden files skipped), in natural order."""
     files = [
-        p for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".")
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".")
     ]
     return sorted(files, key=lambda p: natural_key(p.name))
 
@@ -111,9 +110,7 @@ def read_frame_folder(path: str | Path, **_ignored) -> Clip:
         name, why = next(iter(damaged.items()))
         raise InputError(path, f"frame file {name} cannot be read ({why})")
     if len(shapes) > 1:
-        summary = "; ".join(
-            f"{h}x{w}: {len(names)} file(s), e.g. {names[0]}" for (h, w), names in shapes.items()
-        )
+        summary = "; ".join(f"{h}x{w}: {len(names)} file(s), e.g. {names[0]}" for (h, w), names in shapes.items())
         raise InputError(path, f"frames have different shapes ({summary})")
     frame_shape = next(iter(shapes))
 

@@ -38,16 +38,20 @@ def load_h5py():
 def compression_kwargs(compression: str | None) -> dict:
     """``create_dataset`` keyword arguments for one of :data:`COMPRESSIONS`."""
     if compression not in COMPRESSIONS:
-        raise ValueError(f"compression must be one of {', '.join(map(str, COMPRESSIONS))}; "
-                         f"got {compression!r}")
+        raise ValueError(f"compression must be one of {', '.join(map(str, COMPRESSIONS))}; got {compression!r}")
     if compression in ("zstd", "lz4"):
         load_h5py()
         import hdf5plugin
 
         # uint8 data: byte shuffling has nothing to reorder, so it is off
         level = 1 if compression == "zstd" else 5
-        return dict(hdf5plugin.Blosc(cname=compression,  # type: ignore[arg-type]  # a checked name
-                                        clevel=level, shuffle=hdf5plugin.Blosc.NOSHUFFLE))
+        return dict(
+            hdf5plugin.Blosc(
+                cname=compression,  # type: ignore[arg-type]  # a checked name
+                clevel=level,
+                shuffle=hdf5plugin.Blosc.NOSHUFFLE,
+            )
+        )
     if compression == "gzip":
         return {"compression": "gzip", "compression_opts": 1}
     if compression == "lzf":
@@ -96,14 +100,14 @@ class _WriteGuard:
         for off, held in self.held.items():  # in write order, so later writes win
             lo, hi = max(off, self.pos), min(off + len(held), self.pos + n)
             if lo < hi:
-                data[lo - self.pos:hi - self.pos] = held[lo - off:hi - off]
+                data[lo - self.pos : hi - self.pos] = held[lo - off : hi - off]
         view[:n] = data
         self.pos += n
         return n
 
     def read(self, n: int = -1) -> bytes:
         buf = bytearray(max(0, self.size() - self.pos) if n is None or n < 0 else n)
-        return bytes(buf[:self.readinto(buf)])
+        return bytes(buf[: self.readinto(buf)])
 
     def write(self, buf) -> int:
         data = memoryview(buf).cast("B")

@@ -22,8 +22,20 @@ from .clip import Clip, LazyFrames, Region
 from .h5 import check_writes, compression_kwargs, create_h5
 
 FORMAT = "ultramn-clip"
-_SKIP = {"source_path", "n_frames", "frame_shape", "spacing_mm", "spacing_source", "frame_time_ms",
-         "imaging_region", "manufacturer", "device_model", "participant", "side", "plane"}
+_SKIP = {
+    "source_path",
+    "n_frames",
+    "frame_shape",
+    "spacing_mm",
+    "spacing_source",
+    "frame_time_ms",
+    "imaging_region",
+    "manufacturer",
+    "device_model",
+    "participant",
+    "side",
+    "plane",
+}
 
 
 def write_clip_group(group, frames, clip_meta: dict, compression: str | None = "zstd") -> None:
@@ -39,27 +51,32 @@ def write_clip_group(group, frames, clip_meta: dict, compression: str | None = "
     opts = compression_kwargs(compression)
     chunks = (1, *shape[1:])
     if isinstance(frames, np.ndarray):
-        group.create_dataset("frames", data=np.asarray(frames, dtype=np.uint8), chunks=chunks,
-                             **opts)
+        group.create_dataset("frames", data=np.asarray(frames, dtype=np.uint8), chunks=chunks, **opts)
     else:
-        ds = group.create_dataset("frames", shape=shape, dtype=np.uint8, chunks=chunks,
-                                  **opts)
+        ds = group.create_dataset("frames", shape=shape, dtype=np.uint8, chunks=chunks, **opts)
         for t in range(shape[0]):
             ds[t] = np.asarray(frames[t], dtype=np.uint8)
             check_writes(group)  # a full disk stops here, not after decoding the whole clip
     attrs = group.attrs
     attrs["format"] = FORMAT
     attrs["format_version"] = 1
-    for key in ("clip_id", "participant", "side", "plane", "source_sha256", "spacing_source",
-                "manufacturer", "device_model"):
+    for key in (
+        "clip_id",
+        "participant",
+        "side",
+        "plane",
+        "source_sha256",
+        "spacing_source",
+        "manufacturer",
+        "device_model",
+    ):
         if clip_meta.get(key) is not None:
             attrs[key] = str(clip_meta[key])
     if clip_meta.get("spacing_mm") is not None:
         attrs["spacing_mm"] = np.asarray(clip_meta["spacing_mm"], dtype=np.float64)
     if clip_meta.get("frame_time_ms") is not None:
         attrs["frame_time_ms"] = float(clip_meta["frame_time_ms"])
-    extra = {k: v for k, v in clip_meta.items()
-             if k not in _SKIP and k not in attrs and not str(k).startswith("_")}
+    extra = {k: v for k, v in clip_meta.items() if k not in _SKIP and k not in attrs and not str(k).startswith("_")}
     attrs["metadata_json"] = json.dumps(extra, default=str)
     check_writes(group)
 
@@ -124,6 +141,7 @@ def read_hdf5_clip(path: str | Path, clip_id: str | None = None, **_ignored) -> 
     ``clip.extra["source_sha256"]``.
     """
     from napari_ultramn.io.h5 import load_h5py
+
     h5py = load_h5py()
 
     path = Path(path)
@@ -139,9 +157,7 @@ def read_hdf5_clip(path: str | Path, clip_id: str | None = None, **_ignored) -> 
             if key not in fh["clips"]:
                 raise InputError(path, f"has no clip '{key}'")
             return clip_from_group(path, fh["clips"][key], fh)
-        raise InputError(
-            path, "HDF5 file holds no UltraMN clip (no 'frames' or '/clips/<id>/frames')"
-        )
+        raise InputError(path, "HDF5 file holds no UltraMN clip (no 'frames' or '/clips/<id>/frames')")
     except BaseException:
         fh.close()
         raise

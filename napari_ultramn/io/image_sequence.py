@@ -48,16 +48,45 @@ NRRD_SUFFIXES = (".nrrd", ".nhdr")
 SEQUENCE_SUFFIXES = METAIMAGE_SUFFIXES + NRRD_SUFFIXES
 
 _MET_TYPES = {
-    "MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
-    "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
+    "MET_CHAR": 1,
+    "MET_UCHAR": 1,
+    "MET_SHORT": 2,
+    "MET_USHORT": 2,
+    "MET_INT": 4,
+    "MET_UINT": 4,
+    "MET_LONG": 4,
+    "MET_ULONG": 4,
+    "MET_LONG_LONG": 8,
+    "MET_ULONG_LONG": 8,
+    "MET_FLOAT": 4,
     "MET_DOUBLE": 8,
 }
-_COLOUR_KINDS = {"rgb-color", "rgba-color", "3-color", "4-color", "vector", "2-vector", "3-vector",
-                 "4-vector", "covariant-vector", "normal"}
+_COLOUR_KINDS = {
+    "rgb-color",
+    "rgba-color",
+    "3-color",
+    "4-color",
+    "vector",
+    "2-vector",
+    "3-vector",
+    "4-vector",
+    "covariant-vector",
+    "normal",
+}
 _PLUS_TIMESTAMP = re.compile(r"Seq_Frame(\d+)_Timestamp")
 _INDEX_VALUES = re.compile(r"axis (\d+) index values")
-_UNIT_MS = {"s": 1000.0, "sec": 1000.0, "second": 1000.0, "seconds": 1000.0, "ms": 1.0,
-            "msec": 1.0, "millisecond": 1.0, "milliseconds": 1.0}
+_UNIT_MS = {
+    "s": 1000.0,
+    "sec": 1000.0,
+    "second": 1000.0,
+    "seconds": 1000.0,
+    "ms": 1.0,
+    "msec": 1.0,
+    "millisecond": 1.0,
+    "milliseconds": 1.0,
+}
+
+
 def _check_metaimage(path: Path, fields: dict[str, str], header_bytes: int) -> None:
     """Refuse a header ITK would fail on, naming the field, and data shorter than it says."""
 
@@ -92,9 +121,7 @@ def _check_metaimage(path: Path, fields: dict[str, str], header_bytes: int) -> N
         have = data.stat().st_size
     if have < need:
         frames = dims[2] if ndims >= 3 else 1
-        raise InputError(
-            path, f"MetaImage data is truncated: {have} of the {need} bytes that {frames} frame(s) need"
-        )
+        raise InputError(path, f"MetaImage data is truncated: {have} of the {need} bytes that {frames} frame(s) need")
 
 
 def _itk_reason(exc: Exception) -> str:
@@ -138,9 +165,7 @@ def _layout(path: Path, reader, meta: dict[str, str]) -> tuple[int, int, int, in
 def _frame_time_ms(fields: dict[str, str], time_key: str) -> float | None:
     """Median step of PLUS per-frame timestamps (s), else of Slicer's item index values when
     the sequence axis is time (unit s or ms, or labelled "time", Slicer's default in seconds)."""
-    stamps = sorted(
-        (int(m.group(1)), v) for k, v in fields.items() if (m := _PLUS_TIMESTAMP.fullmatch(k))
-    )
+    stamps = sorted((int(m.group(1)), v) for k, v in fields.items() if (m := _PLUS_TIMESTAMP.fullmatch(k)))
     scale: float | None = 1000.0
     values = [v for _, v in stamps]
     if not values:

@@ -38,8 +38,8 @@ def static_overlays(img: np.ndarray, text_px: float) -> np.ndarray:
     # Vertical strokes only, brighter than both sides: an area's edge (black on one side only)
     # is none, nor are skin and fascia, long horizontal bright lines; text is full of them.
     inner = slice(d, -d)
-    across_cols = f - np.maximum(p[inner, :-2 * d], p[inner, 2 * d:])
-    across_rows = f - np.maximum(p[:-2 * d, inner], p[2 * d:, inner])
+    across_cols = f - np.maximum(p[inner, : -2 * d], p[inner, 2 * d :])
+    across_rows = f - np.maximum(p[: -2 * d, inner], p[2 * d :, inner])
     stroke = (across_cols >= STROKE_CONTRAST) & (f >= 120)
     # horizontal strokes only widen a box found from vertical ones (a caliper's arm, a 'T')
     ink = stroke | ((across_rows >= STROKE_CONTRAST) & (f >= 120))
@@ -72,8 +72,9 @@ def static_overlays(img: np.ndarray, text_px: float) -> np.ndarray:
             if np.count_nonzero(mine) < MIN_STROKE_PIXELS:
                 break
             coloured = mine & (patch >= np.percentile(patch[mine], 90) - COLOUR_TOLERANCE)
-            _accept_words(boxes, f, (rows, cols), mine, coloured, (caliper[rows, cols], cross[rows, cols]),
-                          gap, text_px)
+            _accept_words(
+                boxes, f, (rows, cols), mine, coloured, (caliper[rows, cols], cross[rows, cols]), gap, text_px
+            )
             mine &= ~coloured
     return _line_boxes(boxes, text_px)
 
@@ -102,7 +103,7 @@ def _accept_words(boxes, f, window, mine, coloured, calipers, gap, text_px) -> N
             half = int(min(2 * text_px, max(np.abs(ay - cy).max(), np.abs(ax - cx).max())))
             cy, cx = cy + box[0].start, cx + box[1].start
             top, left = window[0].start + cy - half, window[1].start + cx - half
-            boxes[max(0, top):top + 2 * half + 1, max(0, left):left + 2 * half + 1] = True
+            boxes[max(0, top) : top + 2 * half + 1, max(0, left) : left + 2 * half + 1] = True
         else:
             area = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
             # share of the box within a pixel of the word's ink: a 1-px line counts as 3 px
@@ -112,8 +113,8 @@ def _accept_words(boxes, f, window, mine, coloured, calipers, gap, text_px) -> N
             # a text line sits in a band with clear rows above and below it; streaks of bright
             # speckle (a sector's apex) run on past any band
             g = max(2, round(0.3 * text_px))
-            above = coloured[max(0, box[0].start - g):box[0].start, box[1]]
-            below = coloured[box[0].stop:box[0].stop + g, box[1]]
+            above = coloured[max(0, box[0].start - g) : box[0].start, box[1]]
+            below = coloured[box[0].stop : box[0].stop + g, box[1]]
             if np.count_nonzero(above) + np.count_nonzero(below) > BAND_SPILL * ys.size:
                 continue
         _grow_word(boxes, f, window[0].start + ys, window[1].start + xs, text_px)
@@ -127,14 +128,14 @@ def _grow_word(boxes: np.ndarray, f: np.ndarray, ys: np.ndarray, xs: np.ndarray,
 
     reach = max(2, round(text_px / 3))
     t, l = max(0, ys.min() - reach), max(0, xs.min() - reach)  # noqa: E741
-    window = f[t:ys.max() + 1 + reach, l:xs.max() + 1 + reach]
+    window = f[t : ys.max() + 1 + reach, l : xs.max() + 1 + reach]
     word = np.zeros(window.shape, bool)
     word[ys - t, xs - l] = True
     same = np.abs(window - float(np.median(window[word]))) <= COLOUR_TOLERANCE
     # 4-connected: along a bar or a caliper's arm, not diagonally into speckle of that grey
     grown = ndi.binary_dilation(word, iterations=reach, mask=same) | word
     gy, gx = np.nonzero(grown)
-    boxes[t + gy.min():t + gy.max() + 1, l + gx.min():l + gx.max() + 1] = True
+    boxes[t + gy.min() : t + gy.max() + 1, l + gx.min() : l + gx.max() + 1] = True
 
 
 def _line_boxes(words: np.ndarray, text_px: float) -> np.ndarray:
@@ -151,7 +152,7 @@ def _line_boxes(words: np.ndarray, text_px: float) -> np.ndarray:
         ys, xs = np.nonzero(words[rows, cols] & (lines[rows, cols] == i))
         t, b = rows.start + ys.min() - pad_r, rows.start + ys.max() + 1 + pad_r
         l, r = cols.start + xs.min() - pad_c, cols.start + xs.max() + 1 + pad_c  # noqa: E741
-        out[max(0, t):min(h, b), max(0, l):min(w, r)] = True
+        out[max(0, t) : min(h, b), max(0, l) : min(w, r)] = True
     for rows, cols in ndi.find_objects(ndi.label(out)[0]):
         out[rows, cols] = True
     return out

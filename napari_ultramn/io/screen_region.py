@@ -89,7 +89,7 @@ def detect_imaging_area(frames: np.ndarray | LazyFrames) -> ImagingArea:
     if area.sum() < 0.01 * h * w:
         return _refused(h, w, "the textured area is too small to be an ultrasound image")
     region, shape = _region_and_shape(area)
-    sub = area[region.top:region.bottom, region.left:region.right]
+    sub = area[region.top : region.bottom, region.left : region.right]
     keep = np.ones_like(sub) if shape == "rectangle" else sub.copy()
     keep &= ~_static_only(_overlays_in(lo, region, scale.text_px), hi, lo, region)
     crop = (slice(region.top, region.bottom), slice(region.left, region.right))
@@ -121,7 +121,7 @@ def apply_imaging_area(frames: np.ndarray, area: ImagingArea) -> np.ndarray:
     r = area.region
     if r.bottom > arr.shape[1] or r.right > arr.shape[2]:
         raise InputError(None, f"imaging area {r.as_list()} does not fit frames of shape {arr.shape[1:]}")
-    out = arr[:, r.top:r.bottom, r.left:r.right].copy()
+    out = arr[:, r.top : r.bottom, r.left : r.right].copy()
     out[:, ~area.keep_mask] = 0
     return out
 
@@ -262,7 +262,7 @@ def _region_and_shape(area: np.ndarray) -> tuple[Region, str]:
     r_core = np.flatnonzero(rows >= 0.5 * rows.max())
     c_core = np.flatnonzero(cols >= 0.5 * cols.max())
     core = Region(int(r_core[0]), int(c_core[0]), int(r_core[-1]) + 1, int(c_core[-1]) + 1)
-    inside = area[core.top:core.bottom, core.left:core.right]
+    inside = area[core.top : core.bottom, core.left : core.right]
     fill = float(inside.mean())
     outside = 1.0 - inside.sum() / max(1, area.sum())
     if fill > 0.97 and outside < 0.02:
@@ -277,8 +277,8 @@ def _overlays_in(lo: np.ndarray, region: Region, text_px: float) -> np.ndarray:
     2 px to either side); a wider margin would let a depth scale beside the region join them."""
     m = 3
     t, l = max(0, region.top - m), max(0, region.left - m)  # noqa: E741
-    found = static_overlays(lo[t:region.bottom + m, l:region.right + m], text_px)
-    return found[region.top - t:region.top - t + region.height, region.left - l:region.left - l + region.width]
+    found = static_overlays(lo[t : region.bottom + m, l : region.right + m], text_px)
+    return found[region.top - t : region.top - t + region.height, region.left - l : region.left - l + region.width]
 
 
 #: A burned-in overlay's bright pixels vary over a clip only by video compression's ringing: the
@@ -320,8 +320,7 @@ def _confidence(ref, area, region: Region, h: int, w: int, shape: str) -> tuple[
     vals = ref.astype(np.float32)
     pair_r = area[1:, :] & area[:-1, :]
     pair_c = area[:, 1:] & area[:, :-1]
-    corr = min(_corr(vals[1:, :][pair_r], vals[:-1, :][pair_r]),
-               _corr(vals[:, 1:][pair_c], vals[:, :-1][pair_c]))
+    corr = min(_corr(vals[1:, :][pair_r], vals[:-1, :][pair_r]), _corr(vals[:, 1:][pair_c], vals[:, :-1][pair_c]))
     speckle_score = float(np.clip((corr - 0.25) / 0.25, 0, 1))
     confidence = size_score * speckle_score
     kind = "rectangle" if shape == "rectangle" else "fan/sector"

@@ -22,8 +22,7 @@ def natural_key(name: str) -> list:
 def visible_files(folder: Path) -> list[Path]:
     """Files directly in ``folder``, hidden ones and DICOMDIR skipped, in natural name order."""
     files = [
-        p for p in Path(folder).iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.name.lower() != "dicomdir"
+        p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".") and p.name.lower() != "dicomdir"
     ]
     return sorted(files, key=lambda p: natural_key(p.name))
 
@@ -62,9 +61,7 @@ def read_metaimage_header(path: Path) -> tuple[dict[str, str], int]:
                 continue
             key, sep, value = line.partition("=")
             if not sep or not _HEADER_KEY.fullmatch(key.strip()):
-                raise InputError(
-                    path, f"MetaImage header line {number} is not 'Key = Value' ({line[:40]!r})"
-                )
+                raise InputError(path, f"MetaImage header line {number} is not 'Key = Value' ({line[:40]!r})")
             fields[key.strip()] = value.strip()
             if key.strip() == "ElementDataFile":
                 return fields, fh.tell()

@@ -61,9 +61,7 @@ class _VideoFrames:
         self.has_pts = bool(pts) and all(p is not None for p in pts)
         self.pts = sorted(p for p in pts if p is not None) if self.has_pts else list(range(len(pts)))
         self._pts_to_index = {p: i for i, p in enumerate(self.pts)}
-        self.key_index = (
-            sorted({self._pts_to_index[p] for p in key_pts if p is not None}) if self.has_pts else [0]
-        )
+        self.key_index = sorted({self._pts_to_index[p] for p in key_pts if p is not None}) if self.has_pts else [0]
         self.n_frames = len(self.pts)
 
     def _seek(self, index: int) -> None:

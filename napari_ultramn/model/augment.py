@@ -42,8 +42,21 @@ import math
 from dataclasses import dataclass
 
 #: Columns of the uniform draws per window, in the order they are taken from the generator.
-_DRAWS = ("flip", "affine", "angle", "scale", "tx", "ty", "speckle", "sigma", "intensity", "gain",
-          "attenuation", "gamma", "contrast")
+_DRAWS = (
+    "flip",
+    "affine",
+    "angle",
+    "scale",
+    "tx",
+    "ty",
+    "speckle",
+    "sigma",
+    "intensity",
+    "gain",
+    "attenuation",
+    "gamma",
+    "contrast",
+)
 
 
 def epoch_generator(seed: int, epoch: int, rank: int = 0, device="cpu"):
@@ -240,8 +253,9 @@ def geometry(frames, masks, p: dict):
         return torch.where(flip, frames.flip(-1), frames), torch.where(flip, masks.flip(-1), masks)
     b = shape[0]
     grid = F.affine_grid(affine_theta(p, h, w), [b, 1, h, w], align_corners=False)
-    frames = F.grid_sample(frames.reshape(b, -1, h, w), grid, mode="bilinear", padding_mode="zeros",
-                           align_corners=False).view(shape)
+    frames = F.grid_sample(
+        frames.reshape(b, -1, h, w), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    ).view(shape)
     return frames, nearest(masks, grid)
 
 
@@ -310,8 +324,9 @@ def speckle_noise(shape, sigma, generator):
     import torch
 
     b, (h, w) = shape[0], shape[-2:]
-    noise = torch.randn((b, math.prod(shape[1:-2]), (h + 1) // 2, (w + 1) // 2), generator=generator,
-                        device=sigma.device)
+    noise = torch.randn(
+        (b, math.prod(shape[1:-2]), (h + 1) // 2, (w + 1) // 2), generator=generator, device=sigma.device
+    )
     return noise.mul_(sigma.view(b, 1, 1, 1)).add_(1.0)
 
 

@@ -27,7 +27,7 @@ from napari_ultramn.model.frames_model import FramesModel, check_args
 
 def stage_widths(base_channels: int, depth: int) -> list[int]:
     """Channels per resolution level, full resolution first: ``base/2, base, 2 base, ...``."""
-    return [max(base_channels // 2, 2)] + [base_channels * 2 ** i for i in range(depth)]
+    return [max(base_channels // 2, 2)] + [base_channels * 2**i for i in range(depth)]
 
 
 class DoubleConv(nn.Module):
@@ -51,29 +51,37 @@ class UNet2D(FramesModel):
     divisible by ``2**depth``.
     """
 
-    def __init__(self, n_planes: int, in_channels: int = 1, base_channels: int = 16,
-                 depth: int = 3, norm: str = "batch"):
+    def __init__(
+        self, n_planes: int, in_channels: int = 1, base_channels: int = 16, depth: int = 3, norm: str = "batch"
+    ):
         super().__init__()
         check_args(n_planes, in_channels, base_channels, depth)
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
         self.depth = depth
         self.in_channels = in_channels
-        self._config = {"name": "unet2d", "n_planes": n_planes, "in_channels": in_channels,
-                        "base_channels": base_channels, "depth": depth, "norm": norm}
+        self._config = {
+            "name": "unet2d",
+            "n_planes": n_planes,
+            "in_channels": in_channels,
+            "base_channels": base_channels,
+            "depth": depth,
+            "norm": norm,
+        }
         widths = stage_widths(base_channels, depth)
         chans = [in_channels] + widths
-        self.encoder = nn.ModuleList(
-            DoubleConv(chans[i], chans[i + 1], norm) for i in range(depth + 1))
+        self.encoder = nn.ModuleList(DoubleConv(chans[i], chans[i + 1], norm) for i in range(depth + 1))
         self.decoder = nn.ModuleList(
-            DoubleConv(widths[i + 1] + widths[i], widths[i], norm) for i in reversed(range(depth)))
+            DoubleConv(widths[i + 1] + widths[i], widths[i], norm) for i in reversed(range(depth))
+        )
         self.seg_head = nn.Conv2d(widths[0], 1, 1)
         assert self.seg_head.bias is not None  # Conv2d's default bias=True
         nn.init.constant_(self.seg_head.bias, SEG_PRIOR_BIAS)
         self.heads = PlaneHeads(widths[-1], n_planes)
 
-    def forward_frames(self, frames: torch.Tensor, n_frames: int,
-                       cache: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_frames(
+        self, frames: torch.Tensor, n_frames: int, cache: dict | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B*T, C, H, W) -> seg (B*T, 1, H, W), features (B*T, D)``; stateless per frame."""
         skips = []
         x = frames

@@ -51,8 +51,9 @@ def max_pool2x2(x: torch.Tensor) -> torch.Tensor:
     """
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         return F.max_pool2d(x, 2)
-    return torch.maximum(torch.maximum(x[:, :, 0::2, 0::2], x[:, :, 0::2, 1::2]),
-                         torch.maximum(x[:, :, 1::2, 0::2], x[:, :, 1::2, 1::2]))
+    return torch.maximum(
+        torch.maximum(x[:, :, 0::2, 0::2], x[:, :, 0::2, 1::2]), torch.maximum(x[:, :, 1::2, 0::2], x[:, :, 1::2, 1::2])
+    )
 
 
 class CausalConv(nn.Module):
@@ -69,16 +70,18 @@ class CausalConv(nn.Module):
     the outputs of the whole window at once while each call costs one frame's work.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, temporal_kernel: int = 1,
-                 spatial_kernel: int = 3, bias: bool = False):
+    def __init__(
+        self, in_channels: int, out_channels: int, temporal_kernel: int = 1, spatial_kernel: int = 3, bias: bool = False
+    ):
         super().__init__()
         if temporal_kernel < 1:
             raise ValueError(f"temporal_kernel must be >= 1; got {temporal_kernel}")
         if spatial_kernel < 1 or spatial_kernel % 2 == 0:
             raise ValueError(f"spatial_kernel must be odd and >= 1; got {spatial_kernel}")
         self.temporal_kernel = temporal_kernel
-        self.conv = nn.Conv2d(in_channels * temporal_kernel, out_channels, spatial_kernel,
-                              padding=spatial_kernel // 2, bias=bias)
+        self.conv = nn.Conv2d(
+            in_channels * temporal_kernel, out_channels, spatial_kernel, padding=spatial_kernel // 2, bias=bias
+        )
 
     def forward(self, x: torch.Tensor, n_frames: int, cache: dict | None = None) -> torch.Tensor:
         k = self.temporal_kernel
@@ -102,17 +105,18 @@ class CausalConv(nn.Module):
             if past is None:  # first frame after reset(): the same zeros as the window's padding
                 past = video.new_zeros((video.shape[0], (k - 1) * c, h, w))
             padded = torch.cat([past.reshape(-1, k - 1, c, h, w), video], dim=1)
-            cache[id(self)] = padded[:, -(k - 1):].reshape(-1, (k - 1) * c, h, w)
+            cache[id(self)] = padded[:, -(k - 1) :].reshape(-1, (k - 1) * c, h, w)
         # oldest first: channel block j holds frame t - (k - 1) + j
-        stacked = torch.cat([padded[:, j:j + n_frames] for j in range(k)], dim=2)
+        stacked = torch.cat([padded[:, j : j + n_frames] for j in range(k)], dim=2)
         return self.conv(stacked.reshape(-1, k * c, h, w))
 
 
 class ConvNormAct(nn.Module):
     """(Causal) convolution -> per-frame norm -> ReLU; ``(B*T, C_in, H, W) -> (B*T, C_out, H, W)``."""
 
-    def __init__(self, in_channels: int, out_channels: int, norm: str, temporal_kernel: int = 1,
-                 spatial_kernel: int = 3):
+    def __init__(
+        self, in_channels: int, out_channels: int, norm: str, temporal_kernel: int = 1, spatial_kernel: int = 3
+    ):
         super().__init__()
         self.conv = CausalConv(in_channels, out_channels, temporal_kernel, spatial_kernel)
         self.norm = make_norm(norm, out_channels)
@@ -165,8 +169,7 @@ class PlaneHeads(nn.Module):
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         presence, plane_frame = self.per_frame(features)
-        return {"presence": presence, "plane_frame": plane_frame,
-                "plane_clip": self.clip(features.mean(dim=1))}
+        return {"presence": presence, "plane_frame": plane_frame, "plane_clip": self.clip(features.mean(dim=1))}
 
 
 @torch.no_grad()

@@ -106,8 +106,7 @@ def resize_stack(stack: np.ndarray, size: tuple[int, int], order: int = 1) -> np
     return (y[:, 0] if squeeze else y).numpy()
 
 
-def predict_clip(model, frames: np.ndarray, *, window: int, input_size=None, device="cpu",
-                 chunk_frames: int = 64):
+def predict_clip(model, frames: np.ndarray, *, window: int, input_size=None, device="cpu", chunk_frames: int = 64):
     """Run the model causally over a whole clip; probabilities at the clip's own frame size.
 
     Every output frame sees its full causal past: the clip goes through

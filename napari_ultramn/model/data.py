@@ -27,7 +27,9 @@ def read_manifest(dataset_dir: str | Path) -> dict:
         exists = Path(dataset_dir).exists()
         raise InputError(dataset_dir, "is a file, not a dataset folder" if exists else "no such dataset folder")
     if not path.is_file():
-        raise InputError(dataset_dir, "is not an UltraMN dataset (no manifest.json); build one with `ultramn build-dataset`")
+        raise InputError(
+            dataset_dir, "is not an UltraMN dataset (no manifest.json); build one with `ultramn build-dataset`"
+        )
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
@@ -65,6 +67,7 @@ def split_path(dataset_dir: str | Path, split: str) -> Path:
 
 def clip_ids(h5_path: str | Path) -> list[str]:
     from napari_ultramn.io.h5 import load_h5py
+
     h5py = load_h5py()
 
     with h5py.File(h5_path, "r") as fh:
@@ -79,6 +82,7 @@ def _attr(attrs, key, default=None):
 def iter_clips(h5_path: str | Path) -> Iterator[dict]:
     """Whole clips of a split file: frames, masks (T, H, W), plane_labels, annotated, metadata."""
     from napari_ultramn.io.h5 import load_h5py
+
     h5py = load_h5py()
 
     try:
@@ -121,6 +125,7 @@ def _quality(group) -> str:
 def frame_size(h5_path: str | Path) -> tuple[int, int]:
     """(H, W) of the first clip's frames: the input size the model is trained at."""
     from napari_ultramn.io.h5 import load_h5py
+
     h5py = load_h5py()
 
     with h5py.File(h5_path, "r") as fh:
@@ -134,6 +139,7 @@ def plane_label_counts(h5_path: str | Path, n_labels: int) -> np.ndarray:
     """Frames per plane code (``(n_labels,) int64``) over every clip of a split; -1 (unknown) is
     not counted. A code outside the vocabulary is an error here rather than deep in the loss."""
     from napari_ultramn.io.h5 import load_h5py
+
     h5py = load_h5py()
 
     counts = np.zeros(n_labels, np.int64)
@@ -144,8 +150,10 @@ def plane_label_counts(h5_path: str | Path, n_labels: int) -> np.ndarray:
                 continue
             codes = g["plane_labels"][()].astype(np.int64).ravel()
             if codes.size and codes.max() >= n_labels:
-                raise InputError(h5_path, f"clip {cid} has plane code {int(codes.max())}, outside the "
-                                 f"vocabulary of {n_labels} labels")
+                raise InputError(
+                    h5_path,
+                    f"clip {cid} has plane code {int(codes.max())}, outside the vocabulary of {n_labels} labels",
+                )
             counts += np.bincount(codes[codes >= 0], minlength=n_labels)
     return counts
 
@@ -168,7 +176,9 @@ def make_loader(dataset, *, batch_size: int, shuffle: bool, seed: int, workers: 
     from torch.utils.data import DataLoader
     from torch.utils.data.distributed import DistributedSampler
 
-    sampler: DistributedSampler | None = DistributedSampler(dataset, shuffle=shuffle, seed=seed) if distributed else None
+    sampler: DistributedSampler | None = (
+        DistributedSampler(dataset, shuffle=shuffle, seed=seed) if distributed else None
+    )
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,

@@ -87,9 +87,11 @@ def plane_metrics(truth: np.ndarray, pred: np.ndarray, labels: list[str]) -> tup
     fp, fn = cm.sum(0) - tp, cm.sum(1) - tp
     present = (cm.sum(0) + cm.sum(1)) > 0
     f1 = np.where(present, 2 * tp / np.maximum(2 * tp + fp + fn, 1), np.nan)
-    summary = {"plane_accuracy": float((t == p).mean()) if len(t) else float("nan"),
-               "plane_macro_f1": float(np.nanmean(f1)) if present.any() else float("nan"),
-               "n_plane_frames": int(len(t))}
+    summary = {
+        "plane_accuracy": float((t == p).mean()) if len(t) else float("nan"),
+        "plane_macro_f1": float(np.nanmean(f1)) if present.any() else float("nan"),
+        "n_plane_frames": int(len(t)),
+    }
     frame = pd.DataFrame(cm, columns=[f"pred:{n}" for n in labels])
     frame.insert(0, "truth", labels)
     return summary, frame
@@ -99,7 +101,9 @@ def _restate_baseline(name: str, p: Progress) -> Progress:
     return Progress(p.done, p.total, f"baseline {name}: {p.message}", p.metrics)
 
 
-def evaluate_checkpoint(run, dataset_dir, split: str = "test", device: str = "cpu", name: str | None = None) -> ProgressGen[dict]:
+def evaluate_checkpoint(
+    run, dataset_dir, split: str = "test", device: str = "cpu", name: str | None = None
+) -> ProgressGen[dict]:
     """Run one checkpoint over a split; returns {'summary', 'frames', 'clips', 'confusion', 'example'}."""
     import pandas as pd
 
@@ -128,25 +132,46 @@ def evaluate_checkpoint(run, dataset_dir, split: str = "test", device: str = "cp
         guess.append(plane_pred)
         known = clip["plane_labels"] >= 0
         true_clip = clip["plane"] if clip["plane"] in labels else None
-        clip_rows.append({
-            **meta, "plane": clip["plane"], "n_frames": len(clip["frames"]), "n_annotated": len(ann),
-            **{k: float(np.nanmean(m[k])) if len(ann) and np.isfinite(m[k]).any() else float("nan") for k in SEG_COLUMNS},
-            "n_one_empty": int((m["empty"] == "one").sum()),
-            "plane_accuracy": float((plane_pred[known] == clip["plane_labels"][known]).mean()) if known.any() else float("nan"),
-            "predicted_plane": labels[int(pred["clip_plane_prob"].argmax())],
-            "clip_plane_correct": float(labels[int(pred["clip_plane_prob"].argmax())] == true_clip) if true_clip else float("nan"),
-        })
+        clip_rows.append(
+            {
+                **meta,
+                "plane": clip["plane"],
+                "n_frames": len(clip["frames"]),
+                "n_annotated": len(ann),
+                **{
+                    k: float(np.nanmean(m[k])) if len(ann) and np.isfinite(m[k]).any() else float("nan")
+                    for k in SEG_COLUMNS
+                },
+                "n_one_empty": int((m["empty"] == "one").sum()),
+                "plane_accuracy": float((plane_pred[known] == clip["plane_labels"][known]).mean())
+                if known.any()
+                else float("nan"),
+                "predicted_plane": labels[int(pred["clip_plane_prob"].argmax())],
+                "clip_plane_correct": float(labels[int(pred["clip_plane_prob"].argmax())] == true_clip)
+                if true_clip
+                else float("nan"),
+            }
+        )
         if example is None and len(ann) and clip["masks"][ann].any():
             biggest = int(ann[np.argmax(clip["masks"][ann].reshape(len(ann), -1).sum(1))])
             example = (clip["frames"][biggest], clip["masks"][biggest], masks[biggest], clip["clip_id"], biggest)
     frames, clips = pd.DataFrame(rows), pd.DataFrame(clip_rows)
-    planes, confusion = plane_metrics(np.concatenate(truth) if truth else np.zeros(0, int),
-                                      np.concatenate(guess) if guess else np.zeros(0, int), labels)
-    summary = {"model": name, "checkpoint": ckpt["path"], "epoch": ckpt["epoch"], "n_clips": len(clips),
-               "n_frames": len(frames), **planes,
-               "clip_plane_accuracy": float(clips["clip_plane_correct"].mean()) if len(clips) else float("nan"),
-               **{k: float(clips[k].mean()) if len(clips) else float("nan") for k in SEG_COLUMNS},
-               "n_one_empty_frames": int(clips["n_one_empty"].sum()) if len(clips) else 0}
+    planes, confusion = plane_metrics(
+        np.concatenate(truth) if truth else np.zeros(0, int),
+        np.concatenate(guess) if guess else np.zeros(0, int),
+        labels,
+    )
+    summary = {
+        "model": name,
+        "checkpoint": ckpt["path"],
+        "epoch": ckpt["epoch"],
+        "n_clips": len(clips),
+        "n_frames": len(frames),
+        **planes,
+        "clip_plane_accuracy": float(clips["clip_plane_correct"].mean()) if len(clips) else float("nan"),
+        **{k: float(clips[k].mean()) if len(clips) else float("nan") for k in SEG_COLUMNS},
+        "n_one_empty_frames": int(clips["n_one_empty"].sum()) if len(clips) else 0,
+    }
     return {"summary": summary, "frames": frames, "clips": clips, "confusion": confusion, "example": example}
 
 
@@ -190,18 +215,36 @@ def train_baselines(run_dir, dataset_dir, names=BASELINES, device: str = "auto")
         finished = any(r.get("event") == "end" for r in read_progress(target)) if target.exists() else False
         if not finished:
             resume = (target / "last.pt").exists()
-            gen = train_run(args["dataset_dir"] if dataset_dir is None else dataset_dir, target, model=name,
-                            epochs=args["epochs"], batch_size=args["batch_size"], window=args["window"],
-                            lr=args["lr"], max_minutes=args.get("max_minutes"), seed=args["seed"],
-                            patience=args.get("patience", 5), device=device, resume=resume,
-                            model_kwargs=baseline_kwargs(name, args.get("model_kwargs") or {}))
+            gen = train_run(
+                args["dataset_dir"] if dataset_dir is None else dataset_dir,
+                target,
+                model=name,
+                epochs=args["epochs"],
+                batch_size=args["batch_size"],
+                window=args["window"],
+                lr=args["lr"],
+                max_minutes=args.get("max_minutes"),
+                seed=args["seed"],
+                patience=args.get("patience", 5),
+                device=device,
+                resume=resume,
+                model_kwargs=baseline_kwargs(name, args.get("model_kwargs") or {}),
+            )
             yield from relay(gen, functools.partial(_restate_baseline, name))
         out[name] = target
     return out
 
 
-def evaluate_run(run_dir, dataset_dir, split: str = "test", *, baselines: bool = False, out_dir=None,
-                 device: str = "auto", write: bool = True) -> ProgressGen[EvalResult]:
+def evaluate_run(
+    run_dir,
+    dataset_dir,
+    split: str = "test",
+    *,
+    baselines: bool = False,
+    out_dir=None,
+    device: str = "auto",
+    write: bool = True,
+) -> ProgressGen[EvalResult]:
     """Evaluate ``run_dir`` (and, with ``baselines``, the two baselines) on ``split``.
 
     Writes ``out_dir`` (default ``RUN_DIR/eval/<split>``): metrics.json (summary per model), and per
@@ -221,8 +264,9 @@ def evaluate_run(run_dir, dataset_dir, split: str = "test", *, baselines: bool =
     for name, path in runs.items():
         r = yield from evaluate_checkpoint(path, dataset_dir, split, device=dev, name=name)
         result.summary[name] = r["summary"]
-        result.tables.update({f"{name}/frames": r["frames"], f"{name}/clips": r["clips"],
-                              f"{name}/confusion": r["confusion"]})
+        result.tables.update(
+            {f"{name}/frames": r["frames"], f"{name}/clips": r["clips"], f"{name}/confusion": r["confusion"]}
+        )
         if len(r["clips"]):
             result.tables[f"{name}/participants"] = group_table(r["clips"], "participant")
             result.tables[f"{name}/quality"] = group_table(r["clips"], "quality")
@@ -238,7 +282,12 @@ def evaluate_run(run_dir, dataset_dir, split: str = "test", *, baselines: bool =
 
         write_report(out / "report.html", f"UltraMN evaluation ({split})", [result.section])
         result.out_dir = out
-    yield Progress(1, 1, "evaluation done", {n: {k: s.get(k) for k in ("dice", "plane_accuracy")} for n, s in result.summary.items()})
+    yield Progress(
+        1,
+        1,
+        "evaluation done",
+        {n: {k: s.get(k) for k in ("dice", "plane_accuracy")} for n, s in result.summary.items()},
+    )
     return result
 
 
@@ -248,10 +297,16 @@ USABLE_PLANE_ACCURACY = 0.8
 
 #: Summary keys -> column headers a reader understands without a manual (units in the header).
 SUMMARY_COLUMNS = {
-    "model": "model", "epoch": "best epoch", "n_clips": "clips", "dice": "nerve Dice",
-    "iou": "nerve IoU", "hd95_mm": "HD95 (mm)", "n_one_empty_frames": "frames with one mask empty",
+    "model": "model",
+    "epoch": "best epoch",
+    "n_clips": "clips",
+    "dice": "nerve Dice",
+    "iou": "nerve IoU",
+    "hd95_mm": "HD95 (mm)",
+    "n_one_empty_frames": "frames with one mask empty",
     "csa_error_mm2": "CSA error (mm²)",
-    "plane_accuracy": "plane accuracy (frames)", "plane_macro_f1": "plane macro-F1",
+    "plane_accuracy": "plane accuracy (frames)",
+    "plane_macro_f1": "plane macro-F1",
     "clip_plane_accuracy": "plane accuracy (clips)",
 }
 
@@ -266,9 +321,11 @@ def usability_note(summary: dict) -> str | None:
         short.append(f"plane accuracy {_fmt(acc)} is below {USABLE_PLANE_ACCURACY}")
     if not short:
         return None
-    return (f"{summary.get('model', 'This model')} is not usable yet: {' and '.join(short)}. "
-            "Its proposals would cost raters more time than they save; train it for longer "
-            "(ultramn train ... --resume) or on more labelled clips.")
+    return (
+        f"{summary.get('model', 'This model')} is not usable yet: {' and '.join(short)}. "
+        "Its proposals would cost raters more time than they save; train it for longer "
+        "(ultramn train ... --resume) or on more labelled clips."
+    )
 
 
 def _fmt(value) -> str:
@@ -292,22 +349,34 @@ def report_section(result: EvalResult, split: str, examples: dict) -> ReportSect
     """Side-by-side summary, per-participant and per-quality tables, confusion matrix, a thumbnail."""
     primary = next(iter(result.summary))
     warnings = [note for s in result.summary.values() if (note := usability_note(s))]
-    parts = [*(f"<p class='warning'><b>Warning:</b> {escape(w)}</p>" for w in warnings),
-             f"<p>Split <code>{escape(split)}</code>; whole clips, windowed. Dice/IoU: mean over clips of "
-             "the per-frame mean over annotated frames (both empty = 1); HD95 0 where both masks are "
-             "empty, undefined where one is (those frames are counted in <i>n_one_empty</i> and left "
-             "out of the HD95 means; the agreement report's convention); CSA error is |area<sub>pred</sub> - area<sub>truth</sub>|, the nerve's "
-             "cross-sectional area. Epochs count from 1.</p>",
-             table_html(summary_table(result.summary))]
-    for key, title in (("participants", "per participant"), ("quality", "per image-quality grade"),
-                       ("confusion", "plane confusion matrix (rows = truth)")):
+    parts = [
+        *(f"<p class='warning'><b>Warning:</b> {escape(w)}</p>" for w in warnings),
+        f"<p>Split <code>{escape(split)}</code>; whole clips, windowed. Dice/IoU: mean over clips of "
+        "the per-frame mean over annotated frames (both empty = 1); HD95 0 where both masks are "
+        "empty, undefined where one is (those frames are counted in <i>n_one_empty</i> and left "
+        "out of the HD95 means; the agreement report's convention); CSA error is |area<sub>pred</sub> - area<sub>truth</sub>|, the nerve's "
+        "cross-sectional area. Epochs count from 1.</p>",
+        table_html(summary_table(result.summary)),
+    ]
+    for key, title in (
+        ("participants", "per participant"),
+        ("quality", "per image-quality grade"),
+        ("confusion", "plane confusion matrix (rows = truth)"),
+    ):
         if f"{primary}/{key}" in result.tables:
-            parts.append(f"<h3>{escape(primary)}: {title}</h3>" + table_html(result.tables[f"{primary}/{key}"], float_format="{:.3f}"))
+            parts.append(
+                f"<h3>{escape(primary)}: {title}</h3>"
+                + table_html(result.tables[f"{primary}/{key}"], float_format="{:.3f}")
+            )
     thumbs = []
     for name, ex in examples.items():
         if ex is not None:
             frame, truth, pred, cid, t = ex
-            thumbs.append(image_html(overlay(frame, truth, pred), f"{name}: {cid} frame {t} (green truth, magenta model)", width=220))
+            thumbs.append(
+                image_html(
+                    overlay(frame, truth, pred), f"{name}: {cid} frame {t} (green truth, magenta model)", width=220
+                )
+            )
     parts.append("".join(thumbs))
     return ReportSection(f"Model evaluation ({split})", "".join(parts))
 

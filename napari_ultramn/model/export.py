@@ -49,14 +49,15 @@ class _TupleOutputs(nn.Module):
         return tuple(out[name] for name in OUTPUT_NAMES)
 
 
-def _prepare(model: FramesModel, window: int, size: Sequence[int] | None
-             ) -> tuple[FramesModel, torch.Tensor, torch.Tensor]:
+def _prepare(
+    model: FramesModel, window: int, size: Sequence[int] | None
+) -> tuple[FramesModel, torch.Tensor, torch.Tensor]:
     """Eval-mode, BN-folded CPU copy; a trace input and a differently shaped check input."""
     if not hasattr(model, "config") or not hasattr(model, "check_input"):
         raise TypeError(f"export needs a model from build_model(); got {type(model).__name__}")
     if not isinstance(window, int) or window < 1:
         raise ValueError(f"window must be an int >= 1; got {window!r}")
-    m = 2 ** model.depth
+    m = 2**model.depth
     h, w = (4 * m, 4 * m) if size is None else (int(size[0]), int(size[1]))
     if h <= 0 or w <= 0 or h % m or w % m:
         raise ValueError(f"size must be positive and divisible by 2**depth = {m}; got {h}x{w}")
@@ -68,12 +69,16 @@ def _prepare(model: FramesModel, window: int, size: Sequence[int] | None
 
 
 def _metadata(model: FramesModel, plane_labels: Sequence[str] | None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"config": model.config, "outputs": list(OUTPUT_NAMES),
-                            "input": "(B, C, T, H, W) float in [0, 1]"}
+    meta: dict[str, Any] = {
+        "config": model.config,
+        "outputs": list(OUTPUT_NAMES),
+        "input": "(B, C, T, H, W) float in [0, 1]",
+    }
     if plane_labels is not None:
         if len(plane_labels) != model.config["n_planes"]:
-            raise ValueError(f"plane_labels has {len(plane_labels)} names but the model has "
-                             f"n_planes={model.config['n_planes']}")
+            raise ValueError(
+                f"plane_labels has {len(plane_labels)} names but the model has n_planes={model.config['n_planes']}"
+            )
         meta["plane_labels"] = list(plane_labels)
     return meta
 
@@ -84,13 +89,18 @@ def _check_agreement(what: str, got: Sequence[Any], want: dict[str, torch.Tensor
         value = np.asarray(value)
         if value.shape != ref.shape or not np.allclose(value, ref, atol=ATOL, rtol=1e-3):
             diff = np.abs(value - ref).max() if value.shape == ref.shape else "shape"
-            raise RuntimeError(f"{what} output {name!r} disagrees with the eager model "
-                               f"(max difference {diff}); not written")
+            raise RuntimeError(
+                f"{what} output {name!r} disagrees with the eager model (max difference {diff}); not written"
+            )
 
 
-def export_torchscript(model: FramesModel, path: str | Path, window: int = 4,
-                       size: Sequence[int] | None = None,
-                       plane_labels: Sequence[str] | None = None) -> Path:
+def export_torchscript(
+    model: FramesModel,
+    path: str | Path,
+    window: int = 4,
+    size: Sequence[int] | None = None,
+    plane_labels: Sequence[str] | None = None,
+) -> Path:
     """Trace ``model`` to TorchScript at ``path`` (atomic); ``torch.jit.load`` returns a module
     whose forward gives the same dict of logits. Returns the path."""
     path = Path(path)
@@ -131,9 +141,14 @@ def _checked_onnx(buffer, meta: dict[str, Any]) -> tuple[bytes, Any]:
     return proto.SerializeToString(), onnxruntime
 
 
-def export_onnx(model: FramesModel, path: str | Path, window: int = 4,
-                size: Sequence[int] | None = None, opset: int = 17,
-                plane_labels: Sequence[str] | None = None) -> Path:
+def export_onnx(
+    model: FramesModel,
+    path: str | Path,
+    window: int = 4,
+    size: Sequence[int] | None = None,
+    opset: int = 17,
+    plane_labels: Sequence[str] | None = None,
+) -> Path:
     """Export ``model`` to ONNX at ``path`` (atomic) with dynamic batch, time, height, width.
 
     Input ``frames (B, C, T, H, W)``; outputs ``seg, presence, plane_frame, plane_clip``
@@ -143,24 +158,32 @@ def export_onnx(model: FramesModel, path: str | Path, window: int = 4,
     path = Path(path)
     export_model, example, check = _prepare(model, window, size)
     meta = _metadata(model, plane_labels)
-    axes = {"frames": {0: "batch", 2: "time", 3: "height", 4: "width"},
-            "seg": {0: "batch", 2: "time", 3: "height", 4: "width"},
-            "presence": {0: "batch", 1: "time"}, "plane_frame": {0: "batch", 1: "time"},
-            "plane_clip": {0: "batch"}}
+    axes = {
+        "frames": {0: "batch", 2: "time", 3: "height", 4: "width"},
+        "seg": {0: "batch", 2: "time", 3: "height", 4: "width"},
+        "presence": {0: "batch", 1: "time"},
+        "plane_frame": {0: "batch", 1: "time"},
+        "plane_clip": {0: "batch"},
+    }
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         # the legacy (TorchScript-based) exporter: the torch.export one needs onnxscript
         warnings.simplefilter("ignore")
-        torch.onnx.export(_TupleOutputs(export_model), (example,), buffer,  # type: ignore[arg-type]  # a file object works
-                          dynamo=False,
-                          input_names=["frames"], output_names=list(OUTPUT_NAMES),
-                          dynamic_axes=axes, opset_version=opset)
+        torch.onnx.export(
+            _TupleOutputs(export_model),
+            (example,),
+            buffer,  # type: ignore[arg-type]  # a file object works
+            dynamo=False,
+            input_names=["frames"],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes=axes,
+            opset_version=opset,
+        )
         want = export_model(check)
     data, onnxruntime = _checked_onnx(buffer, meta)
     if onnxruntime is not None:
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
-        _check_agreement("ONNX", session.run(list(OUTPUT_NAMES), {"frames": check.numpy()}),
-                         want)
+        _check_agreement("ONNX", session.run(list(OUTPUT_NAMES), {"frames": check.numpy()}), want)
     atomic_write_bytes(path, data)
     return path
 
@@ -172,24 +195,35 @@ class _StreamStep(nn.Module):
     def __init__(self, model: FramesModel):
         super().__init__()
         self.model = model
-        self.convs = [m for m in model.modules()
-                      if isinstance(m, CausalConv) and m.temporal_kernel > 1]
+        self.convs = [m for m in model.modules() if isinstance(m, CausalConv) and m.temporal_kernel > 1]
 
-    def forward(self, frame: torch.Tensor, feature_sum: torch.Tensor, count: torch.Tensor,
-                *states: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self, frame: torch.Tensor, feature_sum: torch.Tensor, count: torch.Tensor, *states: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         cache = {id(conv): state for conv, state in zip(self.convs, states)}
         seg, features = self.model.forward_frames(frame, 1, cache)
         presence, plane_frame = self.model.heads.per_frame(features)
         feature_sum = feature_sum + features
         count = count + 1.0
         clip = self.model.heads.clip(feature_sum / count)
-        return (torch.sigmoid(seg[0, 0]), torch.sigmoid(presence), torch.softmax(plane_frame[0], -1),
-                torch.softmax(clip[0], -1), feature_sum, count,
-                *(cache[id(conv)] for conv in self.convs))
+        return (
+            torch.sigmoid(seg[0, 0]),
+            torch.sigmoid(presence),
+            torch.softmax(plane_frame[0], -1),
+            torch.softmax(clip[0], -1),
+            feature_sum,
+            count,
+            *(cache[id(conv)] for conv in self.convs),
+        )
 
 
-def export_onnx_stream(model: FramesModel, path: str | Path, size: Sequence[int],
-                       opset: int = 17, plane_labels: Sequence[str] | None = None) -> Path:
+def export_onnx_stream(
+    model: FramesModel,
+    path: str | Path,
+    size: Sequence[int],
+    opset: int = 17,
+    plane_labels: Sequence[str] | None = None,
+) -> Path:
     """Export the one-frame stream step to ONNX at ``path`` (atomic), for a fixed frame size.
 
     Inputs: ``frame (1, C, H, W)`` float in [0, 1], ``feature_sum (1, D)``, ``count (1,)`` and
@@ -216,14 +250,20 @@ def export_onnx_stream(model: FramesModel, path: str | Path, size: Sequence[int]
     states = [torch.zeros_like(cache[id(conv)]) for conv in step.convs]
     inputs = (frames[0], torch.zeros_like(features), torch.zeros(1), *states)
     in_names = ["frame", "feature_sum", "count"] + [f"state_{i}" for i in range(len(states))]
-    out_names = ["mask_prob", "presence", "plane_probs", "clip_plane_probs"] + [
-        f"{name}_out" for name in in_names[1:]]
+    out_names = ["mask_prob", "presence", "plane_probs", "clip_plane_probs"] + [f"{name}_out" for name in in_names[1:]]
     meta["inputs"] = {name: list(t.shape) for name, t in zip(in_names, inputs)}
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(step, inputs, buffer, dynamo=False, input_names=in_names,  # type: ignore[arg-type]
-                          output_names=out_names, opset_version=opset)
+        torch.onnx.export(
+            step,
+            inputs,
+            buffer,  # type: ignore[arg-type]  # a file object works
+            dynamo=False,
+            input_names=in_names,
+            output_names=out_names,
+            opset_version=opset,
+        )
     data, onnxruntime = _checked_onnx(buffer, meta)
     if onnxruntime is not None:
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
@@ -232,11 +272,9 @@ def export_onnx_stream(model: FramesModel, path: str | Path, size: Sequence[int]
         for frame in frames:
             want = stream.step(frame[0] if model.in_channels == 1 else frame)
             got = session.run(out_names, {**feed, "frame": frame.numpy()})
-            for name, value in zip(("mask_prob", "presence", "plane_probs", "clip_plane_probs"),
-                                   got):
+            for name, value in zip(("mask_prob", "presence", "plane_probs", "clip_plane_probs"), got):
                 if not np.allclose(np.ravel(value), np.ravel(np.asarray(want[name])), atol=ATOL):
-                    raise RuntimeError(f"ONNX stream output {name!r} disagrees with "
-                                       "StreamingUltraMN; not written")
+                    raise RuntimeError(f"ONNX stream output {name!r} disagrees with StreamingUltraMN; not written")
             feed.update(dict(zip(in_names[1:], got[4:])))
     atomic_write_bytes(path, data)
     return path

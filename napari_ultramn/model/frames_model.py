@@ -14,8 +14,7 @@ from napari_ultramn.model.blocks import CausalConv, PlaneHeads
 
 def check_args(n_planes: int, in_channels: int, base_channels: int, depth: int) -> None:
     if not isinstance(n_planes, int) or n_planes < 2:
-        raise ValueError(f"n_planes must be an int >= 2 (the plane labels including "
-                         f"non_standard); got {n_planes!r}")
+        raise ValueError(f"n_planes must be an int >= 2 (the plane labels including non_standard); got {n_planes!r}")
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ValueError(f"in_channels must be an int >= 1; got {in_channels!r}")
     if not isinstance(base_channels, int) or base_channels < 2:
@@ -58,15 +57,17 @@ class FramesModel(nn.Module):
         if x.ndim != 5:
             raise ValueError(f"expected input (B, C, T, H, W); got shape {tuple(x.shape)}")
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"expected {self.in_channels} input channel(s); got shape "
-                             f"{tuple(x.shape)}")
-        m = 2 ** self.depth
+            raise ValueError(f"expected {self.in_channels} input channel(s); got shape {tuple(x.shape)}")
+        m = 2**self.depth
         if x.shape[-2] % m or x.shape[-1] % m:
-            raise ValueError(f"frame height and width must be divisible by 2**depth = {m}; got "
-                             f"{x.shape[-2]}x{x.shape[-1]} (pad or resize the frames)")
+            raise ValueError(
+                f"frame height and width must be divisible by 2**depth = {m}; got "
+                f"{x.shape[-2]}x{x.shape[-1]} (pad or resize the frames)"
+            )
 
-    def forward_frames(self, frames: torch.Tensor, n_frames: int,
-                       cache: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_frames(
+        self, frames: torch.Tensor, n_frames: int, cache: dict | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -133,9 +133,15 @@ class ClipWindowDataset(Dataset):
     ``max_open_files`` and ``chunk_cache_bytes`` bound what each process keeps open (module doc).
     """
 
-    def __init__(self, h5_paths: str | Path | Sequence[str | Path], window: int = 16,
-                 stride: int | None = None, clip_ids: list[str] | None = None,
-                 max_open_files: int = 4, chunk_cache_bytes: int = 0):
+    def __init__(
+        self,
+        h5_paths: str | Path | Sequence[str | Path],
+        window: int = 16,
+        stride: int | None = None,
+        clip_ids: list[str] | None = None,
+        max_open_files: int = 4,
+        chunk_cache_bytes: int = 0,
+    ):
         if int(window) < 1 or (stride is not None and int(stride) < 1):
             raise ValueError(f"window and stride must be >= 1, got window={window}, stride={stride}")
         paths = [h5_paths] if isinstance(h5_paths, (str, Path)) else list(h5_paths)
@@ -184,8 +190,16 @@ class ClipWindowDataset(Dataset):
                 if wanted is None or clip_id in wanted:
                     g = fh["clips"][clip_id]
                     n, h, w = g["frames"].shape
-                    found.append((clip_id, {"n_frames": n, "frame_shape": (h, w),
-                                            "clip_plane": int(g.attrs.get("clip_plane_code", -1))}))
+                    found.append(
+                        (
+                            clip_id,
+                            {
+                                "n_frames": n,
+                                "frame_shape": (h, w),
+                                "clip_plane": int(g.attrs.get("clip_plane_code", -1)),
+                            },
+                        )
+                    )
             return found
 
     def __len__(self) -> int:
@@ -205,8 +219,12 @@ class ClipWindowDataset(Dataset):
         fh = self.files.get(self.paths[self.clips[clip_id]["file"]])
         g = fh["clips"][clip_id]
         sl = slice(start, start + self.window)
-        return {"frames": g["frames"][sl], "masks": g["masks"][sl],
-                "plane": g["plane_labels"][sl], "annotated": g["annotated"][sl]}
+        return {
+            "frames": g["frames"][sl],
+            "masks": g["masks"][sl],
+            "plane": g["plane_labels"][sl],
+            "annotated": g["annotated"][sl],
+        }
 
     def __getitem__(self, index: int) -> dict:
         if not -len(self) <= index < len(self):
@@ -250,5 +268,8 @@ def batch_to_float(batch: dict, device=None, augment=None, generator=None, non_b
 def split_datasets(folder: str | Path, window: int = 16, **kwargs) -> dict[str, ClipWindowDataset]:
     """``{'train': ..., 'validation': ..., 'test': ...}`` for the split files a folder holds."""
     folder = Path(folder)
-    return {s: ClipWindowDataset(folder / f"{s}.h5", window=window, **kwargs)
-            for s in SPLITS if (folder / f"{s}.h5").is_file()}
+    return {
+        s: ClipWindowDataset(folder / f"{s}.h5", window=window, **kwargs)
+        for s in SPLITS
+        if (folder / f"{s}.h5").is_file()
+    }

@@ -33,8 +33,7 @@ import torch.nn.functional as F
 from monai.losses import DiceLoss
 from torch import nn
 
-WEIGHT_NAMES = ("seg_dice_weight", "seg_ce_weight", "presence_weight", "plane_weight",
-                "clip_plane_weight")
+WEIGHT_NAMES = ("seg_dice_weight", "seg_ce_weight", "presence_weight", "plane_weight", "clip_plane_weight")
 
 
 def _zero(like: torch.Tensor) -> torch.Tensor:
@@ -42,8 +41,9 @@ def _zero(like: torch.Tensor) -> torch.Tensor:
     return like.sum() * 0.0
 
 
-def _masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
-                          weight: torch.Tensor | None = None) -> torch.Tensor:
+def _masked_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean cross-entropy over targets != -1; ``logits (N, P)``, ``target (N,)``; 0 if none.
 
     With ``weight (P,)`` it is the weighted mean (PyTorch's convention: divided by the summed
@@ -55,8 +55,7 @@ def _masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
     return F.cross_entropy(logits[valid], target[valid], weight=weight)
 
 
-def inverse_frequency_weights(counts: Sequence[int], power: float = 0.5,
-                              max_ratio: float = 10.0) -> list[float]:
+def inverse_frequency_weights(counts: Sequence[int], power: float = 0.5, max_ratio: float = 10.0) -> list[float]:
     """Class weights from per-class counts: ``(n_max / n_c) ** power``, capped, mean 1.
 
     ``power=0.5`` (square-root inverse frequency) rather than full inverse frequency: full
@@ -93,8 +92,9 @@ def validate_class_weights(weights) -> tuple[float, ...] | None:
             raise TypeError
         values = list(weights)
     except TypeError:
-        raise ValueError("plane_class_weights must be a sequence of numbers, one per plane label; "
-                         f"got {weights!r}") from None
+        raise ValueError(
+            f"plane_class_weights must be a sequence of numbers, one per plane label; got {weights!r}"
+        ) from None
     if not values:
         raise ValueError("plane_class_weights is empty; give one weight per plane label, or None")
     for i, w in enumerate(values):
@@ -121,26 +121,36 @@ class MultitaskLoss(nn.Module):
 
     plane_class_weights: torch.Tensor | None  # a buffer: follows the module to its device
 
-    def __init__(self, seg_dice_weight: float = 1.0, seg_ce_weight: float = 1.0,
-                 presence_weight: float = 0.5, plane_weight: float = 1.0,
-                 clip_plane_weight: float = 0.5,
-                 plane_class_weights: Sequence[float] | None = None):
+    def __init__(
+        self,
+        seg_dice_weight: float = 1.0,
+        seg_ce_weight: float = 1.0,
+        presence_weight: float = 0.5,
+        plane_weight: float = 1.0,
+        clip_plane_weight: float = 0.5,
+        plane_class_weights: Sequence[float] | None = None,
+    ):
         super().__init__()
-        weights = dict(zip(WEIGHT_NAMES, (seg_dice_weight, seg_ce_weight, presence_weight,
-                                          plane_weight, clip_plane_weight)))
+        weights = dict(
+            zip(WEIGHT_NAMES, (seg_dice_weight, seg_ce_weight, presence_weight, plane_weight, clip_plane_weight))
+        )
         for name, value in weights.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"{name} must be a number; got {value!r}")
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be finite and >= 0; got {value!r}")
         if not any(weights.values()):
-            raise ValueError("all loss weights are 0: nothing would be learned; set at least "
-                             f"one of {', '.join(WEIGHT_NAMES)} > 0")
+            raise ValueError(
+                f"all loss weights are 0: nothing would be learned; set at least one of {', '.join(WEIGHT_NAMES)} > 0"
+            )
         self.weights = {name: float(value) for name, value in weights.items()}
         class_weights = validate_class_weights(plane_class_weights)
         # a buffer, so loss.to(device) moves it; not persistent: it is a constructor argument
-        self.register_buffer("plane_class_weights", None if class_weights is None
-                             else torch.tensor(class_weights, dtype=torch.float32), persistent=False)
+        self.register_buffer(
+            "plane_class_weights",
+            None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32),
+            persistent=False,
+        )
         # per-frame Dice (batch=False): one frame's large nerve cannot hide another's miss
         self.dice = DiceLoss(sigmoid=True, reduction="none", batch=False)
 
@@ -150,16 +160,16 @@ class MultitaskLoss(nn.Module):
             text += f", plane_class_weights={[round(w, 4) for w in self.plane_class_weights.tolist()]}"
         return text
 
-    def forward(self, outputs: dict[str, torch.Tensor],
-                batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         # float32 whatever autocast produced: a float16 Dice sum over a 256x256 frame overflows
         seg = outputs["seg"].float()
         if seg.ndim != 5 or seg.shape[1] != 1:
             raise ValueError(f"outputs['seg'] must be (B, 1, T, H, W); got {tuple(seg.shape)}")
         masks = batch["masks"].to(seg.dtype)
         if masks.shape != seg.shape:
-            raise ValueError(f"batch['masks'] {tuple(masks.shape)} does not match "
-                             f"outputs['seg'] {tuple(seg.shape)}")
+            raise ValueError(f"batch['masks'] {tuple(masks.shape)} does not match outputs['seg'] {tuple(seg.shape)}")
         b, _, t, h, w = seg.shape
         annotated = batch["annotated"].to(torch.bool).reshape(b * t)
         # frames layout (B*T, 1, H, W): the Dice, BCE and presence parts are all per frame
@@ -171,37 +181,47 @@ class MultitaskLoss(nn.Module):
         wt = self.weights
         if wt["seg_dice_weight"]:
             keep = annotated & present
-            parts["seg_dice"] = (self.dice(seg_f[keep], mask_f[keep]).mean() if bool(keep.any())
-                                 else _zero(seg))
+            parts["seg_dice"] = self.dice(seg_f[keep], mask_f[keep]).mean() if bool(keep.any()) else _zero(seg)
         if wt["seg_ce_weight"]:
-            parts["seg_ce"] = (F.binary_cross_entropy_with_logits(seg_f[annotated],
-                                                                  mask_f[annotated])
-                               if bool(annotated.any()) else _zero(seg))
+            parts["seg_ce"] = (
+                F.binary_cross_entropy_with_logits(seg_f[annotated], mask_f[annotated])
+                if bool(annotated.any())
+                else _zero(seg)
+            )
         if wt["presence_weight"]:
             presence = outputs["presence"].float().reshape(b * t)
-            parts["presence"] = (F.binary_cross_entropy_with_logits(
-                presence[annotated], present[annotated].to(presence.dtype))
-                if bool(annotated.any()) else _zero(presence))
+            parts["presence"] = (
+                F.binary_cross_entropy_with_logits(presence[annotated], present[annotated].to(presence.dtype))
+                if bool(annotated.any())
+                else _zero(presence)
+            )
         if wt["plane_weight"]:
             logits = outputs["plane_frame"].float()
             class_weights = self.plane_class_weights
             if class_weights is not None:
                 if class_weights.numel() != logits.shape[-1]:
-                    raise ValueError(f"plane_class_weights has {class_weights.numel()} weights but "
-                                     f"outputs['plane_frame'] has {logits.shape[-1]} plane labels")
+                    raise ValueError(
+                        f"plane_class_weights has {class_weights.numel()} weights but "
+                        f"outputs['plane_frame'] has {logits.shape[-1]} plane labels"
+                    )
                 class_weights = class_weights.to(logits.device)
-            parts["plane"] = _masked_cross_entropy(logits.reshape(b * t, logits.shape[-1]),
-                                                   batch["plane"].reshape(b * t).long(),
-                                                   class_weights)
+            parts["plane"] = _masked_cross_entropy(
+                logits.reshape(b * t, logits.shape[-1]), batch["plane"].reshape(b * t).long(), class_weights
+            )
         if wt["clip_plane_weight"]:
-            parts["clip_plane"] = _masked_cross_entropy(outputs["plane_clip"].float(),
-                                                        batch["clip_plane"].reshape(b).long())
+            parts["clip_plane"] = _masked_cross_entropy(
+                outputs["plane_clip"].float(), batch["clip_plane"].reshape(b).long()
+            )
 
         total = cast(torch.Tensor, sum(wt[f"{name}_weight"] * value for name, value in parts.items()))
         # outputs whose every part is switched off still join the graph (as exact zeros), so
         # DistributedDataParallel finds a gradient for every parameter
-        used = {"seg": ("seg_dice", "seg_ce"), "presence": ("presence",),
-                "plane_frame": ("plane",), "plane_clip": ("clip_plane",)}
+        used = {
+            "seg": ("seg_dice", "seg_ce"),
+            "presence": ("presence",),
+            "plane_frame": ("plane",),
+            "plane_clip": ("clip_plane",),
+        }
         for key, names in used.items():
             if not any(name in parts for name in names) and key in outputs:
                 total = total + _zero(outputs[key].float())

@@ -49,13 +49,11 @@ class EncoderStage(nn.Module):
     kx3x3 (full 3D) convs.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, temporal_kernel: int,
-                 factorised: bool, norm: str):
+    def __init__(self, in_channels: int, out_channels: int, temporal_kernel: int, factorised: bool, norm: str):
         super().__init__()
         conv_k = 1 if factorised else temporal_kernel  # frames each 3x3 conv looks across
         self.conv1 = ConvNormAct(in_channels, out_channels, norm, conv_k)
-        self.temporal = (TemporalResidual(out_channels, temporal_kernel, norm)
-                         if factorised else None)
+        self.temporal = TemporalResidual(out_channels, temporal_kernel, norm) if factorised else None
         self.conv2 = ConvNormAct(out_channels, out_channels, norm, conv_k)
 
     def forward(self, x: torch.Tensor, n_frames: int, cache: dict | None = None) -> torch.Tensor:
@@ -98,9 +96,16 @@ class UltraMNet(FramesModel):
         norm: per-frame normalisation, one of ``batch`` (default), ``group``, ``instance``.
     """
 
-    def __init__(self, n_planes: int, in_channels: int = 1, base_channels: int = 16,
-                 depth: int = 3, temporal_kernel: int = 3, factorised: bool = True,
-                 norm: str = "batch"):
+    def __init__(
+        self,
+        n_planes: int,
+        in_channels: int = 1,
+        base_channels: int = 16,
+        depth: int = 3,
+        temporal_kernel: int = 3,
+        factorised: bool = True,
+        norm: str = "batch",
+    ):
         super().__init__()
         check_args(n_planes, in_channels, base_channels, depth)
         if not isinstance(temporal_kernel, int) or temporal_kernel < 1:
@@ -111,26 +116,30 @@ class UltraMNet(FramesModel):
         self.in_channels = in_channels
         self._config = {
             "name": "ultramn" if temporal_kernel > 1 else "ultramn_notemporal",
-            "n_planes": n_planes, "in_channels": in_channels, "base_channels": base_channels,
-            "depth": depth, "temporal_kernel": temporal_kernel, "factorised": bool(factorised),
+            "n_planes": n_planes,
+            "in_channels": in_channels,
+            "base_channels": base_channels,
+            "depth": depth,
+            "temporal_kernel": temporal_kernel,
+            "factorised": bool(factorised),
             "norm": norm,
         }
-        widths = [base_channels * 2 ** i for i in range(depth)]
+        widths = [base_channels * 2**i for i in range(depth)]
         # space-to-depth: each 2x2 pixel block becomes 4 channels at half resolution
         chans = [4 * in_channels] + widths
         self.encoder = nn.ModuleList(
-            EncoderStage(chans[i], chans[i + 1], temporal_kernel, bool(factorised), norm)
-            for i in range(depth))
-        self.decoder = nn.ModuleList(
-            DecoderStage(widths[i + 1], widths[i], norm) for i in reversed(range(depth - 1)))
+            EncoderStage(chans[i], chans[i + 1], temporal_kernel, bool(factorised), norm) for i in range(depth)
+        )
+        self.decoder = nn.ModuleList(DecoderStage(widths[i + 1], widths[i], norm) for i in reversed(range(depth - 1)))
         # depth-to-space: 4 logits per half-resolution position = one per full-resolution pixel
         self.seg_head = nn.Conv2d(widths[0], 4, 1)
         assert self.seg_head.bias is not None  # Conv2d's default bias=True
         nn.init.constant_(self.seg_head.bias, SEG_PRIOR_BIAS)
         self.heads = PlaneHeads(widths[-1], n_planes)
 
-    def forward_frames(self, frames: torch.Tensor, n_frames: int,
-                       cache: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_frames(
+        self, frames: torch.Tensor, n_frames: int, cache: dict | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B*T, C, H, W) -> seg (B*T, 1, H, W), features (B*T, D)``; ``cache`` for streams."""
         skips = []
         x = F.pixel_unshuffle(frames, 2)
@@ -152,8 +161,9 @@ def build_model(name: str, n_planes: int, **kwargs: Any) -> FramesModel:
         return UltraMNet(n_planes, **kwargs)
     if name == "ultramn_notemporal":
         if kwargs.setdefault("temporal_kernel", 1) != 1:
-            raise ValueError("ultramn_notemporal has temporal_kernel=1; got "
-                             f"temporal_kernel={kwargs['temporal_kernel']!r}")
+            raise ValueError(
+                f"ultramn_notemporal has temporal_kernel=1; got temporal_kernel={kwargs['temporal_kernel']!r}"
+            )
         return UltraMNet(n_planes, **kwargs)
     if name == "unet2d":
         from napari_ultramn.model.baselines import UNet2D

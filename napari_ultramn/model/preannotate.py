@@ -53,7 +53,9 @@ class Proposal:
     def frame_planes(self) -> list[str]:
         return [self.plane_labels[i] for i in self.plane_prob.argmax(1)]
 
-    def to_annotation(self, clip_id: str, rater: str = MODEL_RATER, existing: ClipAnnotation | None = None) -> ClipAnnotation | None:
+    def to_annotation(
+        self, clip_id: str, rater: str = MODEL_RATER, existing: ClipAnnotation | None = None
+    ) -> ClipAnnotation | None:
         """The annotation to save, merged into ``existing`` by the rules above; None = leave it alone."""
         n, h, w = self.masks.shape
         if existing is not None and (existing.n_frames != n or tuple(existing.frame_shape) != (h, w)):
@@ -128,17 +130,28 @@ def preannotate_clip(run_or_model, clip, device: str = "auto") -> ProgressGen[Pr
     if frames.ndim != 3:
         raise ValueError(f"a clip must be (T, H, W) frames, got shape {frames.shape}")
     yield Progress(1, 2, f"predicting {len(frames)} frames")
-    pred = predict_clip(model, frames, window=ckpt["window"], input_size=ckpt["input_size"],
-                        device=str(pick_device(device)))
+    pred = predict_clip(
+        model, frames, window=ckpt["window"], input_size=ckpt["input_size"], device=str(pick_device(device))
+    )
     masks = prediction_masks(pred)
     labels = list(ckpt["plane_labels"])
     standard = [i for i, name in enumerate(labels) if name != NON_STANDARD]
-    best = standard[int(np.argmax(pred["clip_plane_prob"][standard]))] if standard else int(np.argmax(pred["clip_plane_prob"]))
+    best = (
+        standard[int(np.argmax(pred["clip_plane_prob"][standard]))]
+        if standard
+        else int(np.argmax(pred["clip_plane_prob"]))
+    )
     proposal = Proposal(
-        masks=masks, nerve_prob=pred["nerve_prob"], confidence=frame_confidence(pred["nerve_prob"], pred["presence_prob"], masks),
-        plane_prob=pred["plane_prob"], plane_labels=labels, clip_plane=labels[best],
-        clip_plane_prob=float(pred["clip_plane_prob"][best]), source=str(ckpt.get("path", "")),
-        uncertainty=uncertainty(pred["nerve_prob"], pred["plane_prob"], masks))
+        masks=masks,
+        nerve_prob=pred["nerve_prob"],
+        confidence=frame_confidence(pred["nerve_prob"], pred["presence_prob"], masks),
+        plane_prob=pred["plane_prob"],
+        plane_labels=labels,
+        clip_plane=labels[best],
+        clip_plane_prob=float(pred["clip_plane_prob"][best]),
+        source=str(ckpt.get("path", "")),
+        uncertainty=uncertainty(pred["nerve_prob"], pred["plane_prob"], masks),
+    )
     proposal.plane_ranges = plane_ranges(proposal.frame_planes, proposal.clip_plane)
     yield Progress(2, 2, f"proposed plane {proposal.clip_plane}", dict(proposal.uncertainty))
     return proposal
@@ -150,12 +163,15 @@ def human_labelled(project, clip_id: str) -> bool:
     A clip accepted as proposed (every frame 'model', status done) is finished human work too:
     it must never be offered again as a clip to label next.
     """
-    return any(a.keyframes() or (rater != MODEL_RATER and a.status == "done")
-               for rater, a in project.annotations.load_all(clip_id).items())
+    return any(
+        a.keyframes() or (rater != MODEL_RATER and a.status == "done")
+        for rater, a in project.annotations.load_all(clip_id).items()
+    )
 
 
-def preannotate_project(run_dir, project, rater: str = MODEL_RATER, clip_ids=None, *, ranking_csv=None,
-                        device: str = "auto") -> ProgressGen[dict]:
+def preannotate_project(
+    run_dir, project, rater: str = MODEL_RATER, clip_ids=None, *, ranking_csv=None, device: str = "auto"
+) -> ProgressGen[dict]:
     """Write proposals for ``clip_ids`` (default: every clip) and rank the unlabelled ones.
 
     Returns ``{"written": [clip ids], "skipped": [clip ids], "ranking": DataFrame, "csv": Path}``;
@@ -180,7 +196,9 @@ def preannotate_project(run_dir, project, rater: str = MODEL_RATER, clip_ids=Non
         project.clip_record(cid)  # unknown ids fail before any work
     model = load_model(run_dir)
     if list(model[1]["plane_labels"]) != project.plane_labels:
-        raise InputError(project.root, f"plane vocabulary {project.plane_labels} differs from the model's {model[1]['plane_labels']}")
+        raise InputError(
+            project.root, f"plane vocabulary {project.plane_labels} differs from the model's {model[1]['plane_labels']}"
+        )
     rows, written, skipped = [], [], []
     for i, cid in enumerate(ids):
         yield Progress(i, len(ids), f"pre-annotating {cid}")
@@ -193,9 +211,18 @@ def preannotate_project(run_dir, project, rater: str = MODEL_RATER, clip_ids=Non
         else:
             project.annotations.save(ann)
             written.append(cid)
-        rows.append({"clip_id": cid, "participant": clip.participant, "plane": clip.plane,
-                     "predicted_plane": proposal.clip_plane, "plane_probability": proposal.clip_plane_prob,
-                     **proposal.uncertainty, "human_labelled": labelled, "written": ann is not None})
+        rows.append(
+            {
+                "clip_id": cid,
+                "participant": clip.participant,
+                "plane": clip.plane,
+                "predicted_plane": proposal.clip_plane,
+                "plane_probability": proposal.clip_plane_prob,
+                **proposal.uncertainty,
+                "human_labelled": labelled,
+                "written": ann is not None,
+            }
+        )
     ranking = pd.DataFrame(rows)
     if len(ranking):
         ranking = ranking.sort_values(["human_labelled", "uncertainty"], ascending=[True, False]).reset_index(drop=True)
@@ -210,4 +237,3 @@ def preannotate_project(run_dir, project, rater: str = MODEL_RATER, clip_ids=Non
     record_model_doubt(project.root, {r["clip_id"]: r for r in rows}, str(run_dir), now_iso())
     yield Progress(len(ids), len(ids), f"wrote {len(written)} proposals")
     return {"written": written, "skipped": skipped, "ranking": ranking, "csv": csv}
-

@@ -144,5 +144,7 @@ def list_runs(folder: str | Path) -> list[dict]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    runs = [p for p in sorted(folder.iterdir()) if p.is_dir() and ((p / PROGRESS_FILE).exists() or (p / RUN_FILE).exists())]
+    runs = [
+        p for p in sorted(folder.iterdir()) if p.is_dir() and ((p / PROGRESS_FILE).exists() or (p / RUN_FILE).exists())
+    ]
     return [run_summary(p) for p in runs]

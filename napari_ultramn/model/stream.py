@@ -43,17 +43,20 @@ class StreamingUltraMN:
     as numpy float32 for ndarray input and as tensors (on the model's device) for tensor input.
     """
 
-    def __init__(self, model: FramesModel, device: str | torch.device | None = None,
-                 channels_last: bool = False, half: bool = False):
+    def __init__(
+        self,
+        model: FramesModel,
+        device: str | torch.device | None = None,
+        channels_last: bool = False,
+        half: bool = False,
+    ):
         if not hasattr(model, "forward_frames") or not hasattr(model, "heads"):
-            raise TypeError(f"StreamingUltraMN needs a model from build_model(); got "
-                            f"{type(model).__name__}")
+            raise TypeError(f"StreamingUltraMN needs a model from build_model(); got {type(model).__name__}")
         if device is None:
             device = next(model.parameters()).device
         self.device = torch.device(device)
         if half and self.device.type != "cuda":
-            raise ValueError("half=True needs a CUDA device (float16 convolutions are slow or "
-                             "missing on CPU)")
+            raise ValueError("half=True needs a CUDA device (float16 convolutions are slow or missing on CPU)")
         self.dtype = torch.float16 if half else torch.float32
         stream_model = fold_batchnorm(copy.deepcopy(model).eval())
         self.model = stream_model.to(self.device, self.dtype)
@@ -84,8 +87,7 @@ class StreamingUltraMN:
             if not frame.is_floating_point():
                 x = x / 255.0
         else:
-            raise TypeError(f"frame must be a numpy array or a torch tensor; got "
-                            f"{type(frame).__name__}")
+            raise TypeError(f"frame must be a numpy array or a torch tensor; got {type(frame).__name__}")
         return x
 
     def _to_input(self, frame: Any) -> torch.Tensor:
@@ -141,11 +143,10 @@ class StreamingUltraMN:
             raise ValueError(f"chunk must be an int >= 1; got {chunk!r}")
         frames = np.asarray(frames)
         if frames.ndim != 3 or self.in_channels != 1:
-            raise ValueError(f"frames must be (T, H, W) for a 1-channel model; got shape "
-                             f"{frames.shape}")
+            raise ValueError(f"frames must be (T, H, W) for a 1-channel model; got shape {frames.shape}")
         masks, presences, planes = [], [], []
         for start in range(0, len(frames), chunk):
-            x = self._as_float(frames[start:start + chunk])
+            x = self._as_float(frames[start : start + chunk])
             self.model.check_input(x[None, None])
             x = x[:, None]  # (n, 1, H, W): the frames layout of forward_frames
             if self.channels_last:
@@ -161,6 +162,9 @@ class StreamingUltraMN:
         if self._feature_sum is None:
             raise ValueError("frames is empty")
         clip_logits = self.model.heads.clip(self._feature_sum / (self.frame_index + 1))
-        return {"mask_prob": np.concatenate(masks), "presence": np.concatenate(presences),
-                "plane_probs": np.concatenate(planes),
-                "clip_plane_probs": torch.softmax(clip_logits[0].float(), -1).cpu().numpy()}
+        return {
+            "mask_prob": np.concatenate(masks),
+            "presence": np.concatenate(presences),
+            "plane_probs": np.concatenate(planes),
+            "clip_plane_probs": torch.softmax(clip_logits[0].float(), -1).cpu().numpy(),
+        }

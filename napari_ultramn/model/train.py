@@ -68,7 +68,9 @@ def resolve_plane_class_weights(requested, train_h5: Path, n_labels: int, ckpt: 
 
     auto = isinstance(requested, str)
     if auto and requested != AUTO:
-        raise InputError(None, f"plane_class_weights must be '{AUTO}', None or one weight per plane label; got '{requested}'")
+        raise InputError(
+            None, f"plane_class_weights must be '{AUTO}', None or one weight per plane label; got '{requested}'"
+        )
     try:
         checked = None if auto or requested is None else validate_class_weights(requested)
         wanted = None if checked is None else list(checked)
@@ -77,8 +79,11 @@ def resolve_plane_class_weights(requested, train_h5: Path, n_labels: int, ckpt: 
     if ckpt is not None:
         stored = ckpt.get("plane_class_weights")  # absent: trained before weighting existed
         if not auto and wanted != stored:
-            raise InputError(ckpt["path"], f"was trained with plane_class_weights {stored}, not {wanted}; "
-                             f"resume with '{AUTO}' (the stored ones) or start a new run")
+            raise InputError(
+                ckpt["path"],
+                f"was trained with plane_class_weights {stored}, not {wanted}; "
+                f"resume with '{AUTO}' (the stored ones) or start a new run",
+            )
         return stored
     return inverse_frequency_weights(data.plane_label_counts(train_h5, n_labels).tolist()) if auto else wanted
 
@@ -107,8 +112,11 @@ def seed_everything(seed: int) -> None:
 def rng_state() -> dict:
     import torch
 
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),  # noqa: NPY002
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),  # noqa: NPY002
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -185,17 +193,39 @@ def check_frame_size(dataset_dir: Path, size: tuple[int, int], multiple: int) ->
     down = tuple(max(multiple, s // multiple * multiple) for s in size)
     up = tuple(-(-s // multiple) * multiple for s in size)
     sizes = " or ".join(dict.fromkeys(f"--size {h} {w}" for h, w in (down, up)))
-    raise InputError(dataset_dir, f"frames of {size[0]}x{size[1]} px are not divisible by 2**depth = {multiple} "
-                     f"(the model halves them that often); rebuild the dataset with {sizes}, or give the "
-                     "model a smaller depth")
+    raise InputError(
+        dataset_dir,
+        f"frames of {size[0]}x{size[1]} px are not divisible by 2**depth = {multiple} "
+        f"(the model halves them that often); rebuild the dataset with {sizes}, or give the "
+        "model a smaller depth",
+    )
 
 
 class Trainer:
     """Model, optimizer, loaders and run state of one training run (one per DDP rank)."""
 
-    def __init__(self, dataset_dir, run_dir, *, model, epochs, batch_size, window, lr, device, resume,
-                 seed, model_kwargs, loss_kwargs, patience, workers, weight_decay, max_minutes=None,
-                 max_steps=None, plane_class_weights=AUTO):
+    def __init__(
+        self,
+        dataset_dir,
+        run_dir,
+        *,
+        model,
+        epochs,
+        batch_size,
+        window,
+        lr,
+        device,
+        resume,
+        seed,
+        model_kwargs,
+        loss_kwargs,
+        patience,
+        workers,
+        weight_decay,
+        max_minutes=None,
+        max_steps=None,
+        plane_class_weights=AUTO,
+    ):
         import torch
 
         from . import network
@@ -218,10 +248,21 @@ class Trainer:
         val_h5 = data.split_path(dataset_dir, "validation")
         self.input_size = data.frame_size(train_h5)
         self.epochs, self.window, self.patience, self.seed = epochs, window, patience, seed
-        self.args = {"dataset_dir": str(Path(dataset_dir).resolve()), "model": model, "epochs": epochs,
-                     "batch_size": batch_size, "window": window, "lr": lr, "seed": seed, "patience": patience,
-                     "model_kwargs": dict(model_kwargs or {}), "loss_kwargs": dict(loss_kwargs or {}),
-                     "weight_decay": weight_decay, "max_minutes": max_minutes, "world_size": self.world}
+        self.args = {
+            "dataset_dir": str(Path(dataset_dir).resolve()),
+            "model": model,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "window": window,
+            "lr": lr,
+            "seed": seed,
+            "patience": patience,
+            "model_kwargs": dict(model_kwargs or {}),
+            "loss_kwargs": dict(loss_kwargs or {}),
+            "weight_decay": weight_decay,
+            "max_minutes": max_minutes,
+            "world_size": self.world,
+        }
 
         seed_everything(seed + self.rank)
         self.model = network.build_model(model, len(self.plane_labels), **(model_kwargs or {})).to(self.device)
@@ -237,11 +278,16 @@ class Trainer:
         train_set = data.make_window_dataset(train_h5, window, train=True)
         if len(train_set) == 0:
             raise InputError(train_h5, f"yields no training windows of {window} frames (clips too short?)")
-        self.train_loader = data.make_loader(train_set, batch_size=batch_size, shuffle=True, seed=seed,
-                                             workers=workers, distributed=self.world > 1)
+        self.train_loader = data.make_loader(
+            train_set, batch_size=batch_size, shuffle=True, seed=seed, workers=workers, distributed=self.world > 1
+        )
         self.val_loader = data.make_loader(
             data.make_window_dataset(val_h5, window, train=False),
-            batch_size=batch_size, shuffle=False, seed=seed, workers=workers)
+            batch_size=batch_size,
+            shuffle=False,
+            seed=seed,
+            workers=workers,
+        )
         self.total_steps = max(1, epochs * len(self.train_loader))
         self.augment = Augment()
         self.augment_generator = epoch_generator(seed, 0, self.rank, self.device)  # renewed by set_epoch
@@ -251,7 +297,8 @@ class Trainer:
         # the schedule runs to the planned epochs or, with a time budget, to whichever ends first,
         # so "train for N minutes" still anneals the learning rate before it stops
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: warmup_cosine(max(step / self.total_steps, self.time_fraction)))
+            self.optimizer, lambda step: warmup_cosine(max(step / self.total_steps, self.time_fraction))
+        )
         self.use_amp = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.epoch, self.step, self.best_score, self.best_epoch, self.stale = 0, 0, -1.0, -1, 0
@@ -272,28 +319,45 @@ class Trainer:
         from .losses import MultitaskLoss
 
         if "plane_class_weights" in (loss_kwargs or {}):
-            raise InputError(None, "give plane_class_weights to train_run itself, not in loss_kwargs "
-                             "(the trainer stores them in the checkpoint for resume)")
-        self.plane_class_weights = resolve_plane_class_weights(plane_class_weights, train_h5,
-                                                               len(self.plane_labels), ckpt)
+            raise InputError(
+                None,
+                "give plane_class_weights to train_run itself, not in loss_kwargs "
+                "(the trainer stores them in the checkpoint for resume)",
+            )
+        self.plane_class_weights = resolve_plane_class_weights(
+            plane_class_weights, train_h5, len(self.plane_labels), ckpt
+        )
         self.args["plane_class_weights"] = self.plane_class_weights
         return MultitaskLoss(**(loss_kwargs or {}), plane_class_weights=self.plane_class_weights).to(self.device)
 
     # -- state ---------------------------------------------------------------------------
     def state(self, metrics: dict, elapsed: float) -> dict:
         return {
-            "model_config": dict(self.model.config), "model_state": self.model.state_dict(),
-            "plane_labels": self.plane_labels, "input_size": list(self.input_size), "window": self.window,
-            "epoch": self.epoch, "step": self.step, "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state(),
-            "metrics": metrics, "best_score": self.best_score, "best_epoch": self.best_epoch,
-            "stale": self.stale, "elapsed_s": elapsed, "args": self.args,
+            "model_config": dict(self.model.config),
+            "model_state": self.model.state_dict(),
+            "plane_labels": self.plane_labels,
+            "input_size": list(self.input_size),
+            "window": self.window,
+            "epoch": self.epoch,
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "metrics": metrics,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "stale": self.stale,
+            "elapsed_s": elapsed,
+            "args": self.args,
             "plane_class_weights": self.plane_class_weights,
         }
 
     def restore(self, ckpt: dict) -> None:
         if ckpt["plane_labels"] != self.plane_labels:
-            raise InputError(ckpt["path"], f"vocabulary {ckpt['plane_labels']} differs from the dataset's {self.plane_labels}")
+            raise InputError(
+                ckpt["path"], f"vocabulary {ckpt['plane_labels']} differs from the dataset's {self.plane_labels}"
+            )
         self.model.load_state_dict(ckpt["model_state"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -346,8 +410,12 @@ class Trainer:
             if self.step % log_every == 0:
                 lr = self.scheduler.get_last_lr()[0]
                 log.write("step", epoch=self.epoch, step=self.step, losses=losses, lr=lr, elapsed_s=budget.elapsed())
-                yield Progress(self.step, self.total_steps, f"epoch {self.epoch + 1}/{self.epochs} loss {losses['loss']:.3f}",
-                               {"losses": losses})
+                yield Progress(
+                    self.step,
+                    self.total_steps,
+                    f"epoch {self.epoch + 1}/{self.epochs} loss {losses['loss']:.3f}",
+                    {"losses": losses},
+                )
             limit = budget.exceeded(self.step)
             # under DDP every rank must leave the loop at the same step (or a collective hangs) and
             # use the same learning rate (or the replicas drift apart): agree on both
@@ -423,13 +491,28 @@ class Trainer:
             torch.distributed.destroy_process_group()
 
 
-def train_run(dataset_dir, run_dir, *, model: str = "ultramn", epochs: int = 20, batch_size: int = 4,
-              window: int = 16, lr: float = 2e-3, max_minutes: float | None = None, device: str = "auto",
-              resume: bool = False, seed: int = 0, model_kwargs: dict | None = None,
-              loss_kwargs: dict | None = None, patience: int = 5, log_every: int = 10,
-              workers: int | None = None, weight_decay: float = 1e-4,
-              max_steps: int | None = None,
-              plane_class_weights: str | Sequence[float] | None = AUTO) -> ProgressGen[dict]:
+def train_run(
+    dataset_dir,
+    run_dir,
+    *,
+    model: str = "ultramn",
+    epochs: int = 20,
+    batch_size: int = 4,
+    window: int = 16,
+    lr: float = 2e-3,
+    max_minutes: float | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    seed: int = 0,
+    model_kwargs: dict | None = None,
+    loss_kwargs: dict | None = None,
+    patience: int = 5,
+    log_every: int = 10,
+    workers: int | None = None,
+    weight_decay: float = 1e-4,
+    max_steps: int | None = None,
+    plane_class_weights: str | Sequence[float] | None = AUTO,
+) -> ProgressGen[dict]:
     """Train on ``dataset_dir`` into ``run_dir``; yields Progress, returns a summary dict.
 
     Summary keys: run_dir, best_score, best_epoch, epochs_done, steps, stop_reason, elapsed_s, metrics
@@ -438,15 +521,38 @@ def train_run(dataset_dir, run_dir, *, model: str = "ultramn", epochs: int = 20,
     smoke tests), like ``max_minutes`` caps its time. Closing the generator (Cancel) leaves ``last.pt`` of the last
     finished epoch, so ``resume=True`` continues.
     """
-    tr = Trainer(dataset_dir, run_dir, model=model, epochs=epochs, batch_size=batch_size, window=window,
-                 lr=lr, device=device, resume=resume, seed=seed, model_kwargs=model_kwargs,
-                 loss_kwargs=loss_kwargs, patience=patience, workers=workers, weight_decay=weight_decay,
-                 max_minutes=max_minutes, max_steps=max_steps, plane_class_weights=plane_class_weights)
+    tr = Trainer(
+        dataset_dir,
+        run_dir,
+        model=model,
+        epochs=epochs,
+        batch_size=batch_size,
+        window=window,
+        lr=lr,
+        device=device,
+        resume=resume,
+        seed=seed,
+        model_kwargs=model_kwargs,
+        loss_kwargs=loss_kwargs,
+        patience=patience,
+        workers=workers,
+        weight_decay=weight_decay,
+        max_minutes=max_minutes,
+        max_steps=max_steps,
+        plane_class_weights=plane_class_weights,
+    )
     log = RunLog(run_dir, enabled=tr.is_main)
     if tr.is_main:
-        atomic_write_json(tr.run_dir / RUN_FILE, {"args": tr.args, "plane_labels": tr.plane_labels,
-                                                  "input_size": list(tr.input_size), "model_config": tr.model.config,
-                                                  "device": str(tr.device)})
+        atomic_write_json(
+            tr.run_dir / RUN_FILE,
+            {
+                "args": tr.args,
+                "plane_labels": tr.plane_labels,
+                "input_size": list(tr.input_size),
+                "model_config": tr.model.config,
+                "device": str(tr.device),
+            },
+        )
     log.write("start", epoch=tr.epoch, step=tr.step, total_steps=tr.total_steps, resumed=resume, device=str(tr.device))
     budget = tr.budget.restart()
     reason, metrics = "epochs done", dict[str, float]()
@@ -457,9 +563,21 @@ def train_run(dataset_dir, run_dir, *, model: str = "ultramn", epochs: int = 20,
             improved = tr.update_best(metrics) if tr.is_main else False
             if tr.is_main:
                 tr.save_checkpoint(metrics, budget.elapsed(), improved)
-            log.write("epoch", epoch=tr.epoch, step=tr.step, losses=losses, metrics=metrics, best=improved, elapsed_s=budget.elapsed())
-            yield Progress(tr.step, tr.total_steps, f"epoch {tr.epoch + 1}/{epochs} val Dice {metrics.get('val_dice', float('nan')):.3f}",
-                           {"epoch": tr.epoch, "losses": losses, **metrics})
+            log.write(
+                "epoch",
+                epoch=tr.epoch,
+                step=tr.step,
+                losses=losses,
+                metrics=metrics,
+                best=improved,
+                elapsed_s=budget.elapsed(),
+            )
+            yield Progress(
+                tr.step,
+                tr.total_steps,
+                f"epoch {tr.epoch + 1}/{epochs} val Dice {metrics.get('val_dice', float('nan')):.3f}",
+                {"epoch": tr.epoch, "losses": losses, **metrics},
+            )
             tr.epoch += 1
             if tr.agree(tr.is_main and tr.stale >= patience)[0]:
                 reason = f"early stop (no better validation score for {patience} epochs)"
@@ -467,11 +585,26 @@ def train_run(dataset_dir, run_dir, *, model: str = "ultramn", epochs: int = 20,
                 reason = limit
             if reason != "epochs done":
                 break
-        log.write("end", reason=reason, epoch=tr.epoch - 1, step=tr.step, best_score=tr.best_score,
-                  best_epoch=tr.best_epoch, elapsed_s=budget.elapsed())
+        log.write(
+            "end",
+            reason=reason,
+            epoch=tr.epoch - 1,
+            step=tr.step,
+            best_score=tr.best_score,
+            best_epoch=tr.best_epoch,
+            elapsed_s=budget.elapsed(),
+        )
     finally:
         log.close()
         tr.close()
-    return {"run_dir": str(tr.run_dir), "best_score": tr.best_score, "best_epoch": tr.best_epoch,
-            "epochs_done": tr.epoch, "steps": tr.step, "stop_reason": reason, "elapsed_s": budget.elapsed(),
-            "metrics": metrics, "plane_class_weights": tr.plane_class_weights}
+    return {
+        "run_dir": str(tr.run_dir),
+        "best_score": tr.best_score,
+        "best_epoch": tr.best_epoch,
+        "epochs_done": tr.epoch,
+        "steps": tr.step,
+        "stop_reason": reason,
+        "elapsed_s": budget.elapsed(),
+        "metrics": metrics,
+        "plane_class_weights": tr.plane_class_weights,
+    }

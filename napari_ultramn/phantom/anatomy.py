@@ -209,8 +209,16 @@ def _transverse_wrist(cv: _Canvas, rng, half_w) -> NerveSpec:
         cv.punctate(pl, TENDON, density=0.1, bright=4.0)
     floor = cv.curve(cy + b + 9.5 + rng.uniform(0, 1.5), bend=0.012, wobble=0.8)
     cv.bone(floor)
-    return NerveSpec("oval", cy=cy, cx=cx, a=a, b=b, angle=rng.uniform(-0.12, 0.12),
-                     glide=(rng.uniform(-0.2, 0.3), rng.uniform(0.8, 1.6)), flatten=rng.uniform(0.08, 0.16))
+    return NerveSpec(
+        "oval",
+        cy=cy,
+        cx=cx,
+        a=a,
+        b=b,
+        angle=rng.uniform(-0.12, 0.12),
+        glide=(rng.uniform(-0.2, 0.3), rng.uniform(0.8, 1.6)),
+        flatten=rng.uniform(0.08, 0.16),
+    )
 
 
 def _transverse_forearm(cv: _Canvas, rng, half_w) -> NerveSpec:
@@ -241,8 +249,16 @@ def _transverse_forearm(cv: _Canvas, rng, half_w) -> NerveSpec:
     cv.line(cv.curve(bone_y + 1.5, wobble=0.2), 0.3, FASCIA * 0.5)
     cv.bone(arc_r.astype(np.float32), radius)
     cv.bone(arc_u.astype(np.float32), ulna)
-    return NerveSpec("oval", cy=cy, cx=cx, a=a, b=b, angle=rng.uniform(-0.2, 0.2),
-                     glide=(rng.uniform(-0.4, 0.4), rng.uniform(0.4, 1.0)), flatten=rng.uniform(0.03, 0.08))
+    return NerveSpec(
+        "oval",
+        cy=cy,
+        cx=cx,
+        a=a,
+        b=b,
+        angle=rng.uniform(-0.2, 0.2),
+        glide=(rng.uniform(-0.4, 0.4), rng.uniform(0.4, 1.0)),
+        flatten=rng.uniform(0.03, 0.08),
+    )
 
 
 def _longitudinal_wrist(cv: _Canvas, rng, half_w) -> NerveSpec:
@@ -268,8 +284,13 @@ def _longitudinal_wrist(cv: _Canvas, rng, half_w) -> NerveSpec:
     cv.bone(bumps.astype(np.float32))
     notch = 1 - 0.18 * np.exp(-0.5 * ((cv.x1 - rng.uniform(-4, 4)) / 3.0) ** 2)  # under the retinaculum edge
     half = half0 * notch * (1 + 0.05 * smooth_curve(len(cv.x1), rng, 3))
-    return NerveSpec("band", centre_y=centre.astype(np.float32), half=half.astype(np.float32),
-                     glide=(rng.uniform(-0.15, 0.15), rng.uniform(2.0, 3.5)), flatten=rng.uniform(0.05, 0.1))
+    return NerveSpec(
+        "band",
+        centre_y=centre.astype(np.float32),
+        half=half.astype(np.float32),
+        glide=(rng.uniform(-0.15, 0.15), rng.uniform(2.0, 3.5)),
+        flatten=rng.uniform(0.05, 0.1),
+    )
 
 
 def _longitudinal_forearm(cv: _Canvas, rng, half_w) -> NerveSpec:
@@ -287,8 +308,13 @@ def _longitudinal_forearm(cv: _Canvas, rng, half_w) -> NerveSpec:
     cv.line(between + half0 + 0.3, 0.4, FASCIA * 0.6)
     cv.bone(cv.curve(between.mean() + rng.uniform(10.0, 13.0), tilt=rng.uniform(-0.05, 0.05), wobble=0.4))
     half = half0 * (1 + 0.06 * smooth_curve(len(cv.x1), rng, 3))
-    return NerveSpec("band", centre_y=between.astype(np.float32), half=half.astype(np.float32),
-                     glide=(rng.uniform(-0.2, 0.2), rng.uniform(1.0, 2.0)), flatten=rng.uniform(0.02, 0.05))
+    return NerveSpec(
+        "band",
+        centre_y=between.astype(np.float32),
+        half=half.astype(np.float32),
+        glide=(rng.uniform(-0.2, 0.2), rng.uniform(1.0, 2.0)),
+        flatten=rng.uniform(0.02, 0.05),
+    )
 
 
 _LAYOUTS = {
@@ -301,6 +327,7 @@ _LAYOUTS = {
 
 def _to_pixels(n: NerveSpec, cv: _Canvas, margin, frame_shape, sp) -> NerveSpec:
     """Convert a NerveSpec from millimetres (depth, lateral) to canvas pixel coordinates."""
+
     def row(mm):
         return mm / sp + margin[0] - 0.5
 
@@ -310,7 +337,21 @@ def _to_pixels(n: NerveSpec, cv: _Canvas, margin, frame_shape, sp) -> NerveSpec:
     glide = (n.glide[0] / sp, n.glide[1] / sp)
     if n.kind == "oval":
         harmonics = [(k, float(cv.rng.uniform(0.0, 0.06)), float(cv.rng.uniform(0, 2 * np.pi))) for k in (2, 3, 4)]
-        return NerveSpec("oval", cy=row(n.cy), cx=col(n.cx), a=n.a / sp, b=n.b / sp, angle=n.angle,
-                         harmonics=harmonics, glide=glide, flatten=n.flatten)
-    return NerveSpec("band", centre_y=row(n.centre_y).astype(np.float32), half=(n.half / sp).astype(np.float32),
-                     glide=glide, flatten=n.flatten)
+        return NerveSpec(
+            "oval",
+            cy=row(n.cy),
+            cx=col(n.cx),
+            a=n.a / sp,
+            b=n.b / sp,
+            angle=n.angle,
+            harmonics=harmonics,
+            glide=glide,
+            flatten=n.flatten,
+        )
+    return NerveSpec(
+        "band",
+        centre_y=row(n.centre_y).astype(np.float32),
+        half=(n.half / sp).astype(np.float32),
+        glide=glide,
+        flatten=n.flatten,
+    )

@@ -34,10 +34,16 @@ def plane_from_description(text: str | None) -> tuple[str | None, str | None]:
     """Parse ``"MEDIAN N TRANSV WRIST R"`` back into ``(plane, side)``; None where not found."""
     words = str(text or "").upper().replace("_", " ").split()
     plane = None
-    orient = "transverse" if {"TRANSV", "TRANS", "TRV", "TRANSVERSE", "AXIAL"} & set(words) else (
-        "longitudinal" if {"LONG", "LONGIT", "LONGITUDINAL", "SAG", "SAGITTAL"} & set(words) else None)
-    level = "wrist" if {"WRIST", "CT", "CARPAL"} & set(words) else (
-        "forearm" if {"FOREARM", "FA", "ARM"} & set(words) else None)
+    orient = (
+        "transverse"
+        if {"TRANSV", "TRANS", "TRV", "TRANSVERSE", "AXIAL"} & set(words)
+        else ("longitudinal" if {"LONG", "LONGIT", "LONGITUDINAL", "SAG", "SAGITTAL"} & set(words) else None)
+    )
+    level = (
+        "wrist"
+        if {"WRIST", "CT", "CARPAL"} & set(words)
+        else ("forearm" if {"FOREARM", "FA", "ARM"} & set(words) else None)
+    )
     if orient and level:
         plane = f"{orient}_{level}"
     side = {"R": "right", "RT": "right", "RIGHT": "right", "L": "left", "LT": "left", "LEFT": "left"}

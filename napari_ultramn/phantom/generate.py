@@ -64,9 +64,15 @@ class PhantomClip:
     def flipped(self) -> PhantomClip:
         """The mirror image (left-right), e.g. the same anatomy scanned on the other arm."""
         return PhantomClip(
-            np.ascontiguousarray(self.frames[:, :, ::-1]), np.ascontiguousarray(self.masks[:, :, ::-1]),
-            list(self.plane_labels), list(self.quality), self.spacing_mm, self.frame_time_ms,
-            self.plane, self.seed, list(self.degradation),
+            np.ascontiguousarray(self.frames[:, :, ::-1]),
+            np.ascontiguousarray(self.masks[:, :, ::-1]),
+            list(self.plane_labels),
+            list(self.quality),
+            self.spacing_mm,
+            self.frame_time_ms,
+            self.plane,
+            self.seed,
+            list(self.degradation),
         )
 
 
@@ -110,7 +116,9 @@ def generate_clip(
     _render_frames(scene, field_a, field_b, nerve, motion, degradation, rng, frames, masks)
     labels = [NON_STANDARD if o else plane for o in motion["off_plane"]]
     quality = ["poor" if d else "ok" for d in degradation]
-    return PhantomClip(frames, masks, labels, quality, (float(sp), float(sp)), frame_time_ms, plane, int(seed), degradation)
+    return PhantomClip(
+        frames, masks, labels, quality, (float(sp), float(sp)), frame_time_ms, plane, int(seed), degradation
+    )
 
 
 def _motion(scene: Scene, rng, n: int, frame_time_ms: float, p_off: float) -> dict:
@@ -139,8 +147,16 @@ def _motion(scene: Scene, rng, n: int, frame_time_ms: float, p_off: float) -> di
     oy = np.rint(sway(0.015 * h) + my).astype(int)
     decor = 0.35 * smooth_curve(n, rng, 2) + 1.4 * tilt  # radians of speckle mixing
     gain_db = rng.uniform(-2, 2) + 0.8 * smooth_curve(n, rng, 2) - 4 * tilt
-    return {"flex": flex, "ox": ox, "oy": oy, "rotation": rotation + 0.02 * tilt, "decor": decor,
-            "gain_db": gain_db, "tilt": tilt, "off_plane": off_plane}
+    return {
+        "flex": flex,
+        "ox": ox,
+        "oy": oy,
+        "rotation": rotation + 0.02 * tilt,
+        "decor": decor,
+        "gain_db": gain_db,
+        "tilt": tilt,
+        "off_plane": off_plane,
+    }
 
 
 def _degraded_runs(rng, n: int, fraction: float, avoid: np.ndarray) -> list[str | None]:
@@ -187,8 +203,12 @@ def _render_frames(scene, field_a, field_b, nerve, motion, degradation, rng, fra
         # up or down. One flat gather then does translation and rotation together.
         row_shift = np.rint(motion["rotation"][t] * (rows - h / 2)).astype(np.intp)
         col_shift = np.rint(-motion["rotation"][t] * (cols - w / 2)).astype(np.intp)
-        inside = (oy + col_shift.min() >= 0 and oy + h - 1 + col_shift.max() < canvas_h
-                  and ox + row_shift.min() >= 0 and ox + w - 1 + row_shift.max() < canvas_w)
+        inside = (
+            oy + col_shift.min() >= 0
+            and oy + h - 1 + col_shift.max() < canvas_h
+            and ox + row_shift.min() >= 0
+            and ox + w - 1 + row_shift.max() < canvas_w
+        )
         if inside:  # the margins are sized so this always holds; the clip below is a safety net
             idx = base + (row_shift[:, None] + (col_shift * canvas_w + (oy * canvas_w + ox))[None, :])
         else:

@@ -127,8 +127,9 @@ class NerveRenderer:
         return ~septa & (np.abs(v) < RIM_INNER)
 
     # -- per frame ------------------------------------------------------------------------
-    def render(self, frame_shape, oy: int, ox: int, row_shift: np.ndarray, col_shift: np.ndarray,
-               flex: float) -> NervePatch | None:
+    def render(
+        self, frame_shape, oy: int, ox: int, row_shift: np.ndarray, col_shift: np.ndarray, flex: float
+    ) -> NervePatch | None:
         """Nerve patch of the frame whose canvas origin is ``(oy, ox)``.
 
         Frame pixel ``(y, x)`` sees canvas pixel ``(y + oy + col_shift[x], x + ox + row_shift[y])``

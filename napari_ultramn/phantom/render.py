@@ -48,9 +48,7 @@ def psf_kernel(
     return (k / np.sqrt((np.abs(k) ** 2).sum())).astype(np.complex64)
 
 
-def analytic_speckle(
-    echogenicity: np.ndarray, rng: np.random.Generator, psf: np.ndarray | None = None
-) -> np.ndarray:
+def analytic_speckle(echogenicity: np.ndarray, rng: np.random.Generator, psf: np.ndarray | None = None) -> np.ndarray:
     """Complex analytic RF signal ``(H, W) complex64`` of tissue with the given echogenicity.
 
     Scatterer amplitudes are real Gaussian with variance ``echogenicity``; the signal is their
@@ -119,9 +117,7 @@ def _gaussian_transfer(shape: tuple[int, int], sigma: tuple[float, float]) -> np
     return np.exp(-2 * np.pi**2 * ((sigma[0] * fy) ** 2 + (sigma[1] * fx) ** 2)).astype(np.float32)
 
 
-def smooth_noise(
-    shape: tuple[int, int], rng: np.random.Generator, sigma: tuple[float, float]
-) -> np.ndarray:
+def smooth_noise(shape: tuple[int, int], rng: np.random.Generator, sigma: tuple[float, float]) -> np.ndarray:
     """Zero-mean, unit-std Gaussian-filtered noise ``(H, W) float32`` (periodic).
 
     Synthesised directly in the Fourier domain (complex white noise times the Gaussian's

@@ -85,8 +85,7 @@ def make_screen_recording(
     painter = _Overlay(h, w, rng)
     identifiers = painter.draw_screen_text(geom, area, text_over_image, calipers)
     frames = painter.composite(frames)
-    return ScreenRecording(frames, area, painter.text_boxes, painter.boxes, layout,
-                           frame_time_ms, seed, identifiers)
+    return ScreenRecording(frames, area, painter.text_boxes, painter.boxes, layout, frame_time_ms, seed, identifiers)
 
 
 def text_only_screen(size: tuple[int, int] = (240, 320), seed: int = 0) -> np.ndarray:
@@ -95,8 +94,11 @@ def text_only_screen(size: tuple[int, int] = (240, 320), seed: int = 0) -> np.nd
     painter = _Overlay(size[0], size[1], rng)
     step = painter.font_px + 4
     for i, y in enumerate(range(4, size[0] - step, step)):
-        painter.text(8 + (i % 3) * 6, y, f"{rng.choice(_NAMES)}  ID {rng.integers(10**7, 10**8)}  "
-                     f"2024-0{1 + i % 9}-1{i % 10}  exam {i}")
+        painter.text(
+            8 + (i % 3) * 6,
+            y,
+            f"{rng.choice(_NAMES)}  ID {rng.integers(10**7, 10**8)}  2024-0{1 + i % 9}-1{i % 10}  exam {i}",
+        )
     painter.logo(size[0] - 3 * step, size[1] - 5 * step)
     return painter.composite(np.zeros((1, *size), np.uint8))[0]
 
@@ -117,8 +119,7 @@ class _Geometry:
     def coords(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(depth, lateral) in [0, 1] for screen pixels; outside the area they leave [0, 1]."""
         if self.layout == "linear":
-            return ((rows - self.top) / (self.bottom - self.top),
-                    (cols - self.left) / (self.right - self.left))
+            return ((rows - self.top) / (self.bottom - self.top), (cols - self.left) / (self.right - self.left))
         dy, dx = rows - self.apex[0], cols - self.apex[1]
         r, ang = np.hypot(dy, dx), np.arctan2(dx, dy)
         return (r - self.r0) / (self.r1 - self.r0), (ang + self.half_angle) / (2 * self.half_angle)
@@ -149,8 +150,9 @@ def _geometry(layout: str, h: int, w: int, rng: np.random.Generator) -> _Geometr
     r1 = min(max_half_width / np.sin(half), depth / (1 - r0_frac * np.cos(half)))
     r0 = r0_frac * r1
     apex = (top - r0 * np.cos(half), (left_free + right_free) / 2)
-    return _Geometry(layout, top, apex[1] - r1 * np.sin(half), apex[0] + r1,
-                     apex[1] + r1 * np.sin(half), apex, r0, r1, half)
+    return _Geometry(
+        layout, top, apex[1] - r1 * np.sin(half), apex[0] + r1, apex[1] + r1 * np.sin(half), apex, r0, r1, half
+    )
 
 
 # -- moving tissue -----------------------------------------------------------------------------
@@ -260,8 +262,9 @@ class _Overlay:
 
     def caliper(self, y: float, x: float) -> None:
         s = max(3, self.font_px // 2)
-        cov = self._draw(lambda d: (d.line([(x - s, y), (x + s, y)], fill=255),
-                                    d.line([(x, y - s), (x, y + s)], fill=255)))
+        cov = self._draw(
+            lambda d: (d.line([(x - s, y), (x + s, y)], fill=255), d.line([(x, y - s), (x, y + s)], fill=255))
+        )
         self._paint("caliper", cov, self.rng.uniform(220, 255))
 
     def marker(self, y: float, x: float) -> None:
@@ -296,8 +299,7 @@ class _Overlay:
         for i, y in enumerate(ys[1:], 1):
             self.text(x + tick + 2, y - self.font_px // 2 - 1, str(i), grey=200)
 
-    def draw_screen_text(self, geom: _Geometry, area: np.ndarray, over_image: bool,
-                         calipers: bool) -> list[str]:
+    def draw_screen_text(self, geom: _Geometry, area: np.ndarray, over_image: bool, calipers: bool) -> list[str]:
         """Corner text (identifiers), depth scale, grey bar, logo, and overlays over the image."""
         rng, fp = self.rng, self.font_px
         name, pid = str(rng.choice(_NAMES)), str(rng.integers(10**7, 10**8))
@@ -339,8 +341,7 @@ class _Overlay:
 
 
 # -- writers -----------------------------------------------------------------------------------
-def write_screen_recording(path: str | Path, frames: np.ndarray, frame_time_ms: float = 50.0,
-                           crf: int = 20) -> Path:
+def write_screen_recording(path: str | Path, frames: np.ndarray, frame_time_ms: float = 50.0, crf: int = 20) -> Path:
     """Write ``(T, H, W) uint8`` as an H.264 mp4 (PyAV, yuv420p, like a phone's screen capture)
     or, for one frame and a ``.png`` path, as a PNG image."""
     from ..atomic import atomic_path

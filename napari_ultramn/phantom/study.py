@@ -35,20 +35,64 @@ SIDES = ("right", "left")
 STUDY_COLUMNS = ["file", "patient_id", "side", "plane", "sex", "age", "site", "manufacturer", "n_frames", "sha256"]
 
 SITES: tuple[dict[str, Any], ...] = (
-    {"site": "NGH", "institution": "Northgate University Hospital", "manufacturer": "Sonora Medical Systems",
-     "model": "SonoVista 9", "software": "4.2.1", "transducer": "L18-5", "khz": 15000, "station": "NGH-US3",
-     "address": "12 Northgate Road, Eastbury"},
-    {"site": "SAC", "institution": "St Aldric Hand Clinic", "manufacturer": "Kestrel Ultrasound",
-     "model": "K-Line Pro", "software": "KL 7.0.3", "transducer": "HL15", "khz": 12000, "station": "SAC-ECHO1",
-     "address": "4 Chapel Lane, Westmere"},
-    {"site": "LMC", "institution": "Lakeshore Medical Centre", "manufacturer": "Meridian Imaging",
-     "model": "MX-700", "software": "MX 2.11", "transducer": "LA22", "khz": 18000, "station": "LMC-RAD-US",
-     "address": "200 Shore Drive, Lakeside"},
+    {
+        "site": "NGH",
+        "institution": "Northgate University Hospital",
+        "manufacturer": "Sonora Medical Systems",
+        "model": "SonoVista 9",
+        "software": "4.2.1",
+        "transducer": "L18-5",
+        "khz": 15000,
+        "station": "NGH-US3",
+        "address": "12 Northgate Road, Eastbury",
+    },
+    {
+        "site": "SAC",
+        "institution": "St Aldric Hand Clinic",
+        "manufacturer": "Kestrel Ultrasound",
+        "model": "K-Line Pro",
+        "software": "KL 7.0.3",
+        "transducer": "HL15",
+        "khz": 12000,
+        "station": "SAC-ECHO1",
+        "address": "4 Chapel Lane, Westmere",
+    },
+    {
+        "site": "LMC",
+        "institution": "Lakeshore Medical Centre",
+        "manufacturer": "Meridian Imaging",
+        "model": "MX-700",
+        "software": "MX 2.11",
+        "transducer": "LA22",
+        "khz": 18000,
+        "station": "LMC-RAD-US",
+        "address": "200 Shore Drive, Lakeside",
+    },
 )
-_GIVEN = {"F": ["ANNA", "MARIA", "SOPHIE", "LENA", "CLARA", "JULIA", "EMMA", "NORA", "ELIF", "AMIRA", "INES", "HANNA"],
-          "M": ["JONAS", "LUCAS", "DAVID", "FELIX", "OMAR", "TOBIAS", "MARCO", "LEON", "PAUL", "YUSUF", "ERIK", "SAMUEL"]}
-_FAMILY = ["MUELLER", "SCHMIDT", "BRANDT", "OKAFOR", "NOVAK", "ROSSI", "LINDQVIST", "HARTMANN", "KOWALSKI",
-           "FISCHER", "DUBOIS", "YILMAZ", "WEBER", "NIELSEN", "SANTOS", "KRAUSE", "BECKER", "MORENO"]
+_GIVEN = {
+    "F": ["ANNA", "MARIA", "SOPHIE", "LENA", "CLARA", "JULIA", "EMMA", "NORA", "ELIF", "AMIRA", "INES", "HANNA"],
+    "M": ["JONAS", "LUCAS", "DAVID", "FELIX", "OMAR", "TOBIAS", "MARCO", "LEON", "PAUL", "YUSUF", "ERIK", "SAMUEL"],
+}
+_FAMILY = [
+    "MUELLER",
+    "SCHMIDT",
+    "BRANDT",
+    "OKAFOR",
+    "NOVAK",
+    "ROSSI",
+    "LINDQVIST",
+    "HARTMANN",
+    "KOWALSKI",
+    "FISCHER",
+    "DUBOIS",
+    "YILMAZ",
+    "WEBER",
+    "NIELSEN",
+    "SANTOS",
+    "KRAUSE",
+    "BECKER",
+    "MORENO",
+]
 _STAFF = ["VOGEL^KARIN", "ADEYEMI^TUNDE", "LARSEN^METTE", "CHEN^WEI", "PETERS^ANKE", "ROMERO^LUIS"]
 
 
@@ -129,29 +173,57 @@ def _write_study(out_dir: Path, participants: int, seed: int, n_frames: int, siz
                 if side == "left":  # the other arm is the mirror image on screen
                     clip = clip.flipped()
                 header = DicomHeader(
-                    patient_name=who["name"], patient_id=who["patient_id"], birth_date=who["birth_date"],
-                    sex=who["sex"], age=who["age"], study_date=who["study_date"],
-                    study_time=who["study_time"], institution=site["institution"],
-                    institution_address=site["address"], referring=who["referring"],
-                    operator=who["operator"], accession=who["accession"], study_uid=study_uid,
-                    series_uid=_uid(seed, p, series, "series"), sop_uid=_uid(seed, p, series, "sop"),
-                    series_number=series, manufacturer=site["manufacturer"], model=site["model"],
-                    serial=f"{site['site']}{7000 + p % 3}", software=site["software"], station=site["station"],
-                    transducer=site["transducer"], frequency_khz=site["khz"], side=side, plane=plane,
+                    patient_name=who["name"],
+                    patient_id=who["patient_id"],
+                    birth_date=who["birth_date"],
+                    sex=who["sex"],
+                    age=who["age"],
+                    study_date=who["study_date"],
+                    study_time=who["study_time"],
+                    institution=site["institution"],
+                    institution_address=site["address"],
+                    referring=who["referring"],
+                    operator=who["operator"],
+                    accession=who["accession"],
+                    study_uid=study_uid,
+                    series_uid=_uid(seed, p, series, "series"),
+                    sop_uid=_uid(seed, p, series, "sop"),
+                    series_number=series,
+                    manufacturer=site["manufacturer"],
+                    model=site["model"],
+                    serial=f"{site['site']}{7000 + p % 3}",
+                    software=site["software"],
+                    station=site["station"],
+                    transducer=site["transducer"],
+                    frequency_khz=site["khz"],
+                    side=side,
+                    plane=plane,
                 )
                 rel = Path("dicom") / who["patient_id"] / f"IM{series:04d}.dcm"
                 write_us_dicom(out_dir / rel, clip.frames, header, clip.spacing_mm, clip.frame_time_ms, compress)
                 sha = file_sha256(out_dir / rel)
                 with atomic_open(out_dir / "ground_truth" / f"{sha}.npz") as fh:
                     np.savez_compressed(
-                        fh, masks=clip.masks, plane_labels=np.asarray(clip.plane_labels),
-                        quality=np.asarray(clip.quality), spacing_mm=np.asarray(clip.spacing_mm, float),
+                        fh,
+                        masks=clip.masks,
+                        plane_labels=np.asarray(clip.plane_labels),
+                        quality=np.asarray(clip.quality),
+                        spacing_mm=np.asarray(clip.spacing_mm, float),
                     )
-                rows.append({
-                    "file": rel.as_posix(), "patient_id": who["patient_id"], "side": side, "plane": plane,
-                    "sex": who["sex"], "age": who["age"], "site": site["site"],
-                    "manufacturer": site["manufacturer"], "n_frames": clip.n_frames, "sha256": sha,
-                })
+                rows.append(
+                    {
+                        "file": rel.as_posix(),
+                        "patient_id": who["patient_id"],
+                        "side": side,
+                        "plane": plane,
+                        "sex": who["sex"],
+                        "age": who["age"],
+                        "site": site["site"],
+                        "manufacturer": site["manufacturer"],
+                        "n_frames": clip.n_frames,
+                        "sha256": sha,
+                    }
+                )
                 done += 1
     table = pd.DataFrame(rows, columns=STUDY_COLUMNS)
     atomic_write_text(out_dir / "study.csv", table.to_csv(index=False))
