@@ -163,12 +163,18 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
 
     # -- messages ------------------------------------------------------------------------
     def error(self, exc) -> None:
-        self.message_label.setStyleSheet("color: #ff6b6b")
-        self.message_label.setText(str(exc))
+        self._message(str(exc), "color: #ff6b6b")
 
     def info(self, text: str) -> None:
-        self.message_label.setStyleSheet("")
-        self.message_label.setText(text)
+        self._message(text, "")
+
+    def _message(self, text: str, style: str) -> None:
+        # a style sheet set again, even unchanged, re-polishes the label and re-lays out the dock:
+        # a few ms per action, more than an interpolation of 30 frames takes in the core
+        if self.message_label.styleSheet() != style:
+            self.message_label.setStyleSheet(style)
+        if self.message_label.text() != text:
+            self.message_label.setText(text)
 
     def _do(self, fn) -> bool:
         """Run ``fn(session)``; show any problem as a message instead of a traceback."""
