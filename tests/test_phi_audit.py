@@ -338,36 +338,17 @@ def test_images_and_video(tmp_path):
 
 def write_scanner_dicom(path, compress="none"):
     """One phantom clip as a scanner writes it: identity in the header, text band in the pixels."""
-    from napari_ultramn.phantom.dicom_writer import DicomHeader, write_us_dicom
+    from napari_ultramn.phantom.dicom_writer import write_us_dicom
     from napari_ultramn.phantom.generate import generate_clip
-    from napari_ultramn.phantom.study import participant_identity
+    from napari_ultramn.phantom.study import identity_header, participant_identity
 
-    who = participant_identity(0, 0)
-    site = who["site"]
-    header = DicomHeader(
-        patient_name=who["name"],
-        patient_id=who["patient_id"],
-        birth_date=who["birth_date"],
-        sex=who["sex"],
-        age=who["age"],
-        study_date=who["study_date"],
-        study_time=who["study_time"],
-        institution=site["institution"],
-        institution_address=site["address"],
-        referring=who["referring"],
-        operator=who["operator"],
-        accession=who["accession"],
+    header = identity_header(
+        participant_identity(0, 0),
         study_uid="1.2.3.4",
         series_uid="1.2.3.4.1",
         sop_uid="1.2.3.4.1.1",
         series_number=1,
-        manufacturer=site["manufacturer"],
-        model=site["model"],
         serial="X1",
-        software=site["software"],
-        station=site["station"],
-        transducer=site["transducer"],
-        frequency_khz=site["khz"],
         side="right",
         plane="transverse_wrist",
     )

@@ -102,6 +102,33 @@ def _uid(*parts) -> str:
     return generate_uid(entropy_srcs=[str(p) for p in ("napari-ultramn-phantom", *parts)])
 
 
+def identity_header(who: dict, **series) -> DicomHeader:
+    """The DICOM header a scanner writes for participant ``who`` (:func:`participant_identity`)
+    at its site; ``series`` gives the UIDs, series number, serial, side and plane."""
+    site = who["site"]
+    return DicomHeader(
+        patient_name=who["name"],
+        patient_id=who["patient_id"],
+        birth_date=who["birth_date"],
+        sex=who["sex"],
+        age=who["age"],
+        study_date=who["study_date"],
+        study_time=who["study_time"],
+        institution=site["institution"],
+        institution_address=site["address"],
+        referring=who["referring"],
+        operator=who["operator"],
+        accession=who["accession"],
+        manufacturer=site["manufacturer"],
+        model=site["model"],
+        software=site["software"],
+        station=site["station"],
+        transducer=site["transducer"],
+        frequency_khz=site["khz"],
+        **series,
+    )
+
+
 def participant_identity(seed: int, index: int) -> dict:
     """A fake participant: name, ID, sex, age, birth date, visit date/time, site."""
     rng = np.random.default_rng([int(seed), int(index), 4242])
@@ -172,30 +199,13 @@ def _write_study(out_dir: Path, participants: int, seed: int, n_frames: int, siz
                 clip = generate_clip(plane, clip_seed, n_frames=n_frames, size=size)
                 if side == "left":  # the other arm is the mirror image on screen
                     clip = clip.flipped()
-                header = DicomHeader(
-                    patient_name=who["name"],
-                    patient_id=who["patient_id"],
-                    birth_date=who["birth_date"],
-                    sex=who["sex"],
-                    age=who["age"],
-                    study_date=who["study_date"],
-                    study_time=who["study_time"],
-                    institution=site["institution"],
-                    institution_address=site["address"],
-                    referring=who["referring"],
-                    operator=who["operator"],
-                    accession=who["accession"],
+                header = identity_header(
+                    who,
                     study_uid=study_uid,
                     series_uid=_uid(seed, p, series, "series"),
                     sop_uid=_uid(seed, p, series, "sop"),
                     series_number=series,
-                    manufacturer=site["manufacturer"],
-                    model=site["model"],
                     serial=f"{site['site']}{7000 + p % 3}",
-                    software=site["software"],
-                    station=site["station"],
-                    transducer=site["transducer"],
-                    frequency_khz=site["khz"],
                     side=side,
                     plane=plane,
                 )
