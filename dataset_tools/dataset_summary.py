@@ -68,6 +68,15 @@ def clip_table(folder: str | Path):
     return pd.DataFrame(rows, columns=cols)
 
 
+#: what the counts table sums per group (per split, plane and side; per split for the totals)
+_COUNTS = {
+    "participants": ("participant", "nunique"),
+    "clips": ("clip_id", "count"),
+    "frames": ("frames", "sum"),
+    "annotated_frames": ("annotated_frames", "sum"),
+}
+
+
 def counts_table(folder: str | Path, with_totals: bool = True):
     """Counts per split / plane / side (participants, clips, frames, annotated frames)."""
     import pandas as pd
@@ -75,29 +84,11 @@ def counts_table(folder: str | Path, with_totals: bool = True):
     clips = clip_table(folder)
     if clips.empty:
         return pd.DataFrame(columns=COUNT_COLUMNS)
-    grouped = (
-        clips.groupby(["split", "plane", "side"], sort=False)
-        .agg(
-            participants=("participant", "nunique"),
-            clips=("clip_id", "count"),
-            frames=("frames", "sum"),
-            annotated_frames=("annotated_frames", "sum"),
-        )
-        .reset_index()
-    )
+    grouped = clips.groupby(["split", "plane", "side"], sort=False).agg(**_COUNTS).reset_index()
     grouped["order"] = grouped["split"].map({s: i for i, s in enumerate(SPLITS)})
     grouped = grouped.sort_values(["order", "plane", "side"]).drop(columns="order")
     if with_totals:
-        totals = (
-            clips.groupby("split", sort=False)
-            .agg(
-                participants=("participant", "nunique"),
-                clips=("clip_id", "count"),
-                frames=("frames", "sum"),
-                annotated_frames=("annotated_frames", "sum"),
-            )
-            .reset_index()
-        )
+        totals = clips.groupby("split", sort=False).agg(**_COUNTS).reset_index()
         totals["plane"], totals["side"] = "(all)", "(all)"
         totals["order"] = totals["split"].map({s: i for i, s in enumerate(SPLITS)})
         totals = totals.sort_values("order").drop(columns="order")

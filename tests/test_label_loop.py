@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.model_factory import TINY_MODEL
 from tests.project_factory import make_project
 
 UNLABELLED = ("p2_c0", "p2_c1")
@@ -37,7 +38,7 @@ def test_a_round_trains_on_human_labels_and_preannotates_only_the_rest(project, 
         "--device",
         "cpu",
         "--model-kwargs",
-        '{"base_channels": 4, "depth": 2}',
+        json.dumps(TINY_MODEL),
         "-q",
     ]
     assert main(argv) == 0

@@ -105,6 +105,7 @@ def test_labelling_loop_round_from_the_dock(widget, tmp_path, qtbot):
     """Click 'Train on labelled clips, then pre-annotate the rest': a real round in its own process."""
     from qtpy.QtCore import Qt
 
+    from tests.model_factory import TINY_MODEL
     from tests.project_factory import make_project
 
     panel = widget.loop_panel
@@ -120,7 +121,7 @@ def test_labelling_loop_round_from_the_dock(widget, tmp_path, qtbot):
     widget.window_spin.setValue(8)
     widget.batch_spin.setValue(2)
     widget.device_combo.setCurrentText("cpu")
-    tiny = ["--model-kwargs", '{"base_channels": 4, "depth": 2}']
+    tiny = ["--model-kwargs", json.dumps(TINY_MODEL)]
     real = panel.command
     panel.command = lambda: real() + tiny  # the dock's settings, a network small enough for a test
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
