@@ -131,3 +131,22 @@ def test_labelling_loop_round_from_the_dock(widget, tmp_path, qtbot):
     assert panel.start_button.isEnabled() and project.annotations.exists("p2_c0", "model")
     assert widget.preannotate_run_edit.text() == str(loop / "round-1" / "model")  # followed its curves
     assert widget.follower is not None and any(r.get("event") == "end" for r in widget.follower.records)
+
+
+def test_an_unwritable_run_or_loop_folder_is_one_message(widget, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    widget.dataset_edit.setText(str(tmp_path / "ds"))
+    widget.run_edit.setText(str(blocker / "run"))
+    widget.start_button.click()
+    assert widget.process is None and widget.status_label.text().startswith(
+        f"Cannot write the run folder {blocker / 'run'}"
+    )
+    panel = widget.loop_panel
+    panel.project_edit.setText(str(tmp_path / "proj"))
+    panel.loop_edit.setText(str(blocker / "loop"))
+    panel.start_button.click()
+    assert panel.process is None and panel.status_label.text().startswith(
+        f"Cannot write the loop folder {blocker / 'loop'}"
+    )
+    assert panel.start_button.isEnabled() and widget.start_button.isEnabled()

@@ -41,7 +41,7 @@ from ..vocabulary import MODEL_NAMES
 from .layout import row
 from .tables import cell_text, fill_table
 from .training_loop import LabelLoopPanel
-from .workers import start, stop_process
+from .workers import last_log_line, start, start_logged_process, stop_process
 
 if TYPE_CHECKING:
     import napari
@@ -214,13 +214,11 @@ class TrainingWidget(QWidget):
         if not self.run_edit.text() or (not resume and not self.dataset_edit.text()):
             self.status_label.setText("Choose a dataset folder and a run folder first.")
             return
-        run_dir.mkdir(parents=True, exist_ok=True)
-        log = open(run_dir / "train.log", "ab")  # noqa: SIM115 - handed to the child process
-        # a new session: Ctrl-C in the viewer's terminal or a viewer crash does not reach it
-        self.process = subprocess.Popen(
-            self.command(resume), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        log.close()
+        try:
+            self.process = start_logged_process(self.command(resume), run_dir / "train.log")
+        except OSError as exc:
+            self.status_label.setText(f"Cannot write the run folder {run_dir}: {exc.strerror or exc}")
+            return
         self.follower = ProgressFollower(run_dir / PROGRESS_FILE)
         self.progress_bar.setValue(0)
         self.status_label.setText(
@@ -298,7 +296,7 @@ class TrainingWidget(QWidget):
                 self.status_label.setText(f"Finished: {[r for r in new if r.get('event') == 'end'][-1].get('reason')}")
             elif self.process.returncode not in (0, None):
                 self.status_label.setText(
-                    f"Training stopped (exit {self.process.returncode}): {self._last_log_line()} "
+                    f"Training stopped (exit {self.process.returncode}): {last_log_line(Path(self.run_edit.text()) / 'train.log')} "
                     "Resume continues from the last finished epoch."
                 )
             if (self.process is None or exited) and not self.loop_panel.running:
@@ -306,14 +304,6 @@ class TrainingWidget(QWidget):
             if self.process is None or exited:
                 self._set_running(False)
             self.refresh_runs()
-
-    def _last_log_line(self) -> str:
-        """The last line the training process printed (its error message, if it failed)."""
-        try:
-            lines = (Path(self.run_edit.text()) / "train.log").read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return "see train.log."
-        return lines[-1][-300:] if lines else "see train.log."
 
     def plot(self, records: list[dict]) -> None:
         steps = [r for r in records if r.get("event") == "step"]

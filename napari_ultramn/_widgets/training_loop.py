@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
 )
 
 from .layout import row
-from .workers import stop_process
+from .workers import last_log_line, start_logged_process, stop_process
 
 
 class LabelLoopPanel(QGroupBox):
@@ -100,15 +100,10 @@ class LabelLoopPanel(QGroupBox):
             return
         out = Path(self.loop_edit.text())
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            log = open(out / "loop.log", "ab")  # noqa: SIM115 - handed to the child process
+            self.process = start_logged_process(self.command(), out / "loop.log")
         except OSError as exc:
             self.status_label.setText(f"Cannot write the loop folder {out}: {exc.strerror or exc}")
             return
-        self.process = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        log.close()
         self._following = ""
         self.status_label.setText(f"Round starting in process {self.process.pid}; log: {out / 'loop.log'}")
         self._set_running(True)
@@ -144,14 +139,9 @@ class LabelLoopPanel(QGroupBox):
         if code == 0 and state is not None:
             self.status_label.setText(state.get("message", "done"))
         else:
-            self.status_label.setText(f"The round stopped (exit {code}): {self._last_log_line()}")
-
-    def _last_log_line(self) -> str:
-        try:
-            lines = (Path(self.loop_edit.text()) / "loop.log").read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return "see loop.log."
-        return lines[-1][-300:] if lines else "see loop.log."
+            self.status_label.setText(
+                f"The round stopped (exit {code}): {last_log_line(Path(self.loop_edit.text()) / 'loop.log')}"
+            )
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)

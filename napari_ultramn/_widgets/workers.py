@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 
 def sync_workers() -> bool:
@@ -54,3 +55,25 @@ def stop_process(process) -> None:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+def start_logged_process(command: list[str], log_path: Path):
+    """Start ``command`` in its own session (Ctrl-C in the viewer's terminal or a viewer crash
+    does not reach it), its output appended to ``log_path``; raises OSError if the folder cannot
+    be written."""
+    import subprocess
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+
+
+def last_log_line(log_path: Path) -> str:
+    """The last line a process wrote to ``log_path`` (its error message, if it failed)."""
+    try:
+        lines = log_path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return f"see {log_path.name}."
+    return lines[-1][-300:] if lines else f"see {log_path.name}."
