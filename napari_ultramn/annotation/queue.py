@@ -14,7 +14,7 @@ import json
 import statistics
 from dataclasses import dataclass, replace
 
-from .model_doubt import read_model_doubt
+from .model_doubt import doubt_path, read_model_doubt
 from .store import RESERVED_RATERS
 
 #: Statuses shown to the rater; 'corrupt' marks a file the session will refuse to overwrite.
@@ -110,14 +110,26 @@ class ClipQueue:
         self.blind = blind
         self.review = review
         self._cache: dict[str, tuple[float, tuple[str, str, bool, float]]] = {}
+        self._doubt: tuple[int | None, dict[str, float]] = (None, {})  # (mtime_ns, model_doubt.json)
         self._entries: list[QueueEntry] = []
         self.refresh()
 
     def refresh(self) -> list[QueueEntry]:
         # the registry's indexed fields only: no whole record is decoded for a list
         entries = [self._entry(rec) for rec in self.project.clip_summaries()]
-        self._entries = _most_doubtful_first(entries, read_model_doubt(self.project.root))
+        self._entries = _most_doubtful_first(entries, self._model_doubt())
         return self._entries
+
+    def _model_doubt(self) -> dict[str, float]:
+        """``model_doubt.json``, read again only when it changed: the queue refreshes after every
+        edit, and a 5,000-clip file is not worth parsing and schema-checking each time."""
+        try:
+            mtime = doubt_path(self.project.root).stat().st_mtime_ns
+        except FileNotFoundError:
+            mtime = None
+        if mtime != self._doubt[0] or mtime is None:
+            self._doubt = (mtime, read_model_doubt(self.project.root) if mtime is not None else {})
+        return self._doubt[1]
 
     def _header(self, clip_id: str) -> tuple[str, str, bool, float]:
         path = self.project.annotations.path(clip_id, self.rater)
