@@ -38,6 +38,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..vocabulary import MODEL_NAMES
+from .annotator_sections import scrolling
 from .layout import row
 from .tables import cell_text, fill_table
 from .training_loop import LabelLoopPanel
@@ -146,10 +147,14 @@ class TrainingWidget(QWidget):
 
         self.loop_panel = LabelLoopPanel(self)  # train on what is labelled, pre-annotate the rest
 
-        layout = QVBoxLayout(self)
+        content = QWidget()
+        inner = QVBoxLayout(content)
         for box in (train_box, self.loop_panel, runs_box, pre_box):
-            layout.addWidget(box)
-        layout.addStretch(1)
+            inner.addWidget(box)
+        inner.addStretch(1)
+        layout = QVBoxLayout(self)  # scrolls: the dock must not push the window past a laptop screen
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scrolling(content))
 
         self.dataset_button.clicked.connect(lambda: self._browse(self.dataset_edit))
         self.run_button.clicked.connect(lambda: self._browse(self.run_edit))
