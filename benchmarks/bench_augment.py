@@ -9,11 +9,12 @@
     draws, means over the repeats:
     the per-window augmentation the loader's workers ran until now (``baseline_augment.py``)
     alone, one window at a time; the old loader's whole per-batch work (that augmentation, the
-    uint8 round trip through shared memory, collate, the float conversion on the device); and the
-    batched ``napari_ultramn.model.augment`` on the CPU, which yields the float batch directly.
-    Printed as frames per CPU-second on one thread (what the work costs; x 2 = two free cores, as
-    the old 2 workers had) and as wall frames/s on 1 and 2 torch threads (goal: >= 5,000 frames/s
-    on 2 cores).
+    uint8 round trip through shared memory, collate, the float conversion on the device); and
+    ``napari_ultramn.model.augment``, which yields the float batch directly: its whole-batch path
+    (what a GPU runs) on the CPU, and its CPU path (window by window on the torch threads) making
+    new tensors and as training calls it (into float32 tensors reused from step to step).
+    Printed as frames per CPU-second (what the work costs) and as wall frames/s on 1 and 2 torch
+    threads (goal: >= 5,000 frames/s on 2 cores, the CPU path as training calls it).
 (2) The loader alone (read + decompress, uint8 items): one epoch through a DataLoader with 0 and 2
     workers, frames/s wall and per CPU-second (workers included).
 (3) Memory: the peak private memory (USS, summed over the main process and the 2 workers, sampled
@@ -63,6 +64,9 @@ def synthetic_windows(batch: int, window: int, size: tuple[int, int], seed: int 
     return torch.from_numpy(np.clip(frames, 0, 255).astype(np.uint8)), torch.from_numpy(masks.copy())
 
 
+NEW = "CPU path, as training calls it"
+
+
 def bench_augmentation(batch: int, repeats: int, size, window: int = 16) -> None:
     """Three ways to make one float32 batch of augmented windows from uint8 windows, interleaved."""
     import torch
@@ -90,14 +94,25 @@ def bench_augmentation(batch: int, repeats: int, size, window: int = 16) -> None
         f = torch.stack([a for a, _ in items]).float().div_(255.0)
         torch.stack([b for _, b in items]).float()
 
-    def batched():  # now: the uint8 batch as read, augmented on the device
+    def batched():  # the whole batch per transform (the GPU's path), here on the CPU
+        f, m = new.batched(frames, masks, gen)
+        m.float()
+
+    def windows_fresh():  # the CPU's path: window by window on the torch threads, new tensors
         f, m = new(frames, masks, gen)
         m.float()
+
+    workspace = (torch.empty(frames.shape), torch.empty(masks.shape))
+
+    def windows_training():  # as training calls it: float32 tensors reused step after step
+        new(frames, masks, gen, out=workspace)
 
     runs = {
         "per-window augmentation alone": window_alone,
         "old loader pipeline": old_pipeline,
-        "batched (new)": batched,
+        "batched (GPU path) on CPU": batched,
+        "CPU path, new tensors": windows_fresh,
+        NEW: windows_training,
     }
     n_frames = batch * window
     for threads in (1, 2):
@@ -113,23 +128,18 @@ def bench_augmentation(batch: int, repeats: int, size, window: int = 16) -> None
                 cpu[name].append(time.process_time() - c0)
         # means, not medians: each call draws its own transforms, and their mix is part of the cost
         fps = {k: (n_frames / statistics.mean(cpu[k]), n_frames / statistics.mean(wall[k])) for k in runs}
-        new_cpu, new_wall = fps["batched (new)"]
+        new_cpu, new_wall = fps[NEW]
         for name, (c, w) in fps.items():
-            ratio = (
-                ""
-                if name == "batched (new)"
-                else f" -> batched is {new_cpu / c:4.2f}x per CPU-s, {new_wall / w:4.2f}x wall"
-            )
+            ratio = "" if name == NEW else f" -> training's is {new_cpu / c:4.2f}x per CPU-s, {new_wall / w:4.2f}x wall"
             print(
                 f"augment, {threads} thread(s), {batch} x {window} x {size[0]}x{size[1]}, {name:30s}: "
                 f"{w:6.0f} frames/s wall, {c:6.0f} per CPU-s{ratio}",
                 flush=True,
             )
         if threads == 1:
-            print(
-                f"  -> batched on 2 free cores, at the 1-thread cost: {2 * new_cpu:6.0f} frames/s (goal >= 5,000)",
-                flush=True,
-            )
+            print(f"  -> at the 1-thread cost on 2 free cores: {2 * new_cpu:6.0f} frames/s", flush=True)
+        else:
+            print(f"  -> {NEW} on {threads} threads: {new_wall:6.0f} frames/s wall (goal >= 5,000)", flush=True)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 

@@ -38,9 +38,18 @@ def test_same_seed_same_output_other_seed_other_output():
     assert epoch_generator(1, 0).initial_seed() == epoch_generator(1, 0).initial_seed()
 
 
+@pytest.fixture(params=["windows", "batched"])
+def run(request):
+    """Both ways a batch is augmented: window by window on threads (the CPU's) and the whole batch
+    at once (the GPU's, run here on the CPU)."""
+    if request.param == "windows":
+        return lambda aug, frames, masks, gen: aug(frames, masks, gen)
+    return lambda aug, frames, masks, gen: aug.batched(frames, masks, gen)
+
+
 def test_same_output_whatever_the_thread_count():
-    """CPU chunks depend on the shapes only, so the noise is drawn in the same pieces (windows of
-    2.3 MB as float32: one per chunk; some with speckle, some without)."""
+    """Each window's speckle comes from its own seed, so threads change nothing (some windows with
+    speckle, some without)."""
     frames = torch.randint(0, 256, (4, 1, 5, 256, 448), generator=_gen(1), dtype=torch.uint8)
     masks = torch.zeros_like(frames)
     threads = torch.get_num_threads()
@@ -51,18 +60,46 @@ def test_same_output_whatever_the_thread_count():
         two = Augment()(frames, masks, _gen(6))
     finally:
         torch.set_num_threads(threads)
-    # the mix that tells them apart: in pieces of two, window 1's noise would be the second half
-    # of a draw for windows 0 and 1, one at a time it is the first draw
     assert Augment().sample(4, _gen(6))["do_speckle"].tolist() == [False, True, False, True]
     torch.testing.assert_close(one, two)
 
 
+def test_window_path_and_batched_path_agree_but_for_the_noise():
+    """Same parameters (one draw for both), same transforms: without speckle the two paths give the
+    same frames (float rounding aside) and the same masks but at exact ties of the nearest pixel."""
+    frames = torch.randint(0, 256, (6, 1, 3, 40, 56), generator=_gen(1), dtype=torch.uint8)
+    masks = _blobs(6, 3, 40, 56)
+    aug = Augment(p_speckle=0.0, p_affine=0.7, p_flip=0.5, p_intensity=0.8)
+    f1, m1 = aug(frames, masks, _gen(9))
+    f2, m2 = aug.batched(frames, masks, _gen(9))
+    torch.testing.assert_close(f1, f2, atol=2e-5, rtol=0)
+    assert (m1 != m2).float().mean() < 1e-3
+    with_speckle = Augment(p_speckle=1.0)
+    assert not torch.allclose(with_speckle(frames, masks, _gen(9))[0], with_speckle.batched(frames, masks, _gen(9))[0])
+
+
+def test_out_tensors_are_filled_and_returned():
+    frames = torch.randint(0, 256, (3, 1, 2, 24, 20), generator=_gen(2), dtype=torch.uint8)
+    masks = _blobs(3, 2, 24, 20)
+    for call in (Augment().__call__, Augment().batched):
+        out = (torch.full(frames.shape, -1.0), torch.full(masks.shape, -1.0))
+        f, m = call(frames, masks, _gen(4), out=out)
+        assert f is out[0] and m is out[1]
+        expected_f, expected_m = call(frames, masks, _gen(4))
+        torch.testing.assert_close(f, expected_f)
+        assert torch.equal(m, expected_m.float())  # masks converted to the buffer's dtype
+    with pytest.raises(ValueError, match="out must be contiguous float32 frames"):
+        Augment()(frames, masks, _gen(), out=(torch.zeros(frames.shape, dtype=torch.float16), masks.clone()))
+    with pytest.raises(ValueError, match="out must be contiguous float32 frames"):
+        Augment()(frames, masks, _gen(), out=(torch.zeros(frames.shape), masks.clone()[:2]))
+
+
 @pytest.mark.parametrize("frame_dtype", [torch.uint8, torch.float32])
-def test_frames_and_masks_get_the_same_geometry(frame_dtype):
+def test_frames_and_masks_get_the_same_geometry(frame_dtype, run):
     masks = _blobs()
     frames = masks * 255 if frame_dtype == torch.uint8 else masks.float()
     geometric = Augment(p_flip=0.5, p_affine=1.0, rotate_deg=15, p_speckle=0, p_intensity=0)
-    f, m = geometric(frames, masks, _gen(3))
+    f, m = run(geometric, frames, masks, _gen(3))
     assert f.dtype == torch.float32 and m.dtype == torch.uint8 and set(m.unique().tolist()) <= {0, 1}
     moved = 0
     for i in range(len(masks)):
@@ -74,18 +111,18 @@ def test_frames_and_masks_get_the_same_geometry(frame_dtype):
     assert moved == len(masks)
 
 
-def test_flip_is_lateral_only_and_exact():
+def test_flip_is_lateral_only_and_exact(run):
     masks = _blobs(2)
     frames = (masks * 200).to(torch.uint8)
-    f, m = Augment(p_flip=1.0, p_affine=0.0, p_speckle=0, p_intensity=0)(frames, masks, _gen())
+    f, m = run(Augment(p_flip=1.0, p_affine=0.0, p_speckle=0, p_intensity=0), frames, masks, _gen())
     torch.testing.assert_close(m, masks.flip(-1))
     torch.testing.assert_close(f, frames.float().div(255).flip(-1))
 
 
-def test_nothing_applied_is_the_plain_conversion():
+def test_nothing_applied_is_the_plain_conversion(run):
     frames = torch.randint(0, 256, (3, 2, 24, 20), generator=_gen(2), dtype=torch.uint8)
     masks = frames > 128
-    f, m = Augment(p_flip=0, p_affine=0, p_speckle=0, p_intensity=0)(frames, masks, _gen())
+    f, m = run(Augment(p_flip=0, p_affine=0, p_speckle=0, p_intensity=0), frames, masks, _gen())
     torch.testing.assert_close(f, frames.float() / 255)
     assert m.dtype == torch.bool and torch.equal(m, masks)
 
@@ -120,25 +157,25 @@ def test_intensity_uint8_table_matches_the_float_path_and_leaves_masks():
     assert f8[..., -4:, :].mean() < f8[..., :4, :].mean()
 
 
-def test_speckle_is_multiplicative_and_new_in_every_frame():
+def test_speckle_is_multiplicative_and_new_in_every_frame(run):
     aug = Augment(p_flip=0, p_affine=0, p_speckle=1.0, speckle=0.3, p_intensity=0)
     black = torch.zeros((2, 1, 2, 16, 16), dtype=torch.uint8)
-    f, _ = aug(black, black, _gen())
+    f, _ = run(aug, black, black, _gen())
     assert f.abs().max() == 0  # black stays black: noise scales the signal
     grey = torch.full((2, 1, 3, 15, 17), 128, dtype=torch.uint8)  # odd sizes: the enlarged-copy path
-    f, _ = aug(grey, grey, _gen())
+    f, _ = run(aug, grey, grey, _gen())
     assert f.std() > 0.01 and not torch.equal(f[0, 0, 0], f[0, 0, 1])
-    even, _ = aug(torch.full((1, 1, 1, 4, 4), 128, dtype=torch.uint8), torch.zeros((1, 1, 1, 4, 4)), _gen())
+    even, _ = run(aug, torch.full((1, 1, 1, 4, 4), 128, dtype=torch.uint8), torch.zeros((1, 1, 1, 4, 4)), _gen())
     assert torch.equal(even[..., 0::2, 0::2], even[..., 1::2, 1::2])  # a 2-pixel grain
 
 
-def test_rotation_keeps_shapes_on_non_square_frames():
+def test_rotation_keeps_shapes_on_non_square_frames(run):
     h, w = 40, 96
     rows, cols = np.mgrid[0:h, 0:w]
     disc = torch.from_numpy(((rows - 20) ** 2 + (cols - 48) ** 2 <= 12**2).astype(np.uint8))
     masks = disc[None, None].repeat(2, 1, 1, 1)
     aug = Augment(p_flip=0, p_affine=1.0, rotate_deg=10, scale=(1, 1), translate=0, p_speckle=0, p_intensity=0)
-    _, m = aug(masks * 255, masks, _gen(7))
+    _, m = run(aug, masks * 255, masks, _gen(7))
     for i in range(2):
         ys, xs = np.nonzero(m[i, 0].numpy())
         # a disc rotated about its centre stays a disc of the same extent in rows and columns

@@ -116,6 +116,23 @@ def test_batch_to_float_with_and_without_augmentation(dataset_dir):
         batch_to_float(batch, None, Augment())
 
 
+def test_batch_to_float_workspace_reuses_its_tensors_and_changes_nothing(dataset_dir):
+    ds = ClipWindowDataset(dataset_dir / "train.h5", window=8)
+    loader = iter(DataLoader(ds, batch_size=2))
+    first, second = next(loader), next(loader)
+    workspace: dict = {}
+    a = batch_to_float(first, "cpu", Augment(), epoch_generator(1, 0), workspace=workspace)
+    expected = batch_to_float(first, "cpu", Augment(), epoch_generator(1, 0))
+    torch.testing.assert_close(a["frames"], expected["frames"])
+    torch.testing.assert_close(a["masks"], expected["masks"])
+    pointers = a["frames"].data_ptr(), a["masks"].data_ptr()
+    b = batch_to_float(second, "cpu", Augment(), epoch_generator(1, 1), workspace=workspace)
+    assert (b["frames"].data_ptr(), b["masks"].data_ptr()) == pointers  # the same memory, refilled
+    smaller = {k: v[:1] if isinstance(v, torch.Tensor) else v for k, v in second.items()}
+    c = batch_to_float(smaller, "cpu", Augment(), epoch_generator(1, 2), workspace=workspace)
+    assert c["frames"].shape[0] == 1 and c["frames"].data_ptr() != pointers[0]  # a new shape, new tensors
+
+
 def test_split_datasets(dataset_dir):
     sets = split_datasets(dataset_dir, window=8)
     assert set(sets) == {"train", "validation", "test"}

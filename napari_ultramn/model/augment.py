@@ -26,8 +26,9 @@ Differences from the per-window version, none of which changes what a transform 
 * The random stream is per batch, not per ``(seed, epoch, window index)``: the trainer seeds one
   generator per epoch from ``(seed, epoch, rank)`` and the loader's order is seeded too, so a run
   (and a resumed run) repeats exactly; a window's augmentation depends on the batch it falls in.
-  CPU and CUDA generators give different streams (a run repeats on the same kind of device);
-  on CPU the batch goes a few windows at a time (:func:`chunk_windows`, set by the shapes only).
+  CPU and CUDA generators give different streams (a run repeats on the same kind of device).
+  On a CPU the windows are augmented one by one on a few threads (:mod:`.augment_cpu`), each with
+  its speckle from its own seed, so the result does not depend on the thread count.
 * The contrast pivot (the window's mean after gain and gamma) is taken from a 1/16 subsample
   (every 4th row and column) for uint8 frames, as before, and over all pixels for float frames.
 * Masks are resampled at the nearest pixel with ``grid_sample``'s half-to-even rounding, where the
@@ -143,44 +144,60 @@ class Augment:
             "contrast": torch.where(do_int, between(c["contrast"], *self.contrast), one),
         }
 
-    def __call__(self, frames, masks, generator):
+    def __call__(self, frames, masks, generator, out=None):
+        """Augment a batch; ``out`` = ``(frames_out, masks_out)`` to write into (float32 frames,
+        masks of any dtype, same shapes, on the same device): a trainer that reuses them each step
+        saves a fresh batch's page faults (two 32 MB tensors at 8 x 16 x 256 x 256), about a third
+        of the work on a CPU. Returns ``out`` or new tensors.
+
+        On a CPU the windows go one by one over a few threads (:mod:`.augment_cpu`); on a GPU the
+        whole batch goes through :meth:`batched`. Both apply the same transforms with the same
+        parameters (:meth:`sample`); their speckle noise comes from different streams.
+        """
+        self._check(frames, masks, out)
+        p = self.sample(frames.shape[0], generator, frames.device)
+        if frames.device.type == "cpu":
+            from napari_ultramn.model.augment_cpu import augment_windows, window_seeds
+
+            return augment_windows(frames, masks, p, window_seeds(frames.shape[0], generator), out)
+        return self._batched(frames, masks, p, generator, out)
+
+    def batched(self, frames, masks, generator, out=None):
+        """The whole batch through each transform at once, on any device (what a GPU runs)."""
+        self._check(frames, masks, out)
+        return self._batched(frames, masks, self.sample(frames.shape[0], generator, frames.device), generator, out)
+
+    @staticmethod
+    def _check(frames, masks, out) -> None:
         if frames.shape != masks.shape:
             raise ValueError(f"frames {tuple(frames.shape)} and masks {tuple(masks.shape)} differ in shape")
         if frames.ndim < 3:
             raise ValueError(f"frames must be (B, ..., H, W), got shape {tuple(frames.shape)}")
+        if out is not None:
+            import torch
+
+            f, m = out
+            if (
+                f.shape != frames.shape
+                or m.shape != masks.shape
+                or f.dtype != torch.float32
+                or not (f.is_contiguous() and m.is_contiguous())
+            ):
+                raise ValueError(
+                    f"out must be contiguous float32 frames and masks of shape {tuple(frames.shape)}, "
+                    f"got {f.dtype} {tuple(f.shape)} and {tuple(m.shape)}"
+                )
+
+    @staticmethod
+    def _batched(frames, masks, p: dict, generator, out):
         import torch
 
-        b = frames.shape[0]
-        p = self.sample(b, generator, frames.device)
-        out_frames = torch.empty(frames.shape, dtype=torch.float32, device=frames.device)
-        out_masks = torch.empty_like(masks)
-        step = chunk_windows(frames)
-        for start in range(0, b, step):
-            part = slice(start, start + step)
-            q = {k: v[part] for k, v in p.items()}
-            x, m = geometry(intensity(frames[part], q), masks[part], q)
-            texture(x, q, generator, out=out_frames[part])
-            out_masks[part].copy_(m)
-        return out_frames, out_masks
-
-
-#: On CPU, windows are augmented a few at a time, about this many float32 bytes of frames each:
-#: the five passes over a chunk then run in cache, and its temporaries are reused heap memory;
-#: a whole batch's (32 MB at 8 x 16 x 256 x 256) are fresh pages each time (glibc returns blocks
-#: that large to the OS), and the page faults and memory traffic made it ~1.4x slower per frame.
-CPU_CHUNK_BYTES = 4 << 20
-
-
-def chunk_windows(frames) -> int:
-    """Windows per chunk: the whole batch on a GPU (one launch per step), a few on CPU.
-
-    Only the shapes decide (not the thread count), so a CPU run draws its speckle noise in the
-    same pieces, and repeats, whatever threads it gets.
-    """
-    b = frames.shape[0]
-    if frames.device.type != "cpu":
-        return max(1, b)
-    return max(1, min(b, CPU_CHUNK_BYTES // max(1, 4 * math.prod(frames.shape[1:]))))
+        if out is None:
+            out = (torch.empty(frames.shape, dtype=torch.float32, device=frames.device), torch.empty_like(masks))
+        x, m = geometry(intensity(frames, p), masks, p)
+        texture(x, p, generator, out=out[0])
+        out[1].copy_(m)
+        return out
 
 
 def _per_window(values, ndim: int):
@@ -232,10 +249,10 @@ def _intensity_lut(frames, p: dict):
 
 
 def geometry(frames, masks, p: dict):
-    """One ``grid_sample`` per chunk when a window in it gets an affine: frames bilinear, masks
+    """One ``grid_sample`` per batch when a window in it gets an affine: frames bilinear, masks
     nearest; a flip alone is a flip. Returns the masks passed in when nothing moves.
 
-    In a chunk with an affine, a window without one gets the identity (or the flip) as its map,
+    In a batch with an affine, a window without one gets the identity (or the flip) as its map,
     whose sampling points fall on pixel centres (exactly so for power-of-two sizes; within ~1e-6
     of a pixel otherwise): resampling it costs less than gathering the chosen windows out and
     scattering them back, and on a GPU it needs no host sync.
@@ -247,7 +264,7 @@ def geometry(frames, masks, p: dict):
     if not bool(p["do_affine"].any()):
         if not bool(p["flip"].any()):
             return frames, masks
-        if bool(p["flip"].all()):  # one window per chunk on CPU: all or none
+        if bool(p["flip"].all()):
             return frames.flip(-1), masks.flip(-1)
         flip = p["flip"].view(-1, *([1] * (len(shape) - 1)))
         return torch.where(flip, frames.flip(-1), frames), torch.where(flip, masks.flip(-1), masks)
@@ -320,7 +337,7 @@ def texture(frames, p: dict, generator, out):
 def speckle_noise(shape, sigma, generator):
     """``1 + sigma * n`` at half resolution ``(B, F, ceil(H/2), ceil(W/2))``, ``F`` = the frames
     of a window: real speckle has a grain (it is not i.i.d. per pixel), and a quarter of the numbers.
-    Drawn for every window of a chunk that has one with speckle (sigma 0: exactly 1)."""
+    Drawn for every window of the batch (sigma 0: exactly 1)."""
     import torch
 
     b, (h, w) = shape[0], shape[-2:]

@@ -243,12 +243,18 @@ class ClipWindowDataset(Dataset):
         }
 
 
-def batch_to_float(batch: dict, device=None, augment=None, generator=None, non_blocking: bool = True) -> dict:
+def batch_to_float(
+    batch: dict, device=None, augment=None, generator=None, non_blocking: bool = True, workspace: dict | None = None
+) -> dict:
     """Move a batch to ``device``; frames become float32 in [0, 1] and masks float32 there.
 
     With ``augment`` (an :class:`~napari_ultramn.model.augment.Augment`, training batches only) and
     ``generator`` (a ``torch.Generator`` on ``device``), the batch is augmented on the device,
-    frames still uint8 (the augmentation's lookup table is the conversion).
+    frames still uint8 (the augmentation's lookup table is the conversion). ``workspace`` (a dict
+    the caller keeps) lends the augmentation float32 output tensors that are reused from batch to
+    batch of the same shape: the returned frames and masks are then overwritten by the next call,
+    which is what a training step wants (they are dead once the step's backward has run) and saves
+    the page faults of two fresh batch-sized tensors per step.
     """
     out = dict(batch)
     for key in ("frames", "masks", "plane", "clip_plane", "annotated"):
@@ -257,7 +263,15 @@ def batch_to_float(batch: dict, device=None, augment=None, generator=None, non_b
     if augment is not None:
         if generator is None:
             raise ValueError("augment needs a generator (seeded, on the batch's device)")
-        out["frames"], out["masks"] = augment(out["frames"], out["masks"], generator)
+        buffers = None
+        if workspace is not None:
+            key = (tuple(out["frames"].shape), str(out["frames"].device))
+            if workspace.get("key") != key:
+                workspace.clear()
+                made = [torch.empty(key[0], dtype=torch.float32, device=out["frames"].device) for _ in range(2)]
+                workspace.update(key=key, buffers=tuple(made))
+            buffers = workspace["buffers"]
+        out["frames"], out["masks"] = augment(out["frames"], out["masks"], generator, out=buffers)
     elif out["frames"].dtype == torch.uint8:
         out["frames"] = out["frames"].float().div_(255.0)
     if out["masks"].dtype != torch.float32:

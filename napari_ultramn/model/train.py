@@ -291,6 +291,7 @@ class Trainer:
         self.total_steps = max(1, epochs * len(self.train_loader))
         self.augment = Augment()
         self.augment_generator = epoch_generator(seed, 0, self.rank, self.device)  # renewed by set_epoch
+        self.augment_workspace: dict = {}  # the augmented batch's tensors, reused step after step
         self.optimizer = build_optimizer(self.model.parameters(), lr=lr, weight_decay=weight_decay)
         self.budget = Budget(max_minutes, max_steps, 0, 0.0)
         self.time_fraction = 0.0  # share of the time budget used, agreed between DDP ranks
@@ -375,7 +376,9 @@ class Trainer:
         from .loader import batch_to_float
 
         if augment:
-            return batch_to_float(batch, self.device, self.augment, self.augment_generator)
+            return batch_to_float(
+                batch, self.device, self.augment, self.augment_generator, workspace=self.augment_workspace
+            )
         return batch_to_float(batch, self.device)
 
     # -- named steps ---------------------------------------------------------------------
