@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
@@ -55,12 +55,26 @@ def augment_windows(frames, masks, params: dict, seeds: list[int], out=None):
     def one(i: int) -> None:
         _window(src_f[i], src_m[i], rows[i], thetas[i], seeds[i], dst_f[i], dst_m[i])
 
-    threads = min(b, max(1, torch.get_num_threads()))
-    if threads == 1:
-        for i in range(b):
+    # the costliest windows first (an affine, then speckle), so no thread is left with one at the end
+    order = iter(sorted(range(b), key=lambda i: (rows[i]["do_affine"], rows[i]["do_speckle"]), reverse=True))
+    taking = threading.Lock()
+
+    def drain() -> None:
+        while True:
+            with taking:
+                i = next(order, None)
+            if i is None:
+                return
             one(i)
-    else:
-        list(_pool(threads).map(one, range(b)))  # re-raises a window's error here
+
+    threads = min(b, max(1, torch.get_num_threads()))
+    helpers = [_pool(threads - 1).submit(drain) for _ in range(threads - 1)] if threads > 1 else []
+    try:
+        drain()  # this thread works too
+    finally:
+        wait(helpers)  # no helper still writing into ``out`` when this returns or raises
+    for helper in helpers:
+        helper.result()  # re-raises a helper's error
     return out
 
 
@@ -75,47 +89,71 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         return pool
 
 
+#: A window's frames go through the transforms a block at a time, about this many float32 bytes:
+#: the block's temporaries then stay in cache between the passes (a 16-frame window at 256 x 256 is
+#: 4 MB per pass; two threads working on whole windows evicted each other's). Set by the shapes
+#: only, so the noise is drawn in the same pieces whatever the thread count.
+BLOCK_BYTES = 1 << 20
+
+
 def _window(frames, masks, q: dict, theta, seed: int, out, out_masks) -> None:
     """One window ``(F, H, W)``: intensity, geometry, attenuation and speckle into ``out``."""
     import torch
 
-    from napari_ultramn.model.augment import nearest
-
-    if q["do_affine"]:
-        x = _intensity(frames, q, out=None)
-        grid = _grid(theta, *frames.shape[-2:])
-        x = torch.nn.functional.grid_sample(x[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[
-            0
-        ]
-        out_masks.copy_(nearest(masks[None], grid)[0])
+    n, h, w = frames.shape
+    grid = _grid(theta, h, w) if q["do_affine"] else None
+    if grid is not None:
+        _nearest(masks, theta, out_masks)
     elif q["flip"]:  # flipping the uint8 input is a quarter of the bytes of flipping floats
-        x = _intensity(frames.flip(-1), q, out=out)
+        frames = frames.flip(-1)
         out_masks.copy_(masks.flip(-1))
     else:
-        x = _intensity(frames, q, out=out)
         out_masks.copy_(masks)
-    _texture(x, q, seed, out)
-
-
-def _intensity(frames, q: dict, out):
-    """Gain, gamma, contrast as one map -> float32 (into ``out`` when given)."""
-    import numpy as np
-    import torch
-
-    if frames.dtype != torch.uint8:
+    if frames.dtype == torch.uint8:
+        table = _table(frames, q)
+    else:  # float frames: the contrast pivot is the mean of the whole window, so map it whole
         from napari_ultramn.model.augment import intensity
 
         p = {k: torch.tensor([q[k]], dtype=torch.float32) for k in ("gain", "gamma", "contrast")}
-        x = intensity(frames[None], p)[0]
-        return x if out is None else out.copy_(x)
+        frames, table = intensity(frames[None], p)[0], None
+    ramp = torch.exp(torch.arange(h, dtype=torch.float32) * (-q["attenuation"] / max(h - 1, 1)))
+    sigma = q["sigma"] if q["do_speckle"] else 0.0
+    generator = torch.Generator().manual_seed(seed) if sigma > 0 else None
+    step = max(1, BLOCK_BYTES // (4 * h * w))
+    for first in range(0, n, step):
+        part = slice(first, first + step)
+        x = out[part] if grid is None else None
+        if table is not None:
+            x = _lookup(table, frames[part], x)
+        elif x is None:
+            x = frames[part]
+        else:
+            x.copy_(frames[part])
+        if grid is not None:
+            x = torch.nn.functional.grid_sample(
+                x[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
+            )[0]
+        _texture(x, sigma, ramp if q["attenuation"] > 0 else None, generator, out[part])
+
+
+def _table(frames, q: dict):
+    """Gain, gamma and contrast of a uint8 window as one 256-entry float32 table."""
+    import numpy as np
+
     levels = np.arange(256, dtype=np.float64) / 255.0
     lut = np.clip(levels * q["gain"], 0.0, 1.0) ** q["gamma"]
     # the pivot (the window's mean after gain and gamma) from every 4th row and column, as the
     # batched path takes it
-    sub = frames[..., ::4, ::4].contiguous().numpy().reshape(-1)
-    hist = np.bincount(sub, minlength=256)
+    hist = np.bincount(frames[..., ::4, ::4].contiguous().numpy().reshape(-1), minlength=256)
     pivot = float(hist @ lut) / max(int(hist.sum()), 1)
-    table = np.clip((lut - pivot) * q["contrast"] + pivot, 0.0, 1.0).astype(np.float32)
+    return np.clip((lut - pivot) * q["contrast"] + pivot, 0.0, 1.0).astype(np.float32)
+
+
+def _lookup(table, frames, out):
+    """``table[frames]`` as float32 (into ``out`` when given)."""
+    import numpy as np
+    import torch
+
     target = torch.empty(frames.shape, dtype=torch.float32) if out is None else out
     # mode="wrap" skips the bounds check (a uint8 index is always in a 256-entry table): ~2x faster
     np.take(table, frames.contiguous().numpy().reshape(-1), out=target.numpy().reshape(-1), mode="wrap")
@@ -136,20 +174,36 @@ def _grid(theta, h: int, w: int):
     return grid
 
 
-def _texture(x, q: dict, seed: int, out) -> None:
-    """Depth attenuation and speckle of one window ``(F, H, W)`` into ``out``, then the clamp."""
+def _nearest(masks, theta, out) -> None:
+    """The masks ``(F, H, W)`` at the nearest source pixel of the affine, 0 outside, into ``out``:
+    what :func:`~napari_ultramn.model.augment.nearest` takes from the grid, with the pixel
+    coordinates made from ``theta`` directly (two broadcast sums instead of a dozen passes)."""
+    import torch
+
+    n, h, w = masks.shape
+    (a, b, c), (d, e, f) = theta
+    # grid x -> source column: ((x + 1) * w - 1) / 2, with x = a * xs + b * ys + c (see _grid)
+    xs = (torch.arange(w, dtype=torch.float32) * 2 + 1) / w - 1
+    ys = (torch.arange(h, dtype=torch.float32) * 2 + 1) / h - 1
+    col = torch.round((xs * (a * w / 2))[None, :] + (ys * (b * w / 2) + ((c + 1) * w - 1) / 2)[:, None])
+    row = torch.round((xs * (d * h / 2))[None, :] + (ys * (e * h / 2) + ((f + 1) * h - 1) / 2)[:, None])
+    inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    # outside the frame: the index of an extra pixel that is 0
+    index = torch.where(inside, row * w + col, float(h * w)).long().view(1, h * w).expand(n, -1)
+    padded = torch.zeros((n, h * w + 1), dtype=masks.dtype)
+    padded[:, : h * w] = masks.reshape(n, h * w)
+    out.view(n, h * w).copy_(torch.gather(padded, 1, index))
+
+
+def _texture(x, sigma: float, ramp, generator, out) -> None:
+    """Depth attenuation (``ramp``, or None) and speckle (``sigma`` > 0) of frames ``(f, H, W)``
+    into ``out``, then the clamp."""
     import torch
 
     from napari_ultramn.model.augment import _multiply_grain
 
     h, w = x.shape[-2:]
-    ramp = None
-    if q["attenuation"] > 0:
-        depth = torch.arange(h, dtype=torch.float32) / max(h - 1, 1)
-        ramp = torch.exp(depth * -q["attenuation"])
-    sigma = q["sigma"] if q["do_speckle"] else 0.0
     if sigma > 0:
-        generator = torch.Generator().manual_seed(seed)
         noise = torch.randn((1, x.shape[0], (h + 1) // 2, (w + 1) // 2), generator=generator)
         _multiply_grain(x[None], noise.mul_(sigma).add_(1.0), None if ramp is None else ramp[None], out[None])
         out.clamp_(0.0, 1.0)
