@@ -316,30 +316,36 @@ def with_fingerprints(records: Iterable[dict], project=None) -> list[dict]:
 
 
 def likely_duplicate_pairs(
-    records: Iterable[dict], project=None, threshold: float = DUPLICATE_DISTANCE
+    records: Iterable[dict], project=None, threshold: float = DUPLICATE_DISTANCE, involving: set[str] | None = None
 ) -> list[DuplicatePair]:
     """Pairs of clips of *different* participants closer than ``threshold``, closest first.
 
     ``records`` are clip records (``clip_id``, ``participant``, ``fingerprint``); those without a
-    fingerprint are computed from ``project`` (see :func:`with_fingerprints`).
+    fingerprint are computed from ``project`` (see :func:`with_fingerprints`). With ``involving``
+    (clip ids), only pairs with at least one of those clips: their rows against every clip, so an
+    ingest that adds k clips to a cohort of N compares k x N, not N x N.
     """
     recs = [r for r in with_fingerprints(records, project) if r.get("fingerprint")]
     prints = [parse_fingerprint(r["fingerprint"]) for r in recs]
     participants = np.array([str(r["participant"]) for r in recs])
+    if involving is None:
+        rows = list(range(len(recs)))
+    else:
+        rows = [i for i, r in enumerate(recs) if r["clip_id"] in involving]
+    chosen = np.zeros(len(recs), bool)
+    chosen[rows] = True
     pairs = []
-    for start in range(0, len(recs), 64):  # a block of rows at a time: memory stays O(N)
-        d = distance_matrix(prints[start : start + 64], prints)
-        for i, j in zip(*np.nonzero(d < threshold)):
-            i = start + int(i)
-            if j > i and participants[i] != participants[j]:
-                a, b = recs[i], recs[j]
+    for start in range(0, len(rows), 64):  # a block of rows at a time: memory stays O(N)
+        block = rows[start : start + 64]
+        d = distance_matrix([prints[i] for i in block], prints)
+        for k, j in zip(*np.nonzero(d < threshold)):
+            i, j, distance = block[int(k)], int(j), float(d[k, j])
+            # each pair once: from its lower row when both rows are computed
+            if i != j and (j > i or not chosen[j]) and participants[i] != participants[j]:
+                a, b = recs[min(i, j)], recs[max(i, j)]
                 pairs.append(
                     DuplicatePair(
-                        a["clip_id"],
-                        b["clip_id"],
-                        str(a["participant"]),
-                        str(b["participant"]),
-                        round(float(d[i - start, j]), 4),
+                        a["clip_id"], b["clip_id"], str(a["participant"]), str(b["participant"]), round(distance, 4)
                     )
                 )
     return sorted(pairs, key=lambda p: (p.distance, p.clip_a, p.clip_b))

@@ -321,9 +321,7 @@ def _ingest_locked(source, root, sources, mapping, planes, keep_dicom, no_crop, 
     project.export_registry()  # clips.json, the audit export: once per run (unchanged: not rewritten)
     if new:
         yield Progress(len(sources), len(sources), "looking for the same recording under two participants")
-        summary.duplicates = [
-            p for p in likely_duplicate_pairs(project.clips(), project) if p.clip_a in new or p.clip_b in new
-        ]
+        summary.duplicates = likely_duplicate_pairs(project.clips(), project, involving=new)
         summary.audit = yield from relay(
             _audit_written(project, sorted(new), workers),
             lambda p: Progress(len(sources), len(sources), f"PHI audit: {p.message}"),

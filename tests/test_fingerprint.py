@@ -69,6 +69,21 @@ def test_distinct_phantom_participants_are_not_paired(blank_outside_fan):
     assert [(p.clip_a, p.clip_b) for p in pairs] == [("c0-transverse_wrist", "copy")]
 
 
+def test_pairs_involving_some_clips_are_those_of_all_pairs(phantom_clip):
+    """An ingest compares only its new clips against all: the same pairs as comparing everything,
+    less those between two old clips, each pair once (also when both clips are new)."""
+    rng = np.random.default_rng(3)
+    copies = [TRANSFORMS[name](phantom_clip, rng) for name in list(TRANSFORMS)[:3]]
+    other = generate_clip("longitudinal_forearm", 9, n_frames=8, size=(128, 128)).frames
+    records = [_record("a", "P1", phantom_clip), _record("x", "P9", other)]
+    records += [_record(f"c{i}", f"P{i + 2}", c) for i, c in enumerate(copies)]
+    every = likely_duplicate_pairs(records)
+    assert len(every) == 6  # a, c0, c1, c2: every two of four
+    for new in ({"c1"}, {"c0", "c2"}, {"a", "c0", "c1", "c2", "x"}, {"x"}, set()):
+        expected = [p for p in every if p.clip_a in new or p.clip_b in new]
+        assert likely_duplicate_pairs(records, involving=new) == expected
+
+
 def test_short_blank_and_same_participant_clips():
     rng = np.random.default_rng(0)
     short = generate_clip("longitudinal_wrist", 5, n_frames=3, size=(64, 64)).frames

@@ -225,6 +225,20 @@ def test_a_file_that_cannot_be_read_fails_the_audit(project):
     assert report.lines()[-1].startswith("NOT clean: 1 hit(s) (1 unreadable)")
 
 
+def test_identifiers_changed_between_audits_are_searched(tmp_path):
+    """Audits reuse the last identifier Matcher when the identifiers are the same: one changed in
+    place, or a different list, is searched."""
+    note = tmp_path / "note.txt"
+    note.write_text(f"seen by {PID} and Quentin Example")
+    identifiers = list(IDENTIFIERS)
+    first = run_to_end(audit_paths([note], identifiers, burned_text=False))
+    assert [h.category for h in first.hits] == ["identifier"]
+    identifiers.append(Identifier("patient_name", "EXAMPLE^QUENTIN"))  # the same list, one more
+    second = run_to_end(audit_paths([note], identifiers, burned_text=False))
+    assert len(second.hits) == 2 and second.identifiers_searched == first.identifiers_searched + 1
+    assert run_to_end(audit_paths([note], IDENTIFIERS[2:], burned_text=False)).hits == []
+
+
 def test_dicom_private_tag_and_nested_sequence(tmp_path):
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from napari_ultramn.errors import InputError
@@ -93,7 +94,7 @@ def audit_paths(
             raise InputError(root, "not found")
         if _in_secret(root.resolve()):
             raise InputError(root, f"is inside {SECRET_DIR}/, the project's key store: audit-phi never reads it")
-    matcher = Matcher(identifiers)
+    matcher = _matcher_for(identifiers)
     scanner = Scanner(matcher, pixels=burned_text)
     if burned_text and workers > 1:
         scanner.deferred_frames = []
@@ -143,16 +144,23 @@ def _scan_deferred_frames(scanner: Scanner, identifiers, workers: int) -> Progre
             scanner.add(hit.category, hit.file, hit.location, hit.what)
 
 
-#: a worker's Matcher, built once for the identifiers the pool sent it (building one for 800
-#: identifiers takes ~70 ms: per frame stack, that was most of a dataset audit's CPU)
-_worker_matcher: tuple[object, Matcher] | None = None
+#: the last Matcher built, with the identifiers it was built for. Building one parses every
+#: identifier's variants (~70 ms for 800): built per frame stack, or per block of files an ingest
+#: audits, that was most of an audit's CPU and grew with the square of the cohort (blocks x
+#: identifiers, both in proportion to the clips).
+_last_matcher: tuple[tuple[Identifier, ...], Matcher] | None = None
+_last_matcher_lock = threading.Lock()
 
 
 def _matcher_for(identifiers) -> Matcher:
-    global _worker_matcher
-    if _worker_matcher is None or _worker_matcher[0] is not identifiers:
-        _worker_matcher = (identifiers, Matcher(identifiers))
-    return _worker_matcher[1]
+    """A Matcher for ``identifiers``, the last one again when they are the same (by value: a list
+    changed in place gets a new one)."""
+    global _last_matcher
+    key = tuple(identifiers)
+    with _last_matcher_lock:
+        if _last_matcher is None or _last_matcher[0] != key:
+            _last_matcher = (key, Matcher(list(key)))
+        return _last_matcher[1]
 
 
 def frames_job(identifiers, job) -> list:
