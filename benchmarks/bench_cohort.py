@@ -93,7 +93,7 @@ def _step_main(step: str, work: Path, workers: int) -> None:
     elif step == "build":
         main(["build-dataset", str(work / "project"), str(work / "dataset"), "--overwrite", "--min-frames", "8", *w])
     elif step == "validate":
-        main(["validate-dataset", str(work / "dataset")])
+        main(["validate-dataset", str(work / "dataset"), *w])
     elif step == "load":
         _one_epoch(work / "dataset" / "train.h5", workers)
     wall = time.perf_counter() - t0

@@ -56,8 +56,11 @@ def _text(v):
     return v.decode() if isinstance(v, bytes) else v
 
 
-def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressGen[list[str]]:
-    """Yield Progress while checking; return the list of problems (empty = valid)."""
+def validate_dataset(folder: str | Path, fingerprints: bool = True, workers: int | None = 1) -> ProgressGen[list[str]]:
+    """Yield Progress while checking; return the list of problems (empty = valid).
+
+    ``workers`` (None: every core) processes compute the clips' frame fingerprints, most of the
+    time a validation takes; the problems are the same for any number."""
     from napari_ultramn.io.h5 import load_h5py
 
     h5py = load_h5py()
@@ -85,7 +88,7 @@ def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressG
     participant_splits: dict[str, set] = defaultdict(set)
     sources: dict[str, list[str]] = defaultdict(list)
     prints: dict[bytes, set] = defaultdict(set)
-    clip_prints: list[dict] = []
+    jobs: list[tuple[str, str, str, str]] = []  # (file, clip id, participant, split) to fingerprint
     written: list[dict] = []
     for i, entry in enumerate(manifest["files"]):
         path, split = folder / entry["file"], entry["split"]
@@ -114,7 +117,11 @@ def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressG
                 if clip_id in seen:
                     problems.append(f"{where}: clip id also in {seen[clip_id]}")
                 seen[clip_id] = split
-                info = _check_clip(g, where, vocabulary, provenances, problems)
+                try:
+                    info = _check_clip(g, where, vocabulary, provenances, problems)
+                except (OSError, KeyError, ValueError) as exc:  # h5py on a damaged group or link
+                    problems.append(f"{where}: cannot be read ({type(exc).__name__}: {exc})")
+                    continue
                 if info is None:
                     continue
                 participant = info["participant"]
@@ -142,17 +149,8 @@ def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressG
                     )
                 written.append({**info, "clip_id": clip_id, "split": split})
                 if fingerprints:
-                    for fp in frame_fingerprints(g["frames"][()]):
-                        if fp is not None:
-                            prints[fp].add((participant, clip_id, split))
-                    clip_prints.append(
-                        {
-                            "clip_id": clip_id,
-                            "participant": participant,
-                            "split": split,
-                            "fingerprint": clip_fingerprint(g["frames"]),
-                        }
-                    )
+                    jobs.append((str(path), clip_id, participant, split))
+    clip_prints = yield from _fingerprint_clips(jobs, prints, problems, workers)
     for clip_id in sorted(set(listed) - set(seen)):
         problems.append(f"{clip_id}: listed in the manifest but in no split file")
     for participant, splits in sorted(participant_splits.items()):
@@ -169,6 +167,39 @@ def validate_dataset(folder: str | Path, fingerprints: bool = True) -> ProgressG
         problems.append("manifest counts differ from the counts recomputed from the files")
     yield Progress(len(manifest["files"]), len(manifest["files"]), "done")
     return problems
+
+
+def _fingerprint_clips(jobs, prints: dict, problems: list[str], workers) -> ProgressGen[list[dict]]:
+    """Every clip's frame hashes into ``prints`` and its clip fingerprint, in ``workers`` processes;
+    the fingerprint records in the order of ``jobs``."""
+    from napari_ultramn.parallel import pool_map
+
+    found: list[dict | None] = [None] * len(jobs)
+    for n, (i, (frame_prints, clip_print, error)) in enumerate(pool_map(fingerprint_job, jobs, workers=workers), 1):
+        path, clip_id, participant, split = jobs[i]
+        yield Progress(n, len(jobs), f"fingerprinted {n} of {len(jobs)} clips")
+        if error:
+            problems.append(f"{Path(path).name}:/clips/{clip_id}: frames cannot be read ({error})")
+            continue
+        for fp in frame_prints:
+            if fp is not None:
+                prints[fp].add((participant, clip_id, split))
+        found[i] = {"clip_id": clip_id, "participant": participant, "split": split, "fingerprint": clip_print}
+    return [f for f in found if f is not None]
+
+
+def fingerprint_job(_shared, job) -> tuple[list[bytes | None], str, str | None]:
+    """A worker's task: one clip's frame hashes and clip fingerprint, read once; or the reason its
+    frames cannot be read (a corrupt chunk is a problem of the dataset, not a crash)."""
+    from napari_ultramn.io.h5 import load_h5py
+
+    path, clip_id = job[0], job[1]
+    try:
+        with load_h5py().File(path, "r") as fh:
+            frames = fh["clips"][clip_id]["frames"][()]
+    except (OSError, KeyError, ValueError) as exc:
+        return [], "", f"{type(exc).__name__}: {exc}"[:200]
+    return frame_fingerprints(frames), clip_fingerprint(frames), None
 
 
 def _key(row: dict) -> tuple:

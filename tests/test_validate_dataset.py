@@ -13,7 +13,7 @@ from dataset_tools.dataset_summary import (
     manifest_summary,
     read_manifest,
 )
-from dataset_tools.validate import dataset_problems
+from dataset_tools.validate import dataset_problems, fingerprint_job, validate_dataset
 from napari_ultramn.cli import main
 from napari_ultramn.errors import InputError
 from napari_ultramn.progress import run_to_end
@@ -96,6 +96,30 @@ def test_same_patient_under_two_pseudonyms(dataset):
         and "share 3 identical frame(s): likely the same patient under two pseudonyms" in p
         for p in problems
     )
+
+
+def test_workers_find_the_same_problems_and_unreadable_frames_are_one(dataset):
+    """Fingerprints computed in 2 processes give the problems one process gives; a clip whose
+    frames cannot be read is a problem naming it, not a crash."""
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    by_participant = {}
+    for c in manifest["clips"]:
+        by_participant.setdefault(c["participant"], c)
+    a, b = list(by_participant.values())[:2]
+    with h5py.File(dataset / f"{a['split']}.h5", "r") as fa:
+        frames = fa["clips"][a["clip_id"]]["frames"][()]
+    with h5py.File(dataset / f"{b['split']}.h5", "r+") as fb:
+        fb["clips"][b["clip_id"]]["frames"][:4] = frames[:4]
+    one = dataset_problems(dataset)
+    two = run_to_end(validate_dataset(dataset, workers=2))
+    assert one == two and any("identical frame(s)" in p for p in one)
+    with h5py.File(dataset / f"{a['split']}.h5", "r+") as fa:
+        del fa["clips"][a["clip_id"]]["frames"]
+        fa["clips"][a["clip_id"]]["frames"] = h5py.SoftLink("/nowhere")  # a dangling link: unreadable
+    problems = run_to_end(validate_dataset(dataset, workers=2))
+    assert f"{a['split']}.h5:/clips/{a['clip_id']}: cannot be read (KeyError: " in "\n".join(problems)
+    frame_prints, clip_print, error = fingerprint_job(None, (str(dataset / "gone.h5"), "c1", "P1", "train"))
+    assert frame_prints == [] and error.startswith("FileNotFoundError") and "gone.h5" in error
 
 
 def test_same_source_file_twice(dataset):

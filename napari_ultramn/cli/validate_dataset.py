@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from napari_ultramn.parallel import add_workers_argument
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-fingerprints", action="store_true", help="skip the frame-content comparison (faster; reads no frames)"
     )
+    add_workers_argument(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -27,7 +30,7 @@ def run(args) -> int:
     from napari_ultramn.progress import run_with_progress_bar
 
     problems = run_with_progress_bar(
-        validate_dataset(args.dataset, fingerprints=not args.no_fingerprints),
+        validate_dataset(args.dataset, fingerprints=not args.no_fingerprints, workers=args.workers),
         desc="validate-dataset",
         quiet=args.quiet,
     )
