@@ -80,7 +80,9 @@ def test_participant_in_two_splits(dataset):
     assert any("source file sha256" in p and "copied_clip" in p for p in problems)
 
 
-def test_same_patient_under_two_pseudonyms(dataset):
+def _share_frames(dataset, n: int):
+    """The first ``n`` frames of one participant's clip copied into another participant's clip;
+    the two manifest entries."""
     manifest = json.loads((dataset / "manifest.json").read_text())
     by_participant = {}
     for c in manifest["clips"]:
@@ -89,7 +91,12 @@ def test_same_patient_under_two_pseudonyms(dataset):
     with h5py.File(dataset / f"{a['split']}.h5", "r") as fa:
         frames = fa["clips"][a["clip_id"]]["frames"][()]
     with h5py.File(dataset / f"{b['split']}.h5", "r+") as fb:
-        fb["clips"][b["clip_id"]]["frames"][:3] = frames[:3]
+        fb["clips"][b["clip_id"]]["frames"][:n] = frames[:n]
+    return a, b
+
+
+def test_same_patient_under_two_pseudonyms(dataset):
+    a, b = _share_frames(dataset, 3)
     problems = dataset_problems(dataset)
     assert any(
         f"participants {min(a['participant'], b['participant'])}" in p
@@ -101,15 +108,7 @@ def test_same_patient_under_two_pseudonyms(dataset):
 def test_workers_find_the_same_problems_and_unreadable_frames_are_one(dataset):
     """Fingerprints computed in 2 processes give the problems one process gives; a clip whose
     frames cannot be read is a problem naming it, not a crash."""
-    manifest = json.loads((dataset / "manifest.json").read_text())
-    by_participant = {}
-    for c in manifest["clips"]:
-        by_participant.setdefault(c["participant"], c)
-    a, b = list(by_participant.values())[:2]
-    with h5py.File(dataset / f"{a['split']}.h5", "r") as fa:
-        frames = fa["clips"][a["clip_id"]]["frames"][()]
-    with h5py.File(dataset / f"{b['split']}.h5", "r+") as fb:
-        fb["clips"][b["clip_id"]]["frames"][:4] = frames[:4]
+    a, _ = _share_frames(dataset, 4)
     one = dataset_problems(dataset)
     two = run_to_end(validate_dataset(dataset, workers=2))
     assert one == two and any("identical frame(s)" in p for p in one)
