@@ -109,31 +109,38 @@ def _window(frames, masks, q: dict, theta, seed: int, out, out_masks) -> None:
         out_masks.copy_(masks.flip(-1))
     else:
         out_masks.copy_(masks)
-    if frames.dtype == torch.uint8:
-        table = _table(frames, q)
-    else:  # float frames: the contrast pivot is the mean of the whole window, so map it whole
-        from napari_ultramn.model.augment import intensity
-
-        p = {k: torch.tensor([q[k]], dtype=torch.float32) for k in ("gain", "gamma", "contrast")}
-        frames, table = intensity(frames[None], p)[0], None
+    to_float = _intensity_map(frames, q)
     ramp = torch.exp(torch.arange(h, dtype=torch.float32) * (-q["attenuation"] / max(h - 1, 1)))
     sigma = q["sigma"] if q["do_speckle"] else 0.0
     generator = torch.Generator().manual_seed(seed) if sigma > 0 else None
     step = max(1, BLOCK_BYTES // (4 * h * w))
     for first in range(0, n, step):
         part = slice(first, first + step)
-        x = out[part] if grid is None else None
-        if table is not None:
-            x = _lookup(table, frames[part], x)
-        elif x is None:
-            x = frames[part]
-        else:
-            x.copy_(frames[part])
+        # straight into the output when no resampling follows
+        x = to_float(part, out[part] if grid is None else None)
         if grid is not None:
             x = torch.nn.functional.grid_sample(
                 x[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
             )[0]
         _texture(x, sigma, ramp if q["attenuation"] > 0 else None, generator, out[part])
+
+
+def _intensity_map(frames, q: dict):
+    """``to_float(part, into)``: the window's frames ``part`` after gain, gamma and contrast, as
+    float32 (into ``into`` when not None)."""
+    import torch
+
+    if frames.dtype == torch.uint8 and q["do_intensity"]:
+        table = _table(frames, q)
+        return lambda part, into: _lookup(table, frames[part], into)
+    if frames.dtype == torch.uint8:  # no intensity transform: x / 255, 4x cheaper than a lookup
+        return lambda part, into: frames[part] / 255.0 if into is None else torch.div(frames[part], 255.0, out=into)
+    # float frames: the contrast pivot is the mean of the whole window, so map it whole
+    from napari_ultramn.model.augment import intensity
+
+    p = {k: torch.tensor([q[k]], dtype=torch.float32) for k in ("gain", "gamma", "contrast")}
+    mapped = intensity(frames[None], p)[0]
+    return lambda part, into: mapped[part] if into is None else into.copy_(mapped[part])
 
 
 def _table(frames, q: dict):

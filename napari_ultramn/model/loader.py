@@ -263,20 +263,24 @@ def batch_to_float(
     if augment is not None:
         if generator is None:
             raise ValueError("augment needs a generator (seeded, on the batch's device)")
-        buffers = None
-        if workspace is not None:
-            key = (tuple(out["frames"].shape), str(out["frames"].device))
-            if workspace.get("key") != key:
-                workspace.clear()
-                made = [torch.empty(key[0], dtype=torch.float32, device=out["frames"].device) for _ in range(2)]
-                workspace.update(key=key, buffers=tuple(made))
-            buffers = workspace["buffers"]
+        buffers = None if workspace is None else _workspace_buffers(workspace, out["frames"])
         out["frames"], out["masks"] = augment(out["frames"], out["masks"], generator, out=buffers)
     elif out["frames"].dtype == torch.uint8:
         out["frames"] = out["frames"].float().div_(255.0)
     if out["masks"].dtype != torch.float32:
         out["masks"] = out["masks"].float()
     return out
+
+
+def _workspace_buffers(workspace: dict, frames) -> tuple:
+    """Two float32 tensors shaped like ``frames`` on its device, kept in ``workspace`` and made
+    again only when the shape or device changes (an epoch's last, smaller batch)."""
+    shape_key = (tuple(frames.shape), str(frames.device))
+    if workspace.get("key") != shape_key:
+        workspace.clear()
+        made = tuple(torch.empty(frames.shape, dtype=torch.float32, device=frames.device) for _ in range(2))
+        workspace.update(key=shape_key, buffers=made)
+    return workspace["buffers"]
 
 
 def split_datasets(folder: str | Path, window: int = 16, **kwargs) -> dict[str, ClipWindowDataset]:
