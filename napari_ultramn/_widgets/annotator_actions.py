@@ -27,7 +27,9 @@ class KeyActionsMixin:
             return
         frames = getattr(s, verb)()
         self.refresh_clip_view(frames)
-        where = ", ".join(span(a, b) for a, b in runs(frames))
+        spans = [span(a, b) for a, b in runs(frames)]
+        # an interpolation between 30 keyframes undone is 29 runs: the message stays a line or two
+        where = ", ".join(spans) if len(spans) <= 3 else f"{len(frames)} frames, {spans[0]} … {spans[-1]}"
         self.info(f"{done}: {where}." if frames else f"{done} (the plane, a range or the flag).")
 
     def key_plane(self, plane: str) -> None:

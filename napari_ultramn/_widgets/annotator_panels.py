@@ -263,6 +263,9 @@ def build_panels(w) -> None:
     w.save_label = ElidedLabel("")
     w.message_label = _wrapping()
     w.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    # two lines kept: most messages take one or two, so one following another does not change the
+    # dock's height (a new height re-lays out napari's window: one more composited frame)
+    w.message_label.setMinimumHeight(2 * w.message_label.fontMetrics().lineSpacing())
     status = QWidget()  # after every action: inside a barrier, so napari's window is not re-laid out
     v = QVBoxLayout(status)
     v.setContentsMargins(0, 0, 0, 0)
