@@ -46,13 +46,15 @@ def test_a_range_typed_one_based_is_stored_zero_based_and_shown_one_based(make_n
     assert w.message_label.text() == "Frames 3–5 labelled non_standard."
 
     viewer.dims.set_current_step(0, 4)
-    assert viewer.dims.axis_labels[0] == "frame 5 / 8"  # beside napari's 0-based slider
+    numbers = w.frame_numbers  # in place of napari's 0-based number beside the slider
+    assert (numbers.current.text(), numbers.total.text()) == ("5", "8")
     assert w.frame_label.text().startswith("Frame 5 / 8 · unannotated · plane non_standard")
     assert w.measure_label.text() == "Frame 5: not traced"
     w.propagate_button.click()  # nothing traced here: the refusal counts as the dock does
     assert w.message_label.text() == "frame 5 has no mask to propagate; trace it first"
     w.close_session()
     assert not any(" / " in a for a in viewer.dims.axis_labels)
+    assert numbers.current is None  # napari's own number is back
 
 
 def test_typed_comment_is_saved_without_flag_and_done_asks_first(make_napari_viewer, qtbot, project, monkeypatch):

@@ -33,8 +33,10 @@ from .annotator_actions import KeyActionsMixin
 from .annotator_activity import ActivityFilter
 from .annotator_assist import SmartKeyframeMixin
 from .annotator_doubt import DoubtMixin
+from .annotator_frame import FrameNumbers
 from .annotator_measure import MeasurementView
 from .annotator_panels import build_panels, follow_clip, track_pixmap
+from .annotator_sections import LayoutFinisher
 from .annotator_work import LongWorkMixin
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self.viewer = viewer
+        self.frame_numbers = FrameNumbers(viewer, self)  # napari's number beside the slider, 1-based
         self.project: Project | None = None
         self.queue: ClipQueue | None = None
         self.session: AnnotationSession | None = None
@@ -67,6 +70,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         self._corrupt_clip: str | None = None
         self._updating = False
         build_panels(self)
+        self._finish_layouts = LayoutFinisher(self)  # one composited frame per action
         self._build_doubt()  # issue 14: check doubtful frames, spread corrections
         self._draft_timer = QTimer(self)  # a typed comment is saved once typing pauses
         self._draft_timer.setSingleShot(True)
@@ -94,6 +98,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
             if self.session is not None or self.layers:
                 self.close_session()
             self._stop_prefetch()
+            self.frame_numbers.restore()  # napari's own frame number back beside its slider
             self._keys.remove()  # napari's keymaps were never touched: nothing else to restore
         return super().event(ev)
 
@@ -175,6 +180,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
             self.message_label.setStyleSheet(style)
         if self.message_label.text() != text:
             self.message_label.setText(text)
+        self._finish_layouts()  # the window is composited once per action, with every text in place
 
     def _do(self, fn) -> bool:
         """Run ``fn(session)``; show any problem as a message instead of a traceback."""
@@ -364,6 +370,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         self._show_frame_on_slider()
 
     def _remove_layers(self) -> None:
+        self.frame_numbers.restore()
         self.clip_layers.remove()
         self.layers = {}
 
@@ -418,6 +425,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
                 self._refresh_queue()
         self._refresh_preannotate()
         self._schedule_doubts()
+        self._finish_layouts()
 
     def _on_frame(self, *_args) -> None:
         s = self.session
@@ -440,6 +448,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
             )
         )
         self.measurement.show_frame(s, t)
+        self._finish_layouts()  # a frame step (slider, cine) is one composited frame too
 
     def _on_paint(self, event) -> None:
         s = self.session

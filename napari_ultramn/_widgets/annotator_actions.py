@@ -27,7 +27,9 @@ class KeyActionsMixin:
             return
         frames = getattr(s, verb)()
         self.refresh_clip_view(frames)
-        where = ", ".join(span(a, b) for a, b in runs(frames))
+        spans = [span(a, b) for a, b in runs(frames)]
+        # an interpolation between 30 keyframes undone is 29 runs: the message stays a line or two
+        where = ", ".join(spans) if len(spans) <= 3 else f"{len(frames)} frames, {spans[0]} … {spans[-1]}"
         self.info(f"{done}: {where}." if frames else f"{done} (the plane, a range or the flag).")
 
     def key_plane(self, plane: str) -> None:
@@ -119,14 +121,19 @@ class KeyActionsMixin:
             self._do(lambda s: s.set_clip_plane(self.plane_labels[index - 1] if index > 0 else None))
 
     def _show_frame_on_slider(self) -> None:
-        """napari's slider counts from 0: name its axis 'frame k / T' as the dock counts."""
+        """napari's slider counts from 0: the number beside it shows the frame as the dock does.
+
+        napari's own current/total boxes of the time axis are replaced by 1-based ones while a
+        clip is open (:mod:`.annotator_frame`); the axis is named 'frame' once, not renamed per
+        frame (each rename re-lays out napari's slider row).
+        """
         dims = self.viewer.dims
-        if dims.ndim != 3:
-            return
         s = self.session
-        label = "frame" if s is None else f"frame {self.current_frame + 1} / {s.annotation.n_frames}"
-        if dims.axis_labels[0] != label:
-            dims.axis_labels = (label, *dims.axis_labels[1:])
+        if s is None or dims.ndim != 3:
+            return
+        if dims.axis_labels[0] != "frame":
+            dims.axis_labels = ("frame", *dims.axis_labels[1:])
+        self.frame_numbers.show(self.current_frame, s.annotation.n_frames)
 
     def _on_range_button(self) -> None:
         said: list[str] = []

@@ -122,7 +122,11 @@ class MeasurementView:
         if fm is None:
             self.w.measure_label.setText(f"Frame {t + 1}: not traced")
             return
-        m = cached[1] if cached and cached[0] is fm else measure_mask(fm.mask, session.clip.spacing_mm).as_dict()
+        if cached and cached[0] is fm:
+            m = cached[1]
+        else:  # kept: the next action on this frame (an interpolation elsewhere) shows it again
+            m = measure_mask(fm.mask, session.clip.spacing_mm).as_dict()
+            self._cache[t] = (fm, m)
         self.w.measure_label.setText(
             f"<b>Frame {t + 1}</b>: area <b>{_fmt(m[f'area_{u}2'])} {u}²</b> · perimeter "
             f"{_fmt(m[f'perimeter_{u}'])} {u} · flattening {_fmt(m['flattening'])} · circularity "

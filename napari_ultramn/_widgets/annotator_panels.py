@@ -30,7 +30,7 @@ from ..annotation.clip_annotation import PROVENANCES
 from ..vocabulary import QUALITIES
 from .annotator_display import build_view_section
 from .annotator_layers import _RATER_COLOURS
-from .annotator_sections import ElidedLabel, Section, scrolling
+from .annotator_sections import ElidedLabel, LayoutBarrier, Section, scrolling
 from .layout import row
 
 #: Frame-track colours (RGB) by provenance code; index -1 (unannotated) is the last entry.
@@ -263,8 +263,15 @@ def build_panels(w) -> None:
     w.save_label = ElidedLabel("")
     w.message_label = _wrapping()
     w.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    outer.addWidget(w.save_label)
-    outer.addWidget(w.message_label)
+    # two lines kept: most messages take one or two, so one following another does not change the
+    # dock's height (a new height re-lays out napari's window: one more composited frame)
+    w.message_label.setMinimumHeight(2 * w.message_label.fontMetrics().lineSpacing())
+    status = QWidget()  # after every action: inside a barrier, so napari's window is not re-laid out
+    v = QVBoxLayout(status)
+    v.setContentsMargins(0, 0, 0, 0)
+    v.addWidget(w.save_label)
+    v.addWidget(w.message_label)
+    outer.addWidget(LayoutBarrier(status))
     w.setMaximumWidth(520)
 
 

@@ -7,7 +7,7 @@ does not fit its width is cut with '…' and shows its whole text as a tooltip, 
 
 from __future__ import annotations
 
-from qtpy.QtCore import QSize, Qt
+from qtpy.QtCore import QEvent, QSize, Qt
 from qtpy.QtWidgets import (
     QFrame,
     QLabel,
@@ -99,3 +99,89 @@ def scrolling(content: QWidget) -> QScrollArea:
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setWidget(content)
     return area
+
+
+class LayoutBarrier(QWidget):
+    """Holds ``child`` at its own width and tells its parent only when the child's height changes.
+
+    Why: in napari every repaint of the main window is composited through OpenGL (its canvas is
+    a ``QOpenGLWidget``): one frame costs ~6-10 ms on a software renderer (a laptop or a remote
+    desktop without a GPU, Xvfb), whatever changed. A label's new text re-lays out every ancestor
+    up to napari's main window, whose relayout repaints the dock separators once more: two
+    composited frames for one status line. Here the chain ends unless the lines really need
+    another height (the scroll area does the same for the controls above).
+    """
+
+    def __init__(self, child: QWidget):
+        super().__init__()
+        self.child = child
+        child.setParent(self)
+        self._height = -1
+
+    def event(self, ev) -> bool:
+        if ev.type() == QEvent.Type.LayoutRequest:  # the child's layout changed (we have none)
+            self.fit()
+            return True
+        return super().event(ev)
+
+    def _needed(self, width: int) -> int:
+        c = self.child
+        if c.hasHeightForWidth() and width >= c.minimumSizeHint().width():
+            return c.heightForWidth(width)
+        return c.sizeHint().height()  # not laid out yet: never the height of one letter per line
+
+    def fit(self) -> None:
+        height = self._needed(self.width())
+        self.child.setGeometry(0, 0, self.width(), max(height, self.height()))
+        if height != self._height:
+            self._height = height
+            self.updateGeometry()  # only now does napari's window have to make room
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(ev)
+        self.fit()
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return self.child.hasHeightForWidth()
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        return self._needed(width)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(self.child.sizeHint().width(), self._needed(self.width()))
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(self.child.minimumSizeHint().width(), self._needed(self.width()))
+
+
+class LayoutFinisher:
+    """Lay out now what an action changed in ``root``, so the window is composited once with it.
+
+    A text change re-lays out its ancestors one level per pass of the event loop, and the
+    repaint already queued runs between two levels: two composited frames per action instead of
+    one (see :class:`LayoutBarrier`). Calling this at the end of an action delivers the pending
+    layouts of ``root``'s own widgets now (``QLayout.activate``), children before parents, so the
+    repaint finds every level done. Only ours, and without touching Qt's event queue: delivering
+    the posted layout requests from inside an action (``sendPostedEvents``) made vispy crash in
+    its next draw (napari's keys and dims events run our actions from inside its own handlers).
+    """
+
+    def __init__(self, root: QWidget):
+        self.root = root
+        self._hosts: list[QWidget] | None = None
+
+    def _collect(self) -> list:
+        widgets = [*reversed(self.root.findChildren(QWidget)), self.root]  # children before parents
+        return [w for w in widgets if w.layout() is not None or isinstance(w, LayoutBarrier)]
+
+    def __call__(self) -> None:
+        if self._hosts is None:
+            self._hosts = self._collect()
+        try:
+            for w in self._hosts:  # a layout with nothing to redo returns at once
+                if isinstance(w, LayoutBarrier):
+                    w.fit()
+                elif w.isVisible():
+                    w.layout().activate()
+        except RuntimeError:  # a widget was deleted: collect again next time
+            self._hosts = None
