@@ -124,15 +124,16 @@ class KeyActionsMixin:
         """napari's slider counts from 0: the number beside it shows the frame as the dock does.
 
         napari's own current/total boxes of the time axis are replaced by 1-based ones while a
-        clip is open (:mod:`.annotator_frame`); the axis is named 'frame' once, not renamed per
-        frame (each rename re-lays out napari's slider row).
+        clip is open (:mod:`.annotator_frame`); the axis is named 't' once, not renamed per
+        frame (each rename re-lays out napari's slider row). Not 'frame': napari 0.9 sizes the
+        axis label with its own font metrics, not the label's, and cut it to 'fran' at 1366x768.
         """
         dims = self.viewer.dims
         s = self.session
         if s is None or dims.ndim != 3:
             return
-        if dims.axis_labels[0] != "frame":
-            dims.axis_labels = ("frame", *dims.axis_labels[1:])
+        if dims.axis_labels[0] != "t":
+            dims.axis_labels = ("t", *dims.axis_labels[1:])
         self.frame_numbers.show(self.current_frame, s.annotation.n_frames)
 
     def _on_range_button(self) -> None:
