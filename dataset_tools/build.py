@@ -73,7 +73,7 @@ from napari_ultramn.output_folder import (
 from napari_ultramn.progress import Progress, ProgressGen
 from napari_ultramn.schema import load_json, write_json
 
-from .build_clips import ClipJob, write_clip, write_clips  # noqa: F401  (write_clip re-exported)
+from .build_clips import ClipJob, start_workers, write_clip, write_clips  # noqa: F401  (write_clip re-exported)
 from .fingerprint import likely_duplicate_pairs
 from .labels import (
     consensus_function,
@@ -236,6 +236,7 @@ def _build(
 
     from .dataset_summary import dataset_card
 
+    start_workers(workers)  # the pool's imports overlap the checks and the split below
     label_source = f"rater:{rater}" if rater else f"consensus:{consensus}"
     vocabulary = project.plane_labels
 

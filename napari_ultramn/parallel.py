@@ -44,26 +44,25 @@ _ONE_THREAD = {
     "NUMEXPR_NUM_THREADS": "1",
 }
 
-#: What the fork server imports once, so each worker it forks starts with them loaded (a worker
-#: spawned bare spends about a CPU-second importing these; a pool of 16, sixteen).
-_PRELOAD = [
-    "numpy",
-    "scipy.ndimage",
-    "h5py",
-    "hdf5plugin",
-    "napari_ultramn.io.h5",
-    "napari_ultramn.annotation",
-    "jsonschema",
-]
+#: What the fork server imports once whatever the work, so each worker it forks starts with them
+#: loaded (a worker spawned bare spends about a CPU-second importing; a pool of 16, sixteen). The
+#: module of the pool's function is imported there too (``pool_map``), with what it imports.
+_BASE_PRELOAD = ("numpy", "h5py", "hdf5plugin", "napari_ultramn.io.h5")
+
+#: ...and what most per-clip work needs (agreement, simulated raters, ingest and its audit), unless
+#: a caller names its own: scipy.ndimage alone is about half the server's start-up (~0.3 CPU-s),
+#: which a dataset build, needing none of it, would wait for before its first clip.
+_PRELOAD = (*_BASE_PRELOAD, "scipy.ndimage", "napari_ultramn.annotation", "jsonschema")
 
 _shared: Any = None  # the per-worker argument, set once per process by _init_worker
 
 
-def _context():
+def _context(fn: Callable | None = None, preload: Iterable[str] | None = None):
     """``forkserver`` where there is one (Linux, macOS): workers are forked from a clean,
-    single-threaded server process started once per session with the heavy imports done, so no
-    lock of the GUI's or torch's threads is copied and a second pool starts in milliseconds.
-    ``spawn`` elsewhere; ``ULTRAMN_START_METHOD`` overrides (spawn, forkserver)."""
+    single-threaded server process started once per session with the heavy imports done (those
+    of the first pool's ``preload`` and function; a later pool's workers import what else they
+    need), so no lock of the GUI's or torch's threads is copied and a second pool starts in
+    milliseconds. ``spawn`` elsewhere; ``ULTRAMN_START_METHOD`` overrides (spawn, forkserver)."""
     import multiprocessing
 
     method = os.environ.get("ULTRAMN_START_METHOD") or (
@@ -71,8 +70,25 @@ def _context():
     )
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(_PRELOAD)
+        modules = list(_PRELOAD if preload is None else (*_BASE_PRELOAD, *preload))
+        module = getattr(fn, "__module__", None)
+        if module and module != "__main__" and module not in modules:
+            modules.append(module)
+        ctx.set_forkserver_preload(modules)  # used when the server starts; a running one keeps its own
     return ctx
+
+
+def prestart(fn: Callable, *, workers: int | None = None, preload: Iterable[str] | None = None) -> None:
+    """Start the fork server for a :func:`pool_map` of ``fn`` that will come soon, so that its
+    imports (~0.3-0.6 CPU-s) run on another core while this process prepares the items, instead
+    of the first items waiting for them. Nothing happens with one worker or without a fork
+    server; a server already running is kept."""
+    if resolve_workers(workers) <= 1:
+        return
+    if _context(fn, preload).get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()  # spawns the server and returns; it imports in the background
 
 
 def default_workers() -> int:
@@ -144,6 +160,7 @@ def pool_map(
     workers: int | None = None,
     ordered: bool = False,
     in_flight: int | None = None,
+    preload: Iterable[str] | None = None,
 ) -> Iterator[tuple[int, R]]:
     """``(index, fn(shared, item))`` for every item, computed by ``workers`` processes.
 
@@ -151,6 +168,8 @@ def pool_map(
     need there (a project root, the registry snapshot, options). ``ordered=False`` yields results
     as they finish (progress moves at once; the caller restores the order by index);
     ``ordered=True`` yields them in the items' order. ``fn`` must be a module-level function.
+    ``preload``: the modules the fork server imports for its workers besides numpy, h5py and
+    ``fn``'s module (default: scipy.ndimage, the annotation package and jsonschema).
     """
     workers = resolve_workers(workers)
     items = list(items)
@@ -158,15 +177,19 @@ def pool_map(
         for i, item in enumerate(items):  # no pool: plain calls, exceptions as they are
             yield i, fn(shared, item)
         return
-    yield from _pooled(fn, items, shared, min(workers, len(items)), ordered, max(in_flight or 2 * workers, workers))
+    yield from _pooled(
+        fn, items, shared, min(workers, len(items)), ordered, max(in_flight or 2 * workers, workers), preload
+    )
 
 
-def _pooled(fn, items, shared, workers, ordered, in_flight):
+def _pooled(fn, items, shared, workers, ordered, in_flight, preload):
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     env = {k: v for k, v in _ONE_THREAD.items() if k not in os.environ}
-    pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init_worker, initargs=(env, shared))
+    pool = ProcessPoolExecutor(
+        workers, mp_context=_context(fn, preload), initializer=_init_worker, initargs=(env, shared)
+    )
     pending: dict = {}  # future -> index
     done: dict[int, Any] = {}  # finished, not yet yielded (ordered mode waits for the next index)
     next_submit = next_yield = 0
