@@ -220,6 +220,7 @@ def write_clips(
         workers=workers,
         ordered=True,
         preload=WORKER_PRELOAD,
+        help_while_starting=True,  # the first clips, while the fork server imports
     ):
         rec, shard = items[i]
         if isinstance(entry, str):

@@ -161,6 +161,7 @@ def pool_map(
     ordered: bool = False,
     in_flight: int | None = None,
     preload: Iterable[str] | None = None,
+    help_while_starting: bool = False,
 ) -> Iterator[tuple[int, R]]:
     """``(index, fn(shared, item))`` for every item, computed by ``workers`` processes.
 
@@ -170,6 +171,9 @@ def pool_map(
     ``ordered=True`` yields them in the items' order. ``fn`` must be a module-level function.
     ``preload``: the modules the fork server imports for its workers besides numpy, h5py and
     ``fn``'s module (default: scipy.ndimage, the annotation package and jsonschema).
+    ``help_while_starting``: this process works through the first items itself (in order, as
+    with ``workers=1``) until the workers are up, a fraction of a second of a core otherwise idle;
+    never the last item. An item that kills its process (out of memory) then ends this one.
     """
     workers = resolve_workers(workers)
     items = list(items)
@@ -177,12 +181,11 @@ def pool_map(
         for i, item in enumerate(items):  # no pool: plain calls, exceptions as they are
             yield i, fn(shared, item)
         return
-    yield from _pooled(
-        fn, items, shared, min(workers, len(items)), ordered, max(in_flight or 2 * workers, workers), preload
-    )
+    in_flight = max(in_flight or 2 * workers, workers)
+    yield from _pooled(fn, items, shared, min(workers, len(items)), ordered, in_flight, preload, help_while_starting)
 
 
-def _pooled(fn, items, shared, workers, ordered, in_flight, preload):
+def _pooled(fn, items, shared, workers, ordered, in_flight, preload, help_while_starting):
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
@@ -193,7 +196,14 @@ def _pooled(fn, items, shared, workers, ordered, in_flight, preload):
     pending: dict = {}  # future -> index
     done: dict[int, Any] = {}  # finished, not yet yielded (ordered mode waits for the next index)
     next_submit = next_yield = 0
+    starting = _Starter(pool, workers)
     try:
+        # the workers take a fraction of a second to start (the fork server may still be importing):
+        # meanwhile this process works through the first items itself, in order, as workers=1 does
+        while help_while_starting and starting.is_alive() and next_submit < len(items) - 1:
+            yield next_submit, fn(shared, items[next_submit])
+            next_submit = next_yield = next_submit + 1
+        starting.join()
         while next_yield < len(items):
             while next_submit < len(items) and len(pending) + len(done) < in_flight:
                 pending[pool.submit(_call, fn, items[next_submit])] = next_submit
@@ -220,7 +230,38 @@ def _pooled(fn, items, shared, workers, ordered, in_flight, preload):
                     yield index, done.pop(index)
                     next_yield += 1
     finally:  # normal end, error, Ctrl-C or the generator closed: nothing left running
+        starting.join()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready() -> None:
+    """A worker's first task: it is up (started, initialised, its function's module imported)."""
+
+
+class _Starter:
+    """Starts the pool's workers in a thread (``submit`` blocks while it spawns each one), so the
+    parent can work meanwhile; a failure to start is left for the parent's own submit to raise."""
+
+    def __init__(self, pool, workers: int):
+        import threading
+
+        self._thread = threading.Thread(target=self._start, args=(pool, workers), daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _start(pool, workers: int) -> None:
+        from concurrent.futures import wait
+
+        try:
+            wait([pool.submit(_ready) for _ in range(workers)])  # one spawn per submit while none is idle
+        except Exception:  # noqa: BLE001  (the parent's next submit raises it again, as without a starter)
+            pass
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self) -> None:
+        self._thread.join()
 
 
 def in_order(results: Iterator[tuple[int, R]], n: int) -> list[R]:
