@@ -21,6 +21,9 @@ Contracts every caller keeps:
   for the running ones (workers ignore SIGINT, so a Ctrl-C in a terminal reaches only the parent).
 * At most ``in_flight`` items (default twice the workers) are submitted or finished and not yet
   consumed, so memory stays bounded whatever the number of items.
+* Start-up (the fork server's imports, ~0.2-0.6 CPU-s, then one fork per worker) is paid once
+  per pool session: ``preload`` keeps it to what the workers import, :func:`prestart` lets it run
+  while the caller prepares, ``help_while_starting`` lets the parent work meanwhile (opt-in).
 """
 
 from __future__ import annotations
