@@ -158,7 +158,7 @@ def read_compressed_frames(project, clip_id: str, compression, keep_shape) -> Co
             ds = fh.get("frames")
             if not isinstance(ds, h5py.Dataset) or ds.ndim != 3 or ds.dtype != np.uint8 or 0 in ds.shape:
                 return None
-            shape = tuple(int(n) for n in ds.shape)
+            shape = (int(ds.shape[0]), int(ds.shape[1]), int(ds.shape[2]))
             filters = _filters(ds)
             if (
                 ds.chunks != (1, *shape[1:])
@@ -283,7 +283,9 @@ def _prepare_one(project, rec, job: ClipJob):
         scaled, out_shape, _ = target_geometry(shape, spacing, job.size, job.spacing_mm)
         return tuple(scaled) == tuple(out_shape) == tuple(shape)
 
-    frames = read_compressed_frames(project, rec["clip_id"], job.compression, native)
+    frames: np.ndarray | CompressedFrames | None = read_compressed_frames(
+        project, rec["clip_id"], job.compression, native
+    )
     if frames is None:
         try:
             frames = read_clip_frames(project, rec["clip_id"])
