@@ -2,7 +2,7 @@
 
     nice python3 benchmarks/bench_dataset.py [--participants 6] [--frames 64] [--size 256 256]
                                              [--epochs 2] [--workers 2] [--stride 4]
-                                             [--build-workers 1 2] [--no-loader]
+                                             [--build-workers 1 2] [--repeat 1] [--no-loader]
 
 (1) Build throughput: ``build_dataset`` (labels from one rater, native size) against writing the
     same arrays (frames, masks, per-frame labels) with ``numpy.save`` in the same run; goal >= 0.5x.
@@ -19,7 +19,10 @@
     with ``--build-workers`` 1 and 2 (the first is the baseline), frames/s wall-clock and what two
     quiet cores would give from the CPU seconds (the larger of the build's own process and all
     CPU shared between the cores; the pool's start-up included);
-    goal >= 1,500 frames/s on 2 cores.
+    goal >= 1,500 frames/s on 2 cores. ``--repeat N`` runs the list N times, interleaved, and
+    prints the medians. Then the PHI audit of the built dataset with as many workers (what
+    ``ultramn build-dataset`` runs after the build; its burned-text search of every frame stack
+    is most of the command's time), and build + audit as frames/s of the whole command.
     The project clips carry fingerprints, as ingested ones do (else the build computes them).
 (2) Training-loader throughput: ``napari_ultramn.model.loader.ClipWindowDataset`` (16-frame uint8
     windows at 256 x 256, read and decompressed only) through ``DataLoader(num_workers=2,
@@ -53,11 +56,14 @@ def _dir_bytes(folder: Path, suffix: str) -> int:
     return sum(p.stat().st_size for p in folder.glob(f"*{suffix}"))
 
 
-def bench_build_workers(project, work: Path, workers_list) -> None:
-    """The default build with 1 and more workers: wall and quiet-machine frames/s (issue 16)."""
+def bench_build_workers(project, work: Path, workers_list, repeat: int = 1) -> None:
+    """The default build with 1 and more workers: wall and quiet-machine frames/s (issue 16),
+    then the PHI audit of the result; medians over ``repeat`` interleaved rounds."""
     import resource
+    import statistics
 
     from dataset_tools.build import build_dataset
+    from dataset_tools.phi_audit import audit_paths, load_identifiers
     from napari_ultramn.parallel import stop_fork_server
     from napari_ultramn.progress import run_to_end
 
@@ -65,27 +71,51 @@ def bench_build_workers(project, work: Path, workers_list) -> None:
         r = resource.getrusage(who)
         return r.ru_utime + r.ru_stime
 
-    base = None
-    for workers in workers_list:
-        out = work / f"ds_workers{workers}"
+    def timed(gen, workers):
         p0, c0, t0 = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN), time.perf_counter()
-        manifest = run_to_end(build_dataset(project, out, rater="r1", min_frames=16, workers=workers))
+        result = run_to_end(gen)
         wall = time.perf_counter() - t0
         stop_fork_server()  # so its workers' CPU is counted in RUSAGE_CHILDREN (start-up included)
         parent, kids = cpu(resource.RUSAGE_SELF) - p0, cpu(resource.RUSAGE_CHILDREN) - c0
-        frames = sum(c["n_frames"] for c in manifest["clips"])
         # the parent copies clip i into its split file while the workers make the next ones, so
         # on quiet cores the build takes the larger of its own CPU and everyone's CPU shared
         quiet = parent + kids if workers == 1 else max(parent, (parent + kids) / workers)
-        base = base or frames / quiet
-        print(
-            f"build  zstd {workers} worker(s): {frames} frames in {wall:5.2f} s = {frames / wall:5.0f} frames/s "
-            f"wall; CPU {parent:.2f} s here + {kids:.2f} s in workers -> {frames / quiet:5.0f} frames/s on "
-            f"{workers} quiet core(s) (goal >= 1500 on 2; {frames / quiet / base:.2f}x the 1-worker build); "
-            f"load average {os.getloadavg()[0]:.1f}",
-            flush=True,
-        )
-        shutil.rmtree(out)
+        return result, wall, parent, kids, quiet
+
+    identifiers = load_identifiers(project.root)
+    base, rounds = None, {w: [] for w in workers_list}
+    for _ in range(repeat):
+        for workers in workers_list:
+            out = work / f"ds_workers{workers}"
+            manifest, wall, parent, kids, quiet = timed(
+                build_dataset(project, out, rater="r1", min_frames=16, workers=workers), workers
+            )
+            frames = sum(c["n_frames"] for c in manifest["clips"])
+            base = base or frames / quiet
+            print(
+                f"build  zstd {workers} worker(s): {frames} frames in {wall:5.2f} s = {frames / wall:5.0f} frames/s "
+                f"wall; CPU {parent:.2f} s here + {kids:.2f} s in workers -> {frames / quiet:5.0f} frames/s on "
+                f"{workers} quiet core(s) (goal >= 1500 on 2; {frames / quiet / base:.2f}x the 1-worker build); "
+                f"load average {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+            _, a_wall, a_parent, a_kids, a_quiet = timed(audit_paths([out], identifiers, workers=workers), workers)
+            print(
+                f"audit  of it, {workers} worker(s): {a_wall:5.2f} s = {frames / a_wall:5.0f} frames/s wall, "
+                f"CPU {a_parent:.2f} + {a_kids:.2f} s -> {frames / a_quiet:5.0f} frames/s quiet; build + audit "
+                f"(the command): {frames / (wall + a_wall):5.0f} frames/s wall, "
+                f"{frames / (quiet + a_quiet):5.0f} quiet",
+                flush=True,
+            )
+            rounds[workers].append((frames / wall, frames / quiet, frames / (wall + a_wall)))
+            shutil.rmtree(out)
+    if repeat > 1:
+        for workers, runs in rounds.items():
+            wall, quiet, command = (statistics.median(r[i] for r in runs) for i in range(3))
+            print(
+                f"median of {repeat}, {workers} worker(s): build {wall:5.0f} frames/s wall, {quiet:5.0f} on quiet "
+                f"cores; build + audit {command:5.0f} frames/s wall"
+            )
 
 
 def with_fingerprints(project) -> None:
@@ -257,6 +287,7 @@ def main(argv=None) -> None:
         default=[1, 2],
         help="build with each of these worker counts (default 1 2)",
     )
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of the worker builds; medians printed")
     parser.add_argument("--no-loader", action="store_true", help="skip the loader figures")
     parser.add_argument("--keep", help="keep the work folder here")
     args = parser.parse_args(argv)
@@ -280,7 +311,7 @@ def main(argv=None) -> None:
             f"{os.cpu_count()} CPUs visible"
         )
         with_fingerprints(project)
-        bench_build_workers(project, work, args.build_workers)
+        bench_build_workers(project, work, args.build_workers, args.repeat)
         if args.no_loader:
             return
         built = {c: bench_build(project, work, c) for c in ("zstd", "lz4", "gzip", "lzf", None)}

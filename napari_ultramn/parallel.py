@@ -21,6 +21,9 @@ Contracts every caller keeps:
   for the running ones (workers ignore SIGINT, so a Ctrl-C in a terminal reaches only the parent).
 * At most ``in_flight`` items (default twice the workers) are submitted or finished and not yet
   consumed, so memory stays bounded whatever the number of items.
+* Start-up (the fork server's imports, ~0.2-0.6 CPU-s, then one fork per worker) is paid once
+  per pool session: ``preload`` keeps it to what the workers import, :func:`prestart` lets it run
+  while the caller prepares, ``help_while_starting`` lets the parent work meanwhile (opt-in).
 """
 
 from __future__ import annotations
@@ -44,26 +47,25 @@ _ONE_THREAD = {
     "NUMEXPR_NUM_THREADS": "1",
 }
 
-#: What the fork server imports once, so each worker it forks starts with them loaded (a worker
-#: spawned bare spends about a CPU-second importing these; a pool of 16, sixteen).
-_PRELOAD = [
-    "numpy",
-    "scipy.ndimage",
-    "h5py",
-    "hdf5plugin",
-    "napari_ultramn.io.h5",
-    "napari_ultramn.annotation",
-    "jsonschema",
-]
+#: What the fork server imports once whatever the work, so each worker it forks starts with them
+#: loaded (a worker spawned bare spends about a CPU-second importing; a pool of 16, sixteen). The
+#: module of the pool's function is imported there too (``pool_map``), with what it imports.
+_BASE_PRELOAD = ("numpy", "h5py", "hdf5plugin", "napari_ultramn.io.h5")
+
+#: ...and what most per-clip work needs (agreement, simulated raters, ingest and its audit), unless
+#: a caller names its own: scipy.ndimage alone is about half the server's start-up (~0.3 CPU-s),
+#: which a dataset build, needing none of it, would wait for before its first clip.
+_PRELOAD = (*_BASE_PRELOAD, "scipy.ndimage", "napari_ultramn.annotation", "jsonschema")
 
 _shared: Any = None  # the per-worker argument, set once per process by _init_worker
 
 
-def _context():
+def _context(fn: Callable | None = None, preload: Iterable[str] | None = None):
     """``forkserver`` where there is one (Linux, macOS): workers are forked from a clean,
-    single-threaded server process started once per session with the heavy imports done, so no
-    lock of the GUI's or torch's threads is copied and a second pool starts in milliseconds.
-    ``spawn`` elsewhere; ``ULTRAMN_START_METHOD`` overrides (spawn, forkserver)."""
+    single-threaded server process started once per session with the heavy imports done (those
+    of the first pool's ``preload`` and function; a later pool's workers import what else they
+    need), so no lock of the GUI's or torch's threads is copied and a second pool starts in
+    milliseconds. ``spawn`` elsewhere; ``ULTRAMN_START_METHOD`` overrides (spawn, forkserver)."""
     import multiprocessing
 
     method = os.environ.get("ULTRAMN_START_METHOD") or (
@@ -71,8 +73,25 @@ def _context():
     )
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(_PRELOAD)
+        modules = list(_PRELOAD if preload is None else (*_BASE_PRELOAD, *preload))
+        module = getattr(fn, "__module__", None)
+        if module and module != "__main__" and module not in modules:
+            modules.append(module)
+        ctx.set_forkserver_preload(modules)  # used when the server starts; a running one keeps its own
     return ctx
+
+
+def prestart(fn: Callable, *, workers: int | None = None, preload: Iterable[str] | None = None) -> None:
+    """Start the fork server for a :func:`pool_map` of ``fn`` that will come soon, so that its
+    imports (~0.3-0.6 CPU-s) run on another core while this process prepares the items, instead
+    of the first items waiting for them. Nothing happens with one worker or without a fork
+    server; a server already running is kept."""
+    if resolve_workers(workers) <= 1:
+        return
+    if _context(fn, preload).get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()  # spawns the server and returns; it imports in the background
 
 
 def default_workers() -> int:
@@ -144,6 +163,8 @@ def pool_map(
     workers: int | None = None,
     ordered: bool = False,
     in_flight: int | None = None,
+    preload: Iterable[str] | None = None,
+    help_while_starting: bool = False,
 ) -> Iterator[tuple[int, R]]:
     """``(index, fn(shared, item))`` for every item, computed by ``workers`` processes.
 
@@ -151,6 +172,11 @@ def pool_map(
     need there (a project root, the registry snapshot, options). ``ordered=False`` yields results
     as they finish (progress moves at once; the caller restores the order by index);
     ``ordered=True`` yields them in the items' order. ``fn`` must be a module-level function.
+    ``preload``: the modules the fork server imports for its workers besides numpy, h5py and
+    ``fn``'s module (default: scipy.ndimage, the annotation package and jsonschema).
+    ``help_while_starting``: this process works through the first items itself (in order, as
+    with ``workers=1``) until the workers are up, a fraction of a second of a core otherwise idle;
+    never the last item. An item that kills its process (out of memory) then ends this one.
     """
     workers = resolve_workers(workers)
     items = list(items)
@@ -158,19 +184,29 @@ def pool_map(
         for i, item in enumerate(items):  # no pool: plain calls, exceptions as they are
             yield i, fn(shared, item)
         return
-    yield from _pooled(fn, items, shared, min(workers, len(items)), ordered, max(in_flight or 2 * workers, workers))
+    in_flight = max(in_flight or 2 * workers, workers)
+    yield from _pooled(fn, items, shared, min(workers, len(items)), ordered, in_flight, preload, help_while_starting)
 
 
-def _pooled(fn, items, shared, workers, ordered, in_flight):
+def _pooled(fn, items, shared, workers, ordered, in_flight, preload, help_while_starting):
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     env = {k: v for k, v in _ONE_THREAD.items() if k not in os.environ}
-    pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init_worker, initargs=(env, shared))
+    pool = ProcessPoolExecutor(
+        workers, mp_context=_context(fn, preload), initializer=_init_worker, initargs=(env, shared)
+    )
     pending: dict = {}  # future -> index
     done: dict[int, Any] = {}  # finished, not yet yielded (ordered mode waits for the next index)
     next_submit = next_yield = 0
+    starting = _Starter(pool, workers)
     try:
+        # the workers take a fraction of a second to start (the fork server may still be importing):
+        # meanwhile this process works through the first items itself, in order, as workers=1 does
+        while help_while_starting and starting.is_alive() and next_submit < len(items) - 1:
+            yield next_submit, fn(shared, items[next_submit])
+            next_submit = next_yield = next_submit + 1
+        starting.join()
         while next_yield < len(items):
             while next_submit < len(items) and len(pending) + len(done) < in_flight:
                 pending[pool.submit(_call, fn, items[next_submit])] = next_submit
@@ -197,7 +233,38 @@ def _pooled(fn, items, shared, workers, ordered, in_flight):
                     yield index, done.pop(index)
                     next_yield += 1
     finally:  # normal end, error, Ctrl-C or the generator closed: nothing left running
+        starting.join()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready() -> None:
+    """A worker's first task: it is up (started, initialised, its function's module imported)."""
+
+
+class _Starter:
+    """Starts the pool's workers in a thread (``submit`` blocks while it spawns each one), so the
+    parent can work meanwhile; a failure to start is left for the parent's own submit to raise."""
+
+    def __init__(self, pool, workers: int):
+        import threading
+
+        self._thread = threading.Thread(target=self._start, args=(pool, workers), daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _start(pool, workers: int) -> None:
+        from concurrent.futures import wait
+
+        try:
+            wait([pool.submit(_ready) for _ in range(workers)])  # one spawn per submit while none is idle
+        except Exception:  # noqa: BLE001  (the parent's next submit raises it again, as without a starter)
+            pass
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self) -> None:
+        self._thread.join()
 
 
 def in_order(results: Iterator[tuple[int, R]], n: int) -> list[R]:

@@ -196,6 +196,33 @@ def test_broken_files_exclude_their_clip(tmp_path):
     assert reasons["p1_c1"].startswith("frames unreadable: ") and "p1_c1.h5" in reasons["p1_c1"]
 
 
+def test_frames_copied_compressed_only_when_stored_alike(project, tmp_path):
+    """A project clip's Blosc-Zstd chunks go into a zstd dataset as they are; another filter or a
+    resampled clip is decoded (and encoded again), with the same pixels either way."""
+    with h5py.File(project.clip_path("p0_c0"), "r") as fh:
+        stored = [fh["frames"].id.read_direct_chunk((t, 0, 0)) for t in range(fh["frames"].shape[0])]
+        frames = fh["frames"][()]
+    copied = build_clips.read_compressed_frames(project, "p0_c0", "zstd", lambda shape: True)
+    assert copied.shape == frames.shape and copied.chunks == stored
+    assert build_clips.read_compressed_frames(project, "p0_c0", "lz4", lambda shape: True) is None
+    assert build_clips.read_compressed_frames(project, "p0_c0", "zstd", lambda shape: False) is None
+    manifest = run_to_end(build_dataset(project, tmp_path / "lz4", rater="r1", min_frames=8, compression="lz4"))
+    with h5py.File(tmp_path / "lz4" / f"{attrs_split(manifest, 'p0_c0')}.h5", "r") as fh:
+        assert fh["clips/p0_c0/frames"]._filters["32001"][-1] == 1  # Blosc-LZ4, not the project's zstd
+        np.testing.assert_array_equal(fh["clips/p0_c0/frames"][()], frames)
+
+
+def test_damaged_chunk_is_not_copied_and_excludes_its_clip(tmp_path):
+    project = make_project(tmp_path / "p", n_participants=2, raters=("r1",))
+    with h5py.File(project.clip_path("p1_c0"), "r+") as fh:
+        mask, chunk = fh["frames"].id.read_direct_chunk((3, 0, 0))
+        fh["frames"].id.write_direct_chunk((3, 0, 0), chunk[:-9], mask)  # truncated: its header says longer
+    assert build_clips.read_compressed_frames(project, "p1_c0", "zstd", lambda shape: True) is None
+    manifest = run_to_end(build_dataset(project, tmp_path / "ds", rater="r1", min_frames=4))
+    reasons = {e["clip_id"]: e["reason"] for e in manifest["excluded"]}
+    assert reasons["p1_c0"].startswith("frames unreadable: ") and "p1_c0.h5" in reasons["p1_c0"]
+
+
 def test_single_rater_project_has_no_consensus(tmp_path):
     project = make_project(tmp_path / "p", n_participants=3, raters=("solo",))
     with pytest.raises(InputError, match="no clip can be used: no consensus: 1 rater"):

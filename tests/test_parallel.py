@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from napari_ultramn import parallel
 from napari_ultramn.errors import InputError, OutputError
 from napari_ultramn.parallel import in_order, pool_map, resolve_workers
 
@@ -40,6 +41,28 @@ def test_two_workers_same_results_in_order_and_by_index():
     assert os.getpid() not in {pid for _, (_, pid) in ordered}
     unordered = in_order(pool_map(square_with_pid, range(12), shared=2, workers=2), 12)
     assert [v for v, _ in unordered] == [i * i + 2 for i in range(12)]
+
+
+def test_this_process_works_while_the_workers_start(monkeypatch):
+    """With help_while_starting, until the pool is up the parent does the next items itself, in
+    order; the rest (at least the last item) go to the workers. Without it, none."""
+
+    class SlowStart(parallel._Starter):
+        checks = 0
+
+        def is_alive(self):
+            SlowStart.checks += 1
+            return SlowStart.checks <= 3
+
+    monkeypatch.setattr(parallel, "_Starter", SlowStart)
+    got = list(pool_map(square_with_pid, range(6), shared=1, workers=2, ordered=True, help_while_starting=True))
+    assert [(i, v) for i, (v, _) in got] == [(i, i * i + 1) for i in range(6)]
+    pids = [pid for _, (_, pid) in got]
+    assert pids[:3] == [os.getpid()] * 3 and os.getpid() not in pids[3:]
+    SlowStart.checks = -100  # never up: the parent stops before the last item, which a worker does
+    got = list(pool_map(square_with_pid, range(3), shared=1, workers=2, help_while_starting=True))
+    assert [pid == os.getpid() for _, (_, pid) in sorted(got)] == [True, True, False]
+    assert os.getpid() not in {pid for _, (_, pid) in pool_map(square_with_pid, range(3), shared=1, workers=2)}
 
 
 def test_worker_errors_come_back_as_our_errors_naming_the_file():

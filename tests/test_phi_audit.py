@@ -486,3 +486,20 @@ def test_cli_bad_usage(tmp_path, capsys):
     (tmp_path / ".secret").mkdir()
     assert main(["audit-phi", str(tmp_path / ".secret"), "--identifiers", str(ids)]) == 2
     assert "the project's key store" in capsys.readouterr().err
+
+
+def test_detector_shortcuts_equal_numpy_and_scipy():
+    """The burned-text detector's fast median of a group and per-glyph maximum are exact."""
+    from scipy import ndimage
+
+    from dataset_tools.phi_audit.burned_text import _label_max, _median_frame
+
+    rng = np.random.default_rng(3)
+    for t in range(2, 9):
+        stack = rng.integers(0, 256, (t, 23, 31)).astype(np.int16)
+        np.testing.assert_array_equal(_median_frame(stack), np.median(stack, axis=0))
+    mask = rng.random((40, 50)) > 0.7
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    for values in (rng.random((40, 50)) * 255, ndimage.distance_transform_edt(mask)):
+        expected = ndimage.maximum(values, labels, np.arange(1, n + 1))
+        np.testing.assert_array_equal(_label_max(values, labels, n), expected)

@@ -108,7 +108,7 @@ def _strokes(group: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray
     from scipy import ndimage
 
     stack = group.astype(np.int16)
-    image = np.median(stack, axis=0) if len(stack) > 1 else stack[0].astype(np.float64)
+    image = _median_frame(stack) if len(stack) > 1 else stack[0].astype(np.float64)
     tophat = image - ndimage.grey_opening(image, size=(OPENING, OPENING))
     mask = (tophat >= STROKE_CONTRAST) & (image >= STROKE_MIN)
     if len(stack) >= 3:
@@ -135,6 +135,29 @@ def _strokes(group: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray
     return out
 
 
+def _median_frame(stack: np.ndarray) -> np.ndarray:
+    """``np.median(stack, axis=0)`` of a few frames ``(t, H, W)`` int16, as float64, exactly: a
+    min/max sorting network over the frames (t <= GROUP_FRAMES: whole-frame operations, ~4x
+    faster than numpy's partition along the first axis, which was a fifth of an audit's CPU)."""
+    if len(stack) > GROUP_FRAMES:
+        return np.median(stack, axis=0)
+    rows = list(stack)
+    for end in range(len(rows) - 1, 0, -1):  # bubble the largest of rows[:end + 1] to rows[end]
+        for i in range(end):
+            rows[i], rows[i + 1] = np.minimum(rows[i], rows[i + 1]), np.maximum(rows[i], rows[i + 1])
+    k = len(rows) // 2
+    return rows[k].astype(np.float64) if len(rows) % 2 else (rows[k - 1].astype(np.float64) + rows[k]) / 2.0
+
+
+def _label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """``ndimage.maximum(values, labels, 1..n)``, exactly, without its sort of every pixel (that
+    sort was two fifths of an audit's CPU): the largest value of each label's pixels."""
+    inside = labels > 0
+    out = np.full(n + 1, -np.inf)
+    np.maximum.at(out, labels[inside], values[inside])
+    return out[1:]
+
+
 def _glyphs(image: np.ndarray, mask: np.ndarray, spread: np.ndarray | None = None) -> list[dict]:
     """Connected components of ``mask`` shaped like glyphs, with their measurements."""
     from scipy import ndimage
@@ -144,8 +167,8 @@ def _glyphs(image: np.ndarray, mask: np.ndarray, spread: np.ndarray | None = Non
         return []
     index = np.arange(1, n + 1)
     area = ndimage.sum_labels(np.ones_like(labels), labels, index)
-    peak = ndimage.maximum(image, labels, index)
-    halfwidth = ndimage.maximum(ndimage.distance_transform_edt(mask), labels, index)
+    peak = _label_max(image, labels, n)
+    halfwidth = _label_max(ndimage.distance_transform_edt(mask), labels, n)
     grown = ndimage.grey_dilation(labels, size=(3, 3))
     ring = np.where(labels == 0, grown, 0)
     ring_mean = ndimage.mean(image, ring, index)

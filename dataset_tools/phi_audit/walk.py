@@ -136,7 +136,10 @@ def _scan_deferred_frames(scanner: Scanner, identifiers, workers: int) -> Progre
 
     jobs = scanner.deferred_frames or []
     found: list = [None] * len(jobs)
-    for n, (i, hits) in enumerate(pool_map(frames_job, jobs, shared=identifiers, workers=workers), 1):
+    # this process searches the first stacks while the workers start (a stack reads at most
+    # MAX_SAMPLED_FRAMES frames: nothing here that could exhaust memory and take it down)
+    results = pool_map(frames_job, jobs, shared=identifiers, workers=workers, help_while_starting=True)
+    for n, (i, hits) in enumerate(results, 1):
         found[i] = hits
         yield Progress(n, len(jobs), f"searched {n} of {len(jobs)} frame stacks for burned-in text")
     for hits in found:

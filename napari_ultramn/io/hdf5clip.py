@@ -57,6 +57,12 @@ def write_clip_group(group, frames, clip_meta: dict, compression: str | None = "
         for t in range(shape[0]):
             ds[t] = np.asarray(frames[t], dtype=np.uint8)
             check_writes(group)  # a full disk stops here, not after decoding the whole clip
+    write_clip_attrs(group, clip_meta)
+
+
+def write_clip_attrs(group, clip_meta: dict) -> None:
+    """The metadata attributes of a clip group (``write_clip_group`` without the frames, for a
+    writer that stores the frames itself, e.g. copying compressed chunks)."""
     attrs = group.attrs
     attrs["format"] = FORMAT
     attrs["format_version"] = 1
