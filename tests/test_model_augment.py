@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from napari_ultramn.model.augment import Augment, affine_theta, epoch_generator, nearest
+from napari_ultramn.model.augment import Augment, epoch_generator
+from napari_ultramn.model.augment_batch import affine_theta, nearest
 
 
 def _gen(seed=0):

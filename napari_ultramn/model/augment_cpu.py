@@ -38,7 +38,7 @@ def augment_windows(frames, masks, params: dict, seeds: list[int], out=None):
     """
     import torch
 
-    from napari_ultramn.model.augment import affine_theta
+    from napari_ultramn.model.augment_batch import affine_theta
 
     b, (h, w) = frames.shape[0], frames.shape[-2:]
     n_frames = frames[0].numel() // (h * w)
@@ -136,7 +136,7 @@ def _intensity_map(frames, q: dict):
     if frames.dtype == torch.uint8:  # no intensity transform: x / 255, 4x cheaper than a lookup
         return lambda part, into: frames[part] / 255.0 if into is None else torch.div(frames[part], 255.0, out=into)
     # float frames: the contrast pivot is the mean of the whole window, so map it whole
-    from napari_ultramn.model.augment import intensity
+    from napari_ultramn.model.augment_batch import intensity
 
     p = {k: torch.tensor([q[k]], dtype=torch.float32) for k in ("gain", "gamma", "contrast")}
     mapped = intensity(frames[None], p)[0]
@@ -207,12 +207,12 @@ def _texture(x, sigma: float, ramp, generator, out) -> None:
     into ``out``, then the clamp."""
     import torch
 
-    from napari_ultramn.model.augment import _multiply_grain
+    from napari_ultramn.model.augment_batch import multiply_grain
 
     h, w = x.shape[-2:]
     if sigma > 0:
         noise = torch.randn((1, x.shape[0], (h + 1) // 2, (w + 1) // 2), generator=generator)
-        _multiply_grain(x[None], noise.mul_(sigma).add_(1.0), None if ramp is None else ramp[None], out[None])
+        multiply_grain(x[None], noise.mul_(sigma).add_(1.0), None if ramp is None else ramp[None], out[None])
         out.clamp_(0.0, 1.0)
     elif ramp is not None:
         torch.mul(x, ramp[:, None], out=out)
