@@ -59,6 +59,7 @@ def test_same_output_whatever_the_thread_count():
         one = Augment()(frames, masks, _gen(6))
         torch.set_num_threads(2)
         two = Augment()(frames, masks, _gen(6))
+        assert torch.get_num_threads() == 2  # the caller's setting is back after the call
     finally:
         torch.set_num_threads(threads)
     assert Augment().sample(4, _gen(6))["do_speckle"].tolist() == [False, True, False, True]
