@@ -180,13 +180,21 @@ def _grid(theta, h: int, w: int):
     makes it with a batched matrix product with an inner size of 3, ~6x slower on a CPU)."""
     import torch
 
-    xs = (torch.arange(w, dtype=torch.float32) * 2 + 1) / w - 1
-    ys = (torch.arange(h, dtype=torch.float32) * 2 + 1) / h - 1
+    xs, ys = _pixel_centres(h, w)
     (a, b, c), (d, e, f) = theta
     grid = torch.empty((1, h, w, 2), dtype=torch.float32)
     torch.add((xs * a)[None, :], (ys * b + c)[:, None], out=grid[0, ..., 0])
     torch.add((xs * d)[None, :], (ys * e + f)[:, None], out=grid[0, ..., 1])
     return grid
+
+
+def _pixel_centres(h: int, w: int):
+    """The output pixels' centres in normalised coordinates (``align_corners=False``): ``(xs, ys)``."""
+    import torch
+
+    xs = (torch.arange(w, dtype=torch.float32) * 2 + 1) / w - 1
+    ys = (torch.arange(h, dtype=torch.float32) * 2 + 1) / h - 1
+    return xs, ys
 
 
 def _nearest(masks, theta, out) -> None:
@@ -198,8 +206,7 @@ def _nearest(masks, theta, out) -> None:
     n, h, w = masks.shape
     (a, b, c), (d, e, f) = theta
     # grid x -> source column: ((x + 1) * w - 1) / 2, with x = a * xs + b * ys + c (see _grid)
-    xs = (torch.arange(w, dtype=torch.float32) * 2 + 1) / w - 1
-    ys = (torch.arange(h, dtype=torch.float32) * 2 + 1) / h - 1
+    xs, ys = _pixel_centres(h, w)
     col = torch.round((xs * (a * w / 2))[None, :] + (ys * (b * w / 2) + ((c + 1) * w - 1) / 2)[:, None])
     row = torch.round((xs * (d * h / 2))[None, :] + (ys * (e * h / 2) + ((f + 1) * h - 1) / 2)[:, None])
     inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
