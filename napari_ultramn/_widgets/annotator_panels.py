@@ -318,6 +318,7 @@ def follow_clip(w) -> None:
         ):
             label.setText("")
         w.track_label.clear()
+        w._track_key = None  # drawn again by the next clip's first frame
         w.comment_edit.setText("")
         w.measure_table.setRowCount(0)
 
