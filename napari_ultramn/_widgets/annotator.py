@@ -69,7 +69,7 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         self._worker = None
         self._corrupt_clip: str | None = None
         self._updating = False
-        self._record: tuple = (None, {})  # (session, its clip's project record): _clip_record
+        self._record: tuple = (None, {})  # ((project, clip id), the clip's project record): _clip_record
         self._track_key: tuple | None = None  # what the provenance strip shows now
         build_panels(self)
         self._finish_layouts = LayoutFinisher(self)  # one composited frame per action
@@ -445,11 +445,10 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
     def _clip_record(self, s) -> dict:
         """The open clip's project record (participant, side): read once per clip, not per action
         (an SQLite query; the record does not change while the clip is open)."""
-        key, rec = self._record
-        if key is not s:
-            rec = s.project.clip_record(s.clip_id)
-            self._record = (s, rec)
-        return rec
+        key = (str(s.project.root), s.clip_id)  # not the session itself: it is not kept past its clip
+        if self._record[0] != key:
+            self._record = (key, s.project.clip_record(s.clip_id))
+        return self._record[1]
 
     def _on_frame(self, *_args) -> None:
         s = self.session

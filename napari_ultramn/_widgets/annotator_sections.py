@@ -180,12 +180,11 @@ class LayoutFinisher:
 
     def _collect(self) -> list:
         widgets = [*reversed(self.root.findChildren(QWidget)), self.root]  # children before parents
-        # (widget, its layout or None for a barrier): the layout objects are kept, not asked for
-        # per call (each call into Qt from Python costs a few µs, and there are ~80 of them)
+        hosts = [w for w in widgets if w.layout() is not None or isinstance(w, LayoutBarrier)]
+        # (widget, None, or for a barrier the positions of the hosts inside it)
         return [
-            (w, None if isinstance(w, LayoutBarrier) else w.layout())
-            for w in widgets
-            if w.layout() is not None or isinstance(w, LayoutBarrier)
+            (w, [i for i, o in enumerate(hosts[:k]) if w.isAncestorOf(o)] if isinstance(w, LayoutBarrier) else None)
+            for k, w in enumerate(hosts)
         ]
 
     @contextlib.contextmanager
@@ -210,11 +209,14 @@ class LayoutFinisher:
         self._wanted = False
         if self._hosts is None:
             self._hosts = self._collect()
+        redone = [False] * len(self._hosts)
         try:
-            for w, layout in self._hosts:  # a layout with nothing to redo returns at once
-                if layout is None:
-                    w.fit()
+            for i, (w, layout) in enumerate(self._hosts):  # a layout with nothing to redo returns at once
+                if isinstance(layout, list):  # a barrier: its height is asked again only if a
+                    if not layout or any(redone[j] for j in layout):  # layout inside it was redone
+                        w.fit()
+                        redone[i] = True
                 elif w.isVisible():
-                    layout.activate()
+                    redone[i] = bool(w.layout().activate())
         except RuntimeError:  # a widget was deleted: collect again next time
             self._hosts = None
