@@ -459,7 +459,8 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         self.ctl.set_frame(t)
         self._show_frame_on_slider()
         self.frame_label.setText(self.ctl.frame_text())
-        non_standard = [p == self.plane_labels[-1] for p in ann.frame_planes()]
+        other = self.plane_labels[-1]  # a property (the project's list): asked once, not per frame
+        non_standard = [p == other for p in ann.frame_planes()]
         codes, empty = ann.provenance_codes(), self.ctl.empty_frames()
         width = max(200, self.track_label.width())
         key = (codes.tobytes(), bytes(non_standard), t, width, empty.tobytes())
