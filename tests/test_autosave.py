@@ -124,3 +124,29 @@ def test_background_save_failure_reaches_the_next_change_and_is_retried(project,
         s.set_mask(1, disk(SHAPE, (16, 11), 6))  # the whole annotation again: frame 0 too
         s.flush()
     assert project.annotations.load("c0", "r1").keyframes() == [0, 1]
+
+
+def test_the_writer_waits_for_a_pause_in_the_edits_and_a_flush_writes_at_once():
+    writer = GatedWriter()
+    writer.gate.set()
+    saver = BackgroundSaver(writer, quiet_s=30.0, max_wait_s=60.0)
+    saver.submit(1)
+    saver.submit(2)
+    assert not writer.started.wait(0.3)  # no pause of 30 s yet: nothing written
+    assert saver.flush(timeout=10)  # a flush does not wait for the pause
+    assert writer.written == [2] and saver.superseded == 1
+    saver.submit(3)
+    saver.close(timeout=10)  # nor does close
+    assert writer.written == [2, 3]
+
+
+def test_edits_that_never_pause_are_still_written_within_max_wait():
+    writer = GatedWriter()
+    writer.gate.set()
+    saver = BackgroundSaver(writer, quiet_s=30.0, max_wait_s=0.2)
+    saver.submit(1)
+    for item in range(2, 6):  # a new copy more often than the quiet time
+        saver.submit(item)
+    assert writer.started.wait(10)  # written after max_wait_s although no pause came
+    saver.close(timeout=10)
+    assert writer.written[-1] == 5

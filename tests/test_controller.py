@@ -152,3 +152,72 @@ def test_a_propagation_is_accepted_up_to_the_current_frame(ctl):
     assert ctl.pending is None and sorted(ctl.session.annotation.frames) == [1, 2, 3, 4]
     with pytest.raises(InputError, match="^Nothing to accept: propagate first.$"):
         ctl.accept_pending()
+
+
+def _empty_truth(ann) -> list[bool]:
+    """What the strip's 'no nerve' flags must say, computed from scratch."""
+    return [t in ann.frames and not ann.frames[t].mask.any() for t in range(ann.n_frames)]
+
+
+def test_empty_frame_flags_follow_every_change_of_the_annotation(ctl):
+    from napari_ultramn.progress import run_to_end
+
+    s, shape = ctl.session, (32, 40)
+    seen = []
+
+    def check():
+        seen.append(ctl.empty_frames().tolist())
+        assert seen[-1] == _empty_truth(s.annotation)
+
+    check()
+    s.set_mask(0, np.zeros(shape, bool))  # traced as 'no nerve'
+    check()
+    s.set_mask(0, disk(shape, (16, 12), 5))  # the same frame, now with a nerve
+    s.set_mask(7, np.zeros(shape, bool))
+    check()
+    s.set_mask(3, np.zeros(shape, bool))
+    s.interpolate()  # frames 1-2 filled from 0; 4-6 from an empty keyframe
+    check()
+    ctl.empty_frames()[:] = True  # the caller's copy: the cache is not changed through it
+    check()
+    s.undo()  # back before the interpolation
+    check()
+    s.redo()
+    check()
+    for _ in range(5):  # back to the first, untraced state: flags of cleared frames go too
+        s.undo()
+    check()
+    assert seen[-1] == [False] * 8 and seen[1][0] and not seen[2][0]
+    s.set_mask(2, disk(shape, (16, 12), 5))
+    s.set_mask(6, np.zeros(shape, bool))
+    ctl.set_frame(2)
+    ctl.propagated(run_to_end(s.propagation(2, 1)))
+    ctl.set_frame(5)
+    ctl.accept_pending()
+    check()
+    s.clear_frame(6)
+    check()
+    assert any(seen[-2]) and not seen[-1][6]
+
+
+def test_empty_frame_flags_start_again_for_the_next_clip(project):
+    c = AnnotatorController()
+    a = AnnotationSession.open(project, "c0", "r1")
+    a.set_mask(1, np.zeros((32, 40), bool))
+    c.attach(a)
+    assert c.empty_frames().tolist()[:3] == [False, True, False]
+    c.detach().close()
+    c.attach(AnnotationSession.open(project, "c1", "r1"))  # nothing of the first clip stays
+    assert not c.empty_frames().any()
+    c.detach().close()
+
+
+def test_mask_is_empty_agrees_with_any():
+    from napari_ultramn.annotation.controller import mask_is_empty
+
+    rng = np.random.default_rng(0)
+    for m in (np.zeros((5, 7), bool), np.zeros(0, bool), np.ones((2, 2), bool), rng.random((9, 11)) > 0.97):
+        assert mask_is_empty(m) == (not m.any())
+    last = np.zeros((4, 6), bool)
+    last[-1, -1] = True
+    assert not mask_is_empty(last) and not mask_is_empty(last.T) and mask_is_empty(np.zeros(3, np.uint8))

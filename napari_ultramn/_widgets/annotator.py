@@ -69,6 +69,8 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         self._worker = None
         self._corrupt_clip: str | None = None
         self._updating = False
+        self._record: tuple = (None, {})  # ((project, clip id), the clip's project record): _clip_record
+        self._track_key: tuple | None = None  # what the provenance strip shows now
         build_panels(self)
         self._finish_layouts = LayoutFinisher(self)  # one composited frame per action
         self._build_doubt()  # issue 14: check doubtful frames, spread corrections
@@ -390,32 +392,45 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
 
     # -- keeping the view in step with the annotation ------------------------------------------
     def refresh_clip_view(self, frames) -> None:
+        """Show the annotation after a change of ``frames`` (0-based; the others are as shown).
+
+        Only what changed is redone: the layer's changed frames, texts that differ, the strip if
+        its content differs; the dock is laid out once at the end (one composited window frame).
+        """
         s = self.session
         if s is None:
             return
+        with self._finish_layouts.batch():
+            self._refresh_clip_view(s, frames)
+
+    def _refresh_clip_view(self, s, frames) -> None:
         nerve = self.layers["nerve"]
         if frames:
             L.write_frames(nerve, s.annotation, frames, shown=self.current_frame)
         nerve.metadata.update(self._layer_metadata())
         ann = s.annotation
         self._updating = True
-        self.plane_combo.setCurrentIndex(
-            self.plane_labels.index(ann.clip_plane) + 1 if ann.clip_plane in self.plane_labels else 0
-        )
-        self.quality_combo.setCurrentText(self.ctl.draft_quality)
+        plane = self.plane_labels.index(ann.clip_plane) + 1 if ann.clip_plane in self.plane_labels else 0
+        if self.plane_combo.currentIndex() != plane:
+            self.plane_combo.setCurrentIndex(plane)
+        if self.quality_combo.currentText() != self.ctl.draft_quality:
+            self.quality_combo.setCurrentText(self.ctl.draft_quality)
         if self.comment_edit.text() != self.ctl.draft_comment:  # never under the cursor of a typist
             self.comment_edit.setText(self.ctl.draft_comment)
         self._updating = False
         self.ranges_label.setText(self.ctl.ranges_text())
-        rec = s.project.clip_record(s.clip_id)
+        rec = self._clip_record(s)
         side = "" if self.ctl.blind else f"{rec.get('side') or '?'} · "  # blind: nothing from the header
-        self.clip_label.setText(
+        clip_text = (
             f"<b>{s.clip_id}</b> · participant {rec.get('participant')} · {side}"
             f"{ann.n_frames} frames · status {ann.status.replace('_', ' ')}"
             + ("" if ann.quality == "ok" else f" · <b>{ann.quality}</b>")
         )
-        self.undo_button.setEnabled(s.history.can_undo)
-        self.redo_button.setEnabled(s.history.can_redo)
+        if self.clip_label.text() != clip_text:
+            self.clip_label.setText(clip_text)
+        for button, on in ((self.undo_button, s.history.can_undo), (self.redo_button, s.history.can_redo)):
+            if button.isEnabled() != on:
+                button.setEnabled(on)
         self.save_label.setText(self.ctl.save_text())
         self.measurement.update(s)
         self._on_frame()
@@ -427,6 +442,14 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         self._schedule_doubts()
         self._finish_layouts()
 
+    def _clip_record(self, s) -> dict:
+        """The open clip's project record (participant, side): read once per clip, not per action
+        (an SQLite query; the record does not change while the clip is open)."""
+        key = (str(s.project.root), s.clip_id)  # not the session itself: it is not kept past its clip
+        if self._record[0] != key:
+            self._record = (key, s.project.clip_record(s.clip_id))
+        return self._record[1]
+
     def _on_frame(self, *_args) -> None:
         s = self.session
         if s is None:
@@ -436,17 +459,14 @@ class AnnotatorWidget(KeyActionsMixin, LongWorkMixin, SmartKeyframeMixin, DoubtM
         self.ctl.set_frame(t)
         self._show_frame_on_slider()
         self.frame_label.setText(self.ctl.frame_text())
-        planes = ann.frame_planes()
-        non_standard = [p == self.plane_labels[-1] for p in planes]
-        self.track_label.setPixmap(
-            track_pixmap(
-                ann.provenance_codes(),
-                non_standard,
-                t,
-                max(200, self.track_label.width()),
-                empty=self.ctl.empty_frames(),
-            )
-        )
+        other = self.plane_labels[-1]  # a property (the project's list): asked once, not per frame
+        non_standard = [p == other for p in ann.frame_planes()]
+        codes, empty = ann.provenance_codes(), self.ctl.empty_frames()
+        width = max(200, self.track_label.width())
+        key = (codes.tobytes(), bytes(non_standard), t, width, empty.tobytes())
+        if key != self._track_key:
+            self._track_key = key  # the strip is drawn again only when something on it changed
+            self.track_label.setPixmap(track_pixmap(codes, non_standard, t, width, empty=empty))
         self.measurement.show_frame(s, t)
         self._finish_layouts()  # a frame step (slider, cine) is one composited frame too
 

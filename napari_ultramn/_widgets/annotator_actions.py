@@ -74,12 +74,13 @@ class KeyActionsMixin:
 
     def key_interpolate(self) -> None:
         filled: list[int] = []
-        if self._do(lambda s: filled.extend(s.interpolate())):
-            self.info(
-                f"Interpolated {len(filled)} frames."
-                if filled
-                else "Nothing to interpolate: trace at least two keyframes with frames between them."
-            )
+        with self._finish_layouts.batch():  # the dock laid out once, with the message in place
+            if self._do(lambda s: filled.extend(s.interpolate())):
+                self.info(
+                    f"Interpolated {len(filled)} frames."
+                    if filled
+                    else "Nothing to interpolate: trace at least two keyframes with frames between them."
+                )
 
     def key_flag(self) -> None:
         if self.session is None:

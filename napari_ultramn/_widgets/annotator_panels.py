@@ -81,8 +81,10 @@ def build_panels(w) -> None:
     layout.setContentsMargins(2, 2, 2, 2)
     w.sections = {}
 
-    def section(title: str, body: QWidget, expanded: bool = True) -> None:
-        w.sections[title] = Section(title, body, expanded)
+    def section(title: str, body: QWidget, expanded: bool = True, barrier: bool = False) -> None:
+        # barrier: a section whose texts change with every action or frame step re-lays out itself
+        # only, not every section of the dock, unless it needs another height (LayoutBarrier)
+        w.sections[title] = Section(title, LayoutBarrier(body) if barrier else body, expanded)
         layout.addWidget(w.sections[title])
 
     # -- who and where ------------------------------------------------------------------
@@ -158,7 +160,7 @@ def build_panels(w) -> None:
     w.set_aside_button = _button("Set corrupt file aside", "keep the unreadable file, renamed, and start again")
     w.set_aside_button.setVisible(False)
     form.addRow(row(w.done_button, w.set_aside_button))
-    section("Clip", box)
+    section("Clip", box, barrier=True)
 
     # -- tracing tools --------------------------------------------------------------------
     box = QWidget()
@@ -212,7 +214,7 @@ def build_panels(w) -> None:
     w.preannotate_button = _button("Pre-annotate", "fill untouched frames and the plane from a model")
     w.preannotate_button.setEnabled(False)
     v.addWidget(row(w.model_edit, w.preannotate_button))
-    section("Nerve", box)
+    section("Nerve", box, barrier=True)
     section("View", build_view_section(w))  # window/level, outline, cine, caliper (annotator_display)
 
     # -- review -----------------------------------------------------------------------------
@@ -247,7 +249,7 @@ def build_panels(w) -> None:
     w.measure_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     for x in (w.unit_label, w.measure_label, w.excursion_label, w.measure_table):
         v.addWidget(x)
-    section("Measurement", box)
+    section("Measurement", box, barrier=True)
 
     # -- keys ---------------------------------------------------------------------------------
     w.keys_label = QLabel("")
@@ -318,6 +320,7 @@ def follow_clip(w) -> None:
         ):
             label.setText("")
         w.track_label.clear()
+        w._track_key = None  # drawn again by the next clip's first frame
         w.comment_edit.setText("")
         w.measure_table.setRowCount(0)
 

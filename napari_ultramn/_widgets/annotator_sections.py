@@ -7,6 +7,8 @@ does not fit its width is cut with '…' and shows its whole text as a tooltip, 
 
 from __future__ import annotations
 
+import contextlib
+
 from qtpy.QtCore import QEvent, QSize, Qt
 from qtpy.QtWidgets import (
     QFrame,
@@ -28,12 +30,16 @@ class ElidedLabel(QLabel):
     def __init__(self, text: str = "", parent=None):
         super().__init__(parent)
         self._full = ""
+        self._elided_at = -1  # the width the shown text was elided for
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.setTextFormat(Qt.TextFormat.PlainText)
         self.setText(text)
 
     def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
-        self._full = str(text)
+        text = str(text)
+        if text == self._full and self._elided_at == self.contentsRect().width():
+            return  # the same line again (every action refreshes every status line): nothing to do
+        self._full = text
         self._elide()
 
     def full_text(self) -> str:
@@ -50,7 +56,7 @@ class ElidedLabel(QLabel):
         self._elide()
 
     def _elide(self) -> None:
-        width = self.contentsRect().width()
+        width = self._elided_at = self.contentsRect().width()
         shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(width, 1))
         super().setText(shown)
         self.setToolTip(self._full if shown != self._full else "")
@@ -168,20 +174,49 @@ class LayoutFinisher:
 
     def __init__(self, root: QWidget):
         self.root = root
-        self._hosts: list[QWidget] | None = None
+        self._hosts: list | None = None
+        self._held = 0  # depth of :meth:`batch`: the outermost one lays out, once
+        self._wanted = False
 
     def _collect(self) -> list:
         widgets = [*reversed(self.root.findChildren(QWidget)), self.root]  # children before parents
-        return [w for w in widgets if w.layout() is not None or isinstance(w, LayoutBarrier)]
+        hosts = [w for w in widgets if w.layout() is not None or isinstance(w, LayoutBarrier)]
+        # (widget, None, or for a barrier the positions of the hosts inside it)
+        return [
+            (w, [i for i, o in enumerate(hosts[:k]) if w.isAncestorOf(o)] if isinstance(w, LayoutBarrier) else None)
+            for k, w in enumerate(hosts)
+        ]
+
+    @contextlib.contextmanager
+    def batch(self):
+        """Within this, calls only note that a layout is wanted; the outermost exit lays out once.
+
+        An action refreshes the clip's texts, the frame's and the message, each of which used to
+        lay out the whole dock: the same work up to three times per key press.
+        """
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if not self._held and self._wanted:
+                self()
 
     def __call__(self) -> None:
+        if self._held:
+            self._wanted = True
+            return
+        self._wanted = False
         if self._hosts is None:
             self._hosts = self._collect()
+        redone = [False] * len(self._hosts)
         try:
-            for w in self._hosts:  # a layout with nothing to redo returns at once
-                if isinstance(w, LayoutBarrier):
-                    w.fit()
+            for i, (w, layout) in enumerate(self._hosts):  # a layout with nothing to redo returns at once
+                if isinstance(layout, list):  # a barrier: its height is asked again only if a
+                    if not layout or any(redone[j] for j in layout):  # layout inside it was redone
+                        w.fit()
+                        redone[i] = True
                 elif w.isVisible():
-                    w.layout().activate()
+                    redone[i] = bool(w.layout().activate())
         except RuntimeError:  # a widget was deleted: collect again next time
             self._hosts = None

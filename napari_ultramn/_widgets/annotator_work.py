@@ -69,9 +69,10 @@ class LongWorkMixin:
         if self.ctl.pending is None or self.session is None:
             return
         said: list[str] = []
-        if self._do(lambda _s: said.append(self.ctl.accept_pending())):
-            self._drop_pending()
-            self.info(said[0])
+        with self._finish_layouts.batch():  # the dock laid out once, with the message in place
+            if self._do(lambda _s: said.append(self.ctl.accept_pending())):
+                self._drop_pending()
+                self.info(said[0])
 
     def _drop_pending(self) -> None:
         if self.ctl.drop_pending():

@@ -4,7 +4,8 @@ Plain Python (no napari, no Qt): the annotator widget and ``ultramn annotate`` d
 it directly. Every change goes through :meth:`AnnotationSession.change`, which records one undo step
 and saves the whole annotation atomically (``AnnotationStore.save``), so a crash at any moment loses
 at most the change being made. With ``background_save=True`` (the GUI) the save runs on a worker
-thread (:mod:`.autosave`), so a brush stroke never waits for it; :meth:`flush` waits, and
+thread (:mod:`.autosave`) once the edits pause (:data:`AUTOSAVE_QUIET_S`; at least once a
+second while they go on), so a brush stroke never waits for it; :meth:`flush` writes at once, and
 :meth:`close` writes what is pending before it releases the lock.
 
 * **Blind mode** (default): the session never loads another rater's file of the clip.
@@ -35,6 +36,11 @@ from .store import ADJUDICATED as _ADJUDICATED
 
 #: Rater id of the adjudicated (final) annotation written in review mode.
 ADJUDICATED = _ADJUDICATED
+
+# Background mode: the newest state is written once no change came for this long (a window frame is
+# drawn meanwhile without the writer competing for the GIL; see .autosave). A crash may lose the
+# change of the last 0.15 s + one save; the file on disk is always the last complete save.
+AUTOSAVE_QUIET_S = 0.15
 
 
 class CorruptAnnotationError(InputError):
@@ -76,7 +82,11 @@ class AnnotationSession:
         self._active_seen = False  # this session has counted itself in work_sessions
         self._proposals: dict[int, np.ndarray] = {}  # model masks, to measure how much a human edits
         self._closed = False
-        self._saver = BackgroundSaver(self._write, name=f"autosave {annotation.clip_id}") if background_save else None
+        self._saver = (
+            BackgroundSaver(self._write, name=f"autosave {annotation.clip_id}", quiet_s=AUTOSAVE_QUIET_S)
+            if background_save
+            else None
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
