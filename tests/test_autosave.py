@@ -150,3 +150,22 @@ def test_edits_that_never_pause_are_still_written_within_max_wait():
     assert writer.started.wait(10)  # written after max_wait_s although no pause came
     saver.close(timeout=10)
     assert writer.written[-1] == 5
+
+
+def test_a_copy_waiting_for_a_pause_is_written_when_python_exits(tmp_path):
+    # the saver's thread is a daemon; without the exit hook the pending copy would be dropped
+    import subprocess
+    import sys
+    import textwrap
+
+    out = tmp_path / "written.txt"
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from napari_ultramn.annotation.autosave import BackgroundSaver
+        saver = BackgroundSaver(lambda item: Path({str(out)!r}).write_text(item), quiet_s=60.0)
+        saver.submit("the last edit")
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    assert out.read_text() == "the last edit"

@@ -24,14 +24,26 @@ change, or :meth:`close`), so the user hears of it; the work is still in memory.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from .clip_annotation import ClipAnnotation
 from .history import snapshot
+
+_LIVE: weakref.WeakSet = weakref.WeakSet()  # savers not yet closed, for the exit hook below
+
+
+@atexit.register
+def _write_pending_at_exit() -> None:
+    """A normal interpreter exit writes what the savers hold: their thread is a daemon (it must
+    not keep a closed application alive), and a copy waiting for a pause would otherwise be lost."""
+    for saver in list(_LIVE):
+        saver.flush(timeout=10)
 
 
 def frozen_copy(annotation: ClipAnnotation) -> ClipAnnotation:
@@ -68,6 +80,7 @@ class BackgroundSaver:
         self.superseded = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        _LIVE.add(self)
 
     def submit(self, item: object) -> None:
         """Queue ``item`` for writing, replacing any item not yet started."""
@@ -139,4 +152,5 @@ class BackgroundSaver:
             self._closed = True
             self._cond.notify_all()
         self._thread.join(timeout)
+        _LIVE.discard(self)
         self.check()
