@@ -108,7 +108,7 @@ class AnnotatorController:
         # empty_frames: the FrameMask each flag was computed from, per frame, for this annotation
         self._empty: dict[int, object] = {}
         self._empty_flags = np.zeros(0, bool)
-        self._empty_of = None
+        self._empty_of: object | None = None  # the annotation the flags belong to
         self._listeners: list[Callable[[str], None]] = []
 
     # -- events ----------------------------------------------------------------------------------
