@@ -315,9 +315,10 @@ class AnnotatorController:
         strip. Kept per FrameMask (they are replaced, never changed): only frames whose FrameMask
         is new since the last call are looked at, so a slider move or an interpolation is cheap."""
         ann = self._need().annotation
-        if self._empty_of is not ann or len(self._empty_flags) != ann.n_frames:
+        n_frames = ann.n_frames
+        if self._empty_of is not ann or len(self._empty_flags) != n_frames:
             self._empty_of, self._empty = ann, {}
-            self._empty_flags = np.zeros(ann.n_frames, bool)
+            self._empty_flags = np.zeros(n_frames, bool)
         cache, flags = self._empty, self._empty_flags
         frames = ann.frames
         for t in [t for t in cache if t not in frames]:  # cleared (undo of a first trace)
