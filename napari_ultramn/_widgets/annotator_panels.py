@@ -321,6 +321,7 @@ def follow_clip(w) -> None:
             label.setText("")
         w.track_label.clear()
         w._track_key = None  # drawn again by the next clip's first frame
+        w._record = (None, {})  # the next clip's record is read afresh (a fixed registry shows)
         w.comment_edit.setText("")
         w.measure_table.setRowCount(0)
 
