@@ -183,3 +183,20 @@ def test_the_next_clip_is_read_ahead_and_used(dock, qtbot):
     assert w.session.clip_id == "c1" and "_h5" not in w.session.clip.extra  # the decoded copy
     np.testing.assert_array_equal(np.asarray(w.layers["image"].data[5]), project.open_clip("c1").frame(5))
     assert not w.prefetch.ready("c1")  # handed over, not held twice
+
+
+def test_a_clip_opened_again_shows_its_corrected_registry_record(dock, qtbot):
+    # the dock reads a clip's record once per opening, not per action: a correction by the data
+    # manager shows the next time the clip is opened
+    project, viewer, w = dock
+    activate(qtbot, w, "c0")
+    old = dict(project.clip_record("c0"))
+    assert f"participant {old['participant']}" in w.clip_label.text()
+    project.upsert_clips([{**old, "participant": "p42"}])
+    key(viewer, qtbot, "I")  # an action in the open clip: the record it shows is the one read at opening
+    assert f"participant {old['participant']}" in w.clip_label.text()
+    qtbot.mouseClick(w.open_project_button, Qt.MouseButton.LeftButton)  # the project again, then c0
+    settle(5)
+    activate(qtbot, w, "c0")
+    assert w.session.clip_id == "c0"
+    assert "participant p42" in w.clip_label.text()
