@@ -8,6 +8,7 @@ steps with :func:`relay`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -56,6 +57,33 @@ def relay(gen: ProgressGen[T], restate: Callable[[Progress], Progress]) -> Progr
         except StopIteration as stop:
             return stop.value
         yield restate(p)
+
+
+def thinned(gen: ProgressGen[T], interval_s: float = 0.1, clock: Callable[[], float] | None = None) -> ProgressGen[T]:
+    """Re-yield ``gen``'s steps at most once per ``interval_s`` and return its result.
+
+    The first step, a step that completes the total and the last step (held, yielded before the
+    result) always pass, so whoever shows them ends where the work ended. Why: a step yielded in
+    a worker thread reaches the GUI as a queued signal, and the GUI thread must take Python's
+    lock from the worker for each; one per frame of a propagation (30 in 0.3 s) made the worker
+    wait for the lock after every frame. A progress bar moves a few times a second anyway.
+    """
+    now = clock or time.monotonic
+    shown_at: float | None = None
+    held: Progress | None = None
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            if held is not None:
+                yield held
+            return stop.value
+        t = now()
+        if shown_at is None or t - shown_at >= interval_s or (p.total and p.done >= p.total):
+            shown_at, held = t, None
+            yield p
+        else:
+            held = p
 
 
 def _clock(seconds: float) -> str:
