@@ -25,8 +25,12 @@ def test_threaded_propagation_can_be_cancelled_and_run_again(make_napari_viewer,
     key(viewer, qtbot, "Control-Right")  # propagate to the end, in a thread
     assert w._worker is not None and w._worker is not True  # a real worker, the dock still responsive
     qtbot.waitUntil(lambda: w.cancel_button.isEnabled(), timeout=30_000)  # shown once work lasts
+    # the table's refill after the stroke (due 0.3 s after it) waits while the worker runs: it
+    # would take the worker's CPU and Python's lock, and repaint the window mid-work
+    assert w.measure_table.rowCount() == 0
     qtbot.mouseClick(w.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w._worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: w.measure_table.rowCount() == 1, timeout=5_000)  # then it comes
     settle(10)
     assert w.message_label.text() == "Cancelled." and w.pending is None
     assert list(w.session.annotation.frames) == [0]  # nothing half-done reached the annotation

@@ -95,14 +95,21 @@ class DoubtMixin:
         self._doubt_timer.start()
 
     def _refresh_doubts(self) -> None:
-        self.doubt_list.clear()
-        if self.session is None:
+        if self._worker is not None:  # propagation or pre-annotation running: its result changes
+            self._doubt_timer.start()  # the doubts, and this work would take the worker's CPU
             return
-        checked = self._doubt_checked()
-        for d in self.session.doubts(exclude=checked, limit=_LISTED, min_score=0.05):
-            item = QListWidgetItem(d.text())
-            item.setData(0x0100, d.frame)
-            self.doubt_list.addItem(item)
+        rows: list[tuple[str, int]] = []
+        if self.session is not None:
+            checked = self._doubt_checked()
+            rows = [(d.text(), d.frame) for d in self.session.doubts(exclude=checked, limit=_LISTED, min_score=0.05)]
+        lst = self.doubt_list
+        if rows == [(lst.item(i).text(), lst.item(i).data(0x0100)) for i in range(lst.count())]:
+            return  # the same list: not cleared and refilled (a repaint of the window, mid-work)
+        lst.clear()
+        for text, frame in rows:
+            item = QListWidgetItem(text)
+            item.setData(0x0100, frame)
+            lst.addItem(item)
 
     def _show_changed(self, frames) -> None:
         """Mark ``frames`` on the strip under the provenance strip for a few seconds."""

@@ -38,7 +38,7 @@ class MeasurementView:
         self._timer = QTimer(widget)
         self._timer.setSingleShot(True)
         self._timer.setInterval(TABLE_DELAY_MS)
-        self._timer.timeout.connect(self.flush)
+        self._timer.timeout.connect(self._edits_paused)
 
     def reset(self, session) -> None:
         self._cache.clear()
@@ -86,6 +86,12 @@ class MeasurementView:
         """The clip table is out of date: refill it once edits pause (or at :meth:`flush`)."""
         self._pending = session
         self._timer.start()
+
+    def _edits_paused(self) -> None:
+        if getattr(self.w, "_worker", None) is not None:  # a propagation running: measuring every
+            self._timer.start()  # new frame here would take its CPU and Python's lock; after it
+            return
+        self.flush()
 
     def flush(self) -> None:
         """Refill the clip table now if an edit left it out of date."""
