@@ -95,8 +95,7 @@ class DoubtMixin:
         self._doubt_timer.start()
 
     def _refresh_doubts(self) -> None:
-        if self._worker is not None:  # propagation or pre-annotation running: its result changes
-            self._doubt_timer.start()  # the doubts, and this work would take the worker's CPU
+        if self.defer_while_working(self._doubt_timer):
             return
         rows: list[tuple[str, int]] = []
         if self.session is not None:

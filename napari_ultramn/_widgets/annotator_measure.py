@@ -88,10 +88,8 @@ class MeasurementView:
         self._timer.start()
 
     def _edits_paused(self) -> None:
-        if getattr(self.w, "_worker", None) is not None:  # a propagation running: measuring every
-            self._timer.start()  # new frame here would take its CPU and Python's lock; after it
-            return
-        self.flush()
+        if not self.w.defer_while_working(self._timer):
+            self.flush()
 
     def flush(self) -> None:
         """Refill the clip table now if an edit left it out of date."""

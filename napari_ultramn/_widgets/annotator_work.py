@@ -143,6 +143,18 @@ class LongWorkMixin:
         if worker is not None and self._worker is True:
             self._worker = worker  # threaded: keep it so Cancel can stop it at its next yield
 
+    def defer_while_working(self, timer) -> bool:
+        """True, with ``timer`` started again, while a propagation or pre-annotation runs.
+
+        For refills due once edits pause (the measurement table, the doubt list): run in the middle
+        of the work they would take the worker's CPU and Python's lock and repaint the window, and
+        the work's result changes what they show anyway.
+        """
+        if self._worker is None:
+            return False
+        timer.start()
+        return True
+
     def _work_finished(self) -> None:
         self._worker = None
         self.progress_bar.setVisible(False)
